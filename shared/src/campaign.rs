@@ -1,0 +1,137 @@
+//! Campaigns as the worker sees them: when one fires and what it does.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::ids::MediaId;
+
+/// Generates a closed set of names stored as text in Postgres and written in campaign files.
+macro_rules! text_enum {
+    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $(#[serde(rename = $text)] $variant),+
+        }
+
+        impl $name {
+            pub const ALL: &'static [Self] = &[$(Self::$variant),+];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Self::$variant => $text),+
+                }
+            }
+        }
+
+        impl std::str::FromStr for $name {
+            type Err = String;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::ALL
+                    .iter()
+                    .copied()
+                    .find(|v| v.as_str() == s)
+                    .ok_or_else(|| format!(
+                        "unknown {} {s:?} (expected one of: {})",
+                        stringify!($name),
+                        Self::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+                    ))
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum!(
+    /// Which Graph API host and messaging endpoint an account uses.
+    LoginFlavor { Instagram => "instagram", Facebook => "facebook" }
+);
+text_enum!(
+    /// Paused accounts keep their events queued until they are active again.
+    AccountStatus { Active => "active", Paused => "paused", Disabled => "disabled" }
+);
+text_enum!(
+    CampaignStatus { Active => "active", Paused => "paused", Archived => "archived" }
+);
+text_enum!(
+    /// How a keyword is compared with a comment (both normalized the same way).
+    MatchMode { WholeWord => "whole_word", Contains => "contains", Exact => "exact" }
+);
+text_enum!(
+    /// Whether any keyword of a rule suffices or all of them must appear.
+    Require { Any => "any", All => "all" }
+);
+text_enum!(
+    /// What makes a campaign look at an event.
+    Trigger { Comment => "comment" }
+);
+text_enum!(
+    ActionKind { PrivateReply => "private_reply", PublicReply => "public_reply" }
+);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub mode: MatchMode,
+    pub require: Require,
+    pub keywords: Vec<String>,
+    /// A comment containing any of these (as whole words) never matches the rule.
+    pub exclude: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaScope {
+    Any,
+    Only(Vec<MediaId>),
+}
+
+impl MediaScope {
+    pub fn covers(&self, media: Option<&MediaId>) -> bool {
+        match self {
+            Self::Any => true,
+            Self::Only(ids) => media.is_some_and(|m| ids.contains(m)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actions {
+    pub private_reply: Option<String>,
+    /// One is chosen per comment, so that replies do not all look the same.
+    pub public_replies: Vec<String>,
+}
+
+/// An active campaign of one account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Campaign {
+    pub id: Uuid,
+    pub slug: String,
+    pub priority: i32,
+    pub media: MediaScope,
+    pub cooldown: Duration,
+    pub rules: Vec<Rule>,
+    pub actions: Actions,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_enums_round_trip_and_name_the_choices() {
+        for m in MatchMode::ALL {
+            assert_eq!(m.as_str().parse::<MatchMode>().unwrap(), *m);
+        }
+        assert_eq!(
+            "fuzzy".parse::<MatchMode>().unwrap_err(),
+            "unknown MatchMode \"fuzzy\" (expected one of: whole_word, contains, exact)"
+        );
+    }
+}

@@ -1,0 +1,457 @@
+//! Campaigns as code: the YAML (or JSON, a subset of YAML) file engineers, the demo and the
+//! tests load with `igflow-worker apply`. See `campaigns/README.md` for the format.
+//! Parsing and validation are here; writing to Postgres and Secrets Manager is the worker's.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use serde::Deserialize;
+
+use crate::campaign::{
+    Actions, CampaignStatus, LoginFlavor, MatchMode, MediaScope, Require, Rule, Trigger,
+};
+use crate::ids::{IgUserId, MediaId, PageId};
+use crate::matcher::Normalized;
+
+pub const FILE_VERSION: u32 = 1;
+/// Meta's limit for a text message.
+pub const MAX_DM_BYTES: usize = 1000;
+/// Instagram's limit for a comment.
+pub const MAX_COMMENT_CHARS: usize = 2200;
+const MAX_COOLDOWN_SECONDS: u32 = 365 * 24 * 3600;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignFile {
+    pub version: u32,
+    pub tenant: TenantSpec,
+    pub accounts: Vec<AccountSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSpec {
+    pub slug: String,
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountSpec {
+    pub ig_user_id: IgUserId,
+    pub username: String,
+    pub login: LoginFlavor,
+    #[serde(default)]
+    pub page_id: Option<PageId>,
+    #[serde(default)]
+    access_token: Option<SecretString>,
+    #[serde(default)]
+    access_token_env: Option<String>,
+    #[serde(default)]
+    pub campaigns: Vec<CampaignSpec>,
+}
+
+/// Where an account's access token comes from when the file is applied.
+#[derive(Debug)]
+pub enum TokenSource<'a> {
+    Inline(&'a SecretString),
+    /// The name of an environment variable of the `apply` process.
+    Env(&'a str),
+}
+
+impl AccountSpec {
+    pub fn token_source(&self) -> Option<TokenSource<'_>> {
+        match (&self.access_token, &self.access_token_env) {
+            (Some(token), None) => Some(TokenSource::Inline(token)),
+            (None, Some(var)) => Some(TokenSource::Env(var)),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignSpec {
+    pub slug: String,
+    pub name: String,
+    #[serde(default = "default_trigger")]
+    pub trigger: Trigger,
+    #[serde(default = "default_status")]
+    pub status: CampaignStatus,
+    /// Higher wins when several campaigns match one comment.
+    #[serde(default)]
+    pub priority: i32,
+    /// The same person gets at most one automated DM per campaign in this time.
+    #[serde(default)]
+    pub cooldown_seconds: u32,
+    /// Posts and reels the campaign listens on; empty means all of the account's media.
+    #[serde(default)]
+    pub media_ids: Vec<MediaId>,
+    pub rules: Vec<RuleSpec>,
+    pub actions: ActionsSpec,
+}
+
+fn default_trigger() -> Trigger {
+    Trigger::Comment
+}
+
+fn default_status() -> CampaignStatus {
+    CampaignStatus::Active
+}
+
+impl CampaignSpec {
+    pub fn media_scope(&self) -> MediaScope {
+        if self.media_ids.is_empty() {
+            MediaScope::Any
+        } else {
+            MediaScope::Only(self.media_ids.clone())
+        }
+    }
+
+    pub fn cooldown(&self) -> Duration {
+        Duration::from_secs(u64::from(self.cooldown_seconds))
+    }
+
+    pub fn rules(&self) -> Vec<Rule> {
+        self.rules
+            .iter()
+            .map(|r| Rule {
+                mode: r.mode,
+                require: r.require,
+                keywords: r.keywords.clone(),
+                exclude: r.exclude.clone(),
+            })
+            .collect()
+    }
+
+    pub fn actions(&self) -> Actions {
+        Actions {
+            private_reply: self.actions.private_reply.clone(),
+            public_replies: self.actions.public_replies.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleSpec {
+    pub keywords: Vec<String>,
+    #[serde(rename = "match", default = "default_mode")]
+    pub mode: MatchMode,
+    #[serde(default = "default_require")]
+    pub require: Require,
+    #[serde(default)]
+    pub exclude: Vec<String>,
+}
+
+fn default_mode() -> MatchMode {
+    MatchMode::WholeWord
+}
+
+fn default_require() -> Require {
+    Require::Any
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ActionsSpec {
+    #[serde(default)]
+    pub private_reply: Option<String>,
+    #[serde(default)]
+    pub public_replies: Vec<String>,
+}
+
+/// Everything wrong with a file, one line per problem, each naming its field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("campaign file rejected:\n  {}", problems.join("\n  "))]
+pub struct CampaignFileError {
+    pub problems: Vec<String>,
+}
+
+impl CampaignFile {
+    /// Parses and validates; nothing is returned unless the whole file is sound.
+    pub fn parse(text: &str) -> Result<Self, CampaignFileError> {
+        let file: Self = serde_saphyr::with_deserializer_from_str(text, |de| {
+            serde_path_to_error::deserialize(de).map_err(|e| {
+                let path = e.path().to_string();
+                let inner = e.into_inner();
+                <serde_saphyr::Error as serde::de::Error>::custom(if path == "." {
+                    inner.to_string()
+                } else {
+                    format!("{path}: {inner}")
+                })
+            })
+        })
+        .map_err(|e| CampaignFileError {
+            problems: vec![e.to_string()],
+        })?;
+        let problems = file.problems();
+        if problems.is_empty() {
+            Ok(file)
+        } else {
+            Err(CampaignFileError { problems })
+        }
+    }
+
+    fn problems(&self) -> Vec<String> {
+        let mut p = Problems::default();
+        if self.version != FILE_VERSION {
+            p.add(
+                "version",
+                format!("must be {FILE_VERSION}, found {}", self.version),
+            );
+        }
+        p.slug("tenant.slug", &self.tenant.slug);
+        p.non_blank("tenant.name", &self.tenant.name);
+        if self.accounts.is_empty() {
+            p.add("accounts", "must list at least one account");
+        }
+        let mut account_ids = HashSet::new();
+        for (i, account) in self.accounts.iter().enumerate() {
+            let at = format!("accounts[{i}]");
+            if !account_ids.insert(&account.ig_user_id) {
+                p.add(
+                    &format!("{at}.ig_user_id"),
+                    format!("{} is listed twice", account.ig_user_id),
+                );
+            }
+            p.non_blank(&format!("{at}.username"), &account.username);
+            match (account.login, &account.page_id) {
+                (LoginFlavor::Facebook, None) => {
+                    p.add(
+                        &format!("{at}.page_id"),
+                        "is required with login: facebook (messages go to /{page-id}/messages)",
+                    );
+                }
+                (LoginFlavor::Instagram, Some(_)) => {
+                    p.add(&format!("{at}.page_id"), "only applies to login: facebook");
+                }
+                _ => {}
+            }
+            if account.token_source().is_none() {
+                p.add(
+                    &format!("{at}.access_token"),
+                    "set exactly one of access_token or access_token_env",
+                );
+            }
+            let mut slugs = HashSet::new();
+            for (j, campaign) in account.campaigns.iter().enumerate() {
+                let at = format!("{at}.campaigns[{j}]");
+                p.slug(&format!("{at}.slug"), &campaign.slug);
+                if !slugs.insert(&campaign.slug) {
+                    p.add(
+                        &format!("{at}.slug"),
+                        format!("{:?} is used twice in this account", campaign.slug),
+                    );
+                }
+                p.non_blank(&format!("{at}.name"), &campaign.name);
+                if campaign.cooldown_seconds > MAX_COOLDOWN_SECONDS {
+                    p.add(
+                        &format!("{at}.cooldown_seconds"),
+                        format!("must be at most {MAX_COOLDOWN_SECONDS} (one year)"),
+                    );
+                }
+                p.campaign(&at, campaign);
+            }
+        }
+        p.0
+    }
+}
+
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+impl Problems {
+    fn add(&mut self, field: &str, problem: impl std::fmt::Display) {
+        self.0.push(format!("{field}: {problem}"));
+    }
+
+    fn non_blank(&mut self, field: &str, value: &str) {
+        if value.trim().is_empty() {
+            self.add(field, "must not be empty");
+        }
+    }
+
+    fn slug(&mut self, field: &str, value: &str) {
+        let ok = (1..=64).contains(&value.len())
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+        if !ok {
+            self.add(
+                field,
+                format!("{value:?} must be 1 to 64 of a-z, 0-9 and -"),
+            );
+        }
+    }
+
+    fn keywords(&mut self, field: &str, keywords: &[String]) {
+        for (k, keyword) in keywords.iter().enumerate() {
+            if Normalized::new(keyword).is_empty() {
+                self.add(
+                    &format!("{field}[{k}]"),
+                    format!("{keyword:?} has no letters or digits to match"),
+                );
+            }
+        }
+    }
+
+    fn campaign(&mut self, at: &str, campaign: &CampaignSpec) {
+        if campaign.rules.is_empty() {
+            self.add(&format!("{at}.rules"), "must list at least one rule");
+        }
+        for (r, rule) in campaign.rules.iter().enumerate() {
+            let field = format!("{at}.rules[{r}].keywords");
+            if rule.keywords.is_empty() {
+                self.add(&field, "must list at least one keyword");
+            }
+            self.keywords(&field, &rule.keywords);
+            self.keywords(&format!("{at}.rules[{r}].exclude"), &rule.exclude);
+        }
+        let actions = &campaign.actions;
+        if actions.private_reply.is_none() && actions.public_replies.is_empty() {
+            self.add(
+                &format!("{at}.actions"),
+                "set private_reply, public_replies or both",
+            );
+        }
+        if let Some(text) = &actions.private_reply {
+            let field = format!("{at}.actions.private_reply");
+            self.non_blank(&field, text);
+            if text.len() > MAX_DM_BYTES {
+                self.add(
+                    &field,
+                    format!(
+                        "is {} bytes; Meta accepts at most {MAX_DM_BYTES}",
+                        text.len()
+                    ),
+                );
+            }
+        }
+        for (v, text) in actions.public_replies.iter().enumerate() {
+            let field = format!("{at}.actions.public_replies[{v}]");
+            self.non_blank(&field, text);
+            let chars = text.chars().count();
+            if chars > MAX_COMMENT_CHARS {
+                self.add(
+                    &field,
+                    format!("is {chars} characters; Instagram accepts at most {MAX_COMMENT_CHARS}"),
+                );
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+version: 1
+tenant: { slug: acme, name: Acme Shoes }
+accounts:
+  - ig_user_id: "17841400000000000"
+    username: acme.shoes
+    login: instagram
+    access_token: "IGQVJ-test"
+    campaigns:
+      - slug: price-list
+        name: Price list
+        priority: 10
+        media_ids: ["18000000000000001"]
+        rules:
+          - keywords: [price, "how much"]
+            exclude: [priceless]
+        actions:
+          private_reply: "Our prices: https://acme.example/prices"
+          public_replies: ["Sent you a DM!", "Check your inbox"]
+"#;
+
+    #[test]
+    fn a_good_file_parses_with_defaults() {
+        let f = CampaignFile::parse(GOOD).unwrap();
+        let c = &f.accounts[0].campaigns[0];
+        assert_eq!(c.status, CampaignStatus::Active);
+        assert_eq!(c.trigger, Trigger::Comment);
+        assert_eq!(c.rules[0].mode, MatchMode::WholeWord);
+        assert_eq!(c.rules[0].require, Require::Any);
+        assert!(matches!(c.media_scope(), MediaScope::Only(ref m) if m.len() == 1));
+        assert!(matches!(
+            f.accounts[0].token_source(),
+            Some(TokenSource::Inline(_))
+        ));
+        assert!(
+            !format!("{:?}", f.accounts[0]).contains("IGQVJ-test"),
+            "tokens never print"
+        );
+    }
+
+    fn problems(yaml: &str) -> String {
+        CampaignFile::parse(yaml).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn type_errors_and_typos_name_the_field() {
+        let e = problems(&GOOD.replace("priority: 10", "priority: high"));
+        assert!(e.contains("accounts[0].campaigns[0].priority"), "{e}");
+        let e = problems(&GOOD.replace("priority: 10", "priorty: 10"));
+        assert!(
+            e.contains("accounts[0].campaigns[0]") && e.contains("priorty"),
+            "{e}"
+        );
+        let e = problems(&GOOD.replace("login: instagram", "login: myspace"));
+        assert!(e.contains("accounts[0].login"), "{e}");
+        let e = problems(
+            &GOOD
+                .replace("match: whole_word", "")
+                .replace("exclude: [priceless]", "match: fuzzy"),
+        );
+        assert!(e.contains("accounts[0].campaigns[0].rules[0].match"), "{e}");
+    }
+
+    #[test]
+    fn semantic_errors_name_the_field() {
+        let e = problems(&GOOD.replace("[price, \"how much\"]", "[]"));
+        assert!(
+            e.contains(
+                "accounts[0].campaigns[0].rules[0].keywords: must list at least one keyword"
+            ),
+            "{e}"
+        );
+        let e = problems(&GOOD.replace("login: instagram", "login: facebook"));
+        assert!(e.contains("accounts[0].page_id: is required"), "{e}");
+        let long = "x".repeat(1001);
+        let e = problems(&GOOD.replace("\"Our prices: https://acme.example/prices\"", &long));
+        assert!(
+            e.contains("accounts[0].campaigns[0].actions.private_reply: is 1001 bytes"),
+            "{e}"
+        );
+        let e = problems(&GOOD.replace("access_token: \"IGQVJ-test\"", ""));
+        assert!(e.contains("accounts[0].access_token"), "{e}");
+        let e = problems(
+            &GOOD
+                .replace("slug: price-list", "slug: Price List")
+                .replace("version: 1", "version: 2"),
+        );
+        assert!(
+            e.contains("version: must be 1") && e.contains("accounts[0].campaigns[0].slug"),
+            "{e}"
+        );
+        let e = problems(&GOOD.replace("[price, \"how much\"]", "[\"!!!\"]"));
+        assert!(
+            e.contains("rules[0].keywords[0]: \"!!!\" has no letters"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn json_is_accepted_too() {
+        let json = r#"{"version":1,"tenant":{"slug":"t","name":"T"},"accounts":[{"ig_user_id":"1","username":"u","login":"instagram","access_token_env":"TOKEN","campaigns":[]}]}"#;
+        let f = CampaignFile::parse(json).unwrap();
+        assert!(matches!(
+            f.accounts[0].token_source(),
+            Some(TokenSource::Env("TOKEN"))
+        ));
+    }
+}

@@ -1,0 +1,158 @@
+//! Typed views of the raw items an envelope carries, for the stages that act on them.
+
+use serde::Deserialize;
+
+use crate::envelope::{Envelope, EventKind};
+use crate::ids::{CommentId, IgUserId, Igsid, MediaId};
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Author {
+    pub id: Igsid,
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Present when the account itself wrote the comment.
+    #[serde(default)]
+    pub self_ig_scoped_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommentMedia {
+    pub id: MediaId,
+}
+
+/// A comment or live comment (`changes[].value` of field `comments` / `live_comments`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Comment {
+    #[serde(alias = "comment_id")]
+    pub id: CommentId,
+    pub from: Author,
+    #[serde(default)]
+    pub text: Option<String>,
+    #[serde(default)]
+    pub media: Option<CommentMedia>,
+    #[serde(default)]
+    pub parent_id: Option<CommentId>,
+}
+
+impl Comment {
+    /// True when the account wrote this comment itself: never answer yourself.
+    pub fn is_own(&self, account: &IgUserId) -> bool {
+        self.from.self_ig_scoped_id.is_some() || self.from.id.as_str() == account.as_str()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Party {
+    id: String,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct MessageFlags {
+    #[serde(default)]
+    is_echo: bool,
+    #[serde(default)]
+    is_self: bool,
+}
+
+/// The parts of a `messaging[]` item that decide whether igflow may react to it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MessagingItem {
+    sender: Option<Party>,
+    #[serde(default)]
+    is_self: bool,
+    #[serde(default)]
+    message: Option<MessageFlags>,
+}
+
+impl MessagingItem {
+    /// Echoes of the account's own sends and anything the account sent itself.
+    pub fn is_own(&self, account: &IgUserId) -> bool {
+        let flags = self.message.clone().unwrap_or_default();
+        self.is_self
+            || flags.is_echo
+            || flags.is_self
+            || self
+                .sender
+                .as_ref()
+                .is_some_and(|s| s.id == account.as_str())
+    }
+}
+
+/// An envelope's item, typed by its kind.
+#[derive(Debug, Clone)]
+pub enum Item {
+    Comment(Comment),
+    Messaging(MessagingItem),
+    /// A kind the worker does not act on yet; kept whole in the queue and the activity log.
+    Unhandled,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} item does not have the expected shape: {source}")]
+pub struct ItemError {
+    kind: &'static str,
+    source: serde_json::Error,
+}
+
+impl Item {
+    pub fn from_envelope(env: &Envelope) -> Result<Self, ItemError> {
+        let raw = env.item.get();
+        let err = |source| ItemError {
+            kind: env.kind.as_str(),
+            source,
+        };
+        Ok(match env.kind {
+            EventKind::Comment | EventKind::LiveComment => {
+                Self::Comment(serde_json::from_str(raw).map_err(err)?)
+            }
+            EventKind::Message
+            | EventKind::Postback
+            | EventKind::Reaction
+            | EventKind::Seen
+            | EventKind::Referral
+            | EventKind::Optin
+            | EventKind::Handover => Self::Messaging(serde_json::from_str(raw).map_err(err)?),
+            EventKind::Mention | EventKind::Other => Self::Unhandled,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn account() -> IgUserId {
+        IgUserId::parse("100").unwrap()
+    }
+
+    #[test]
+    fn own_comments_are_recognized_both_ways() {
+        let by_id: Comment =
+            serde_json::from_str(r#"{"id":"1","from":{"id":"100","username":"me"},"text":"hi"}"#)
+                .unwrap();
+        let by_self: Comment = serde_json::from_str(
+            r#"{"id":"1","from":{"id":"7","self_ig_scoped_id":"55"},"text":"hi"}"#,
+        )
+        .unwrap();
+        let other: Comment =
+            serde_json::from_str(r#"{"id":"1","from":{"id":"7"},"text":"hi","media":{"id":"m"}}"#)
+                .unwrap();
+        assert!(by_id.is_own(&account()));
+        assert!(by_self.is_own(&account()));
+        assert!(!other.is_own(&account()));
+    }
+
+    #[test]
+    fn echoes_and_self_messages_are_own() {
+        let echo: MessagingItem =
+            serde_json::from_str(r#"{"sender":{"id":"100"},"message":{"mid":"m","is_echo":true}}"#)
+                .unwrap();
+        let is_self: MessagingItem =
+            serde_json::from_str(r#"{"sender":{"id":"9"},"is_self":true,"postback":{}}"#).unwrap();
+        let user: MessagingItem =
+            serde_json::from_str(r#"{"sender":{"id":"9"},"message":{"mid":"m"}}"#).unwrap();
+        assert!(echo.is_own(&account()));
+        assert!(is_self.is_own(&account()));
+        assert!(!user.is_own(&account()));
+    }
+}

@@ -1,0 +1,246 @@
+//! From a comment and an account's campaigns to a decision: skip, no match, or a plan of
+//! actions. Pure, so that `simulate`, the worker and the tests decide identically.
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::campaign::{ActionKind, Campaign};
+use crate::event::Comment;
+use crate::ids::{EventId, IgUserId};
+use crate::matcher::{Matcher, Normalized};
+
+/// Why an event causes no action at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SkipReason {
+    /// The account's own comment or message (never answer yourself).
+    Own,
+    /// A comment without text (a sticker or a GIF).
+    NoText,
+    /// A kind igflow does not act on yet.
+    KindNotHandled,
+}
+
+impl SkipReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Own => "own_content",
+            Self::NoText => "no_text",
+            Self::KindNotHandled => "kind_not_handled",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedAction {
+    pub kind: ActionKind,
+    pub text: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    pub campaign_id: Uuid,
+    pub campaign_slug: String,
+    pub rule: usize,
+    pub keyword: String,
+    /// The private reply first, so the DM is there when the person reads "check your DMs".
+    pub actions: Vec<PlannedAction>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    Skip(SkipReason),
+    NoMatch,
+    Matched(Plan),
+}
+
+impl Decision {
+    /// The outcome word recorded in the activity log.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Self::Skip(reason) => reason.as_str(),
+            Self::NoMatch => "no_match",
+            Self::Matched(_) => "matched",
+        }
+    }
+}
+
+/// An account's active campaigns, highest priority first, with their rules compiled.
+#[derive(Debug, Clone, Default)]
+pub struct CampaignSet {
+    campaigns: Vec<(Campaign, Matcher)>,
+}
+
+impl CampaignSet {
+    pub fn new(mut campaigns: Vec<Campaign>) -> Self {
+        // Ties are broken by slug so the choice never depends on load order.
+        campaigns.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then_with(|| a.slug.cmp(&b.slug))
+        });
+        Self {
+            campaigns: campaigns
+                .into_iter()
+                .map(|c| {
+                    let m = Matcher::new(&c.rules);
+                    (c, m)
+                })
+                .collect(),
+        }
+    }
+
+    pub fn decide_comment(
+        &self,
+        event_id: &EventId,
+        account: &IgUserId,
+        comment: &Comment,
+    ) -> Decision {
+        if comment.is_own(account) {
+            return Decision::Skip(SkipReason::Own);
+        }
+        let Some(text) = comment
+            .text
+            .as_deref()
+            .map(Normalized::new)
+            .filter(|t| !t.is_empty())
+        else {
+            return Decision::Skip(SkipReason::NoText);
+        };
+        let media = comment.media.as_ref().map(|m| &m.id);
+        for (campaign, matcher) in &self.campaigns {
+            if !campaign.media.covers(media) {
+                continue;
+            }
+            if let Some(hit) = matcher.find(&text) {
+                return Decision::Matched(plan(event_id, campaign, hit.rule, hit.keyword));
+            }
+        }
+        Decision::NoMatch
+    }
+}
+
+fn plan(event_id: &EventId, campaign: &Campaign, rule: usize, keyword: String) -> Plan {
+    let mut actions = Vec::with_capacity(2);
+    if let Some(text) = &campaign.actions.private_reply {
+        actions.push(PlannedAction {
+            kind: ActionKind::PrivateReply,
+            text: text.clone(),
+        });
+    }
+    if let Some(text) = pick_variant(event_id, &campaign.actions.public_replies) {
+        actions.push(PlannedAction {
+            kind: ActionKind::PublicReply,
+            text: text.to_owned(),
+        });
+    }
+    Plan {
+        campaign_id: campaign.id,
+        campaign_slug: campaign.slug.clone(),
+        rule,
+        keyword,
+        actions,
+    }
+}
+
+/// Chooses a variant by the event id, so a retried event picks the same text.
+fn pick_variant<'a>(event_id: &EventId, variants: &'a [String]) -> Option<&'a String> {
+    if variants.is_empty() {
+        return None;
+    }
+    let digest = Sha256::digest(event_id.as_str().as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    let n = u64::try_from(variants.len()).unwrap_or(u64::MAX);
+    let index = usize::try_from(u64::from_be_bytes(first) % n).unwrap_or(0);
+    variants.get(index)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::campaign::{Actions, MatchMode, MediaScope, Require, Rule};
+    use crate::ids::MediaId;
+
+    fn campaign(slug: &str, priority: i32, media: MediaScope, keyword: &str) -> Campaign {
+        Campaign {
+            id: Uuid::new_v4(),
+            slug: slug.to_owned(),
+            priority,
+            media,
+            cooldown: Duration::ZERO,
+            rules: vec![Rule {
+                mode: MatchMode::WholeWord,
+                require: Require::Any,
+                keywords: vec![keyword.to_owned()],
+                exclude: vec![],
+            }],
+            actions: Actions {
+                private_reply: Some(format!("dm from {slug}")),
+                public_replies: vec!["a".into(), "b".into(), "c".into()],
+            },
+        }
+    }
+
+    fn comment(json: &str) -> Comment {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn priority_then_media_scope_decide() {
+        let set = CampaignSet::new(vec![
+            campaign("low", 1, MediaScope::Any, "price"),
+            campaign(
+                "high",
+                9,
+                MediaScope::Only(vec![MediaId::parse("m1").unwrap()]),
+                "price",
+            ),
+        ]);
+        let account = IgUserId::parse("100").unwrap();
+        let id = EventId::parse("comment:1").unwrap();
+        let on_m1 = comment(r#"{"id":"1","from":{"id":"7"},"text":"price?","media":{"id":"m1"}}"#);
+        let on_m2 = comment(r#"{"id":"1","from":{"id":"7"},"text":"price?","media":{"id":"m2"}}"#);
+        let Decision::Matched(p) = set.decide_comment(&id, &account, &on_m1) else {
+            panic!()
+        };
+        assert_eq!(p.campaign_slug, "high");
+        assert_eq!(
+            p.actions[0],
+            PlannedAction {
+                kind: ActionKind::PrivateReply,
+                text: "dm from high".into()
+            }
+        );
+        assert_eq!(p.actions[1].kind, ActionKind::PublicReply);
+        let Decision::Matched(p) = set.decide_comment(&id, &account, &on_m2) else {
+            panic!()
+        };
+        assert_eq!(p.campaign_slug, "low");
+        let other = comment(r#"{"id":"1","from":{"id":"7"},"text":"hello","media":{"id":"m1"}}"#);
+        assert_eq!(set.decide_comment(&id, &account, &other), Decision::NoMatch);
+        let own = comment(r#"{"id":"1","from":{"id":"100"},"text":"price","media":{"id":"m1"}}"#);
+        assert_eq!(
+            set.decide_comment(&id, &account, &own),
+            Decision::Skip(SkipReason::Own)
+        );
+        let sticker = comment(r#"{"id":"1","from":{"id":"7"},"media":{"id":"m1"}}"#);
+        assert_eq!(
+            set.decide_comment(&id, &account, &sticker),
+            Decision::Skip(SkipReason::NoText)
+        );
+    }
+
+    #[test]
+    fn variant_choice_is_stable_and_spread() {
+        let variants: Vec<String> = vec!["a".into(), "b".into(), "c".into()];
+        let id = EventId::parse("comment:42").unwrap();
+        assert_eq!(pick_variant(&id, &variants), pick_variant(&id, &variants));
+        let used: std::collections::HashSet<_> = (0..50)
+            .map(|i| pick_variant(&EventId::parse(format!("comment:{i}")).unwrap(), &variants))
+            .collect();
+        assert_eq!(used.len(), 3);
+        assert_eq!(pick_variant(&id, &[]), None);
+    }
+}

@@ -1,0 +1,31 @@
+//! Process set-up shared by the webhook and the worker binaries: logging and the AWS SDK.
+//! Behind the `runtime` feature so the domain modules stay free of I/O.
+
+use aws_smithy_http_client::tls;
+use tracing_subscriber::EnvFilter;
+
+/// JSON logs on stdout (CloudWatch parses them), filtered by `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // A second call (tests start several apps in one process) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_current_span(true)
+        .with_span_list(false)
+        .with_env_filter(filter)
+        .try_init();
+}
+
+/// The AWS SDK configuration, with rustls and ring as the only TLS stack. Region,
+/// credentials and `AWS_ENDPOINT_URL` (the emulator locally) come from the SDK's own chain.
+pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(
+            tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .load()
+        .await
+}

@@ -1,0 +1,356 @@
+//! Splits one verified delivery into one envelope per item (entry × changes/messaging), with
+//! event ids that stay the same when Meta redelivers (ARCHITECTURE.md, "The queue envelope").
+
+use std::collections::HashSet;
+
+use serde::Deserialize;
+use serde::de::IgnoredAny;
+use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
+
+use crate::envelope::{ENVELOPE_VERSION, Envelope, EventKind};
+use crate::ids::{EventId, IgUserId};
+use crate::signature::VerifiedDelivery;
+use crate::time::UnixMillis;
+
+#[derive(Debug, thiserror::Error)]
+#[error("delivery is not a Meta webhook payload: {0}")]
+pub struct SplitError(#[from] serde_json::Error);
+
+#[derive(Deserialize)]
+struct Delivery<'a> {
+    /// Always present in Meta's deliveries ("instagram", or "page" for Facebook Login);
+    /// requiring it refuses bodies that are not deliveries at all.
+    #[serde(rename = "object")]
+    _object: String,
+    #[serde(borrow, default)]
+    entry: Vec<Entry<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Entry<'a> {
+    id: IgUserId,
+    #[serde(default)]
+    time: Option<UnixMillis>,
+    #[serde(borrow, default)]
+    changes: Vec<Change<'a>>,
+    #[serde(borrow, default)]
+    messaging: Vec<&'a RawValue>,
+}
+
+#[derive(Deserialize)]
+struct Change<'a> {
+    field: String,
+    #[serde(borrow)]
+    value: &'a RawValue,
+}
+
+/// The few fields of a `changes[].value` that name a comment.
+#[derive(Deserialize)]
+struct CommentProbe {
+    id: Option<String>,
+    comment_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Party {
+    id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Mid {
+    mid: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct PostbackProbe {
+    mid: Option<String>,
+    payload: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ReactionProbe {
+    mid: Option<String>,
+    action: Option<String>,
+}
+
+/// The fields of a `messaging[]` object that decide its kind and id.
+#[derive(Deserialize)]
+struct MessagingProbe {
+    sender: Option<Party>,
+    timestamp: Option<UnixMillis>,
+    message: Option<Mid>,
+    postback: Option<PostbackProbe>,
+    reaction: Option<ReactionProbe>,
+    read: Option<Mid>,
+    referral: Option<IgnoredAny>,
+    optin: Option<IgnoredAny>,
+    pass_thread_control: Option<IgnoredAny>,
+    take_thread_control: Option<IgnoredAny>,
+    request_thread_control: Option<IgnoredAny>,
+}
+
+/// Kind and id of one item, plus its own time when it carries one.
+struct Identity {
+    kind: EventKind,
+    id: Option<String>,
+    occurred_at: Option<UnixMillis>,
+}
+
+impl Identity {
+    fn generic(kind: EventKind) -> Self {
+        Self {
+            kind,
+            id: None,
+            occurred_at: None,
+        }
+    }
+}
+
+fn identify_change(field: &str, value: &RawValue) -> Identity {
+    let kind = match field {
+        "comments" => EventKind::Comment,
+        "live_comments" => EventKind::LiveComment,
+        "mentions" => return Identity::generic(EventKind::Mention),
+        // The dashboard's "Test" button sends a messaging object under `changes`.
+        "messages" => return identify_messaging(value),
+        _ => return Identity::generic(EventKind::Other),
+    };
+    let id = serde_json::from_str::<CommentProbe>(value.get())
+        .ok()
+        .and_then(|p| p.id.or(p.comment_id))
+        .map(|id| format!("comment:{id}"));
+    Identity {
+        kind,
+        id,
+        occurred_at: None,
+    }
+}
+
+fn identify_messaging(item: &RawValue) -> Identity {
+    let Ok(p) = serde_json::from_str::<MessagingProbe>(item.get()) else {
+        return Identity::generic(EventKind::Other);
+    };
+    let sender = p.sender.and_then(|s| s.id);
+    let occurred_at = p.timestamp;
+    let (kind, id) = if let Some(message) = p.message {
+        (
+            EventKind::Message,
+            message.mid.map(|mid| format!("message:{mid}")),
+        )
+    } else if let Some(postback) = p.postback {
+        let id = match (postback.mid, &sender, occurred_at) {
+            (Some(mid), _, _) => Some(format!("postback:{mid}")),
+            (None, Some(sender), Some(ts)) => Some(format!(
+                "postback:{sender}:{}:{}",
+                ts.0,
+                postback.payload.unwrap_or_default()
+            )),
+            _ => None,
+        };
+        (EventKind::Postback, id)
+    } else if let Some(reaction) = p.reaction {
+        let id = match (reaction.mid, &sender, occurred_at) {
+            (Some(mid), Some(sender), Some(ts)) => Some(format!(
+                "reaction:{mid}:{sender}:{}:{}",
+                reaction.action.unwrap_or_default(),
+                ts.0
+            )),
+            _ => None,
+        };
+        (EventKind::Reaction, id)
+    } else if let Some(read) = p.read {
+        let id = match (&sender, read.mid) {
+            (Some(sender), Some(mid)) => Some(format!("seen:{sender}:{mid}")),
+            _ => None,
+        };
+        (EventKind::Seen, id)
+    } else if p.referral.is_some() {
+        (EventKind::Referral, None)
+    } else if p.optin.is_some() {
+        (EventKind::Optin, None)
+    } else if p.pass_thread_control.is_some()
+        || p.take_thread_control.is_some()
+        || p.request_thread_control.is_some()
+    {
+        (EventKind::Handover, None)
+    } else {
+        (EventKind::Other, None)
+    };
+    Identity {
+        kind,
+        id,
+        occurred_at,
+    }
+}
+
+/// `item:{sha256 of account, field and item bytes}`: stable because Meta resends the same bytes.
+fn hashed_id(account: &IgUserId, field: &str, item: &RawValue) -> EventId {
+    let mut h = Sha256::new();
+    h.update(account.as_str().as_bytes());
+    h.update([0]);
+    h.update(field.as_bytes());
+    h.update([0]);
+    h.update(item.get().as_bytes());
+    // "item:" and 64 hex digits always make a valid id.
+    #[allow(clippy::expect_used)]
+    EventId::parse(format!("item:{}", hex::encode(h.finalize()))).expect("hash ids are valid")
+}
+
+/// One envelope per item; an item repeated inside the same delivery is kept once.
+pub fn split(
+    delivery: VerifiedDelivery<'_>,
+    received_at_ms: i64,
+) -> Result<Vec<Envelope>, SplitError> {
+    let parsed: Delivery<'_> = serde_json::from_slice(delivery.body())?;
+    let delivery_id = delivery.delivery_id();
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+
+    for entry in parsed.entry {
+        let changes = entry
+            .changes
+            .into_iter()
+            .map(|c| (identify_change(&c.field, c.value), Some(c.field), c.value));
+        let messaging = entry
+            .messaging
+            .into_iter()
+            .map(|item| (identify_messaging(item), None, item));
+        for (identity, field, item) in changes.chain(messaging) {
+            // An id Meta sent empty or with spaces falls back to the content hash.
+            let event_id = identity
+                .id
+                .and_then(|id| EventId::parse(id).ok())
+                .unwrap_or_else(|| {
+                    hashed_id(&entry.id, field.as_deref().unwrap_or("messaging"), item)
+                });
+            if !seen.insert(event_id.clone()) {
+                continue;
+            }
+            let occurred_at_ms = identity
+                .occurred_at
+                .or(entry.time)
+                .map_or(received_at_ms, |t| t.0);
+            out.push(Envelope {
+                v: ENVELOPE_VERSION,
+                event_id,
+                kind: identity.kind,
+                account_id: entry.id.clone(),
+                field,
+                occurred_at_ms,
+                received_at_ms,
+                delivery_id: delivery_id.clone(),
+                item: item.to_owned(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::signature::{Verifier, sign};
+
+    fn split_str(body: &str) -> Vec<Envelope> {
+        let secret = SecretString::from("s".to_owned());
+        let header = sign(&secret, body.as_bytes());
+        let verified = Verifier::new(vec![secret])
+            .verify(Some(header.as_bytes()), body.as_bytes())
+            .unwrap();
+        split(verified, 42).unwrap()
+    }
+
+    fn ids(envs: &[Envelope]) -> Vec<(&str, EventKind)> {
+        envs.iter().map(|e| (e.event_id.as_str(), e.kind)).collect()
+    }
+
+    #[test]
+    fn comments_use_the_comment_id_and_entry_time_in_seconds() {
+        let body = r#"{"object":"instagram","entry":[{"id":"17841400000000000","time":1732200000,"changes":[
+            {"field":"comments","value":{"id":"17900000000000001","from":{"id":"9","username":"a"},"text":"Price? \u00e9","media":{"id":"m1"}}},
+            {"field":"live_comments","value":{"id":"17900000000000002","text":"hi"}},
+            {"field":"comments","value":{"comment_id":"17900000000000003","text":"fb flavor"}}]}]}"#;
+        let envs = split_str(body);
+        assert_eq!(
+            ids(&envs),
+            vec![
+                ("comment:17900000000000001", EventKind::Comment),
+                ("comment:17900000000000002", EventKind::LiveComment),
+                ("comment:17900000000000003", EventKind::Comment),
+            ]
+        );
+        assert_eq!(envs[0].occurred_at_ms, 1_732_200_000_000);
+        assert_eq!(envs[0].account_id.as_str(), "17841400000000000");
+        assert_eq!(envs[0].field.as_deref(), Some("comments"));
+        assert!(
+            envs[0].item.get().contains(r"\u00e9"),
+            "item bytes are Meta's, unescaped never"
+        );
+    }
+
+    #[test]
+    fn messaging_kinds_and_ids() {
+        let body = r#"{"object":"instagram","entry":[{"id":"1","time":1569262486134,"messaging":[
+            {"sender":{"id":"u"},"recipient":{"id":"1"},"timestamp":1569262485349,"message":{"mid":"m1","text":"hi"}},
+            {"sender":{"id":"u"},"recipient":{"id":"1"},"timestamp":1569262485350,"postback":{"mid":"m2","payload":"P"}},
+            {"sender":{"id":"u"},"recipient":{"id":"1"},"timestamp":1569262485351,"postback":{"title":"t","payload":"P"}},
+            {"sender":{"id":"u"},"recipient":{"id":"1"},"timestamp":1569262485352,"reaction":{"mid":"m1","action":"react","reaction":"love"}},
+            {"sender":{"id":"u"},"recipient":{"id":"1"},"timestamp":1569262485353,"read":{"mid":"m1"}},
+            {"sender":{"id":"u"},"recipient":{"id":"1"},"timestamp":1569262485354,"referral":{"ref":"r","source":"IGME"}}]}]}"#;
+        let envs = split_str(body);
+        let got = ids(&envs);
+        assert_eq!(got[0], ("message:m1", EventKind::Message));
+        assert_eq!(got[1], ("postback:m2", EventKind::Postback));
+        assert_eq!(got[2], ("postback:u:1569262485351:P", EventKind::Postback));
+        assert_eq!(
+            got[3],
+            ("reaction:m1:u:react:1569262485352", EventKind::Reaction)
+        );
+        assert_eq!(got[4], ("seen:u:m1", EventKind::Seen));
+        assert_eq!(got[5].1, EventKind::Referral);
+        assert!(got[5].0.starts_with("item:"));
+        assert_eq!(envs[0].occurred_at_ms, 1_569_262_485_349);
+    }
+
+    #[test]
+    fn unknown_fields_are_kept_with_a_stable_hash_id() {
+        let body = r#"{"object":"instagram","entry":[{"id":"1","time":1,"changes":[{"field":"story_insights","value":{"x":1}}]}]}"#;
+        let a = split_str(body);
+        let b = split_str(body);
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].kind, EventKind::Other);
+        assert_eq!(a[0].event_id, b[0].event_id);
+    }
+
+    #[test]
+    fn the_same_item_twice_in_one_delivery_is_enqueued_once() {
+        let c = r#"{"field":"comments","value":{"id":"5","text":"price"}}"#;
+        let body = format!(
+            r#"{{"object":"instagram","entry":[{{"id":"1","time":1,"changes":[{c},{c}]}},{{"id":"1","time":1,"changes":[{c}]}}]}}"#
+        );
+        assert_eq!(split_str(&body).len(), 1);
+    }
+
+    #[test]
+    fn malformed_bodies_are_errors_not_panics() {
+        let secret = SecretString::from("s".to_owned());
+        for body in [
+            "",
+            "[]",
+            "{}",
+            r#"{"object":"instagram","entry":[{"time":1}]}"#,
+            r#"{"object":"instagram","entry":5}"#,
+            r#"{"object":"instagram","entry":[{"id":"1","changes":[{"value":{}}]}]}"#,
+            "not json",
+        ] {
+            let header = sign(&secret, body.as_bytes());
+            let v = Verifier::new(vec![secret.clone()])
+                .verify(Some(header.as_bytes()), body.as_bytes())
+                .unwrap();
+            assert!(split(v, 0).is_err(), "{body}");
+        }
+    }
+}
