@@ -1,1 +1,77 @@
+//! The campaign worker: consumes the events queue, decides per campaign and acts through the
+//! Instagram Graph API, exactly once per (event, action).
 
+pub mod apply;
+pub mod cli;
+pub mod config;
+pub mod consumer;
+pub mod dedupe;
+pub mod graph;
+pub mod pipeline;
+pub mod redis;
+pub mod secrets;
+pub mod stats;
+pub mod store;
+
+use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RunConfig;
+use crate::consumer::Consumer;
+use crate::dedupe::Dedupe;
+use crate::graph::GraphClient;
+use crate::pipeline::Pipeline;
+use crate::redis::RedisKeys;
+use crate::secrets::Tokens;
+use crate::stats::Stats;
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("redis: {0}")]
+    Redis(#[from] fred::error::Error),
+    #[error("http client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+/// A running worker's parts, wired once at start-up.
+pub struct Worker {
+    consumer: Arc<Consumer>,
+    consumers: usize,
+    stats: Arc<Stats>,
+}
+
+impl Worker {
+    pub async fn build(config: RunConfig, store: Store, aws: &aws_config::SdkConfig) -> Result<Self, StartError> {
+        let redis = redis::connect(&config.redis_url).await?;
+        let stats = Arc::new(Stats::default());
+        let pipeline = Pipeline {
+            store,
+            dedupe: Dedupe::new(redis, RedisKeys::new(config.redis_prefix)),
+            tokens: Arc::new(Tokens::new(aws_sdk_secretsmanager::Client::new(aws), config.secrets)),
+            graph: GraphClient::new(config.graph)?,
+            stats: Arc::clone(&stats),
+            lease: config.visibility,
+        };
+        let consumer = Consumer {
+            sqs: aws_sdk_sqs::Client::new(aws),
+            queue_url: config.queue_url,
+            pipeline: Arc::new(pipeline),
+            stats: Arc::clone(&stats),
+            wait_seconds: config.wait_seconds,
+            visibility: config.visibility,
+        };
+        Ok(Self { consumer: Arc::new(consumer), consumers: config.consumers, stats })
+    }
+
+    pub fn stats(&self) -> Arc<Stats> {
+        Arc::clone(&self.stats)
+    }
+
+    /// Consumes until `shutdown` is cancelled, then finishes the batches in hand.
+    pub async fn run(self, shutdown: CancellationToken) {
+        self.consumer.run(self.consumers, shutdown).await;
+        tracing::info!(stats = ?self.stats.snapshot(), "worker stopped");
+    }
+}

@@ -1,0 +1,89 @@
+//! `/webhook`: the handshake and the deliveries.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use igflow_core::signature::{SignatureError, token_matches};
+use igflow_core::splitter;
+use tracing::Instrument;
+
+use crate::AppState;
+
+pub fn router(max_body_bytes: usize) -> Router<AppState> {
+    Router::new()
+        .route("/webhook", get(handshake).post(deliver))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+}
+
+/// Meta's subscription check: echo `hub.challenge` when the verify token matches.
+async fn handshake(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
+    let mode = q.get("hub.mode").map(String::as_str);
+    let token = q.get("hub.verify_token").map(String::as_str).unwrap_or_default();
+    match (mode, q.get("hub.challenge")) {
+        (Some("subscribe"), Some(challenge)) if token_matches(&state.verify_token, token) => {
+            tracing::info!("webhook subscription verified");
+            ([(header::CONTENT_TYPE, "text/plain")], challenge.clone()).into_response()
+        }
+        _ => {
+            tracing::warn!(mode, "webhook handshake refused");
+            (StatusCode::FORBIDDEN, "verification failed").into_response()
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Verifies, splits and enqueues. 200 only once the queue accepted every item, so that any
+/// failure makes Meta redeliver (the worker's dedupe absorbs the repeat).
+async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let received_at_ms = now_ms();
+    let signature = headers.get("x-hub-signature-256").map(|v| v.as_bytes());
+    let verified = match state.verifier.verify(signature, &body) {
+        Ok(v) => v,
+        Err(e) => {
+            tracing::warn!(error = %e, bytes = body.len(), "delivery refused");
+            let status = match e {
+                SignatureError::Missing | SignatureError::Malformed => StatusCode::UNAUTHORIZED,
+                SignatureError::Mismatch => StatusCode::FORBIDDEN,
+            };
+            return (status, e.to_string()).into_response();
+        }
+    };
+    let delivery_id = verified.delivery_id();
+    let span = tracing::info_span!("delivery", %delivery_id, items = tracing::field::Empty);
+    async move {
+        let envelopes = match splitter::split(verified, received_at_ms) {
+            Ok(envs) => envs,
+            Err(e) => {
+                tracing::warn!(error = %e, "signed delivery is not a Meta payload");
+                return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
+            }
+        };
+        tracing::Span::current().record("items", envelopes.len());
+        if envelopes.is_empty() {
+            return (StatusCode::OK, "EVENT_RECEIVED").into_response();
+        }
+        match state.sink.send(&envelopes).await {
+            Ok(()) => {
+                tracing::info!("delivery enqueued");
+                (StatusCode::OK, "EVENT_RECEIVED").into_response()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "delivery not enqueued");
+                (StatusCode::SERVICE_UNAVAILABLE, "queue unavailable, retry later").into_response()
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}

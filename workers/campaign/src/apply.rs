@@ -1,0 +1,194 @@
+//! `igflow-worker apply FILE`: upserts a campaign file. Everything is checked before anything
+//! is written; tokens go to Secrets Manager, the rest in one Postgres transaction.
+
+use igflow_core::campaign::ActionKind;
+use igflow_core::campaign_file::{AccountSpec, CampaignFile, CampaignSpec, TokenSource};
+use igflow_core::env::Env;
+use secrecy::SecretString;
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::secrets::{SecretsError, Tokens};
+use crate::store::Store;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("campaign file rejected:\n  {}", .0.join("\n  "))]
+    Invalid(Vec<String>),
+    #[error(transparent)]
+    Secrets(#[from] SecretsError),
+    #[error("postgres: {0}")]
+    Db(#[from] sqlx::Error),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApplySummary {
+    pub tenant: String,
+    pub accounts: usize,
+    pub campaigns: usize,
+    /// Campaigns in the database that the file no longer lists, now archived.
+    pub archived: u64,
+}
+
+pub async fn apply(file: &CampaignFile, store: &Store, tokens: &Tokens, env: &Env) -> Result<ApplySummary, ApplyError> {
+    let resolved = resolve_tokens(file, env)?;
+    check_ownership(file, store).await?;
+    for (account, token) in file.accounts.iter().zip(&resolved) {
+        tokens.put(&tokens.secret_name(&account.ig_user_id), token).await?;
+    }
+
+    let mut tx = store.pool().begin().await?;
+    let tenant_id: Uuid = sqlx::query_scalar(
+        "insert into tenants (slug, name) values ($1, $2)
+         on conflict (slug) do update set name = excluded.name, updated_at = now()
+         returning id",
+    )
+    .bind(&file.tenant.slug)
+    .bind(&file.tenant.name)
+    .fetch_one(&mut *tx)
+    .await?;
+    let mut summary = ApplySummary { tenant: file.tenant.slug.clone(), accounts: 0, campaigns: 0, archived: 0 };
+    for account in &file.accounts {
+        let account_id = upsert_account(&mut tx, tenant_id, account, &tokens.secret_name(&account.ig_user_id)).await?;
+        for campaign in &account.campaigns {
+            upsert_campaign(&mut tx, tenant_id, account_id, campaign).await?;
+        }
+        let slugs: Vec<&str> = account.campaigns.iter().map(|c| c.slug.as_str()).collect();
+        summary.archived += sqlx::query(
+            "update campaigns set status = 'archived', updated_at = now()
+             where account_id = $1 and status <> 'archived' and not (slug = any($2))",
+        )
+        .bind(account_id)
+        .bind(&slugs)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        summary.accounts += 1;
+        summary.campaigns += account.campaigns.len();
+    }
+    tx.commit().await?;
+    Ok(summary)
+}
+
+fn resolve_tokens(file: &CampaignFile, env: &Env) -> Result<Vec<SecretString>, ApplyError> {
+    let mut problems = Vec::new();
+    let mut tokens = Vec::new();
+    for (i, account) in file.accounts.iter().enumerate() {
+        match account.token_source() {
+            Some(TokenSource::Inline(token)) => tokens.push(token.clone()),
+            Some(TokenSource::Env(var)) => match env.optional(var) {
+                Some(token) => tokens.push(SecretString::from(token)),
+                None => problems.push(format!("accounts[{i}].access_token_env: environment variable {var} is not set")),
+            },
+            // `CampaignFile::parse` already refused this.
+            None => problems.push(format!("accounts[{i}].access_token: missing")),
+        }
+    }
+    if problems.is_empty() { Ok(tokens) } else { Err(ApplyError::Invalid(problems)) }
+}
+
+/// An account belongs to one tenant; a file for another tenant must not take it over.
+async fn check_ownership(file: &CampaignFile, store: &Store) -> Result<(), ApplyError> {
+    let mut problems = Vec::new();
+    for (i, account) in file.accounts.iter().enumerate() {
+        let owner: Option<String> = sqlx::query_scalar(
+            "select t.slug from ig_accounts a join tenants t on t.id = a.tenant_id where a.ig_user_id = $1",
+        )
+        .bind(account.ig_user_id.as_str())
+        .fetch_optional(store.pool())
+        .await?;
+        if let Some(owner) = owner.filter(|o| *o != file.tenant.slug) {
+            problems.push(format!("accounts[{i}].ig_user_id: {} belongs to tenant {owner:?}", account.ig_user_id));
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(ApplyError::Invalid(problems)) }
+}
+
+async fn upsert_account(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant_id: Uuid,
+    account: &AccountSpec,
+    secret_ref: &str,
+) -> Result<Uuid, sqlx::Error> {
+    // Applying a file with a token resumes an account paused for its token.
+    sqlx::query_scalar(
+        "insert into ig_accounts (tenant_id, ig_user_id, username, login_flavor, page_id, token_secret_ref)
+         values ($1, $2, $3, $4, $5, $6)
+         on conflict (ig_user_id) do update set
+           username = excluded.username, login_flavor = excluded.login_flavor, page_id = excluded.page_id,
+           token_secret_ref = excluded.token_secret_ref,
+           status = case when ig_accounts.status = 'paused' then 'active' else ig_accounts.status end,
+           status_reason = case when ig_accounts.status = 'paused' then null else ig_accounts.status_reason end,
+           updated_at = now()
+         returning id",
+    )
+    .bind(tenant_id)
+    .bind(account.ig_user_id.as_str())
+    .bind(&account.username)
+    .bind(account.login.as_str())
+    .bind(account.page_id.as_ref().map(|p| p.as_str()))
+    .bind(secret_ref)
+    .fetch_one(&mut **tx)
+    .await
+}
+
+async fn upsert_campaign(
+    tx: &mut Transaction<'_, Postgres>,
+    tenant_id: Uuid,
+    account_id: Uuid,
+    c: &CampaignSpec,
+) -> Result<(), sqlx::Error> {
+    let media: Vec<&str> = c.media_ids.iter().map(|m| m.as_str()).collect();
+    let campaign_id: Uuid = sqlx::query_scalar(
+        "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status, priority, cooldown_seconds)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+         on conflict (account_id, slug) do update set
+           name = excluded.name, trigger = excluded.trigger, media_ids = excluded.media_ids,
+           status = excluded.status, priority = excluded.priority,
+           cooldown_seconds = excluded.cooldown_seconds, updated_at = now()
+         returning id",
+    )
+    .bind(tenant_id)
+    .bind(account_id)
+    .bind(&c.slug)
+    .bind(&c.name)
+    .bind(c.trigger.as_str())
+    .bind(&media)
+    .bind(c.status.as_str())
+    .bind(c.priority)
+    .bind(i32::try_from(c.cooldown_seconds).unwrap_or(i32::MAX))
+    .fetch_one(&mut **tx)
+    .await?;
+
+    // Rules and actions belong to the campaign wholesale: replace them.
+    sqlx::query("delete from rules where campaign_id = $1").bind(campaign_id).execute(&mut **tx).await?;
+    sqlx::query("delete from actions where campaign_id = $1").bind(campaign_id).execute(&mut **tx).await?;
+    for (position, rule) in c.rules.iter().enumerate() {
+        sqlx::query(
+            "insert into rules (campaign_id, position, match_mode, require, keywords, exclude)
+             values ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(campaign_id)
+        .bind(i32::try_from(position).unwrap_or(i32::MAX))
+        .bind(rule.mode.as_str())
+        .bind(rule.require.as_str())
+        .bind(&rule.keywords)
+        .bind(&rule.exclude)
+        .execute(&mut **tx)
+        .await?;
+    }
+    let actions = c.actions();
+    let rows = [
+        (ActionKind::PrivateReply, actions.private_reply.into_iter().collect::<Vec<_>>()),
+        (ActionKind::PublicReply, actions.public_replies),
+    ];
+    for (kind, variants) in rows.into_iter().filter(|(_, v)| !v.is_empty()) {
+        sqlx::query("insert into actions (campaign_id, kind, variants) values ($1, $2, $3)")
+            .bind(campaign_id)
+            .bind(kind.as_str())
+            .bind(&variants)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,167 @@
+//! The Instagram Graph API client: private replies and public comment replies, for both
+//! login flavors. Every outcome maps onto the failure taxonomy.
+
+use std::time::{Duration, Instant};
+
+use igflow_core::campaign::LoginFlavor;
+use igflow_core::failure::Failure;
+use igflow_core::graph_error::{GraphErrorBody, Verdict};
+use igflow_core::ids::CommentId;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::config::GraphConfig;
+use crate::store::Account;
+
+/// A call Meta accepted.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    /// `message_id` of a message, `id` of a comment.
+    pub id: Option<String>,
+    pub status: u16,
+    pub latency: Duration,
+}
+
+/// A call that did not succeed, with what Meta said.
+#[derive(Debug, Clone)]
+pub struct CallError {
+    pub status: Option<u16>,
+    pub code: Option<i64>,
+    pub subcode: Option<i64>,
+    pub verdict: Verdict,
+    pub latency: Duration,
+}
+
+#[derive(Deserialize)]
+struct Accepted {
+    #[serde(default)]
+    message_id: Option<String>,
+    #[serde(default)]
+    id: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct GraphClient {
+    http: reqwest::Client,
+    config: GraphConfig,
+}
+
+impl GraphClient {
+    pub fn new(config: GraphConfig) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .timeout(config.timeout)
+            .connect_timeout(Duration::from_secs(3))
+            .user_agent(concat!("igflow/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(Self { http, config })
+    }
+
+    fn base(&self, login: LoginFlavor) -> &str {
+        match login {
+            LoginFlavor::Instagram => &self.config.instagram_url,
+            LoginFlavor::Facebook => &self.config.facebook_url,
+        }
+    }
+
+    /// The one private reply Meta allows per comment, sent as a DM to its author.
+    pub async fn private_reply(
+        &self,
+        account: &Account,
+        token: &SecretString,
+        comment: &CommentId,
+        text: &str,
+    ) -> Result<Sent, CallError> {
+        // Instagram Login sends from the IG user, Facebook Login from the linked Page.
+        let sender = match (&account.login, &account.page_id) {
+            (LoginFlavor::Facebook, Some(page)) => page.as_str(),
+            _ => account.ig_user_id.as_str(),
+        };
+        let url = format!("{}/{sender}/messages", self.base(account.login));
+        let body = json!({ "recipient": { "comment_id": comment }, "message": { "text": text } });
+        self.post(&url, token, &body).await
+    }
+
+    /// A public reply under the comment.
+    pub async fn public_reply(
+        &self,
+        account: &Account,
+        token: &SecretString,
+        comment: &CommentId,
+        text: &str,
+    ) -> Result<Sent, CallError> {
+        let url = format!("{}/{comment}/replies", self.base(account.login));
+        self.post(&url, token, &json!({ "message": text })).await
+    }
+
+    async fn post(&self, url: &str, token: &SecretString, body: &serde_json::Value) -> Result<Sent, CallError> {
+        let started = Instant::now();
+        let response = self
+            .http
+            .post(url)
+            .bearer_auth(token.expose_secret())
+            .json(body)
+            .send()
+            .await;
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => return Err(transport_error(&e, started.elapsed())),
+        };
+        let status = response.status().as_u16();
+        let retry_after = retry_after(response.headers());
+        let bytes = response.bytes().await;
+        let latency = started.elapsed();
+        if (200..300).contains(&status) {
+            // The write happened even if the body cannot be read.
+            let id = bytes
+                .ok()
+                .and_then(|b| serde_json::from_slice::<Accepted>(&b).ok())
+                .and_then(|a| a.message_id.or(a.id));
+            return Ok(Sent { id, status, latency });
+        }
+        let parsed = bytes.ok().and_then(|b| serde_json::from_slice::<GraphErrorBody>(&b).ok());
+        Err(match parsed {
+            Some(GraphErrorBody { error }) => CallError {
+                status: Some(status),
+                code: Some(error.code),
+                subcode: error.error_subcode,
+                verdict: error.verdict(status, retry_after),
+                latency,
+            },
+            None => CallError {
+                status: Some(status),
+                code: None,
+                subcode: None,
+                verdict: Verdict::Failed(if status >= 500 || status == 429 {
+                    Failure::Retryable { retry_after, reason: format!("graph HTTP {status}") }
+                } else {
+                    Failure::permanent(format!("graph HTTP {status} without an error body"))
+                }),
+                latency,
+            },
+        })
+    }
+}
+
+/// A request that never got an answer. Before the connection existed nothing was sent and a
+/// retry is safe; after that, Meta may have acted, so the outcome is ambiguous.
+fn transport_error(e: &reqwest::Error, latency: Duration) -> CallError {
+    let failure = if e.is_connect() || e.is_builder() {
+        Failure::retry(format!("graph API unreachable: {e}"))
+    } else {
+        Failure::Ambiguous { reason: format!("graph API call interrupted after sending: {e}") }
+    };
+    CallError { status: None, code: None, subcode: None, verdict: Verdict::Failed(failure), latency }
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get(RETRY_AFTER)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}

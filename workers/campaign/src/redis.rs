@@ -1,0 +1,37 @@
+//! The Redis connection and key naming. Redis holds only what may be lost or rebuilt, and
+//! every key carries the configured prefix and a TTL.
+
+use std::time::Duration;
+
+use fred::prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy};
+use secrecy::{ExposeSecret, SecretString};
+
+/// Builds keys as `{prefix}{part}:{part}...`.
+#[derive(Debug, Clone)]
+pub struct RedisKeys {
+    prefix: String,
+}
+
+impl RedisKeys {
+    pub fn new(prefix: impl Into<String>) -> Self {
+        Self { prefix: prefix.into() }
+    }
+
+    pub fn key(&self, parts: &[&str]) -> String {
+        let mut key = self.prefix.clone();
+        key.push_str(&parts.join(":"));
+        key
+    }
+}
+
+/// Connects with a short command timeout, so a Redis outage turns into retryable failures
+/// within a second or two instead of stalled consumers, and reconnects in the background.
+pub async fn connect(url: &SecretString) -> Result<Client, fred::error::Error> {
+    let client = Builder::from_config(Config::from_url(url.expose_secret())?)
+        .with_performance_config(|p| p.default_command_timeout = Duration::from_secs(2))
+        .with_connection_config(|c| c.connection_timeout = Duration::from_secs(2))
+        .set_policy(ReconnectPolicy::new_exponential(0, 100, 2_000, 2))
+        .build()?;
+    client.init().await?;
+    Ok(client)
+}

@@ -1,0 +1,47 @@
+//! Counters of what the worker did, for logs, the demo summary and the tests.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+macro_rules! counters {
+    ($($(#[$doc:meta])* $name:ident),+ $(,)?) => {
+        #[derive(Debug, Default)]
+        pub struct Stats {
+            $($(#[$doc])* pub $name: AtomicU64,)+
+        }
+
+        /// A point-in-time copy of [`Stats`].
+        #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+        pub struct Snapshot {
+            $(pub $name: u64,)+
+        }
+
+        impl Stats {
+            pub fn snapshot(&self) -> Snapshot {
+                Snapshot { $($name: self.$name.load(Ordering::Relaxed),)+ }
+            }
+        }
+    };
+}
+
+counters!(
+    /// Messages taken from the queue.
+    received,
+    /// Events handled to the end (acted on, skipped or recorded as permanent).
+    handled,
+    /// Repeats of events already handled, dropped.
+    duplicates,
+    /// Messages handed back to the queue for a later attempt.
+    retried,
+    /// Messages that are not envelopes, left for the DLQ.
+    poison,
+    /// Graph API writes that succeeded.
+    sent,
+    /// Actions whose outcome is unknown and which were not re-sent.
+    uncertain,
+);
+
+impl Stats {
+    pub fn add(counter: &AtomicU64) {
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}

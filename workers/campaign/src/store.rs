@@ -1,0 +1,358 @@
+//! Postgres: accounts, campaigns and the activity log. Every query is scoped by account or
+//! tenant; the worker never reads across tenants.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use igflow_core::campaign::{AccountStatus, Actions, ActionKind, Campaign, LoginFlavor, MediaScope, Rule};
+use igflow_core::failure::Failure;
+use igflow_core::ids::{IgUserId, MediaId, PageId};
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use uuid::Uuid;
+
+use crate::config::StoreConfig;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../shared/migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("postgres: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("row {table}.{id} holds invalid data: {problem}")]
+    Corrupt { table: &'static str, id: Uuid, problem: String },
+}
+
+impl From<StoreError> for Failure {
+    /// A database we cannot reach or read now may work in a moment; corrupt rows will not.
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Db(_) => Failure::retry(e.to_string()),
+            StoreError::Corrupt { .. } => Failure::permanent(e.to_string()),
+        }
+    }
+}
+
+/// An Instagram account igflow acts for.
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub ig_user_id: IgUserId,
+    pub login: LoginFlavor,
+    pub page_id: Option<PageId>,
+    pub token_secret_ref: String,
+    pub status: AccountStatus,
+}
+
+#[derive(sqlx::FromRow)]
+struct AccountRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    ig_user_id: String,
+    login_flavor: String,
+    page_id: Option<String>,
+    token_secret_ref: String,
+    status: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct CampaignRow {
+    id: Uuid,
+    slug: String,
+    priority: i32,
+    media_ids: Vec<String>,
+    cooldown_seconds: i32,
+}
+
+#[derive(sqlx::FromRow)]
+struct RuleRow {
+    campaign_id: Uuid,
+    match_mode: String,
+    require: String,
+    keywords: Vec<String>,
+    exclude: Vec<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ActionRow {
+    campaign_id: Uuid,
+    kind: String,
+    variants: Vec<String>,
+}
+
+fn corrupt(table: &'static str, id: Uuid) -> impl Fn(String) -> StoreError {
+    move |problem| StoreError::Corrupt { table, id, problem }
+}
+
+/// What the activity log says about one action of one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionClaim {
+    /// Nobody sent it yet: this caller now owns the attempt.
+    Proceed,
+    /// It was sent (or Meta said it already happened).
+    AlreadySent,
+    /// An earlier attempt may or may not have reached Meta; it was marked uncertain.
+    Uncertain,
+    /// It ended for good earlier (failed permanently or uncertain).
+    Settled,
+}
+
+/// How an action attempt ended, for the activity log.
+#[derive(Debug, Clone, Default)]
+pub struct ActionRecord {
+    pub outcome: &'static str,
+    pub detail: Option<String>,
+    pub graph_status: Option<u16>,
+    pub graph_code: Option<i64>,
+    pub graph_subcode: Option<i64>,
+    pub response_id: Option<String>,
+    pub latency: Option<Duration>,
+}
+
+/// A decision about one event, for the activity log.
+#[derive(Debug, Clone)]
+pub struct DecisionRecord<'a> {
+    pub tenant_id: Option<Uuid>,
+    pub ig_user_id: &'a str,
+    pub event_id: &'a str,
+    pub event_kind: &'a str,
+    pub campaign_id: Option<Uuid>,
+    pub contact: Option<&'a str>,
+    pub outcome: &'a str,
+    pub detail: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    pub async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(config.database_url.expose_secret())
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        MIGRATOR.run(&self.pool).await
+    }
+
+    pub async fn account(&self, ig_user_id: &IgUserId) -> Result<Option<Account>, StoreError> {
+        let row: Option<AccountRow> = sqlx::query_as(
+            "select id, tenant_id, ig_user_id, login_flavor, page_id, token_secret_ref, status
+             from ig_accounts where ig_user_id = $1",
+        )
+        .bind(ig_user_id.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| {
+            let bad = corrupt("ig_accounts", r.id);
+            Ok(Account {
+                id: r.id,
+                tenant_id: r.tenant_id,
+                ig_user_id: IgUserId::parse(r.ig_user_id).map_err(|e| bad(e.to_string()))?,
+                login: r.login_flavor.parse().map_err(&bad)?,
+                page_id: r.page_id.map(PageId::parse).transpose().map_err(|e| bad(e.to_string()))?,
+                token_secret_ref: r.token_secret_ref,
+                status: r.status.parse().map_err(&bad)?,
+            })
+        })
+        .transpose()
+    }
+
+    /// The account's active campaigns with their rules and actions.
+    pub async fn active_campaigns(&self, account_id: Uuid) -> Result<Vec<Campaign>, StoreError> {
+        let campaigns: Vec<CampaignRow> = sqlx::query_as(
+            "select id, slug, priority, media_ids, cooldown_seconds
+             from campaigns where account_id = $1 and status = 'active'",
+        )
+        .bind(account_id)
+        .fetch_all(&self.pool)
+        .await?;
+        let ids: Vec<Uuid> = campaigns.iter().map(|c| c.id).collect();
+        let rules: Vec<RuleRow> = sqlx::query_as(
+            "select campaign_id, match_mode, require, keywords, exclude
+             from rules where campaign_id = any($1) order by campaign_id, position",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let actions: Vec<ActionRow> =
+            sqlx::query_as("select campaign_id, kind, variants from actions where campaign_id = any($1)")
+                .bind(&ids)
+                .fetch_all(&self.pool)
+                .await?;
+
+        let mut rules_by: HashMap<Uuid, Vec<Rule>> = HashMap::new();
+        for r in rules {
+            let bad = corrupt("rules", r.campaign_id);
+            rules_by.entry(r.campaign_id).or_default().push(Rule {
+                mode: r.match_mode.parse().map_err(&bad)?,
+                require: r.require.parse().map_err(&bad)?,
+                keywords: r.keywords,
+                exclude: r.exclude,
+            });
+        }
+        let mut actions_by: HashMap<Uuid, Actions> = HashMap::new();
+        for a in actions {
+            let bad = corrupt("actions", a.campaign_id);
+            let entry = actions_by
+                .entry(a.campaign_id)
+                .or_insert_with(|| Actions { private_reply: None, public_replies: Vec::new() });
+            match a.kind.parse::<ActionKind>().map_err(&bad)? {
+                ActionKind::PrivateReply => entry.private_reply = a.variants.into_iter().next(),
+                ActionKind::PublicReply => entry.public_replies = a.variants,
+            }
+        }
+        campaigns
+            .into_iter()
+            .map(|c| {
+                let bad = corrupt("campaigns", c.id);
+                let media = if c.media_ids.is_empty() {
+                    MediaScope::Any
+                } else {
+                    MediaScope::Only(
+                        c.media_ids
+                            .into_iter()
+                            .map(MediaId::parse)
+                            .collect::<Result<_, _>>()
+                            .map_err(|e| bad(e.to_string()))?,
+                    )
+                };
+                Ok(Campaign {
+                    id: c.id,
+                    slug: c.slug,
+                    priority: c.priority,
+                    media,
+                    cooldown: Duration::from_secs(u64::try_from(c.cooldown_seconds).unwrap_or(0)),
+                    rules: rules_by.remove(&c.id).unwrap_or_default(),
+                    actions: actions_by
+                        .remove(&c.id)
+                        .unwrap_or(Actions { private_reply: None, public_replies: Vec::new() }),
+                })
+            })
+            .collect()
+    }
+
+    pub async fn touch_contact(&self, account_id: Uuid, igsid: &str, username: Option<&str>) -> Result<(), StoreError> {
+        sqlx::query(
+            "insert into contacts (account_id, igsid, username) values ($1, $2, $3)
+             on conflict (account_id, igsid) do update
+               set last_seen_at = now(), username = coalesce(excluded.username, contacts.username)",
+        )
+        .bind(account_id)
+        .bind(igsid)
+        .bind(username)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records the decision once; a redelivered event keeps the first record.
+    pub async fn record_decision(&self, d: &DecisionRecord<'_>) -> Result<(), StoreError> {
+        sqlx::query(
+            "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id, contact_igsid, outcome, detail)
+             values ($1, $2, $3, $4, 'decision', $5, $6, $7, $8)
+             on conflict (event_id, step) do nothing",
+        )
+        .bind(d.tenant_id)
+        .bind(d.ig_user_id)
+        .bind(d.event_id)
+        .bind(d.event_kind)
+        .bind(d.campaign_id)
+        .bind(d.contact)
+        .bind(d.outcome)
+        .bind(&d.detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Takes the (event, action) idempotency key before sending. Only a fresh key, or one an
+    /// earlier attempt released as `retry`, lets the caller send.
+    pub async fn claim_action(&self, d: &DecisionRecord<'_>, kind: ActionKind) -> Result<ActionClaim, StoreError> {
+        let claimed: Option<i64> = sqlx::query_scalar(
+            "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id, contact_igsid, outcome)
+             values ($1, $2, $3, $4, $5, $6, $7, 'pending')
+             on conflict (event_id, step) do update set outcome = 'pending', updated_at = now()
+               where activity.outcome = 'retry'
+             returning id",
+        )
+        .bind(d.tenant_id)
+        .bind(d.ig_user_id)
+        .bind(d.event_id)
+        .bind(d.event_kind)
+        .bind(kind.as_str())
+        .bind(d.campaign_id)
+        .bind(d.contact)
+        .fetch_optional(&self.pool)
+        .await?;
+        if claimed.is_some() {
+            return Ok(ActionClaim::Proceed);
+        }
+        // Someone attempted it before. A `pending` left behind means that attempt died after
+        // possibly sending: mark it uncertain rather than risk a second DM.
+        // (The outer select sees the row as it was before the update.)
+        let (marked, outcome): (bool, Option<String>) = sqlx::query_as(
+            "with marked as (
+               update activity set outcome = 'uncertain', updated_at = now(),
+                 detail = 'an earlier attempt ended without a recorded result; not re-sent'
+               where event_id = $1 and step = $2 and outcome = 'pending'
+               returning 1)
+             select exists (select 1 from marked),
+                    (select outcome from activity where event_id = $1 and step = $2)",
+        )
+        .bind(d.event_id)
+        .bind(kind.as_str())
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(match (marked, outcome.as_deref()) {
+            (true, _) => ActionClaim::Uncertain,
+            (false, Some("sent" | "already_done")) => ActionClaim::AlreadySent,
+            _ => ActionClaim::Settled,
+        })
+    }
+
+    pub async fn finish_action(&self, event_id: &str, kind: ActionKind, r: &ActionRecord) -> Result<(), StoreError> {
+        sqlx::query(
+            "update activity set outcome = $3, detail = $4, graph_status = $5, graph_code = $6,
+               graph_subcode = $7, response_id = $8, latency_ms = $9, updated_at = now()
+             where event_id = $1 and step = $2",
+        )
+        .bind(event_id)
+        .bind(kind.as_str())
+        .bind(r.outcome)
+        .bind(&r.detail)
+        .bind(r.graph_status.map(i32::from))
+        .bind(r.graph_code.and_then(|c| i32::try_from(c).ok()))
+        .bind(r.graph_subcode.and_then(|c| i32::try_from(c).ok()))
+        .bind(&r.response_id)
+        .bind(r.latency.and_then(|l| i32::try_from(l.as_millis()).ok()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Stops all actions for the account until an operator (or a token refresh) resumes it.
+    pub async fn pause_account(&self, account_id: Uuid, reason: &str) -> Result<(), StoreError> {
+        sqlx::query("update ig_accounts set status = 'paused', status_reason = $2, updated_at = now() where id = $1")
+            .bind(account_id)
+            .bind(reason)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
