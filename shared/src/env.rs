@@ -17,9 +17,11 @@ pub enum ConfigError {
     Invalid { var: &'static str, problem: String },
 }
 
+type Lookup = Box<dyn Fn(&str) -> Option<String> + Send + Sync>;
+
 /// A source of configuration values.
 pub struct Env {
-    lookup: Box<dyn Fn(&str) -> Option<String> + Send + Sync>,
+    lookup: Lookup,
 }
 
 impl Env {

@@ -16,16 +16,18 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// The AWS SDK configuration, with rustls and ring as the only TLS stack. Region,
-/// credentials and `AWS_ENDPOINT_URL` (the emulator locally) come from the SDK's own chain.
-pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+/// An AWS SDK config loader with rustls and ring as the only TLS stack.
+pub fn aws_loader() -> aws_config::ConfigLoader {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .http_client(http)
-        .load()
-        .await
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
+}
+
+/// The AWS SDK configuration. Region, credentials and `AWS_ENDPOINT_URL` (the emulator
+/// locally) come from the SDK's own chain.
+pub async fn aws_sdk_config() -> aws_config::SdkConfig {
+    aws_loader().load().await
 }

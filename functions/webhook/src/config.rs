@@ -33,25 +33,41 @@ impl WebhookConfig {
         let listen = if env.optional("AWS_LAMBDA_RUNTIME_API").is_some() {
             Listen::Lambda
         } else {
-            Listen::Addr(env.parse_or("IGFLOW_WEBHOOK_ADDR", DEFAULT_ADDR.parse().map_err(|e| {
-                ConfigError::Invalid { var: "IGFLOW_WEBHOOK_ADDR", problem: format!("{e}") }
-            })?)?)
+            Listen::Addr(env.parse_or(
+                "IGFLOW_WEBHOOK_ADDR",
+                DEFAULT_ADDR.parse().map_err(|e| ConfigError::Invalid {
+                    var: "IGFLOW_WEBHOOK_ADDR",
+                    problem: format!("{e}"),
+                })?,
+            )?)
         };
         let app_secrets: Vec<SecretString> = env
-            .required("IGFLOW_APP_SECRET", "set it to the Meta app secret (comma-separated during a rotation)")?
+            .required(
+                "IGFLOW_APP_SECRET",
+                "set it to the Meta app secret (comma-separated during a rotation)",
+            )?
             .split(',')
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(|s| SecretString::from(s.to_owned()))
             .collect();
         if app_secrets.is_empty() {
-            return Err(ConfigError::Invalid { var: "IGFLOW_APP_SECRET", problem: "holds no secret".into() });
+            return Err(ConfigError::Invalid {
+                var: "IGFLOW_APP_SECRET",
+                problem: "holds no secret".into(),
+            });
         }
         Ok(Self {
             listen,
-            queue_url: env.required("IGFLOW_QUEUE_URL", "set it to the URL of the events SQS queue")?,
+            queue_url: env.required(
+                "IGFLOW_QUEUE_URL",
+                "set it to the URL of the events SQS queue",
+            )?,
             app_secrets,
-            verify_token: env.secret("IGFLOW_VERIFY_TOKEN", "set it to the verify token entered in Meta's app dashboard")?,
+            verify_token: env.secret(
+                "IGFLOW_VERIFY_TOKEN",
+                "set it to the verify token entered in Meta's app dashboard",
+            )?,
             max_body_bytes: env.parse_or("IGFLOW_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
         })
     }

@@ -22,9 +22,15 @@ pub fn router(max_body_bytes: usize) -> Router<AppState> {
 }
 
 /// Meta's subscription check: echo `hub.challenge` when the verify token matches.
-async fn handshake(State(state): State<AppState>, Query(q): Query<HashMap<String, String>>) -> Response {
+async fn handshake(
+    State(state): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
     let mode = q.get("hub.mode").map(String::as_str);
-    let token = q.get("hub.verify_token").map(String::as_str).unwrap_or_default();
+    let token = q
+        .get("hub.verify_token")
+        .map(String::as_str)
+        .unwrap_or_default();
     match (mode, q.get("hub.challenge")) {
         (Some("subscribe"), Some(challenge)) if token_matches(&state.verify_token, token) => {
             tracing::info!("webhook subscription verified");
@@ -80,7 +86,11 @@ async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
             }
             Err(e) => {
                 tracing::error!(error = %e, "delivery not enqueued");
-                (StatusCode::SERVICE_UNAVAILABLE, "queue unavailable, retry later").into_response()
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "queue unavailable, retry later",
+                )
+                    .into_response()
             }
         }
     }

@@ -16,7 +16,9 @@ const CONCURRENT_BATCHES: usize = 16;
 const ATTEMPTS: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
-#[error("{failed} of {total} envelopes were not accepted by the queue ({detail}); Meta will redeliver")]
+#[error(
+    "{failed} of {total} envelopes were not accepted by the queue ({detail}); Meta will redeliver"
+)]
 pub struct SinkError {
     pub failed: usize,
     pub total: usize,
@@ -86,7 +88,10 @@ impl SqsSink {
 impl EventSink for SqsSink {
     fn send<'a>(&'a self, envelopes: &'a [Envelope]) -> BoxFuture<'a, Result<(), SinkError>> {
         Box::pin(async move {
-            let batches: Vec<_> = envelopes.chunks(BATCH_SIZE).map(|b| self.send_batch(b)).collect();
+            let batches: Vec<_> = envelopes
+                .chunks(BATCH_SIZE)
+                .map(|b| self.send_batch(b))
+                .collect();
             let results: Vec<_> = stream::iter(batches)
                 .buffer_unordered(CONCURRENT_BATCHES)
                 .collect()
@@ -100,7 +105,11 @@ impl EventSink for SqsSink {
             if failed == 0 {
                 Ok(())
             } else {
-                Err(SinkError { failed, total: envelopes.len(), detail })
+                Err(SinkError {
+                    failed,
+                    total: envelopes.len(),
+                    detail,
+                })
             }
         })
     }

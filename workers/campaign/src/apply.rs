@@ -30,11 +30,18 @@ pub struct ApplySummary {
     pub archived: u64,
 }
 
-pub async fn apply(file: &CampaignFile, store: &Store, tokens: &Tokens, env: &Env) -> Result<ApplySummary, ApplyError> {
+pub async fn apply(
+    file: &CampaignFile,
+    store: &Store,
+    tokens: &Tokens,
+    env: &Env,
+) -> Result<ApplySummary, ApplyError> {
     let resolved = resolve_tokens(file, env)?;
     check_ownership(file, store).await?;
     for (account, token) in file.accounts.iter().zip(&resolved) {
-        tokens.put(&tokens.secret_name(&account.ig_user_id), token).await?;
+        tokens
+            .put(&tokens.secret_name(&account.ig_user_id), token)
+            .await?;
     }
 
     let mut tx = store.pool().begin().await?;
@@ -47,9 +54,20 @@ pub async fn apply(file: &CampaignFile, store: &Store, tokens: &Tokens, env: &En
     .bind(&file.tenant.name)
     .fetch_one(&mut *tx)
     .await?;
-    let mut summary = ApplySummary { tenant: file.tenant.slug.clone(), accounts: 0, campaigns: 0, archived: 0 };
+    let mut summary = ApplySummary {
+        tenant: file.tenant.slug.clone(),
+        accounts: 0,
+        campaigns: 0,
+        archived: 0,
+    };
     for account in &file.accounts {
-        let account_id = upsert_account(&mut tx, tenant_id, account, &tokens.secret_name(&account.ig_user_id)).await?;
+        let account_id = upsert_account(
+            &mut tx,
+            tenant_id,
+            account,
+            &tokens.secret_name(&account.ig_user_id),
+        )
+        .await?;
         for campaign in &account.campaigns {
             upsert_campaign(&mut tx, tenant_id, account_id, campaign).await?;
         }
@@ -78,13 +96,19 @@ fn resolve_tokens(file: &CampaignFile, env: &Env) -> Result<Vec<SecretString>, A
             Some(TokenSource::Inline(token)) => tokens.push(token.clone()),
             Some(TokenSource::Env(var)) => match env.optional(var) {
                 Some(token) => tokens.push(SecretString::from(token)),
-                None => problems.push(format!("accounts[{i}].access_token_env: environment variable {var} is not set")),
+                None => problems.push(format!(
+                    "accounts[{i}].access_token_env: environment variable {var} is not set"
+                )),
             },
             // `CampaignFile::parse` already refused this.
             None => problems.push(format!("accounts[{i}].access_token: missing")),
         }
     }
-    if problems.is_empty() { Ok(tokens) } else { Err(ApplyError::Invalid(problems)) }
+    if problems.is_empty() {
+        Ok(tokens)
+    } else {
+        Err(ApplyError::Invalid(problems))
+    }
 }
 
 /// An account belongs to one tenant; a file for another tenant must not take it over.
@@ -98,10 +122,17 @@ async fn check_ownership(file: &CampaignFile, store: &Store) -> Result<(), Apply
         .fetch_optional(store.pool())
         .await?;
         if let Some(owner) = owner.filter(|o| *o != file.tenant.slug) {
-            problems.push(format!("accounts[{i}].ig_user_id: {} belongs to tenant {owner:?}", account.ig_user_id));
+            problems.push(format!(
+                "accounts[{i}].ig_user_id: {} belongs to tenant {owner:?}",
+                account.ig_user_id
+            ));
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(ApplyError::Invalid(problems)) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApplyError::Invalid(problems))
+    }
 }
 
 async fn upsert_account(
@@ -161,8 +192,14 @@ async fn upsert_campaign(
     .await?;
 
     // Rules and actions belong to the campaign wholesale: replace them.
-    sqlx::query("delete from rules where campaign_id = $1").bind(campaign_id).execute(&mut **tx).await?;
-    sqlx::query("delete from actions where campaign_id = $1").bind(campaign_id).execute(&mut **tx).await?;
+    sqlx::query("delete from rules where campaign_id = $1")
+        .bind(campaign_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("delete from actions where campaign_id = $1")
+        .bind(campaign_id)
+        .execute(&mut **tx)
+        .await?;
     for (position, rule) in c.rules.iter().enumerate() {
         sqlx::query(
             "insert into rules (campaign_id, position, match_mode, require, keywords, exclude)
@@ -179,7 +216,10 @@ async fn upsert_campaign(
     }
     let actions = c.actions();
     let rows = [
-        (ActionKind::PrivateReply, actions.private_reply.into_iter().collect::<Vec<_>>()),
+        (
+            ActionKind::PrivateReply,
+            actions.private_reply.into_iter().collect::<Vec<_>>(),
+        ),
         (ActionKind::PublicReply, actions.public_replies),
     ];
     for (kind, variants) in rows.into_iter().filter(|(_, v)| !v.is_empty()) {

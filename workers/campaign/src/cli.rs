@@ -15,7 +15,11 @@ use crate::store::Store;
 use crate::{Worker, apply};
 
 #[derive(Parser)]
-#[command(name = "igflow-worker", version, about = "igflow's campaign worker and operator commands")]
+#[command(
+    name = "igflow-worker",
+    version,
+    about = "igflow's campaign worker and operator commands"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -37,14 +41,17 @@ enum Command {
 impl Cli {
     pub async fn execute(self) -> anyhow::Result<()> {
         let env = Env::process();
-        let store = Store::connect(&StoreConfig::from_env(&env)?).await.context("connecting to Postgres")?;
+        let store = Store::connect(&StoreConfig::from_env(&env)?)
+            .await
+            .context("connecting to Postgres")?;
         match self.command {
             Command::Migrate => {
                 store.migrate().await.context("running migrations")?;
                 tracing::info!("migrations applied");
             }
             Command::Apply { file } => {
-                let text = std::fs::read_to_string(&file).with_context(|| format!("reading {}", file.display()))?;
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?;
                 let parsed = CampaignFile::parse(&text)?;
                 let tokens = Tokens::new(
                     aws_sdk_secretsmanager::Client::new(&runtime::aws_sdk_config().await),
@@ -76,13 +83,14 @@ impl Cli {
 async fn stop_on_signal(shutdown: CancellationToken) {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot listen for SIGTERM");
+                    return;
+                }
+            };
         tokio::select! {
             _ = term.recv() => {}
             _ = tokio::signal::ctrl_c() => {}

@@ -14,7 +14,10 @@ pub struct StoreConfig {
 impl StoreConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            database_url: env.secret("DATABASE_URL", "set it to the Postgres URL, e.g. postgres://postgres@127.0.0.1:5432/igflow")?,
+            database_url: env.secret(
+                "DATABASE_URL",
+                "set it to the Postgres URL, e.g. postgres://postgres@127.0.0.1:5432/igflow",
+            )?,
         })
     }
 }
@@ -30,7 +33,9 @@ pub struct SecretsConfig {
 impl SecretsConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
-            prefix: env.optional("IGFLOW_SECRETS_PREFIX").unwrap_or_else(|| "igflow/".into()),
+            prefix: env
+                .optional("IGFLOW_SECRETS_PREFIX")
+                .unwrap_or_else(|| "igflow/".into()),
             cache_ttl: Duration::from_secs(env.parse_or("IGFLOW_TOKEN_CACHE_SECONDS", 300)?),
         })
     }
@@ -51,12 +56,15 @@ pub const GRAPH_VERSION: &str = "v24.0";
 impl GraphConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         // One override points both flavors at a test server (or a proxy).
-        let override_url = env.optional("IGFLOW_GRAPH_API_URL").map(|u| u.trim_end_matches('/').to_owned());
+        let override_url = env
+            .optional("IGFLOW_GRAPH_API_URL")
+            .map(|u| u.trim_end_matches('/').to_owned());
         Ok(Self {
             instagram_url: override_url
                 .clone()
                 .unwrap_or_else(|| format!("https://graph.instagram.com/{GRAPH_VERSION}")),
-            facebook_url: override_url.unwrap_or_else(|| format!("https://graph.facebook.com/{GRAPH_VERSION}")),
+            facebook_url: override_url
+                .unwrap_or_else(|| format!("https://graph.facebook.com/{GRAPH_VERSION}")),
             timeout: Duration::from_millis(env.parse_or("IGFLOW_GRAPH_TIMEOUT_MS", 10_000)?),
         })
     }
@@ -82,16 +90,30 @@ impl RunConfig {
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let wait_seconds: i32 = env.parse_or("IGFLOW_WAIT_SECONDS", 20)?;
         if !(0..=20).contains(&wait_seconds) {
-            return Err(ConfigError::Invalid { var: "IGFLOW_WAIT_SECONDS", problem: "must be 0 to 20 (SQS's limit)".into() });
+            return Err(ConfigError::Invalid {
+                var: "IGFLOW_WAIT_SECONDS",
+                problem: "must be 0 to 20 (SQS's limit)".into(),
+            });
         }
         let consumers: usize = env.parse_or("IGFLOW_CONSUMERS", 4)?;
         if consumers == 0 {
-            return Err(ConfigError::Invalid { var: "IGFLOW_CONSUMERS", problem: "must be at least 1".into() });
+            return Err(ConfigError::Invalid {
+                var: "IGFLOW_CONSUMERS",
+                problem: "must be at least 1".into(),
+            });
         }
         Ok(Self {
-            redis_url: env.secret("REDIS_URL", "set it to the Redis URL, e.g. redis://127.0.0.1:6379")?,
-            redis_prefix: env.optional("IGFLOW_REDIS_PREFIX").unwrap_or_else(|| "igflow:".into()),
-            queue_url: env.required("IGFLOW_QUEUE_URL", "set it to the URL of the events SQS queue")?,
+            redis_url: env.secret(
+                "REDIS_URL",
+                "set it to the Redis URL, e.g. redis://127.0.0.1:6379",
+            )?,
+            redis_prefix: env
+                .optional("IGFLOW_REDIS_PREFIX")
+                .unwrap_or_else(|| "igflow:".into()),
+            queue_url: env.required(
+                "IGFLOW_QUEUE_URL",
+                "set it to the URL of the events SQS queue",
+            )?,
             consumers,
             wait_seconds,
             visibility: Duration::from_secs(env.parse_or("IGFLOW_VISIBILITY_SECONDS", 60)?),

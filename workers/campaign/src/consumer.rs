@@ -9,7 +9,7 @@ use igflow_core::envelope::Envelope;
 use igflow_core::failure::Failure;
 use tokio_util::sync::CancellationToken;
 
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Handled, Pipeline};
 use crate::stats::Stats;
 
 /// Retries back off from this, doubling per receive...
@@ -43,7 +43,9 @@ pub struct Consumer {
 /// Capped exponential backoff with full jitter on the receive count.
 fn backoff(receive_count: u32) -> Duration {
     let exp = BACKOFF_BASE.saturating_mul(1 << receive_count.saturating_sub(1).min(16));
-    exp.min(BACKOFF_CAP).mul_f64(fastrand::f64()).max(Duration::from_secs(1))
+    exp.min(BACKOFF_CAP)
+        .mul_f64(fastrand::f64())
+        .max(Duration::from_secs(1))
 }
 
 fn receive_count(m: &Message) -> u32 {
@@ -103,7 +105,9 @@ impl Consumer {
         let settled = futures_util::future::join_all(messages.iter().map(|m| self.handle(m))).await;
         let mut deletes = Vec::new();
         for (m, settle) in messages.iter().zip(settled) {
-            let Some(receipt) = m.receipt_handle() else { continue };
+            let Some(receipt) = m.receipt_handle() else {
+                continue;
+            };
             match settle {
                 Settle::Delete => deletes.push(receipt),
                 Settle::RetryIn(delay) => {
@@ -128,10 +132,12 @@ impl Consumer {
             }
         };
         match self.pipeline.handle(&envelope).await {
-            Ok(_) => {
+            Ok(Handled::Done) => {
                 Stats::add(&self.stats.handled);
                 Settle::Delete
             }
+            // Counted as a duplicate by the pipeline.
+            Ok(Handled::Duplicate) => Settle::Delete,
             Err(f) => {
                 let count = receive_count(m);
                 tracing::warn!(event_id = %envelope.event_id, receive_count = count, failure = %f, "event not completed");
@@ -140,7 +146,9 @@ impl Consumer {
                         Stats::add(&self.stats.handled);
                         Settle::Delete
                     }
-                    Failure::Retryable { retry_after, .. } => Settle::RetryIn(retry_after.unwrap_or_else(|| backoff(count))),
+                    Failure::Retryable { retry_after, .. } => {
+                        Settle::RetryIn(retry_after.unwrap_or_else(|| backoff(count)))
+                    }
                     Failure::Account { .. } => Settle::RetryIn(PAUSED_ACCOUNT_RETRY),
                 }
             }
@@ -170,20 +178,38 @@ impl Consumer {
         let entries = receipts
             .iter()
             .enumerate()
-            .map(|(i, r)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(*r).build())
+            .map(|(i, r)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(*r)
+                    .build()
+            })
             .collect::<Result<Vec<_>, _>>();
         let entries = match entries {
             Ok(e) => e,
             Err(e) => return tracing::error!(error = %e, "delete batch not built"),
         };
-        match self.sqs.delete_message_batch().queue_url(&self.queue_url).set_entries(Some(entries)).send().await {
+        match self
+            .sqs
+            .delete_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
             // A message not deleted comes back; its done-marker makes the repeat a no-op.
             Ok(out) => {
                 for f in out.failed() {
-                    tracing::warn!(code = f.code(), message = f.message(), "message not deleted; will be redelivered and deduped");
+                    tracing::warn!(
+                        code = f.code(),
+                        message = f.message(),
+                        "message not deleted; will be redelivered and deduped"
+                    );
                 }
             }
-            Err(e) => tracing::warn!(error = %DisplayErrorContext(&e), "delete failed; messages will be redelivered and deduped"),
+            Err(e) => {
+                tracing::warn!(error = %DisplayErrorContext(&e), "delete failed; messages will be redelivered and deduped")
+            }
         }
     }
 }
@@ -196,7 +222,10 @@ mod tests {
     fn backoff_grows_is_capped_and_never_zero() {
         for count in [1, 2, 5, 30, u32::MAX] {
             let d = backoff(count);
-            assert!(d >= Duration::from_secs(1) && d <= BACKOFF_CAP, "{count}: {d:?}");
+            assert!(
+                d >= Duration::from_secs(1) && d <= BACKOFF_CAP,
+                "{count}: {d:?}"
+            );
         }
         let early: Duration = (0..200).map(|_| backoff(1)).max().unwrap_or_default();
         assert!(early <= BACKOFF_BASE);

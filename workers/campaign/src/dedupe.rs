@@ -54,7 +54,12 @@ fn unavailable(e: &fred::error::Error) -> Failure {
 
 impl Dedupe {
     pub fn new(redis: Client, keys: RedisKeys) -> Self {
-        Self { redis, keys, claim: Script::from_lua(CLAIM), release: Script::from_lua(RELEASE) }
+        Self {
+            redis,
+            keys,
+            claim: Script::from_lua(CLAIM),
+            release: Script::from_lua(RELEASE),
+        }
     }
 
     fn key(&self, event: &EventId) -> String {
@@ -66,7 +71,11 @@ impl Dedupe {
         let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
         let held: String = self
             .claim
-            .evalsha_with_reload(&self.redis, self.key(event), vec![token.0.clone(), lease_ms.to_string()])
+            .evalsha_with_reload(
+                &self.redis,
+                self.key(event),
+                vec![token.0.clone(), lease_ms.to_string()],
+            )
             .await
             .map_err(|e| unavailable(&e))?;
         Ok(match held.as_str() {
@@ -79,7 +88,15 @@ impl Dedupe {
     /// Marks the event handled for [`DONE_TTL`]; repeats are dropped from now on.
     pub async fn complete(&self, event: &EventId) -> Result<(), Failure> {
         self.redis
-            .set::<(), _, _>(self.key(event), DONE, Some(Expiration::EX(DONE_TTL.as_secs().try_into().unwrap_or(i64::MAX))), None, false)
+            .set::<(), _, _>(
+                self.key(event),
+                DONE,
+                Some(Expiration::EX(
+                    DONE_TTL.as_secs().try_into().unwrap_or(i64::MAX),
+                )),
+                None,
+                false,
+            )
             .await
             .map_err(|e| unavailable(&e))
     }

@@ -95,7 +95,12 @@ impl GraphClient {
         self.post(&url, token, &json!({ "message": text })).await
     }
 
-    async fn post(&self, url: &str, token: &SecretString, body: &serde_json::Value) -> Result<Sent, CallError> {
+    async fn post(
+        &self,
+        url: &str,
+        token: &SecretString,
+        body: &serde_json::Value,
+    ) -> Result<Sent, CallError> {
         let started = Instant::now();
         let response = self
             .http
@@ -118,9 +123,15 @@ impl GraphClient {
                 .ok()
                 .and_then(|b| serde_json::from_slice::<Accepted>(&b).ok())
                 .and_then(|a| a.message_id.or(a.id));
-            return Ok(Sent { id, status, latency });
+            return Ok(Sent {
+                id,
+                status,
+                latency,
+            });
         }
-        let parsed = bytes.ok().and_then(|b| serde_json::from_slice::<GraphErrorBody>(&b).ok());
+        let parsed = bytes
+            .ok()
+            .and_then(|b| serde_json::from_slice::<GraphErrorBody>(&b).ok());
         Err(match parsed {
             Some(GraphErrorBody { error }) => CallError {
                 status: Some(status),
@@ -134,7 +145,10 @@ impl GraphClient {
                 code: None,
                 subcode: None,
                 verdict: Verdict::Failed(if status >= 500 || status == 429 {
-                    Failure::Retryable { retry_after, reason: format!("graph HTTP {status}") }
+                    Failure::Retryable {
+                        retry_after,
+                        reason: format!("graph HTTP {status}"),
+                    }
                 } else {
                     Failure::permanent(format!("graph HTTP {status} without an error body"))
                 }),
@@ -150,9 +164,17 @@ fn transport_error(e: &reqwest::Error, latency: Duration) -> CallError {
     let failure = if e.is_connect() || e.is_builder() {
         Failure::retry(format!("graph API unreachable: {e}"))
     } else {
-        Failure::Ambiguous { reason: format!("graph API call interrupted after sending: {e}") }
+        Failure::Ambiguous {
+            reason: format!("graph API call interrupted after sending: {e}"),
+        }
     };
-    CallError { status: None, code: None, subcode: None, verdict: Verdict::Failed(failure), latency }
+    CallError {
+        status: None,
+        code: None,
+        subcode: None,
+        verdict: Verdict::Failed(failure),
+        latency,
+    }
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {

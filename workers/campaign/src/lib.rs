@@ -43,13 +43,20 @@ pub struct Worker {
 }
 
 impl Worker {
-    pub async fn build(config: RunConfig, store: Store, aws: &aws_config::SdkConfig) -> Result<Self, StartError> {
+    pub async fn build(
+        config: RunConfig,
+        store: Store,
+        aws: &aws_config::SdkConfig,
+    ) -> Result<Self, StartError> {
         let redis = redis::connect(&config.redis_url).await?;
         let stats = Arc::new(Stats::default());
         let pipeline = Pipeline {
             store,
             dedupe: Dedupe::new(redis, RedisKeys::new(config.redis_prefix)),
-            tokens: Arc::new(Tokens::new(aws_sdk_secretsmanager::Client::new(aws), config.secrets)),
+            tokens: Arc::new(Tokens::new(
+                aws_sdk_secretsmanager::Client::new(aws),
+                config.secrets,
+            )),
             graph: GraphClient::new(config.graph)?,
             stats: Arc::clone(&stats),
             lease: config.visibility,
@@ -62,7 +69,11 @@ impl Worker {
             wait_seconds: config.wait_seconds,
             visibility: config.visibility,
         };
-        Ok(Self { consumer: Arc::new(consumer), consumers: config.consumers, stats })
+        Ok(Self {
+            consumer: Arc::new(consumer),
+            consumers: config.consumers,
+            stats,
+        })
     }
 
     pub fn stats(&self) -> Arc<Stats> {

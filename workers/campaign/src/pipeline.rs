@@ -51,11 +51,14 @@ impl Pipeline {
                     tracing::info!("duplicate event dropped");
                     return Ok(Handled::Duplicate);
                 }
+                // Another worker holds this event through its own copy of the message, which
+                // it deletes only once the event is done and otherwise retries or hands back
+                // to the queue. This copy adds nothing: dropping it loses nothing, while
+                // retrying it would only burn receive counts towards the DLQ.
                 Claim::Busy => {
-                    return Err(Failure::Retryable {
-                        retry_after: Some(self.lease),
-                        reason: "another worker holds this event".into(),
-                    });
+                    Stats::add(&self.stats.duplicates);
+                    tracing::info!("event in progress elsewhere; this copy dropped");
+                    return Ok(Handled::Duplicate);
                 }
             };
             let result = self.process(env).await;
@@ -93,17 +96,26 @@ impl Pipeline {
     async fn process(&self, env: &Envelope) -> Result<(), Failure> {
         let Some(account) = self.store.account(&env.account_id).await? else {
             tracing::warn!("event for an account igflow does not manage");
-            let record = DecisionRecord { outcome: "unknown_account", ..self.decision(env, None) };
+            let record = DecisionRecord {
+                outcome: "unknown_account",
+                ..self.decision(env, None)
+            };
             return Ok(self.store.record_decision(&record).await?);
         };
         if account.status != AccountStatus::Active {
-            return Err(Failure::Account { reason: format!("account is {}", account.status) });
+            return Err(Failure::Account {
+                reason: format!("account is {}", account.status),
+            });
         }
         let base = self.decision(env, Some(&account));
         let item = match Item::from_envelope(env) {
             Ok(item) => item,
             Err(e) => {
-                let record = DecisionRecord { outcome: "malformed", detail: Some(e.to_string()), ..base };
+                let record = DecisionRecord {
+                    outcome: "malformed",
+                    detail: Some(e.to_string()),
+                    ..base
+                };
                 self.store.record_decision(&record).await?;
                 return Err(Failure::permanent(e.to_string()));
             }
@@ -111,12 +123,25 @@ impl Pipeline {
         match item {
             Item::Comment(comment) => self.on_comment(env, &account, base, &comment).await,
             Item::Messaging(m) => {
-                let reason = if m.is_own(&account.ig_user_id) { SkipReason::Own } else { SkipReason::KindNotHandled };
-                Ok(self.store.record_decision(&DecisionRecord { outcome: reason.as_str(), ..base }).await?)
+                let reason = if m.is_own(&account.ig_user_id) {
+                    SkipReason::Own
+                } else {
+                    SkipReason::KindNotHandled
+                };
+                Ok(self
+                    .store
+                    .record_decision(&DecisionRecord {
+                        outcome: reason.as_str(),
+                        ..base
+                    })
+                    .await?)
             }
             Item::Unhandled => {
                 let outcome = SkipReason::KindNotHandled.as_str();
-                Ok(self.store.record_decision(&DecisionRecord { outcome, ..base }).await?)
+                Ok(self
+                    .store
+                    .record_decision(&DecisionRecord { outcome, ..base })
+                    .await?)
             }
         }
     }
@@ -139,14 +164,21 @@ impl Pipeline {
                 _ => None,
             },
             detail: match &decision {
-                Decision::Matched(plan) => Some(format!("rule {} matched keyword {:?}", plan.rule, plan.keyword)),
+                Decision::Matched(plan) => Some(format!(
+                    "rule {} matched keyword {:?}",
+                    plan.rule, plan.keyword
+                )),
                 _ => None,
             },
             ..base
         };
         if !own {
             self.store
-                .touch_contact(account.id, comment.from.id.as_str(), comment.from.username.as_deref())
+                .touch_contact(
+                    account.id,
+                    comment.from.id.as_str(),
+                    comment.from.username.as_deref(),
+                )
                 .await?;
         }
         self.store.record_decision(&record).await?;
@@ -161,21 +193,38 @@ impl Pipeline {
 
     /// Sends the plan's actions, each at most once. Permanent and ambiguous failures of one
     /// action do not stop the others; a retryable one stops here and retries the event.
-    async fn act(&self, account: &Account, record: &DecisionRecord<'_>, comment: &Comment, plan: &Plan) -> Result<(), Failure> {
+    async fn act(
+        &self,
+        account: &Account,
+        record: &DecisionRecord<'_>,
+        comment: &Comment,
+        plan: &Plan,
+    ) -> Result<(), Failure> {
         let token = self.tokens.get(&account.token_secret_ref).await?;
         for action in &plan.actions {
             match self.store.claim_action(record, action.kind).await? {
                 ActionClaim::Proceed => {}
                 ActionClaim::Uncertain => {
                     Stats::add(&self.stats.uncertain);
-                    tracing::warn!(action = action.kind.as_str(), "earlier attempt has no result; not re-sent");
+                    tracing::warn!(
+                        action = action.kind.as_str(),
+                        "earlier attempt has no result; not re-sent"
+                    );
                     continue;
                 }
                 ActionClaim::AlreadySent | ActionClaim::Settled => continue,
             }
             let result = match action.kind {
-                ActionKind::PrivateReply => self.graph.private_reply(account, &token, &comment.id, &action.text).await,
-                ActionKind::PublicReply => self.graph.public_reply(account, &token, &comment.id, &action.text).await,
+                ActionKind::PrivateReply => {
+                    self.graph
+                        .private_reply(account, &token, &comment.id, &action.text)
+                        .await
+                }
+                ActionKind::PublicReply => {
+                    self.graph
+                        .public_reply(account, &token, &comment.id, &action.text)
+                        .await
+                }
             };
             let (outcome, failure) = match &result {
                 Ok(_) => ("sent", None),
@@ -183,7 +232,9 @@ impl Pipeline {
                     Verdict::AlreadyDone => ("already_done", None),
                     Verdict::Failed(f @ Failure::Permanent { .. }) => ("failed", Some(f)),
                     Verdict::Failed(f @ Failure::Ambiguous { .. }) => ("uncertain", Some(f)),
-                    Verdict::Failed(f @ (Failure::Retryable { .. } | Failure::Account { .. })) => ("retry", Some(f)),
+                    Verdict::Failed(f @ (Failure::Retryable { .. } | Failure::Account { .. })) => {
+                        ("retry", Some(f))
+                    }
                 },
             };
             let entry = match &result {
@@ -204,8 +255,15 @@ impl Pipeline {
                     ..ActionRecord::default()
                 },
             };
-            self.store.finish_action(record.event_id, action.kind, &entry).await?;
-            tracing::info!(action = action.kind.as_str(), outcome, graph_status = entry.graph_status, "action done");
+            self.store
+                .finish_action(record.event_id, action.kind, &entry)
+                .await?;
+            tracing::info!(
+                action = action.kind.as_str(),
+                outcome,
+                graph_status = entry.graph_status,
+                "action done"
+            );
             match failure {
                 None if result.is_ok() => Stats::add(&self.stats.sent),
                 Some(Failure::Ambiguous { .. }) => Stats::add(&self.stats.uncertain),

@@ -14,7 +14,9 @@ pub struct RedisKeys {
 
 impl RedisKeys {
     pub fn new(prefix: impl Into<String>) -> Self {
-        Self { prefix: prefix.into() }
+        Self {
+            prefix: prefix.into(),
+        }
     }
 
     pub fn key(&self, parts: &[&str]) -> String {

@@ -25,7 +25,11 @@ pub struct Tokens {
 
 impl Tokens {
     pub fn new(client: Client, config: SecretsConfig) -> Self {
-        Self { client, config, cache: Mutex::new(HashMap::new()) }
+        Self {
+            client,
+            config,
+            cache: Mutex::new(HashMap::new()),
+        }
     }
 
     /// The secret name for an account's token; stored in `ig_accounts.token_secret_ref`.
@@ -46,16 +50,25 @@ impl Tokens {
             .send()
             .await
             .map_err(|e| {
-                let missing = e.as_service_error().is_some_and(|s| s.is_resource_not_found_exception());
+                let missing = e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception());
                 let reason = format!("token {secret_ref}: {}", DisplayErrorContext(&e));
-                if missing { Failure::Account { reason } } else { Failure::retry(reason) }
+                if missing {
+                    Failure::Account { reason }
+                } else {
+                    Failure::retry(reason)
+                }
             })?;
         let token = SecretString::from(
             out.secret_string()
-                .ok_or_else(|| Failure::Account { reason: format!("token {secret_ref} has no string value") })?
+                .ok_or_else(|| Failure::Account {
+                    reason: format!("token {secret_ref} has no string value"),
+                })?
                 .to_owned(),
         );
-        self.lock().insert(secret_ref.to_owned(), (token.clone(), Instant::now()));
+        self.lock()
+            .insert(secret_ref.to_owned(), (token.clone(), Instant::now()));
         Ok(token)
     }
 
@@ -70,16 +83,26 @@ impl Tokens {
             .await;
         match created {
             Ok(_) => {}
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_resource_exists_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_exists_exception()) =>
+            {
                 self.client
                     .put_secret_value()
                     .secret_id(name)
                     .secret_string(token.expose_secret())
                     .send()
                     .await
-                    .map_err(|e| SecretsError(format!("updating {name}: {}", DisplayErrorContext(&e))))?;
+                    .map_err(|e| {
+                        SecretsError(format!("updating {name}: {}", DisplayErrorContext(&e)))
+                    })?;
             }
-            Err(e) => return Err(SecretsError(format!("creating {name}: {}", DisplayErrorContext(&e)))),
+            Err(e) => {
+                return Err(SecretsError(format!(
+                    "creating {name}: {}",
+                    DisplayErrorContext(&e)
+                )));
+            }
         }
         self.lock().remove(name);
         Ok(())
@@ -87,6 +110,8 @@ impl Tokens {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (SecretString, Instant)>> {
         // A panic while holding this lock cannot leave the map inconsistent: keep using it.
-        self.cache.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }

@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use igflow_core::campaign::{AccountStatus, Actions, ActionKind, Campaign, LoginFlavor, MediaScope, Rule};
+use igflow_core::campaign::{
+    AccountStatus, ActionKind, Actions, Campaign, LoginFlavor, MediaScope, Rule,
+};
 use igflow_core::failure::Failure;
 use igflow_core::ids::{IgUserId, MediaId, PageId};
 use secrecy::ExposeSecret;
@@ -20,7 +22,11 @@ pub enum StoreError {
     #[error("postgres: {0}")]
     Db(#[from] sqlx::Error),
     #[error("row {table}.{id} holds invalid data: {problem}")]
-    Corrupt { table: &'static str, id: Uuid, problem: String },
+    Corrupt {
+        table: &'static str,
+        id: Uuid,
+        problem: String,
+    },
 }
 
 impl From<StoreError> for Failure {
@@ -165,7 +171,11 @@ impl Store {
                 tenant_id: r.tenant_id,
                 ig_user_id: IgUserId::parse(r.ig_user_id).map_err(|e| bad(e.to_string()))?,
                 login: r.login_flavor.parse().map_err(&bad)?,
-                page_id: r.page_id.map(PageId::parse).transpose().map_err(|e| bad(e.to_string()))?,
+                page_id: r
+                    .page_id
+                    .map(PageId::parse)
+                    .transpose()
+                    .map_err(|e| bad(e.to_string()))?,
                 token_secret_ref: r.token_secret_ref,
                 status: r.status.parse().map_err(&bad)?,
             })
@@ -190,11 +200,12 @@ impl Store {
         .bind(&ids)
         .fetch_all(&self.pool)
         .await?;
-        let actions: Vec<ActionRow> =
-            sqlx::query_as("select campaign_id, kind, variants from actions where campaign_id = any($1)")
-                .bind(&ids)
-                .fetch_all(&self.pool)
-                .await?;
+        let actions: Vec<ActionRow> = sqlx::query_as(
+            "select campaign_id, kind, variants from actions where campaign_id = any($1)",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
 
         let mut rules_by: HashMap<Uuid, Vec<Rule>> = HashMap::new();
         for r in rules {
@@ -209,9 +220,10 @@ impl Store {
         let mut actions_by: HashMap<Uuid, Actions> = HashMap::new();
         for a in actions {
             let bad = corrupt("actions", a.campaign_id);
-            let entry = actions_by
-                .entry(a.campaign_id)
-                .or_insert_with(|| Actions { private_reply: None, public_replies: Vec::new() });
+            let entry = actions_by.entry(a.campaign_id).or_insert_with(|| Actions {
+                private_reply: None,
+                public_replies: Vec::new(),
+            });
             match a.kind.parse::<ActionKind>().map_err(&bad)? {
                 ActionKind::PrivateReply => entry.private_reply = a.variants.into_iter().next(),
                 ActionKind::PublicReply => entry.public_replies = a.variants,
@@ -239,15 +251,21 @@ impl Store {
                     media,
                     cooldown: Duration::from_secs(u64::try_from(c.cooldown_seconds).unwrap_or(0)),
                     rules: rules_by.remove(&c.id).unwrap_or_default(),
-                    actions: actions_by
-                        .remove(&c.id)
-                        .unwrap_or(Actions { private_reply: None, public_replies: Vec::new() }),
+                    actions: actions_by.remove(&c.id).unwrap_or(Actions {
+                        private_reply: None,
+                        public_replies: Vec::new(),
+                    }),
                 })
             })
             .collect()
     }
 
-    pub async fn touch_contact(&self, account_id: Uuid, igsid: &str, username: Option<&str>) -> Result<(), StoreError> {
+    pub async fn touch_contact(
+        &self,
+        account_id: Uuid,
+        igsid: &str,
+        username: Option<&str>,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "insert into contacts (account_id, igsid, username) values ($1, $2, $3)
              on conflict (account_id, igsid) do update
@@ -283,7 +301,11 @@ impl Store {
 
     /// Takes the (event, action) idempotency key before sending. Only a fresh key, or one an
     /// earlier attempt released as `retry`, lets the caller send.
-    pub async fn claim_action(&self, d: &DecisionRecord<'_>, kind: ActionKind) -> Result<ActionClaim, StoreError> {
+    pub async fn claim_action(
+        &self,
+        d: &DecisionRecord<'_>,
+        kind: ActionKind,
+    ) -> Result<ActionClaim, StoreError> {
         let claimed: Option<i64> = sqlx::query_scalar(
             "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id, contact_igsid, outcome)
              values ($1, $2, $3, $4, $5, $6, $7, 'pending')
@@ -326,7 +348,12 @@ impl Store {
         })
     }
 
-    pub async fn finish_action(&self, event_id: &str, kind: ActionKind, r: &ActionRecord) -> Result<(), StoreError> {
+    pub async fn finish_action(
+        &self,
+        event_id: &str,
+        kind: ActionKind,
+        r: &ActionRecord,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "update activity set outcome = $3, detail = $4, graph_status = $5, graph_code = $6,
                graph_subcode = $7, response_id = $8, latency_ms = $9, updated_at = now()

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# Brings up what igflow needs on this machine: Postgres, Redis and moto server (the SQS and
+# Secrets Manager APIs). Uses services already running, installs what is missing (Debian),
+# and is safe to run any number of times. Writes .local/env for the other scripts to source.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$PWD
+state=$root/.local
+mkdir -p "$state"
+
+pg_port=${IGFLOW_PG_PORT:-5432}
+redis_port=${IGFLOW_REDIS_PORT:-6379}
+moto_port=${IGFLOW_MOTO_PORT:-5055}
+moto_version=5.2.5
+
+log() { printf '[services] %s\n' "$*" >&2; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_port() {
+  for _ in $(seq 1 100); do port_open "$1" && return 0; sleep 0.1; done
+  log "nothing answers on 127.0.0.1:$1 after 10 s ($2)"; return 1
+}
+
+apt_install() {
+  log "installing $*"
+  local sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
+start_postgres() {
+  port_open "$pg_port" && { log "postgres already up on $pg_port"; return; }
+  command -v pg_ctlcluster >/dev/null || apt_install postgresql
+  local version; version=$(ls /etc/postgresql | sort -V | tail -n 1)
+  log "starting postgres $version"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+  wait_port "$pg_port" postgres
+  # A fresh Debian cluster wants a password over TCP; trust-auth machines ignore it.
+  if [ "$(id -u)" -eq 0 ]; then
+    su postgres -c "psql -q -c \"alter user postgres password 'postgres'\"" >/dev/null 2>&1 || true
+  fi
+}
+
+start_redis() {
+  port_open "$redis_port" && { log "redis already up on $redis_port"; return; }
+  command -v redis-server >/dev/null || apt_install redis-server
+  log "starting redis"
+  redis-server --daemonize yes --bind 127.0.0.1 --port "$redis_port" --save '' --appendonly no \
+    --logfile "$state/redis.log"
+  wait_port "$redis_port" redis
+}
+
+start_moto() {
+  if port_open "$moto_port"; then log "moto already up on $moto_port"; return; fi
+  if [ ! -x "$root/.venv/bin/moto_server" ]; then
+    python3 -m venv "$root/.venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$root/.venv"; }
+    log "installing moto $moto_version into .venv"
+    "$root/.venv/bin/pip" install -q "moto[server]==$moto_version"
+  fi
+  log "starting moto on $moto_port"
+  nohup "$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$state/moto.log" 2>&1 &
+  wait_port "$moto_port" moto
+}
+
+start_postgres
+start_redis
+start_moto
+
+cat >"$state/env" <<ENV
+# Written by scripts/services.sh: local services for igflow.
+export DATABASE_URL=\${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:$pg_port/postgres}
+export REDIS_URL=\${REDIS_URL:-redis://127.0.0.1:$redis_port}
+export AWS_ENDPOINT_URL=\${AWS_ENDPOINT_URL:-http://127.0.0.1:$moto_port}
+export AWS_REGION=\${AWS_REGION:-us-east-1}
+export AWS_ACCESS_KEY_ID=\${AWS_ACCESS_KEY_ID:-test}
+export AWS_SECRET_ACCESS_KEY=\${AWS_SECRET_ACCESS_KEY:-test}
+export CARGO_TARGET_DIR=\${CARGO_TARGET_DIR:-\$HOME/.cache/igflow-target}
+ENV
+log "ready: postgres :$pg_port, redis :$redis_port, moto :$moto_port (env in .local/env)"

@@ -1,0 +1,393 @@
+//! Runs the real webhook and worker in-process against real services, each test isolated by
+//! its own database, Redis key prefix, queues, secret names and ports.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::Context;
+use aws_sdk_sqs::config::{Credentials, Region};
+use aws_sdk_sqs::types::QueueAttributeName;
+use igflow_core::campaign_file::CampaignFile;
+use igflow_core::env::Env;
+use igflow_core::runtime;
+use igflow_core::signature::sign;
+use igflow_webhook::{AppState, Listen, SqsSink, WebhookConfig};
+use igflow_worker::Worker;
+use igflow_worker::apply::{ApplyError, ApplySummary, apply};
+use igflow_worker::config::{RunConfig, SecretsConfig};
+use igflow_worker::secrets::Tokens;
+use igflow_worker::stats::Stats;
+use igflow_worker::store::Store;
+use secrecy::SecretString;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{AssertSqlSafe, Executor};
+use tokio_util::sync::CancellationToken;
+
+use crate::graph_server::GraphTestServer;
+
+/// Test databases older than this are left over from aborted runs and are dropped.
+const STALE_DATABASE_SECS: u64 = 3600;
+/// How often a message is received before SQS moves it to the DLQ, in tests.
+pub const MAX_RECEIVE_COUNT: u32 = 5;
+
+/// Where the local services are (`scripts/services.sh` exports these).
+#[derive(Debug, Clone)]
+pub struct Services {
+    pub database_url: String,
+    pub redis_url: String,
+    pub aws_endpoint: String,
+}
+
+impl Services {
+    pub fn from_env() -> Self {
+        let var = |k: &str, default: &str| {
+            std::env::var(k)
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        Self {
+            database_url: var(
+                "DATABASE_URL",
+                "postgres://postgres:postgres@127.0.0.1:5432/postgres",
+            ),
+            redis_url: var("REDIS_URL", "redis://127.0.0.1:6379"),
+            aws_endpoint: var("AWS_ENDPOINT_URL", "http://127.0.0.1:5055"),
+        }
+    }
+
+    /// The SDK pointed at the emulator, with dummy credentials.
+    pub async fn aws(&self) -> aws_config::SdkConfig {
+        runtime::aws_loader()
+            .endpoint_url(&self.aws_endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "igflow-tests"))
+            .load()
+            .await
+    }
+
+    /// The same server with another database.
+    pub fn database_url_for(&self, db: &str) -> String {
+        match self.database_url.rsplit_once('/') {
+            Some((server, _)) => format!("{server}/{db}"),
+            None => format!("{}/{db}", self.database_url),
+        }
+    }
+
+    /// Creates a fresh, migrated database and returns its store.
+    pub async fn fresh_database(&self, prefix: &str) -> anyhow::Result<(Store, String)> {
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&self.database_url)
+            .await
+            .with_context(|| "connecting to Postgres (run scripts/services.sh)".to_owned())?;
+        let now = unix_secs();
+        let stale: Vec<String> =
+            sqlx::query_scalar("select datname from pg_database where datname like $1")
+                .bind(format!("{prefix}%"))
+                .fetch_all(&admin)
+                .await?;
+        for name in stale {
+            let created = name
+                .strip_prefix(prefix)
+                .and_then(|r| r.split('_').next())
+                .and_then(|t| t.parse::<u64>().ok());
+            if created.is_some_and(|t| now.saturating_sub(t) > STALE_DATABASE_SECS) {
+                let _ = admin
+                    .execute(AssertSqlSafe(format!("drop database if exists \"{name}\"")))
+                    .await;
+            }
+        }
+        let name = format!("{prefix}{now}_{:08x}", fastrand::u32(..));
+        admin
+            .execute(AssertSqlSafe(format!("create database \"{name}\"")))
+            .await?;
+        let url = self.database_url_for(&name);
+        let store = Store::from_pool(
+            PgPoolOptions::new()
+                .max_connections(8)
+                .connect(&url)
+                .await?,
+        );
+        store.migrate().await?;
+        Ok((store, url))
+    }
+}
+
+/// Logs go through the test harness's capture, so they show only for failing tests.
+fn init_test_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
+}
+
+fn unix_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A random lowercase tag that keeps names apart between tests.
+pub fn tag() -> String {
+    format!("{:012x}", fastrand::u64(..) & 0xffff_ffff_ffff)
+}
+
+/// Creates `{name}` with a redrive policy to `{name}-dlq`; returns both URLs.
+pub async fn create_queues(
+    sqs: &aws_sdk_sqs::Client,
+    name: &str,
+    visibility: Duration,
+) -> anyhow::Result<(String, String)> {
+    let dlq_url = sqs
+        .create_queue()
+        .queue_name(format!("{name}-dlq"))
+        .send()
+        .await?
+        .queue_url
+        .context("no DLQ url")?;
+    let dlq_arn = sqs
+        .get_queue_attributes()
+        .queue_url(&dlq_url)
+        .attribute_names(QueueAttributeName::QueueArn)
+        .send()
+        .await?
+        .attributes
+        .and_then(|a| a.get(&QueueAttributeName::QueueArn).cloned())
+        .context("no DLQ arn")?;
+    let redrive = serde_json::json!({ "deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT.to_string() });
+    let queue_url = sqs
+        .create_queue()
+        .queue_name(name)
+        .attributes(QueueAttributeName::RedrivePolicy, redrive.to_string())
+        .attributes(
+            QueueAttributeName::VisibilityTimeout,
+            visibility.as_secs().to_string(),
+        )
+        .send()
+        .await?
+        .queue_url
+        .context("no queue url")?;
+    Ok((queue_url, dlq_url))
+}
+
+/// Messages in a queue: (visible, in flight).
+pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result<(u64, u64)> {
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessages)
+        .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await?
+        .attributes
+        .unwrap_or_default();
+    let get = |k: &QueueAttributeName| attrs.get(k).and_then(|v| v.parse().ok()).unwrap_or(0);
+    Ok((
+        get(&QueueAttributeName::ApproximateNumberOfMessages),
+        get(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible),
+    ))
+}
+
+/// Polls `check` every 50 ms until it holds, or fails after `timeout` naming `what`.
+pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<bool>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if check().await? {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            anyhow::bail!("timed out after {timeout:?} waiting for {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One isolated copy of the fleet's surroundings.
+pub struct TestEnv {
+    pub services: Services,
+    pub store: Store,
+    pub database_url: String,
+    pub aws: aws_config::SdkConfig,
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    pub dlq_url: String,
+    pub graph: GraphTestServer,
+    pub redis_prefix: String,
+    pub secrets_prefix: String,
+    pub app_secret: SecretString,
+    pub verify_token: SecretString,
+    http: reqwest::Client,
+}
+
+pub struct RunningWorker {
+    pub stats: Arc<Stats>,
+    shutdown: CancellationToken,
+    handle: tokio::task::JoinHandle<()>,
+}
+
+impl RunningWorker {
+    /// Stops receiving, lets the batches in hand finish, and waits for that.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.shutdown.cancel();
+        self.handle.await?;
+        Ok(())
+    }
+
+    /// Waits until the worker has finished `n` messages (handled or dropped as duplicates).
+    pub async fn wait_finished(&self, n: u64, timeout: Duration) -> anyhow::Result<()> {
+        let stats = Arc::clone(&self.stats);
+        eventually(&format!("{n} messages finished"), timeout, move || {
+            let s = stats.snapshot();
+            async move { Ok(s.handled + s.duplicates >= n) }
+        })
+        .await
+    }
+}
+
+impl TestEnv {
+    pub async fn new() -> anyhow::Result<Self> {
+        init_test_tracing();
+        let services = Services::from_env();
+        let (store, database_url) = services.fresh_database("igflow_t_").await?;
+        let aws = services.aws().await;
+        let sqs = aws_sdk_sqs::Client::new(&aws);
+        let t = tag();
+        let (queue_url, dlq_url) =
+            create_queues(&sqs, &format!("igflow-test-{t}"), Duration::from_secs(30))
+                .await
+                .context("creating queues in moto (run scripts/services.sh)")?;
+        Ok(Self {
+            services,
+            store,
+            database_url,
+            aws,
+            sqs,
+            queue_url,
+            dlq_url,
+            graph: GraphTestServer::start(0).await?,
+            redis_prefix: format!("igflow-test:{t}:"),
+            secrets_prefix: format!("igflow-test/{t}/"),
+            app_secret: SecretString::from(format!("app-secret-{t}")),
+            verify_token: SecretString::from(format!("verify-{t}")),
+            http: reqwest::Client::new(),
+        })
+    }
+
+    pub fn tokens(&self) -> Tokens {
+        Tokens::new(
+            aws_sdk_secretsmanager::Client::new(&self.aws),
+            SecretsConfig {
+                prefix: self.secrets_prefix.clone(),
+                cache_ttl: Duration::from_secs(60),
+            },
+        )
+    }
+
+    /// Applies a campaign file as `igflow-worker apply` does.
+    pub async fn apply(&self, yaml: &str) -> Result<ApplySummary, ApplyError> {
+        let file = CampaignFile::parse(yaml).map_err(|e| ApplyError::Invalid(e.problems))?;
+        apply(
+            &file,
+            &self.store,
+            &self.tokens(),
+            &Env::from_map(HashMap::new()),
+        )
+        .await
+    }
+
+    /// Serves the webhook on a free port; returns its `/webhook` URL.
+    pub async fn start_webhook(&self) -> anyhow::Result<String> {
+        let config = WebhookConfig {
+            listen: Listen::Addr(([127, 0, 0, 1], 0).into()),
+            queue_url: self.queue_url.clone(),
+            app_secrets: vec![self.app_secret.clone()],
+            verify_token: self.verify_token.clone(),
+            max_body_bytes: 256 * 1024,
+        };
+        let sink = Arc::new(SqsSink::new(self.sqs.clone(), self.queue_url.clone()));
+        let app = igflow_webhook::app(AppState::new(&config, sink), config.max_body_bytes);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/webhook", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(url)
+    }
+
+    /// The worker's environment, as a deployment would set it.
+    pub fn worker_env(&self) -> HashMap<String, String> {
+        HashMap::from([
+            ("REDIS_URL".into(), self.services.redis_url.clone()),
+            ("IGFLOW_REDIS_PREFIX".into(), self.redis_prefix.clone()),
+            ("IGFLOW_QUEUE_URL".into(), self.queue_url.clone()),
+            ("IGFLOW_GRAPH_API_URL".into(), self.graph.url.clone()),
+            ("IGFLOW_SECRETS_PREFIX".into(), self.secrets_prefix.clone()),
+            ("IGFLOW_CONSUMERS".into(), "2".into()),
+            ("IGFLOW_WAIT_SECONDS".into(), "1".into()),
+            ("IGFLOW_VISIBILITY_SECONDS".into(), "30".into()),
+            ("IGFLOW_GRAPH_TIMEOUT_MS".into(), "2000".into()),
+        ])
+    }
+
+    pub async fn start_worker(&self) -> anyhow::Result<RunningWorker> {
+        let config = RunConfig::from_env(&Env::from_map(self.worker_env()))?;
+        let worker = Worker::build(config, self.store.clone(), &self.aws).await?;
+        let stats = worker.stats();
+        let shutdown = CancellationToken::new();
+        let handle = tokio::spawn(worker.run(shutdown.clone()));
+        Ok(RunningWorker {
+            stats,
+            shutdown,
+            handle,
+        })
+    }
+
+    /// POSTs `body` to the webhook signed with the app secret, as Meta does.
+    pub async fn post_signed(
+        &self,
+        webhook: &str,
+        body: &str,
+    ) -> anyhow::Result<reqwest::StatusCode> {
+        let signature = sign(&self.app_secret, body.as_bytes());
+        self.post_with(webhook, body, Some(&signature)).await
+    }
+
+    /// POSTs `body` with the given `X-Hub-Signature-256` value (or none).
+    pub async fn post_with(
+        &self,
+        webhook: &str,
+        body: &str,
+        signature: Option<&str>,
+    ) -> anyhow::Result<reqwest::StatusCode> {
+        let mut request = self
+            .http
+            .post(webhook)
+            .header("content-type", "application/json")
+            .body(body.to_owned());
+        if let Some(s) = signature {
+            request = request.header("X-Hub-Signature-256", s);
+        }
+        Ok(request.send().await?.status())
+    }
+
+    /// (visible, in flight) of the events queue.
+    pub async fn queue_depth(&self) -> anyhow::Result<(u64, u64)> {
+        queue_depth(&self.sqs, &self.queue_url).await
+    }
+
+    /// Activity rows as (event_id, step, outcome), in insertion order.
+    pub async fn activity(&self) -> anyhow::Result<Vec<(String, String, String)>> {
+        Ok(
+            sqlx::query_as("select event_id, step, outcome from activity order by id")
+                .fetch_all(self.store.pool())
+                .await?,
+        )
+    }
+}

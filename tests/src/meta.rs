@@ -1,0 +1,108 @@
+//! Deliveries shaped and encoded the way Meta sends them, for tests and the demo.
+
+use serde_json::{Value, json};
+
+/// One comment on an account's media.
+#[derive(Debug, Clone)]
+pub struct CommentSpec {
+    pub comment_id: String,
+    pub from_id: String,
+    pub username: String,
+    pub text: String,
+    pub media_id: String,
+    /// Set when the account itself wrote the comment.
+    pub self_ig_scoped_id: Option<String>,
+}
+
+impl CommentSpec {
+    pub fn new(comment_id: &str, from_id: &str, text: &str) -> Self {
+        Self {
+            comment_id: comment_id.to_owned(),
+            from_id: from_id.to_owned(),
+            username: format!("user{from_id}"),
+            text: text.to_owned(),
+            media_id: "18000000000000001".to_owned(),
+            self_ig_scoped_id: None,
+        }
+    }
+
+    fn value(&self) -> Value {
+        let mut from = json!({ "id": self.from_id, "username": self.username });
+        if let Some(s) = &self.self_ig_scoped_id {
+            from["self_ig_scoped_id"] = json!(s);
+        }
+        json!({
+            "field": "comments",
+            "value": {
+                "id": self.comment_id,
+                "from": from,
+                "text": self.text,
+                "media": { "id": self.media_id, "media_product_type": "REELS" },
+            }
+        })
+    }
+}
+
+/// A `comments` delivery for `account` holding `comments`, in Meta's encoding.
+pub fn comment_delivery(account: &str, comments: &[CommentSpec]) -> String {
+    let changes: Vec<Value> = comments.iter().map(CommentSpec::value).collect();
+    meta_encode(&json!({
+        "object": "instagram",
+        "entry": [{ "id": account, "time": 1_732_200_000, "changes": changes }],
+    }))
+}
+
+/// The echo Meta sends of a message the account itself sent.
+pub fn echo_delivery(account: &str, recipient: &str, mid: &str, text: &str) -> String {
+    meta_encode(&json!({
+        "object": "instagram",
+        "entry": [{
+            "id": account,
+            "time": 1_732_200_000_123_i64,
+            "messaging": [{
+                "sender": { "id": account },
+                "recipient": { "id": recipient },
+                "timestamp": 1_732_200_000_100_i64,
+                "message": { "mid": mid, "text": text, "is_echo": true, "is_self": true },
+            }],
+        }],
+    }))
+}
+
+/// Serializes like Meta: non-ASCII as `\uXXXX` escapes (surrogate pairs beyond the BMP) and
+/// `/` as `\/`. Signatures must be computed over exactly these bytes.
+pub fn meta_encode(value: &Value) -> String {
+    let plain = value.to_string();
+    let mut out = String::with_capacity(plain.len() + plain.len() / 4);
+    for c in plain.chars() {
+        match c {
+            '/' => out.push_str("\\/"),
+            c if c.is_ascii() => out.push(c),
+            c => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    out.push_str(&format!("\\u{unit:04x}"));
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_encoding_escapes_and_round_trips() {
+        let v = json!({ "t": "Prix 😍 é कीमत a/b" });
+        let encoded = meta_encode(&v);
+        assert!(encoded.is_ascii());
+        assert!(
+            encoded.contains("\\ud83d\\ude0d")
+                && encoded.contains("\\u00e9")
+                && encoded.contains("a\\/b")
+        );
+        assert_eq!(serde_json::from_str::<Value>(&encoded).unwrap(), v);
+    }
+}

@@ -1,0 +1,158 @@
+//! `apply`: idempotent upserts, field-naming refusals, tokens kept out of Postgres.
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
+use igflow_tests::fixtures::{ACCOUNT, TOKEN, campaigns_yaml};
+use igflow_tests::harness::TestEnv;
+use igflow_worker::apply::ApplyError;
+use secrecy::ExposeSecret;
+
+/// Row counts of every campaign table, and the campaigns' statuses.
+async fn snapshot(env: &TestEnv) -> (Vec<i64>, Vec<(String, String)>) {
+    let mut counts = Vec::new();
+    for table in ["tenants", "ig_accounts", "campaigns", "rules", "actions"] {
+        let sql = format!("select count(*) from {table}");
+        counts.push(
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_one(env.store.pool())
+                .await
+                .unwrap(),
+        );
+    }
+    let statuses = sqlx::query_as("select slug, status from campaigns order by slug")
+        .fetch_all(env.store.pool())
+        .await
+        .unwrap();
+    (counts, statuses)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applying_twice_changes_nothing_and_dropped_campaigns_are_archived() {
+    let env = TestEnv::new().await.unwrap();
+    let first = env.apply(&campaigns_yaml()).await.unwrap();
+    assert_eq!((first.accounts, first.campaigns, first.archived), (1, 2, 0));
+    let before = snapshot(&env).await;
+    assert_eq!(before.0, vec![1, 1, 2, 2, 3]);
+    env.apply(&campaigns_yaml()).await.unwrap();
+    assert_eq!(snapshot(&env).await, before);
+
+    let without_launch = campaigns_yaml()
+        .split("      - slug: launch")
+        .next()
+        .unwrap()
+        .to_owned();
+    let third = env.apply(&without_launch).await.unwrap();
+    assert_eq!(third.archived, 1);
+    let (_, statuses) = snapshot(&env).await;
+    assert_eq!(
+        statuses,
+        [("launch", "archived"), ("price-list", "active")]
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_go_to_secrets_manager_and_never_to_postgres() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    let secret_ref: String =
+        sqlx::query_scalar("select token_secret_ref from ig_accounts where ig_user_id = $1")
+            .bind(ACCOUNT)
+            .fetch_one(env.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        secret_ref,
+        format!("{}accounts/{ACCOUNT}/access-token", env.secrets_prefix)
+    );
+    assert_eq!(
+        env.tokens().get(&secret_ref).await.unwrap().expose_secret(),
+        TOKEN
+    );
+    let leaked: i64 = sqlx::query_scalar(
+        "select count(*) from (select row_to_json(t)::text as j from ig_accounts t
+                               union all select row_to_json(t)::text from campaigns t
+                               union all select row_to_json(t)::text from tenants t) rows
+         where j like '%' || $1 || '%'",
+    )
+    .bind(TOKEN)
+    .fetch_one(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(leaked, 0);
+
+    // A rotated token replaces the secret's value.
+    env.apply(&campaigns_yaml().replace(TOKEN, "IGAA-rotated"))
+        .await
+        .unwrap();
+    assert_eq!(
+        env.tokens().get(&secret_ref).await.unwrap().expose_secret(),
+        "IGAA-rotated"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_file_is_refused_by_field_and_changes_nothing() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    let before = snapshot(&env).await;
+
+    let cases = [
+        (
+            campaigns_yaml().replace("priority: 10", "priority: ten"),
+            "accounts[0].campaigns[1].priority",
+        ),
+        (
+            campaigns_yaml().replace("[link]", "[]"),
+            "accounts[0].campaigns[1].rules[0].keywords",
+        ),
+        (
+            campaigns_yaml().replace("match: contains", "match: regex"),
+            "accounts[0].campaigns[1].rules[0].match",
+        ),
+        (
+            campaigns_yaml().replace("slug: launch", "slug: price-list"),
+            "accounts[0].campaigns[1].slug",
+        ),
+        (
+            campaigns_yaml().replace("cooldown_seconds", "cooldown"),
+            "accounts[0].campaigns[0]",
+        ),
+        (
+            campaigns_yaml().replace("login: instagram", "login: facebook"),
+            "accounts[0].page_id",
+        ),
+        (campaigns_yaml().replace("tenant: {", "tenant: {{"), "line"),
+    ];
+    for (yaml, field) in cases {
+        let e = env.apply(&yaml).await.unwrap_err();
+        assert!(matches!(e, ApplyError::Invalid(_)), "{e}");
+        assert!(e.to_string().contains(field), "expected {field} in: {e}");
+    }
+    let unset = campaigns_yaml().replace(
+        &format!("access_token: \"{TOKEN}\""),
+        "access_token_env: IGFLOW_TEST_UNSET_TOKEN",
+    );
+    let e = env.apply(&unset).await.unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "accounts[0].access_token_env: environment variable IGFLOW_TEST_UNSET_TOKEN is not set"
+        ),
+        "{e}"
+    );
+    // An account of another tenant cannot be taken over.
+    let e = env
+        .apply(&campaigns_yaml().replace("slug: acme", "slug: rival"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("accounts[0].ig_user_id: 17841400000000000 belongs to tenant \"acme\""),
+        "{e}"
+    );
+
+    assert_eq!(
+        snapshot(&env).await,
+        before,
+        "nothing in the database changed"
+    );
+}

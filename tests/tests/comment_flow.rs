@@ -1,0 +1,240 @@
+//! A signed comment delivery, through the real webhook, SQS (moto), the real worker, Redis and
+//! Postgres, to the Graph API test server.
+
+use std::time::Duration;
+
+use igflow_tests::fixtures::{
+    ACCOUNT, LAUNCH_MEDIA, PRIVATE_REPLY, PUBLIC_REPLIES, TOKEN, campaigns_yaml,
+};
+use igflow_tests::graph_server::CallKind;
+use igflow_tests::harness::{TestEnv, eventually};
+use igflow_tests::meta::{CommentSpec, comment_delivery, echo_delivery};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+async fn env() -> TestEnv {
+    let env = TestEnv::new()
+        .await
+        .expect("test environment (run scripts/services.sh)");
+    env.apply(&campaigns_yaml()).await.expect("campaigns apply");
+    env
+}
+
+async fn drained(env: &TestEnv) {
+    eventually("events queue drained", WAIT, || async {
+        Ok(env.queue_depth().await? == (0, 0))
+    })
+    .await
+    .expect("queue drains");
+}
+
+fn private_replies_to(env: &TestEnv, comment: &str) -> usize {
+    env.graph
+        .accepted(
+            |k| matches!(k, CallKind::PrivateReply { comment_id, .. } if comment_id == comment),
+        )
+        .len()
+}
+
+fn public_replies_to(env: &TestEnv, comment: &str) -> usize {
+    env.graph
+        .accepted(|k| matches!(k, CallKind::PublicReply { comment_id } if comment_id == comment))
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_comment_becomes_one_private_and_one_public_reply() {
+    let env = env().await;
+    let webhook = env.start_webhook().await.unwrap();
+    let worker = env.start_worker().await.unwrap();
+
+    let body = comment_delivery(
+        ACCOUNT,
+        &[CommentSpec::new(
+            "17900000000000001",
+            "6001",
+            "Price??? \u{1F60D}",
+        )],
+    );
+    assert_eq!(env.post_signed(&webhook, &body).await.unwrap(), 200);
+    worker.wait_finished(1, WAIT).await.unwrap();
+    drained(&env).await;
+
+    let calls = env.graph.calls();
+    assert_eq!(calls.len(), 2, "{calls:?}");
+    let private = &calls[0];
+    assert_eq!(
+        private.kind,
+        CallKind::PrivateReply {
+            sender: ACCOUNT.into(),
+            comment_id: "17900000000000001".into()
+        }
+    );
+    assert_eq!(private.text, PRIVATE_REPLY);
+    assert_eq!(
+        private.token.as_deref(),
+        Some(TOKEN),
+        "the token comes from Secrets Manager"
+    );
+    assert_eq!(
+        calls[1].kind,
+        CallKind::PublicReply {
+            comment_id: "17900000000000001".into()
+        }
+    );
+    assert!(
+        PUBLIC_REPLIES.contains(&calls[1].text.as_str()),
+        "{}",
+        calls[1].text
+    );
+
+    let activity = env.activity().await.unwrap();
+    let expect = |step: &str, outcome: &str| {
+        (
+            String::from("comment:17900000000000001"),
+            step.to_owned(),
+            outcome.to_owned(),
+        )
+    };
+    assert_eq!(
+        activity,
+        vec![
+            expect("decision", "matched"),
+            expect("private_reply", "sent"),
+            expect("public_reply", "sent")
+        ]
+    );
+    let (detail, status, response_id): (Option<String>, Option<i32>, Option<String>) = sqlx::query_as(
+        "select d.detail, a.graph_status, a.response_id from activity d join activity a using (event_id)
+         where d.step = 'decision' and a.step = 'private_reply'",
+    )
+    .fetch_one(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(detail.as_deref(), Some("rule 0 matched keyword \"price\""));
+    assert_eq!(status, Some(200));
+    assert!(response_id.is_some_and(|id| id.starts_with("aWdf")));
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_deliveries_and_repeated_items_act_once() {
+    let env = env().await;
+    let webhook = env.start_webhook().await.unwrap();
+    let worker = env.start_worker().await.unwrap();
+
+    let once = comment_delivery(
+        ACCOUNT,
+        &[CommentSpec::new("17900000000000011", "6011", "how much?")],
+    );
+    for _ in 0..3 {
+        assert_eq!(env.post_signed(&webhook, &once).await.unwrap(), 200);
+    }
+    let twice_inside = CommentSpec::new("17900000000000012", "6012", "cost pls");
+    let doubled = comment_delivery(ACCOUNT, &[twice_inside.clone(), twice_inside]);
+    assert_eq!(env.post_signed(&webhook, &doubled).await.unwrap(), 200);
+
+    // Three messages for the first comment (the worker drops two), one for the second (the
+    // webhook already kept the repeated item once).
+    worker.wait_finished(4, WAIT).await.unwrap();
+    drained(&env).await;
+    for comment in ["17900000000000011", "17900000000000012"] {
+        assert_eq!(private_replies_to(&env, comment), 1, "{comment}");
+        assert_eq!(public_replies_to(&env, comment), 1, "{comment}");
+    }
+    assert_eq!(
+        env.graph.calls().len(),
+        4,
+        "no refused or repeated calls either"
+    );
+    let stats = worker.stats.snapshot();
+    assert_eq!(
+        (stats.handled, stats.duplicates, stats.sent),
+        (2, 2, 4),
+        "{stats:?}"
+    );
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn non_ascii_comments_arrive_escaped_verify_and_match() {
+    let env = env().await;
+    let webhook = env.start_webhook().await.unwrap();
+    let worker = env.start_worker().await.unwrap();
+
+    let comments = [
+        CommentSpec::new("17900000000000021", "6021", "इसकी कीमत क्या है? \u{1F60D}"),
+        CommentSpec::new("17900000000000022", "6022", "விலை என்ன?"),
+        CommentSpec::new("17900000000000023", "6023", "Très joli, quel est le prix ?"),
+    ];
+    let body = comment_delivery(ACCOUNT, &comments);
+    assert!(
+        body.is_ascii() && body.contains("\\u0915"),
+        "Meta's escaped encoding"
+    );
+    assert_eq!(env.post_signed(&webhook, &body).await.unwrap(), 200);
+    worker.wait_finished(3, WAIT).await.unwrap();
+    for c in &comments {
+        assert_eq!(private_replies_to(&env, &c.comment_id), 1, "{}", c.text);
+    }
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn own_comments_echoes_and_unmatched_comments_cause_no_action() {
+    let env = env().await;
+    let webhook = env.start_webhook().await.unwrap();
+    let worker = env.start_worker().await.unwrap();
+
+    let by_account = CommentSpec::new("17900000000000031", ACCOUNT, "price list in bio");
+    let mut self_scoped = CommentSpec::new("17900000000000032", "6032", "price drop!");
+    self_scoped.self_ig_scoped_id = Some("9988".into());
+    let unmatched = CommentSpec::new("17900000000000033", "6033", "love these shoes");
+    let wrong_media = CommentSpec::new("17900000000000034", "6034", "link?");
+    let mut launch = CommentSpec::new("17900000000000035", "6035", "links please");
+    launch.media_id = LAUNCH_MEDIA.into();
+    let body = comment_delivery(
+        ACCOUNT,
+        &[by_account, self_scoped, unmatched, wrong_media, launch],
+    );
+    assert_eq!(env.post_signed(&webhook, &body).await.unwrap(), 200);
+    let echo = echo_delivery(ACCOUNT, "6033", "aWdfZAG1echo0001", "price list sent");
+    assert_eq!(env.post_signed(&webhook, &echo).await.unwrap(), 200);
+
+    worker.wait_finished(6, WAIT).await.unwrap();
+    drained(&env).await;
+    let calls = env.graph.calls();
+    assert_eq!(
+        calls.iter().map(|c| c.kind.clone()).collect::<Vec<_>>(),
+        vec![CallKind::PrivateReply {
+            sender: ACCOUNT.into(),
+            comment_id: "17900000000000035".into()
+        }],
+        "only the launch comment on the launch reel is answered"
+    );
+    let mut decisions: Vec<(String, String)> = sqlx::query_as(
+        "select event_id, outcome from activity where step = 'decision' order by event_id",
+    )
+    .fetch_all(env.store.pool())
+    .await
+    .unwrap();
+    decisions.sort();
+    assert_eq!(
+        decisions,
+        [
+            ("comment:17900000000000031", "own_content"),
+            ("comment:17900000000000032", "own_content"),
+            ("comment:17900000000000033", "no_match"),
+            ("comment:17900000000000034", "no_match"),
+            ("comment:17900000000000035", "matched"),
+            ("message:aWdfZAG1echo0001", "own_content"),
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    let contacts: i64 = sqlx::query_scalar("select count(*) from contacts")
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(contacts, 3, "people who commented, not the account itself");
+    worker.stop().await.unwrap();
+}
