@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs the igflow fleet locally: services, migrations, demo campaigns, webhook and worker,
+# a few signed sample deliveries, and a summary of what happened. Extra arguments go to
+# igflow-demo (--exit stops after the summary; --port changes the webhook's port).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/services.sh
+# shellcheck source=/dev/null
+source .local/env
+cargo build --workspace --bins --locked
+exec "$CARGO_TARGET_DIR/debug/igflow-demo" --bin-dir "$CARGO_TARGET_DIR/debug" --campaigns campaigns/demo.yaml "$@"
