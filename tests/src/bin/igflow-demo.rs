@@ -146,7 +146,9 @@ async fn main() -> anyhow::Result<()> {
     }
     let graph = GraphTestServer::start(0).await?;
     let port = match args.port {
-        0 => std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port(),
+        0 => std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port(),
         p => p,
     };
     let env = vec![
