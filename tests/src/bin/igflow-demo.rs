@@ -280,24 +280,29 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+#[derive(sqlx::FromRow)]
+struct ActivityRow {
+    event_id: String,
+    step: String,
+    outcome: String,
+    detail: Option<String>,
+    campaign: Option<String>,
+}
+
 async fn print_summary(
     store: &sqlx::PgPool,
     samples: &[Sample],
     graph: &GraphTestServer,
 ) -> anyhow::Result<()> {
-    let rows: Vec<(String, String, String, Option<String>, Option<String>)> = sqlx::query_as(
-        "select a.event_id, a.step, a.outcome, a.detail, c.slug
+    let rows: Vec<ActivityRow> = sqlx::query_as(
+        "select a.event_id, a.step, a.outcome, a.detail, c.slug as campaign
          from activity a left join campaigns c on c.id = a.campaign_id order by a.id",
     )
     .fetch_all(store)
     .await?;
-    let mut by_event: BTreeMap<String, Vec<(String, String, Option<String>, Option<String>)>> =
-        BTreeMap::new();
-    for (event, step, outcome, detail, campaign) in rows {
-        by_event
-            .entry(event)
-            .or_default()
-            .push((step, outcome, detail, campaign));
+    let mut by_event: BTreeMap<String, Vec<ActivityRow>> = BTreeMap::new();
+    for row in rows {
+        by_event.entry(row.event_id.clone()).or_default().push(row);
     }
     let calls = graph.calls();
     println!("== What happened ==");
@@ -319,7 +324,14 @@ async fn print_summary(
     ));
     for (event_id, label) in events {
         println!("{label}");
-        for (step, outcome, detail, campaign) in by_event.get(&event_id).into_iter().flatten() {
+        for row in by_event.get(&event_id).into_iter().flatten() {
+            let ActivityRow {
+                step,
+                outcome,
+                detail,
+                campaign,
+                ..
+            } = row;
             if step == "decision" {
                 let why = detail
                     .as_deref()
