@@ -88,21 +88,21 @@ mod tests {
     #[test]
     fn meta_fixture_bodies_classify_by_code() {
         let window = parse(include_str!(
-            "../../../shared/fixtures/meta/errors/error_10_2534022_ig_outside_allowed_window__issue_composio_3604.json"
+            "../fixtures/meta/errors/error_10_2534022_ig_outside_allowed_window__issue_composio_3604.json"
         ));
         assert!(matches!(
             window.verdict(400, None),
             Verdict::Failed(Failure::Permanent { .. })
         ));
         let token = parse(include_str!(
-            "../../../shared/fixtures/meta/errors/error_190_460_generic__restfb_exampleErrorNew_same_as_meta_docs.json"
+            "../fixtures/meta/errors/error_190_460_generic__restfb_exampleErrorNew_same_as_meta_docs.json"
         ));
         assert!(matches!(
             token.verdict(400, None),
             Verdict::Failed(Failure::Account { .. })
         ));
         let page = parse(include_str!(
-            "../../../shared/fixtures/meta/errors/error_32_page_request_limit__meta_docs_rate_limiting.json"
+            "../fixtures/meta/errors/error_32_page_request_limit__meta_docs_rate_limiting.json"
         ));
         assert_eq!(
             page.verdict(400, None),
@@ -112,7 +112,7 @@ mod tests {
             })
         );
         let buc = parse(include_str!(
-            "../../../shared/fixtures/meta/errors/error_80001_buc_rate_limit__meta_docs_rate_limiting.json"
+            "../fixtures/meta/errors/error_80001_buc_rate_limit__meta_docs_rate_limiting.json"
         ));
         let hint = Some(Duration::from_secs(300));
         assert!(

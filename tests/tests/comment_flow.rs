@@ -7,17 +7,20 @@ use igflow_tests::fixtures::{
     ACCOUNT, LAUNCH_MEDIA, PRIVATE_REPLY, PUBLIC_REPLIES, TOKEN, campaigns_yaml,
 };
 use igflow_tests::graph_server::CallKind;
-use igflow_tests::harness::{TestEnv, eventually};
+use igflow_tests::harness::{RunningWorker, TestEnv, eventually};
 use igflow_tests::meta::{CommentSpec, comment_delivery, echo_delivery};
 
 const WAIT: Duration = Duration::from_secs(30);
 
-async fn env() -> TestEnv {
+/// A fresh environment with the test campaigns, its webhook's URL and a running worker.
+async fn fleet() -> (TestEnv, String, RunningWorker) {
     let env = TestEnv::new()
         .await
         .expect("test environment (run scripts/services.sh)");
     env.apply(&campaigns_yaml()).await.expect("campaigns apply");
-    env
+    let webhook = env.start_webhook().await.expect("webhook starts");
+    let worker = env.start_worker().await.expect("worker starts");
+    (env, webhook, worker)
 }
 
 async fn drained(env: &TestEnv) {
@@ -44,9 +47,7 @@ fn public_replies_to(env: &TestEnv, comment: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_comment_becomes_one_private_and_one_public_reply() {
-    let env = env().await;
-    let webhook = env.start_webhook().await.unwrap();
-    let worker = env.start_worker().await.unwrap();
+    let (env, webhook, worker) = fleet().await;
 
     let body = comment_delivery(
         ACCOUNT,
@@ -119,9 +120,7 @@ async fn a_signed_comment_becomes_one_private_and_one_public_reply() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_deliveries_and_repeated_items_act_once() {
-    let env = env().await;
-    let webhook = env.start_webhook().await.unwrap();
-    let worker = env.start_worker().await.unwrap();
+    let (env, webhook, worker) = fleet().await;
 
     let once = comment_delivery(
         ACCOUNT,
@@ -158,9 +157,7 @@ async fn repeated_deliveries_and_repeated_items_act_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_ascii_comments_arrive_escaped_verify_and_match() {
-    let env = env().await;
-    let webhook = env.start_webhook().await.unwrap();
-    let worker = env.start_worker().await.unwrap();
+    let (env, webhook, worker) = fleet().await;
 
     let comments = [
         CommentSpec::new("17900000000000021", "6021", "इसकी कीमत क्या है? \u{1F60D}"),
@@ -182,9 +179,7 @@ async fn non_ascii_comments_arrive_escaped_verify_and_match() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn own_comments_echoes_and_unmatched_comments_cause_no_action() {
-    let env = env().await;
-    let webhook = env.start_webhook().await.unwrap();
-    let worker = env.start_worker().await.unwrap();
+    let (env, webhook, worker) = fleet().await;
 
     let by_account = CommentSpec::new("17900000000000031", ACCOUNT, "price list in bio");
     let mut self_scoped = CommentSpec::new("17900000000000032", "6032", "price drop!");
