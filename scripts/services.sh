@@ -51,8 +51,20 @@ start_redis() {
   wait_port "$redis_port" redis
 }
 
+# moto answers its own API; anything else on the port (or a broken moto) does not.
+moto_healthy() {
+  python3 - "$moto_port" <<'PY' 2>/dev/null
+import sys, urllib.request
+urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/moto-api/data.json", timeout=2).read()
+PY
+}
+
 start_moto() {
-  if port_open "$moto_port"; then log "moto already up on $moto_port"; return; fi
+  if moto_healthy; then log "moto already up on $moto_port"; return; fi
+  if port_open "$moto_port"; then
+    log "port $moto_port is taken by something that is not a working moto server; set IGFLOW_MOTO_PORT"
+    exit 1
+  fi
   if [ ! -x "$root/.venv/bin/moto_server" ]; then
     python3 -m venv "$root/.venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$root/.venv"; }
     log "installing moto $moto_version into .venv"

@@ -106,6 +106,7 @@ impl Item {
                 Self::Comment(serde_json::from_str(raw).map_err(err)?)
             }
             EventKind::Message
+            | EventKind::MessageEdit
             | EventKind::Postback
             | EventKind::Reaction
             | EventKind::Seen

@@ -30,12 +30,15 @@ struct Delivery<'a> {
 #[derive(Deserialize)]
 struct Entry<'a> {
     id: IgUserId,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_time")]
     time: Option<UnixMillis>,
     #[serde(borrow, default)]
     changes: Vec<Change<'a>>,
     #[serde(borrow, default)]
     messaging: Vec<&'a RawValue>,
+    /// Messaging items for threads another app controls (handover protocol).
+    #[serde(borrow, default)]
+    standby: Vec<&'a RawValue>,
 }
 
 #[derive(Deserialize)]
@@ -63,6 +66,33 @@ struct Mid {
 }
 
 #[derive(Deserialize)]
+struct MessageProbe {
+    mid: Option<String>,
+    #[serde(default)]
+    is_deleted: bool,
+}
+
+#[derive(Deserialize)]
+struct EditProbe {
+    mid: Option<String>,
+    num_edit: Option<i64>,
+}
+
+/// A time that cannot be read is treated as absent: the item is still enqueued.
+fn lenient_time<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<UnixMillis>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Lenient {
+        Time(UnixMillis),
+        Other(IgnoredAny),
+    }
+    Ok(match Lenient::deserialize(de)? {
+        Lenient::Time(t) => Some(t),
+        Lenient::Other(_) => None,
+    })
+}
+
+#[derive(Deserialize)]
 struct PostbackProbe {
     mid: Option<String>,
     payload: Option<String>,
@@ -78,8 +108,10 @@ struct ReactionProbe {
 #[derive(Deserialize)]
 struct MessagingProbe {
     sender: Option<Party>,
+    #[serde(default, deserialize_with = "lenient_time")]
     timestamp: Option<UnixMillis>,
-    message: Option<Mid>,
+    message: Option<MessageProbe>,
+    message_edit: Option<EditProbe>,
     postback: Option<PostbackProbe>,
     reaction: Option<ReactionProbe>,
     read: Option<Mid>,
@@ -107,13 +139,26 @@ impl Identity {
     }
 }
 
+/// `changes` fields whose value is a messaging object (the app dashboard's test shape).
+const MESSAGING_FIELDS: &[&str] = &[
+    "messages",
+    "message_edit",
+    "message_reactions",
+    "messaging_handover",
+    "messaging_optins",
+    "messaging_postbacks",
+    "messaging_referral",
+    "messaging_seen",
+    "standby",
+];
+
 fn identify_change(field: &str, value: &RawValue) -> Identity {
     let kind = match field {
         "comments" => EventKind::Comment,
         "live_comments" => EventKind::LiveComment,
         "mentions" => return Identity::generic(EventKind::Mention),
-        // The dashboard's "Test" button sends a messaging object under `changes`.
-        "messages" => return identify_messaging(value),
+        // The dashboard's "Test" button sends messaging objects under `changes`.
+        f if MESSAGING_FIELDS.contains(&f) => return identify_messaging(value),
         _ => return Identity::generic(EventKind::Other),
     };
     let id = serde_json::from_str::<CommentProbe>(value.get())
@@ -216,7 +261,11 @@ pub fn split(
             .messaging
             .into_iter()
             .map(|item| (identify_messaging(item), None, item));
-        for (identity, field, item) in changes.chain(messaging) {
+        let standby = entry
+            .standby
+            .into_iter()
+            .map(|item| (identify_messaging(item), Some("standby".to_owned()), item));
+        for (identity, field, item) in changes.chain(messaging).chain(standby) {
             // An id Meta sent empty or with spaces falls back to the content hash.
             let event_id = identity
                 .id
@@ -351,6 +400,91 @@ mod tests {
                 .verify(Some(header.as_bytes()), body.as_bytes())
                 .unwrap();
             assert!(split(v, 0).is_err(), "{body}");
+        }
+    }
+
+    /// One delivery per messaging shape Meta documents, for both login flavors.
+    fn messaging(item: &str) -> Vec<Envelope> {
+        split_str(&format!(
+            r#"{{"object":"instagram","entry":[{{"id":"100","time":1732200000123,"messaging":[{item}]}}]}}"#
+        ))
+    }
+
+    #[test]
+    fn every_messaging_shape_gets_its_kind_and_stable_id() {
+        let s = r#""sender":{"id":"u"},"recipient":{"id":"100"},"timestamp":1732200000000"#;
+        let cases = [
+            (format!(r#"{{{s},"message":{{"mid":"m1","text":"hi"}}}}"#), EventKind::Message, "message:m1"),
+            (format!(r#"{{{s},"message":{{"mid":"m2","attachments":[{{"type":"image","payload":{{"url":"https://x"}}}}]}}}}"#), EventKind::Message, "message:m2"),
+            (format!(r#"{{{s},"message":{{"mid":"m3","text":"Red","quick_reply":{{"payload":"RED"}}}}}}"#), EventKind::Message, "message:m3"),
+            (format!(r#"{{{s},"message":{{"mid":"m4","text":"wow","reply_to":{{"story":{{"url":"https://s","id":"st1"}}}}}}}}"#), EventKind::Message, "message:m4"),
+            (format!(r#"{{{s},"message":{{"mid":"m5","attachments":[{{"type":"story_mention","payload":{{"url":"https://s"}}}}]}}}}"#), EventKind::Message, "message:m5"),
+            (format!(r#"{{{s},"message":{{"mid":"m6","attachments":[{{"type":"share","payload":{{"url":"https://p"}}}}]}}}}"#), EventKind::Message, "message:m6"),
+            (format!(r#"{{{s},"message":{{"mid":"m1","is_deleted":true}}}}"#), EventKind::Message, "message:m1:deleted"),
+            (format!(r#"{{{s},"message_edit":{{"mid":"m1","text":"hi!","num_edit":1}}}}"#), EventKind::MessageEdit, "message_edit:m1:1"),
+            (format!(r#"{{"sender":{{"id":"100"}},"recipient":{{"id":"u"}},"timestamp":1,"message":{{"mid":"e1","text":"x","is_echo":true}}}}"#), EventKind::Message, "message:e1"),
+            (format!(r#"{{{s},"postback":{{"mid":"p1","title":"Start","payload":"GO"}}}}"#), EventKind::Postback, "postback:p1"),
+            (format!(r#"{{{s},"postback":{{"title":"Start","payload":"GO"}}}}"#), EventKind::Postback, "postback:u:1732200000000:GO"),
+            (format!(r#"{{{s},"reaction":{{"mid":"m1","action":"react","reaction":"love","emoji":"\u2764\ufe0f"}}}}"#), EventKind::Reaction, "reaction:m1:u:react:1732200000000"),
+            (format!(r#"{{{s},"reaction":{{"mid":"m1","action":"unreact"}}}}"#), EventKind::Reaction, "reaction:m1:u:unreact:1732200000000"),
+            (format!(r#"{{{s},"read":{{"mid":"m1"}}}}"#), EventKind::Seen, "seen:u:m1"),
+        ];
+        for (item, kind, id) in cases {
+            let envs = messaging(&item);
+            assert_eq!(envs.len(), 1, "{item}");
+            assert_eq!((envs[0].kind, envs[0].event_id.as_str()), (kind, id), "{item}");
+            assert_eq!(envs[0].occurred_at_ms, if id.starts_with("message:e1") { 1000 } else { 1_732_200_000_000 });
+        }
+        let hashed = [
+            (format!(r#"{{{s},"referral":{{"ref":"r","source":"IGME","type":"OPEN_THREAD"}}}}"#), EventKind::Referral),
+            (format!(r#"{{{s},"optin":{{"type":"notification_messages","payload":"p"}}}}"#), EventKind::Optin),
+            (format!(r#"{{{s},"pass_thread_control":{{"new_owner_app_id":"1","metadata":"m"}}}}"#), EventKind::Handover),
+            (format!(r#"{{{s},"take_thread_control":{{"previous_owner_app_id":"1"}}}}"#), EventKind::Handover),
+            (format!(r#"{{{s},"something_new":{{}}}}"#), EventKind::Other),
+        ];
+        for (item, kind) in hashed {
+            let envs = messaging(&item);
+            assert_eq!(envs[0].kind, kind, "{item}");
+            assert!(envs[0].event_id.as_str().starts_with("item:"), "{item}");
+            assert_eq!(envs[0].event_id, messaging(&item)[0].event_id, "stable: {item}");
+        }
+    }
+
+    #[test]
+    fn standby_dashboard_tests_and_mentions_are_enqueued() {
+        let standby = split_str(
+            r#"{"object":"instagram","entry":[{"id":"100","time":1,"standby":[{"sender":{"id":"u"},"recipient":{"id":"100"},"timestamp":2,"message":{"mid":"s1","text":"hi"}}]}]}"#,
+        );
+        assert_eq!((standby[0].event_id.as_str(), standby[0].field.as_deref()), ("message:s1", Some("standby")));
+        let test_shape = split_str(
+            r#"{"object":"instagram","entry":[{"id":"0","time":1,"changes":[
+                {"field":"messages","value":{"sender":{"id":"12334"},"recipient":{"id":"23245"},"timestamp":"1527459824","message":{"mid":"random_mid","text":"random_text"}}},
+                {"field":"messaging_postbacks","value":{"sender":{"id":"1"},"recipient":{"id":"0"},"timestamp":"1527459824","postback":{"mid":"pb","payload":"P"}}},
+                {"field":"mentions","value":{"media_id":"17918195224117851","comment_id":"17895695668004550"}}]}]}"#,
+        );
+        assert_eq!(
+            ids(&test_shape)[..2],
+            [("message:random_mid", EventKind::Message), ("postback:pb", EventKind::Postback)]
+        );
+        assert_eq!(test_shape[0].occurred_at_ms, 1_527_459_824_000, "string seconds");
+        assert_eq!(test_shape[2].kind, EventKind::Mention);
+    }
+
+    #[test]
+    fn metas_documented_examples_split() {
+        let fixtures = [
+            (include_str!("../fixtures/meta/comments_self_comment__meta_docs_self_messaging.json"), EventKind::Comment),
+            (include_str!("../fixtures/meta/messages_echo_is_self__meta_docs_self_messaging.json"), EventKind::Message),
+            (include_str!("../fixtures/meta/messages_ig_post_share__meta_docs_new_attachment.json"), EventKind::Message),
+            (include_str!("../fixtures/meta/messages_quick_reply__meta_docs.json"), EventKind::Message),
+            (include_str!("../fixtures/meta/messaging_postbacks_is_self__meta_docs_self_messaging.json"), EventKind::Postback),
+        ];
+        for (body, kind) in fixtures {
+            let envs = split_str(body);
+            assert_eq!(envs.len(), 1, "{body}");
+            assert_eq!(envs[0].kind, kind, "{body}");
+            let again = Envelope::decode(&envs[0].encode()).unwrap();
+            assert_eq!(again.item.get(), envs[0].item.get());
         }
     }
 }
