@@ -179,10 +179,15 @@ fn identify_messaging(item: &RawValue) -> Identity {
     let sender = p.sender.and_then(|s| s.id);
     let occurred_at = p.timestamp;
     let (kind, id) = if let Some(message) = p.message {
-        (
-            EventKind::Message,
-            message.mid.map(|mid| format!("message:{mid}")),
-        )
+        // A deletion names the deleted message's mid: keep it apart from the message itself.
+        let suffix = if message.is_deleted { ":deleted" } else { "" };
+        let id = message.mid.map(|mid| format!("message:{mid}{suffix}"));
+        (EventKind::Message, id)
+    } else if let Some(edit) = p.message_edit {
+        let id = edit
+            .mid
+            .map(|mid| format!("message_edit:{mid}:{}", edit.num_edit.unwrap_or_default()));
+        (EventKind::MessageEdit, id)
     } else if let Some(postback) = p.postback {
         let id = match (postback.mid, &sender, occurred_at) {
             (Some(mid), _, _) => Some(format!("postback:{mid}")),
@@ -414,39 +419,136 @@ mod tests {
     fn every_messaging_shape_gets_its_kind_and_stable_id() {
         let s = r#""sender":{"id":"u"},"recipient":{"id":"100"},"timestamp":1732200000000"#;
         let cases = [
-            (format!(r#"{{{s},"message":{{"mid":"m1","text":"hi"}}}}"#), EventKind::Message, "message:m1"),
-            (format!(r#"{{{s},"message":{{"mid":"m2","attachments":[{{"type":"image","payload":{{"url":"https://x"}}}}]}}}}"#), EventKind::Message, "message:m2"),
-            (format!(r#"{{{s},"message":{{"mid":"m3","text":"Red","quick_reply":{{"payload":"RED"}}}}}}"#), EventKind::Message, "message:m3"),
-            (format!(r#"{{{s},"message":{{"mid":"m4","text":"wow","reply_to":{{"story":{{"url":"https://s","id":"st1"}}}}}}}}"#), EventKind::Message, "message:m4"),
-            (format!(r#"{{{s},"message":{{"mid":"m5","attachments":[{{"type":"story_mention","payload":{{"url":"https://s"}}}}]}}}}"#), EventKind::Message, "message:m5"),
-            (format!(r#"{{{s},"message":{{"mid":"m6","attachments":[{{"type":"share","payload":{{"url":"https://p"}}}}]}}}}"#), EventKind::Message, "message:m6"),
-            (format!(r#"{{{s},"message":{{"mid":"m1","is_deleted":true}}}}"#), EventKind::Message, "message:m1:deleted"),
-            (format!(r#"{{{s},"message_edit":{{"mid":"m1","text":"hi!","num_edit":1}}}}"#), EventKind::MessageEdit, "message_edit:m1:1"),
-            (format!(r#"{{"sender":{{"id":"100"}},"recipient":{{"id":"u"}},"timestamp":1,"message":{{"mid":"e1","text":"x","is_echo":true}}}}"#), EventKind::Message, "message:e1"),
-            (format!(r#"{{{s},"postback":{{"mid":"p1","title":"Start","payload":"GO"}}}}"#), EventKind::Postback, "postback:p1"),
-            (format!(r#"{{{s},"postback":{{"title":"Start","payload":"GO"}}}}"#), EventKind::Postback, "postback:u:1732200000000:GO"),
-            (format!(r#"{{{s},"reaction":{{"mid":"m1","action":"react","reaction":"love","emoji":"\u2764\ufe0f"}}}}"#), EventKind::Reaction, "reaction:m1:u:react:1732200000000"),
-            (format!(r#"{{{s},"reaction":{{"mid":"m1","action":"unreact"}}}}"#), EventKind::Reaction, "reaction:m1:u:unreact:1732200000000"),
-            (format!(r#"{{{s},"read":{{"mid":"m1"}}}}"#), EventKind::Seen, "seen:u:m1"),
+            (
+                format!(r#"{{{s},"message":{{"mid":"m1","text":"hi"}}}}"#),
+                EventKind::Message,
+                "message:m1",
+            ),
+            (
+                format!(
+                    r#"{{{s},"message":{{"mid":"m2","attachments":[{{"type":"image","payload":{{"url":"https://x"}}}}]}}}}"#
+                ),
+                EventKind::Message,
+                "message:m2",
+            ),
+            (
+                format!(
+                    r#"{{{s},"message":{{"mid":"m3","text":"Red","quick_reply":{{"payload":"RED"}}}}}}"#
+                ),
+                EventKind::Message,
+                "message:m3",
+            ),
+            (
+                format!(
+                    r#"{{{s},"message":{{"mid":"m4","text":"wow","reply_to":{{"story":{{"url":"https://s","id":"st1"}}}}}}}}"#
+                ),
+                EventKind::Message,
+                "message:m4",
+            ),
+            (
+                format!(
+                    r#"{{{s},"message":{{"mid":"m5","attachments":[{{"type":"story_mention","payload":{{"url":"https://s"}}}}]}}}}"#
+                ),
+                EventKind::Message,
+                "message:m5",
+            ),
+            (
+                format!(
+                    r#"{{{s},"message":{{"mid":"m6","attachments":[{{"type":"share","payload":{{"url":"https://p"}}}}]}}}}"#
+                ),
+                EventKind::Message,
+                "message:m6",
+            ),
+            (
+                format!(r#"{{{s},"message":{{"mid":"m1","is_deleted":true}}}}"#),
+                EventKind::Message,
+                "message:m1:deleted",
+            ),
+            (
+                format!(r#"{{{s},"message_edit":{{"mid":"m1","text":"hi!","num_edit":1}}}}"#),
+                EventKind::MessageEdit,
+                "message_edit:m1:1",
+            ),
+            (
+                r#"{"sender":{"id":"100"},"recipient":{"id":"u"},"timestamp":1,"message":{"mid":"e1","text":"x","is_echo":true}}"#.to_owned(),
+                EventKind::Message,
+                "message:e1",
+            ),
+            (
+                format!(r#"{{{s},"postback":{{"mid":"p1","title":"Start","payload":"GO"}}}}"#),
+                EventKind::Postback,
+                "postback:p1",
+            ),
+            (
+                format!(r#"{{{s},"postback":{{"title":"Start","payload":"GO"}}}}"#),
+                EventKind::Postback,
+                "postback:u:1732200000000:GO",
+            ),
+            (
+                format!(
+                    r#"{{{s},"reaction":{{"mid":"m1","action":"react","reaction":"love","emoji":"\u2764\ufe0f"}}}}"#
+                ),
+                EventKind::Reaction,
+                "reaction:m1:u:react:1732200000000",
+            ),
+            (
+                format!(r#"{{{s},"reaction":{{"mid":"m1","action":"unreact"}}}}"#),
+                EventKind::Reaction,
+                "reaction:m1:u:unreact:1732200000000",
+            ),
+            (
+                format!(r#"{{{s},"read":{{"mid":"m1"}}}}"#),
+                EventKind::Seen,
+                "seen:u:m1",
+            ),
         ];
         for (item, kind, id) in cases {
             let envs = messaging(&item);
             assert_eq!(envs.len(), 1, "{item}");
-            assert_eq!((envs[0].kind, envs[0].event_id.as_str()), (kind, id), "{item}");
-            assert_eq!(envs[0].occurred_at_ms, if id.starts_with("message:e1") { 1000 } else { 1_732_200_000_000 });
+            assert_eq!(
+                (envs[0].kind, envs[0].event_id.as_str()),
+                (kind, id),
+                "{item}"
+            );
+            assert_eq!(
+                envs[0].occurred_at_ms,
+                if id.starts_with("message:e1") {
+                    1000
+                } else {
+                    1_732_200_000_000
+                }
+            );
         }
         let hashed = [
-            (format!(r#"{{{s},"referral":{{"ref":"r","source":"IGME","type":"OPEN_THREAD"}}}}"#), EventKind::Referral),
-            (format!(r#"{{{s},"optin":{{"type":"notification_messages","payload":"p"}}}}"#), EventKind::Optin),
-            (format!(r#"{{{s},"pass_thread_control":{{"new_owner_app_id":"1","metadata":"m"}}}}"#), EventKind::Handover),
-            (format!(r#"{{{s},"take_thread_control":{{"previous_owner_app_id":"1"}}}}"#), EventKind::Handover),
+            (
+                format!(r#"{{{s},"referral":{{"ref":"r","source":"IGME","type":"OPEN_THREAD"}}}}"#),
+                EventKind::Referral,
+            ),
+            (
+                format!(r#"{{{s},"optin":{{"type":"notification_messages","payload":"p"}}}}"#),
+                EventKind::Optin,
+            ),
+            (
+                format!(
+                    r#"{{{s},"pass_thread_control":{{"new_owner_app_id":"1","metadata":"m"}}}}"#
+                ),
+                EventKind::Handover,
+            ),
+            (
+                format!(r#"{{{s},"take_thread_control":{{"previous_owner_app_id":"1"}}}}"#),
+                EventKind::Handover,
+            ),
             (format!(r#"{{{s},"something_new":{{}}}}"#), EventKind::Other),
         ];
         for (item, kind) in hashed {
             let envs = messaging(&item);
             assert_eq!(envs[0].kind, kind, "{item}");
             assert!(envs[0].event_id.as_str().starts_with("item:"), "{item}");
-            assert_eq!(envs[0].event_id, messaging(&item)[0].event_id, "stable: {item}");
+            assert_eq!(
+                envs[0].event_id,
+                messaging(&item)[0].event_id,
+                "stable: {item}"
+            );
         }
     }
 
@@ -455,7 +557,10 @@ mod tests {
         let standby = split_str(
             r#"{"object":"instagram","entry":[{"id":"100","time":1,"standby":[{"sender":{"id":"u"},"recipient":{"id":"100"},"timestamp":2,"message":{"mid":"s1","text":"hi"}}]}]}"#,
         );
-        assert_eq!((standby[0].event_id.as_str(), standby[0].field.as_deref()), ("message:s1", Some("standby")));
+        assert_eq!(
+            (standby[0].event_id.as_str(), standby[0].field.as_deref()),
+            ("message:s1", Some("standby"))
+        );
         let test_shape = split_str(
             r#"{"object":"instagram","entry":[{"id":"0","time":1,"changes":[
                 {"field":"messages","value":{"sender":{"id":"12334"},"recipient":{"id":"23245"},"timestamp":"1527459824","message":{"mid":"random_mid","text":"random_text"}}},
@@ -464,20 +569,49 @@ mod tests {
         );
         assert_eq!(
             ids(&test_shape)[..2],
-            [("message:random_mid", EventKind::Message), ("postback:pb", EventKind::Postback)]
+            [
+                ("message:random_mid", EventKind::Message),
+                ("postback:pb", EventKind::Postback)
+            ]
         );
-        assert_eq!(test_shape[0].occurred_at_ms, 1_527_459_824_000, "string seconds");
+        assert_eq!(
+            test_shape[0].occurred_at_ms, 1_527_459_824_000,
+            "string seconds"
+        );
         assert_eq!(test_shape[2].kind, EventKind::Mention);
     }
 
     #[test]
     fn metas_documented_examples_split() {
         let fixtures = [
-            (include_str!("../fixtures/meta/comments_self_comment__meta_docs_self_messaging.json"), EventKind::Comment),
-            (include_str!("../fixtures/meta/messages_echo_is_self__meta_docs_self_messaging.json"), EventKind::Message),
-            (include_str!("../fixtures/meta/messages_ig_post_share__meta_docs_new_attachment.json"), EventKind::Message),
-            (include_str!("../fixtures/meta/messages_quick_reply__meta_docs.json"), EventKind::Message),
-            (include_str!("../fixtures/meta/messaging_postbacks_is_self__meta_docs_self_messaging.json"), EventKind::Postback),
+            (
+                include_str!(
+                    "../fixtures/meta/comments_self_comment__meta_docs_self_messaging.json"
+                ),
+                EventKind::Comment,
+            ),
+            (
+                include_str!(
+                    "../fixtures/meta/messages_echo_is_self__meta_docs_self_messaging.json"
+                ),
+                EventKind::Message,
+            ),
+            (
+                include_str!(
+                    "../fixtures/meta/messages_ig_post_share__meta_docs_new_attachment.json"
+                ),
+                EventKind::Message,
+            ),
+            (
+                include_str!("../fixtures/meta/messages_quick_reply__meta_docs.json"),
+                EventKind::Message,
+            ),
+            (
+                include_str!(
+                    "../fixtures/meta/messaging_postbacks_is_self__meta_docs_self_messaging.json"
+                ),
+                EventKind::Postback,
+            ),
         ];
         for (body, kind) in fixtures {
             let envs = split_str(body);

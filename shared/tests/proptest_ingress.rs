@@ -40,39 +40,48 @@ fn time() -> impl Strategy<Value = Value> {
 }
 
 fn text() -> impl Strategy<Value = String> {
-    prop_oneof![any::<String>(), "\\PC{0,40}", Just("price? 😍 कीमत விலை".to_owned())]
+    prop_oneof![
+        any::<String>(),
+        "\\PC{0,40}",
+        Just("price? 😍 कीमत விலை".to_owned())
+    ]
 }
 
 fn change() -> impl Strategy<Value = Value> {
     let comment = (id(), id(), text(), id()).prop_map(|(cid, from, text, media)| {
         json!({"field": "comments", "value": {"id": cid, "from": {"id": from, "username": "u"}, "text": text, "media": {"id": media}}})
     });
-    let other = ("[a-z_]{1,20}", any::<i64>()).prop_map(|(field, n)| json!({"field": field, "value": {"n": n}}));
+    let other = ("[a-z_]{1,20}", any::<i64>())
+        .prop_map(|(field, n)| json!({"field": field, "value": {"n": n}}));
     prop_oneof![3 => comment, 1 => other]
 }
 
 fn messaging_item() -> impl Strategy<Value = Value> {
-    (id(), time(), "[A-Za-z0-9_-]{1,40}", text(), 0..6u8).prop_map(|(sender, ts, mid, text, shape)| {
-        let body = match shape {
-            0 => json!({"message": {"mid": mid, "text": text}}),
-            1 => json!({"message": {"mid": mid, "is_echo": true, "text": text}}),
-            2 => json!({"postback": {"payload": text, "title": "t"}}),
-            3 => json!({"reaction": {"mid": mid, "action": "react", "emoji": "❤"}}),
-            4 => json!({"read": {"mid": mid}}),
-            _ => json!({"referral": {"ref": text}}),
-        };
-        let mut item = json!({"sender": {"id": sender}, "recipient": {"id": "1"}, "timestamp": ts});
-        if let (Some(item), Some(body)) = (item.as_object_mut(), body.as_object()) {
-            item.extend(body.clone());
-        }
-        item
-    })
+    (id(), time(), "[A-Za-z0-9_-]{1,40}", text(), 0..6u8).prop_map(
+        |(sender, ts, mid, text, shape)| {
+            let body = match shape {
+                0 => json!({"message": {"mid": mid, "text": text}}),
+                1 => json!({"message": {"mid": mid, "is_echo": true, "text": text}}),
+                2 => json!({"postback": {"payload": text, "title": "t"}}),
+                3 => json!({"reaction": {"mid": mid, "action": "react", "emoji": "❤"}}),
+                4 => json!({"read": {"mid": mid}}),
+                _ => json!({"referral": {"ref": text}}),
+            };
+            let mut item =
+                json!({"sender": {"id": sender}, "recipient": {"id": "1"}, "timestamp": ts});
+            if let (Some(item), Some(body)) = (item.as_object_mut(), body.as_object()) {
+                item.extend(body.clone());
+            }
+            item
+        },
+    )
 }
 
 fn delivery() -> impl Strategy<Value = Value> {
     let entry = (id(), time(), prop::collection::vec(change(), 0..5), prop::collection::vec(messaging_item(), 0..5))
         .prop_map(|(id, time, changes, messaging)| json!({"id": id, "time": time, "changes": changes, "messaging": messaging}));
-    prop::collection::vec(entry, 0..4).prop_map(|entry| json!({"object": "instagram", "entry": entry}))
+    prop::collection::vec(entry, 0..4)
+        .prop_map(|entry| json!({"object": "instagram", "entry": entry}))
 }
 
 /// Meta's encoding: non-ASCII escaped as \uXXXX.
@@ -84,7 +93,10 @@ fn escape(v: &Value) -> String {
                 c.to_string()
             } else {
                 let mut units = [0u16; 2];
-                c.encode_utf16(&mut units).iter().map(|u| format!("\\u{u:04x}")).collect()
+                c.encode_utf16(&mut units)
+                    .iter()
+                    .map(|u| format!("\\u{u:04x}"))
+                    .collect()
             }
         })
         .collect()
