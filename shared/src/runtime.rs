@@ -31,3 +31,24 @@ pub fn aws_loader() -> aws_config::ConfigLoader {
 pub async fn aws_sdk_config() -> aws_config::SdkConfig {
     aws_loader().load().await
 }
+
+/// Resolves when the process is asked to stop: SIGTERM (ECS, Lambda) or Ctrl-C.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+                return;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops this process")
+            }
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}

@@ -13,14 +13,14 @@ use igflow_core::campaign_file::CampaignFile;
 use igflow_core::env::Env;
 use igflow_core::runtime;
 use igflow_core::signature::sign;
-use igflow_webhook::{AppState, Listen, SqsSink, WebhookConfig};
+use igflow_webhook::{AppState, KeySource, Metrics, SqsSink, load_keys};
 use igflow_worker::Worker;
 use igflow_worker::apply::{ApplyError, ApplySummary, apply};
 use igflow_worker::config::{RunConfig, SecretsConfig};
 use igflow_worker::secrets::Tokens;
 use igflow_worker::stats::Stats;
 use igflow_worker::store::Store;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, Executor};
 use tokio_util::sync::CancellationToken;
@@ -228,6 +228,16 @@ pub struct TestEnv {
     http: reqwest::Client,
 }
 
+/// Body limit of the tests' webhook (production's default is 4 MiB).
+pub const WEBHOOK_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// A webhook serving on a local port.
+pub struct Webhook {
+    /// Its `/webhook` URL.
+    pub url: String,
+    pub metrics: Arc<Metrics>,
+}
+
 pub struct RunningWorker {
     pub stats: Arc<Stats>,
     shutdown: CancellationToken,
@@ -304,21 +314,50 @@ impl TestEnv {
         .await
     }
 
-    /// Serves the webhook on a free port; returns its `/webhook` URL.
-    pub async fn start_webhook(&self) -> anyhow::Result<String> {
-        let config = WebhookConfig {
-            listen: Listen::Addr(([127, 0, 0, 1], 0).into()),
-            queue_url: self.queue_url.clone(),
-            app_secrets: vec![self.app_secret.clone()],
-            verify_token: self.verify_token.clone(),
-            max_body_bytes: 256 * 1024,
+    /// The Secrets Manager secret the webhook reads its keys from.
+    pub fn webhook_secret_id(&self) -> String {
+        format!("{}webhook", self.secrets_prefix)
+    }
+
+    /// Creates or replaces the webhook's secret with these app secrets and the verify token.
+    pub async fn put_webhook_secret(&self, app_secrets: &[&SecretString]) -> anyhow::Result<()> {
+        let doc = serde_json::json!({
+            "app_secrets": app_secrets.iter().map(|s| s.expose_secret()).collect::<Vec<_>>(),
+            "verify_token": self.verify_token.expose_secret(),
+        });
+        let secret = SecretString::from(doc.to_string());
+        self.tokens()
+            .put(&self.webhook_secret_id(), &secret)
+            .await?;
+        Ok(())
+    }
+
+    /// The webhook's Router and metrics, with its keys read from Secrets Manager (refreshed
+    /// every second) and SQS as its sink: the production wiring.
+    pub async fn webhook_app(&self) -> anyhow::Result<(axum::Router, Arc<Metrics>)> {
+        self.put_webhook_secret(&[&self.app_secret]).await?;
+        let source = KeySource::SecretsManager {
+            secret_id: self.webhook_secret_id(),
+            refresh: Duration::from_secs(1),
         };
-        let sink = Arc::new(SqsSink::new(self.sqs.clone(), self.queue_url.clone()));
-        let app = igflow_webhook::app(AppState::new(&config, sink), config.max_body_bytes);
+        let keys = load_keys(&source, &self.aws).await?;
+        let metrics = Arc::new(Metrics::default());
+        let sink = Arc::new(SqsSink::new(
+            self.sqs.clone(),
+            self.queue_url.clone(),
+            Arc::clone(&metrics),
+        ));
+        let state = AppState::new(keys, sink, Arc::clone(&metrics), false);
+        Ok((igflow_webhook::app(state, WEBHOOK_MAX_BODY_BYTES), metrics))
+    }
+
+    /// Serves the webhook on a free port.
+    pub async fn start_webhook(&self) -> anyhow::Result<Webhook> {
+        let (app, metrics) = self.webhook_app().await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}/webhook", listener.local_addr()?);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(url)
+        Ok(Webhook { url, metrics })
     }
 
     /// The worker's environment, as a deployment would set it.

@@ -18,7 +18,7 @@ async fn fleet() -> (TestEnv, String, RunningWorker) {
         .await
         .expect("test environment (run scripts/services.sh)");
     env.apply(&campaigns_yaml()).await.expect("campaigns apply");
-    let webhook = env.start_webhook().await.expect("webhook starts");
+    let webhook = env.start_webhook().await.expect("webhook starts").url;
     let worker = env.start_worker().await.expect("worker starts");
     (env, webhook, worker)
 }

@@ -1,15 +1,18 @@
 //! The webhook's handshake and its refusals: nothing unverified or malformed is enqueued.
 
+use std::time::Duration;
+
 use igflow_core::signature::sign;
 use igflow_tests::fixtures::ACCOUNT;
-use igflow_tests::harness::TestEnv;
+use igflow_tests::harness::{TestEnv, WEBHOOK_MAX_BODY_BYTES, eventually};
 use igflow_tests::meta::{CommentSpec, comment_delivery};
+use igflow_webhook::sink::MAX_SQS_PAYLOAD;
 use secrecy::{ExposeSecret, SecretString};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handshake_echoes_the_challenge_only_for_the_right_token() {
     let env = TestEnv::new().await.unwrap();
-    let webhook = env.start_webhook().await.unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
     let http = reqwest::Client::new();
     let get = |mode: &str, token: &str| {
         http.get(&webhook)
@@ -43,7 +46,7 @@ async fn handshake_echoes_the_challenge_only_for_the_right_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_signatures_and_bad_bodies_are_refused_and_enqueue_nothing() {
     let env = TestEnv::new().await.unwrap();
-    let webhook = env.start_webhook().await.unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
     let body = comment_delivery(
         ACCOUNT,
         &[CommentSpec::new("17900000000000041", "6041", "price?")],
@@ -98,7 +101,7 @@ async fn bad_signatures_and_bad_bodies_are_refused_and_enqueue_nothing() {
     // Larger than the body limit.
     let huge = format!(
         "{{\"object\":\"instagram\",\"pad\":\"{}\"}}",
-        "x".repeat(300 * 1024)
+        "x".repeat(WEBHOOK_MAX_BODY_BYTES)
     );
     assert_eq!(env.post_signed(&webhook, &huge).await.unwrap(), 413);
 
@@ -116,4 +119,233 @@ async fn bad_signatures_and_bad_bodies_are_refused_and_enqueue_nothing() {
         (1, 0),
         "the genuine delivery was"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keys_rotate_through_secrets_manager_and_a_failed_refresh_keeps_the_last_good_ones() {
+    let env = TestEnv::new().await.unwrap();
+    let webhook = env.start_webhook().await.unwrap();
+    let body = comment_delivery(
+        ACCOUNT,
+        &[CommentSpec::new("17900000000000051", "6051", "price?")],
+    );
+    let signed_with = |secret: &SecretString| sign(secret, body.as_bytes());
+    let old = env.app_secret.clone();
+    let new = SecretString::from("rotated-app-secret".to_owned());
+    assert_eq!(
+        env.post_with(&webhook.url, &body, Some(&signed_with(&old)))
+            .await
+            .unwrap(),
+        200
+    );
+    assert_eq!(
+        env.post_with(&webhook.url, &body, Some(&signed_with(&new)))
+            .await
+            .unwrap(),
+        403
+    );
+
+    // During a rotation both secrets are listed; afterwards only the new one.
+    env.put_webhook_secret(&[&old, &new]).await.unwrap();
+    eventually(
+        "the new secret to be accepted",
+        Duration::from_secs(15),
+        || async {
+            Ok(env
+                .post_with(&webhook.url, &body, Some(&signed_with(&new)))
+                .await?
+                == 200)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        env.post_with(&webhook.url, &body, Some(&signed_with(&old)))
+            .await
+            .unwrap(),
+        200
+    );
+    env.put_webhook_secret(&[&new]).await.unwrap();
+    eventually(
+        "the old secret to be refused",
+        Duration::from_secs(15),
+        || async {
+            Ok(env
+                .post_with(&webhook.url, &body, Some(&signed_with(&old)))
+                .await?
+                == 403)
+        },
+    )
+    .await
+    .unwrap();
+
+    // The secret disappears: refreshes fail, the last good keys stay in use.
+    aws_sdk_secretsmanager::Client::new(&env.aws)
+        .delete_secret()
+        .secret_id(env.webhook_secret_id())
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    for _ in 0..3 {
+        assert_eq!(
+            env.post_with(&webhook.url, &body, Some(&signed_with(&new)))
+                .await
+                .unwrap(),
+            200
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_item_delivery_is_enqueued_whole_and_metrics_count_it() {
+    let env = TestEnv::new().await.unwrap();
+    let webhook = env.start_webhook().await.unwrap();
+    let comments: Vec<CommentSpec> = (0..1000)
+        .map(|i| {
+            CommentSpec::new(
+                &format!("179{i:014}"),
+                &format!("7{i:04}"),
+                "how much? \u{1F60D}",
+            )
+        })
+        .collect();
+    let body = comment_delivery(ACCOUNT, &comments);
+    assert_eq!(env.post_signed(&webhook.url, &body).await.unwrap(), 200);
+    assert_eq!(env.queue_depth().await.unwrap(), (1000, 0));
+
+    assert_eq!(
+        env.post_with(&webhook.url, &body, Some("sha256=00"))
+            .await
+            .unwrap(),
+        401
+    );
+    let huge = format!("{{\"pad\":\"{}\"}}", "x".repeat(WEBHOOK_MAX_BODY_BYTES));
+    assert_eq!(env.post_signed(&webhook.url, &huge).await.unwrap(), 413);
+    let m = webhook.metrics.peek();
+    assert_eq!(
+        (
+            m.deliveries,
+            m.signature_failures,
+            m.too_large,
+            m.enqueue_failures
+        ),
+        (1, 1, 1, 0)
+    );
+    assert_eq!(m.items_by_kind.get("comment"), Some(&1000));
+    assert_eq!(
+        m.batch_ms.len(),
+        100,
+        "one latency sample per SendMessageBatch call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_items_are_batched_within_sqs_limits_and_an_impossible_one_is_dropped_alone() {
+    let env = TestEnv::new().await.unwrap();
+    let webhook = env.start_webhook().await.unwrap();
+    // Ten 150 KB comments: more than SQS takes in one batch (1 MiB), fine in two.
+    let text = "x".repeat(150 * 1024);
+    let big: Vec<CommentSpec> = (0..10)
+        .map(|i| CommentSpec::new(&format!("1790000000000008{i}"), "6081", &text))
+        .collect();
+    assert_eq!(
+        env.post_signed(&webhook.url, &comment_delivery(ACCOUNT, &big))
+            .await
+            .unwrap(),
+        200
+    );
+    assert_eq!(env.queue_depth().await.unwrap(), (10, 0));
+
+    // One item beyond SQS's 1 MiB per message can never be enqueued; the others are.
+    let huge = "y".repeat(MAX_SQS_PAYLOAD + 1);
+    let body = comment_delivery(
+        ACCOUNT,
+        &[
+            CommentSpec::new("17900000000000091", "6091", &huge),
+            CommentSpec::new("17900000000000092", "6092", "price?"),
+        ],
+    );
+    assert_eq!(env.post_signed(&webhook.url, &body).await.unwrap(), 200);
+    assert_eq!(env.queue_depth().await.unwrap(), (11, 0));
+    assert_eq!(webhook.metrics.peek().oversized_items, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_that_refuses_makes_the_delivery_fail_so_meta_redelivers() {
+    let env = TestEnv::new().await.unwrap();
+    let webhook = env.start_webhook().await.unwrap();
+    env.sqs
+        .delete_queue()
+        .queue_url(&env.queue_url)
+        .send()
+        .await
+        .unwrap();
+    let body = comment_delivery(
+        ACCOUNT,
+        &[CommentSpec::new("17900000000000101", "6101", "price?")],
+    );
+    assert_eq!(env.post_signed(&webhook.url, &body).await.unwrap(), 503);
+    let m = webhook.metrics.peek();
+    assert_eq!((m.deliveries, m.enqueue_failures), (1, 1));
+    assert_eq!(m.batch_ms.len(), 3, "the batch was tried three times");
+}
+
+/// API Gateway's REST API proxy event (payload 1.0), as Lambda hands it to `lambda_http`.
+fn rest_api_event(body: &str, signature: &str, base64: bool) -> String {
+    use base64::Engine;
+    let body = if base64 {
+        base64::engine::general_purpose::STANDARD.encode(body)
+    } else {
+        body.to_owned()
+    };
+    serde_json::json!({
+        "resource": "/webhook",
+        "path": "/webhook",
+        "httpMethod": "POST",
+        "headers": { "Content-Type": "application/json", "X-Hub-Signature-256": signature, "Host": "abc.execute-api.us-east-1.amazonaws.com" },
+        "multiValueHeaders": { "Content-Type": ["application/json"], "X-Hub-Signature-256": [signature], "Host": ["abc.execute-api.us-east-1.amazonaws.com"] },
+        "queryStringParameters": null,
+        "multiValueQueryStringParameters": null,
+        "pathParameters": null,
+        "stageVariables": null,
+        "requestContext": {
+            "resourceId": "abc", "resourcePath": "/webhook", "httpMethod": "POST", "path": "/prod/webhook",
+            "accountId": "123456789012", "stage": "prod", "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "identity": { "sourceIp": "173.252.127.1", "userAgent": "facebookexternalua" },
+            "apiId": "abc", "protocol": "HTTP/1.1", "requestTimeEpoch": 1732200000000_i64
+        },
+        "body": body,
+        "isBase64Encoded": base64
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lambda_entry_point_accepts_api_gateway_rest_events() {
+    use tower::ServiceExt;
+    let env = TestEnv::new().await.unwrap();
+    let (app, _) = env.webhook_app().await.unwrap();
+    let body = comment_delivery(
+        ACCOUNT,
+        &[CommentSpec::new(
+            "17900000000000071",
+            "6071",
+            "prix ? très joli",
+        )],
+    );
+    let good = sign(&env.app_secret, body.as_bytes());
+    for (i, base64) in [false, true].into_iter().enumerate() {
+        let request =
+            lambda_http::request::from_str(&rest_api_event(&body, &good, base64)).unwrap();
+        let response = app.clone().oneshot(request).await.unwrap();
+        assert_eq!(response.status(), 200, "base64: {base64}");
+        assert_eq!(env.queue_depth().await.unwrap(), (i as u64 + 1, 0));
+    }
+    let forged = sign(&SecretString::from("x".to_owned()), body.as_bytes());
+    let request = lambda_http::request::from_str(&rest_api_event(&body, &forged, true)).unwrap();
+    assert_eq!(app.oneshot(request).await.unwrap().status(), 403);
+    assert_eq!(env.queue_depth().await.unwrap(), (2, 0));
 }

@@ -2,31 +2,41 @@
 //! item; it runs under `lambda_http` in AWS and on a local port everywhere else.
 
 pub mod config;
+pub mod keys;
+pub mod metrics;
 pub mod routes;
 pub mod sink;
 
 use std::sync::Arc;
 
 use axum::Router;
-use igflow_core::signature::Verifier;
-use secrecy::SecretString;
 
-pub use config::{Listen, WebhookConfig};
+pub use config::{KeySource, Listen, WebhookConfig};
+pub use keys::{KeyError, KeyStore, Keys};
+pub use metrics::Metrics;
 pub use sink::{EventSink, SinkError, SqsSink};
 
 #[derive(Clone)]
 pub struct AppState {
-    verifier: Verifier,
-    verify_token: Arc<SecretString>,
+    keys: Arc<KeyStore>,
     sink: Arc<dyn EventSink>,
+    metrics: Arc<Metrics>,
+    /// In Lambda the process may be frozen after any response: write metrics every time.
+    flush_each_request: bool,
 }
 
 impl AppState {
-    pub fn new(config: &WebhookConfig, sink: Arc<dyn EventSink>) -> Self {
+    pub fn new(
+        keys: Arc<KeyStore>,
+        sink: Arc<dyn EventSink>,
+        metrics: Arc<Metrics>,
+        flush_each_request: bool,
+    ) -> Self {
         Self {
-            verifier: Verifier::new(config.app_secrets.clone()),
-            verify_token: Arc::new(config.verify_token.clone()),
+            keys,
             sink,
+            metrics,
+            flush_each_request,
         }
     }
 }
@@ -36,19 +46,61 @@ pub fn app(state: AppState, max_body_bytes: usize) -> Router {
     routes::router(max_body_bytes).with_state(state)
 }
 
-/// Runs the app where the configuration says, until the process is asked to stop.
-pub async fn run(config: WebhookConfig, sink: Arc<dyn EventSink>) -> anyhow::Result<()> {
-    let app = app(AppState::new(&config, sink), config.max_body_bytes);
+/// The keys the configuration names, read from Secrets Manager when it says so.
+pub async fn load_keys(
+    source: &KeySource,
+    aws: &aws_config::SdkConfig,
+) -> Result<Arc<KeyStore>, KeyError> {
+    match source {
+        KeySource::Env {
+            app_secrets,
+            verify_token,
+        } => Ok(KeyStore::fixed(Keys::new(
+            app_secrets.clone(),
+            verify_token.clone(),
+        ))),
+        KeySource::SecretsManager { secret_id, refresh } => {
+            let client = aws_sdk_secretsmanager::Client::new(aws);
+            KeyStore::from_secrets_manager(client, secret_id.clone(), *refresh).await
+        }
+    }
+}
+
+/// Runs the webhook where the configuration says, until the process is asked to stop.
+pub async fn run(config: WebhookConfig, aws: &aws_config::SdkConfig) -> anyhow::Result<()> {
+    let metrics = Arc::new(Metrics::default());
+    let keys = load_keys(&config.keys, aws).await?;
+    let sink = Arc::new(SqsSink::new(
+        aws_sdk_sqs::Client::new(aws),
+        config.queue_url.clone(),
+        Arc::clone(&metrics),
+    ));
+    let in_lambda = config.listen == Listen::Lambda;
+    let app = app(
+        AppState::new(keys, sink, Arc::clone(&metrics), in_lambda),
+        config.max_body_bytes,
+    );
     match config.listen {
         Listen::Lambda => lambda_http::run(app).await.map_err(|e| anyhow::anyhow!(e)),
         Listen::Addr(addr) => {
             let listener = tokio::net::TcpListener::bind(addr).await?;
             tracing::info!(addr = %listener.local_addr()?, "webhook listening");
+            let flusher = tokio::spawn({
+                let metrics = Arc::clone(&metrics);
+                let every = config.metrics_interval;
+                async move {
+                    let mut tick = tokio::time::interval(every);
+                    loop {
+                        tick.tick().await;
+                        metrics.flush(routes::now_ms());
+                    }
+                }
+            });
             axum::serve(listener, app)
-                .with_graceful_shutdown(async {
-                    let _ = tokio::signal::ctrl_c().await;
-                })
+                .with_graceful_shutdown(igflow_core::runtime::shutdown_signal())
                 .await?;
+            flusher.abort();
+            metrics.flush(routes::now_ms());
             Ok(())
         }
     }

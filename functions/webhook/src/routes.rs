@@ -5,6 +5,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,9 +17,17 @@ use tracing::Instrument;
 use crate::AppState;
 
 pub fn router(max_body_bytes: usize) -> Router<AppState> {
+    // Behind API Gateway's REST API, lambda_http keeps the stage in the path (/prod/webhook).
     Router::new()
         .route("/webhook", get(handshake).post(deliver))
+        .route("/{stage}/webhook", get(handshake).post(deliver))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+}
+
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Meta's subscription check: echo `hub.challenge` when the verify token matches.
@@ -26,13 +35,14 @@ async fn handshake(
     State(state): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
 ) -> Response {
+    let keys = state.keys.current();
     let mode = q.get("hub.mode").map(String::as_str);
     let token = q
         .get("hub.verify_token")
         .map(String::as_str)
         .unwrap_or_default();
     match (mode, q.get("hub.challenge")) {
-        (Some("subscribe"), Some(challenge)) if token_matches(&state.verify_token, token) => {
+        (Some("subscribe"), Some(challenge)) if token_matches(&keys.verify_token, token) => {
             tracing::info!("webhook subscription verified");
             ([(header::CONTENT_TYPE, "text/plain")], challenge.clone()).into_response()
         }
@@ -43,20 +53,43 @@ async fn handshake(
     }
 }
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
 /// Verifies, splits and enqueues. 200 only once the queue accepted every item, so that any
 /// failure makes Meta redeliver (the worker's dedupe absorbs the repeat).
-async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn deliver(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let response = accept(&state, &headers, body).await;
+    if state.flush_each_request {
+        state.metrics.flush(now_ms());
+    }
+    response
+}
+
+async fn accept(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let received_at_ms = now_ms();
+    let body = match body {
+        Ok(b) => b,
+        Err(rejection) => {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                state.metrics.too_large();
+            }
+            tracing::warn!(status = %rejection.status(), "delivery body refused");
+            return rejection.into_response();
+        }
+    };
+    // Header names are case-insensitive in HeaderMap; the value is never logged.
     let signature = headers.get("x-hub-signature-256").map(|v| v.as_bytes());
-    let verified = match state.verifier.verify(signature, &body) {
+    let keys = state.keys.current();
+    let verified = match keys.verifier.verify(signature, &body) {
         Ok(v) => v,
         Err(e) => {
+            state.metrics.signature_failure();
             tracing::warn!(error = %e, bytes = body.len(), "delivery refused");
             let status = match e {
                 SignatureError::Missing | SignatureError::Malformed => StatusCode::UNAUTHORIZED,
@@ -71,11 +104,13 @@ async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
         let envelopes = match splitter::split(verified, received_at_ms) {
             Ok(envs) => envs,
             Err(e) => {
+                state.metrics.malformed();
                 tracing::warn!(error = %e, "signed delivery is not a Meta payload");
                 return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
             }
         };
         tracing::Span::current().record("items", envelopes.len());
+        state.metrics.delivery(&envelopes);
         if envelopes.is_empty() {
             return (StatusCode::OK, "EVENT_RECEIVED").into_response();
         }
@@ -85,7 +120,8 @@ async fn deliver(State(state): State<AppState>, headers: HeaderMap, body: Bytes)
                 (StatusCode::OK, "EVENT_RECEIVED").into_response()
             }
             Err(e) => {
-                tracing::error!(error = %e, "delivery not enqueued");
+                state.metrics.enqueue_failure();
+                tracing::error!(error = %e, "delivery not enqueued; Meta will redeliver");
                 (
                     StatusCode::SERVICE_UNAVAILABLE,
                     "queue unavailable, retry later",

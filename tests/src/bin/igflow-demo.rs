@@ -14,6 +14,8 @@ use igflow_core::signature::sign;
 use igflow_tests::graph_server::{CallKind, GraphTestServer};
 use igflow_tests::harness::{Services, create_queues, eventually, tag};
 use igflow_tests::meta::{CommentSpec, comment_delivery, echo_delivery};
+use igflow_worker::config::SecretsConfig;
+use igflow_worker::secrets::Tokens;
 use secrecy::SecretString;
 use sqlx::{AssertSqlSafe, Executor};
 use tokio::process::{Child, Command};
@@ -23,6 +25,7 @@ const LAUNCH_REEL: &str = "18000000000000099";
 const APP_SECRET: &str = "demo-app-secret";
 const VERIFY_TOKEN: &str = "demo-verify-token";
 const DATABASE: &str = "igflow_demo";
+const WEBHOOK_SECRET: &str = "igflow-demo/webhook";
 
 #[derive(Parser)]
 #[command(about = "Run igflow locally with demo data and show what happens")]
@@ -138,13 +141,26 @@ async fn main() -> anyhow::Result<()> {
         .execute(AssertSqlSafe(format!("create database {DATABASE}")))
         .await?;
     let database_url = services.database_url_for(DATABASE);
-    let sqs = aws_sdk_sqs::Client::new(&services.aws().await);
+    let aws = services.aws().await;
+    let sqs = aws_sdk_sqs::Client::new(&aws);
     let (queue_url, dlq_url) =
         create_queues(&sqs, "igflow-demo-events", Duration::from_secs(60)).await?;
     for url in [&queue_url, &dlq_url] {
         sqs.purge_queue().queue_url(url).send().await?;
     }
     let graph = GraphTestServer::start(0).await?;
+    // The webhook reads its keys from Secrets Manager, as in AWS.
+    let keys = serde_json::json!({ "app_secrets": [APP_SECRET], "verify_token": VERIFY_TOKEN });
+    let secrets = Tokens::new(
+        aws_sdk_secretsmanager::Client::new(&aws),
+        SecretsConfig {
+            prefix: "igflow-demo/".into(),
+            cache_ttl: Duration::ZERO,
+        },
+    );
+    secrets
+        .put(WEBHOOK_SECRET, &SecretString::from(keys.to_string()))
+        .await?;
     let port = match args.port {
         0 => std::net::TcpListener::bind("127.0.0.1:0")?
             .local_addr()?
@@ -159,8 +175,7 @@ async fn main() -> anyhow::Result<()> {
         ("IGFLOW_QUEUE_URL", queue_url.clone()),
         ("IGFLOW_GRAPH_API_URL", graph.url.clone()),
         ("IGFLOW_WEBHOOK_ADDR", format!("127.0.0.1:{port}")),
-        ("IGFLOW_APP_SECRET", APP_SECRET.into()),
-        ("IGFLOW_VERIFY_TOKEN", VERIFY_TOKEN.into()),
+        ("IGFLOW_WEBHOOK_SECRET_ID", WEBHOOK_SECRET.into()),
         ("IGFLOW_WAIT_SECONDS", "2".into()),
         ("AWS_ENDPOINT_URL", services.aws_endpoint.clone()),
     ];

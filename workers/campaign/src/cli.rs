@@ -71,33 +71,17 @@ impl Cli {
                 let config = RunConfig::from_env(&env)?;
                 let worker = Worker::build(config, store, &runtime::aws_sdk_config().await).await?;
                 let shutdown = CancellationToken::new();
-                tokio::spawn(stop_on_signal(shutdown.clone()));
+                tokio::spawn({
+                    let shutdown = shutdown.clone();
+                    async move {
+                        runtime::shutdown_signal().await;
+                        tracing::info!("shutdown requested");
+                        shutdown.cancel();
+                    }
+                });
                 worker.run(shutdown).await;
             }
         }
         Ok(())
     }
-}
-
-/// ECS stops tasks with SIGTERM; a terminal sends Ctrl-C.
-async fn stop_on_signal(shutdown: CancellationToken) {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM");
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
-    tracing::info!("shutdown requested");
-    shutdown.cancel();
 }

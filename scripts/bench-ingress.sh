@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Measures the ingress: verify+split alone (criterion) and over HTTP with wrk, with an
+# in-memory sink (the ingress itself) and with the queue in the loop (moto, locally).
+# Usage: scripts/bench-ingress.sh [seconds per HTTP run, default 10]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-10}
+scripts/services.sh
+# shellcheck source=/dev/null
+source .local/env
+if ! command -v wrk >/dev/null; then
+  sudo=""; [ "$(id -u)" -eq 0 ] || sudo=sudo
+  $sudo apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >/dev/null
+fi
+
+echo "== verify + split (criterion) =="
+cargo bench --locked -p igflow-core --bench ingress -- --warm-up-time 2 --measurement-time 5 2>&1 \
+  | grep -E "^verify_split|time:|thrpt:"
+
+cargo build --locked --release -p igflow-tests --bin igflow-ingress-bench
+bench_bin=$CARGO_TARGET_DIR/release/igflow-ingress-bench
+work=$(mktemp -d)
+trap 'kill $(jobs -p) 2>/dev/null || true; rm -rf "$work"' EXIT
+secret=bench-app-secret
+for n in 1 100; do
+  python3 scripts/bench/delivery.py "$n" "$work/body-$n.json" "$secret" >"$work/sig-$n"
+done
+
+run() { # sink, items, connections
+  local port=18080
+  "$bench_bin" --sink "$1" --addr "127.0.0.1:$port" --secret "$secret" >"$work/server.log" 2>&1 &
+  local pid=$!
+  for _ in $(seq 1 100); do grep -q listening "$work/server.log" 2>/dev/null && break; sleep 0.1; done
+  echo "== HTTP, $1 sink, $2-item delivery ($(wc -c <"$work/body-$2.json") bytes), $3 connections, ${seconds}s =="
+  BODY_FILE="$work/body-$2.json" SIGNATURE=$(cat "$work/sig-$2") \
+    wrk -t2 -c"$3" -d"${seconds}s" --latency -s scripts/bench/post.lua "http://127.0.0.1:$port/webhook" \
+    | grep -E "Requests/sec|Non-2xx|Socket errors|^ +50%|^ +99%|Latency "
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+run null 1 32
+run null 100 32
+run sqs 1 8
