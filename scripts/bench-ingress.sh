@@ -40,3 +40,17 @@ run() { # sink, items, connections
 run null 1 32
 run null 100 32
 run sqs 1 8
+
+# One 1,000-item delivery through the real SQS client, against a stub answering each
+# SendMessageBatch after 20 ms (moto is too slow to say anything about this).
+python3 scripts/bench/delivery.py 1000 "$work/body-1000.json" "$secret" >"$work/sig-1000"
+"$bench_bin" --sink sqs-stub --stub-latency-ms 20 --addr 127.0.0.1:18080 --secret "$secret" >"$work/server.log" 2>&1 &
+stub=$!
+for _ in $(seq 1 100); do grep -q listening "$work/server.log" 2>/dev/null && break; sleep 0.1; done
+echo "== 1,000-item delivery ($(wc -c <"$work/body-1000.json") bytes), SQS stub at 20 ms per batch call =="
+for _ in 1 2 3; do
+  curl -s -o /dev/null -w "HTTP %{http_code} in %{time_total}s\n" -X POST http://127.0.0.1:18080/webhook \
+    -H "X-Hub-Signature-256: $(cat "$work/sig-1000")" -H "content-type: application/json" \
+    --data-binary "@$work/body-1000.json"
+done
+kill "$stub"

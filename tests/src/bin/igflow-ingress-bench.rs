@@ -1,10 +1,14 @@
 //! Serves the real webhook Router for load tests (scripts/bench-ingress.sh). `--sink null`
 //! accepts every envelope in memory, which measures the ingress itself; `--sink sqs` sends
-//! to the events queue (the moto server locally, which is far slower than SQS).
+//! to the events queue (the moto server locally, which is far slower than SQS);
+//! `--sink sqs-stub` sends through the real SQS client to a stub that answers
+//! SendMessageBatch after `--stub-latency-ms`, like SQS does, to measure how the webhook's
+//! concurrent batches behave at a realistic latency.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use futures_util::future::BoxFuture;
@@ -12,11 +16,13 @@ use igflow_core::envelope::Envelope;
 use igflow_tests::harness::{Services, create_queues, tag};
 use igflow_webhook::{AppState, EventSink, KeyStore, Keys, Metrics, SinkError, SqsSink};
 use secrecy::SecretString;
+use serde_json::{Value, json};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum SinkKind {
     Null,
     Sqs,
+    SqsStub,
 }
 
 #[derive(Parser)]
@@ -25,6 +31,9 @@ struct Args {
     sink: SinkKind,
     #[arg(long, default_value = "127.0.0.1:18080")]
     addr: SocketAddr,
+    /// Latency of the stub's SendMessageBatch answers.
+    #[arg(long, default_value_t = 20)]
+    stub_latency_ms: u64,
     /// The app secret the load generator signs with.
     #[arg(long, default_value = "bench-app-secret")]
     secret: String,
@@ -41,6 +50,25 @@ impl EventSink for NullSink {
     }
 }
 
+/// Answers SQS's JSON protocol `SendMessageBatch` with every entry accepted, after `latency`.
+async fn sqs_stub(latency: Duration) -> anyhow::Result<String> {
+    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| async move {
+        tokio::time::sleep(latency).await;
+        let request: Value = serde_json::from_slice(&body).unwrap_or_default();
+        let ok: Vec<Value> = request["Entries"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|e| json!({ "Id": e["Id"], "MessageId": format!("{:032x}", fastrand::u128(..)), "MD5OfMessageBody": "" }))
+            .collect();
+        ([("content-type", "application/x-amz-json-1.0")], json!({ "Successful": ok, "Failed": [] }).to_string())
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -52,10 +80,21 @@ async fn main() -> anyhow::Result<()> {
             let (queue, _) = create_queues(
                 &sqs,
                 &format!("igflow-bench-{}", tag()),
-                std::time::Duration::from_secs(60),
+                Duration::from_secs(60),
             )
             .await?;
             Arc::new(SqsSink::new(sqs, queue, Arc::clone(&metrics)))
+        }
+        SinkKind::SqsStub => {
+            let endpoint = sqs_stub(Duration::from_millis(args.stub_latency_ms)).await?;
+            let mut services = Services::from_env();
+            services.aws_endpoint = endpoint.clone();
+            let sqs = aws_sdk_sqs::Client::new(&services.aws().await);
+            Arc::new(SqsSink::new(
+                sqs,
+                format!("{endpoint}/123456789012/stub"),
+                Arc::clone(&metrics),
+            ))
         }
     };
     let keys = KeyStore::fixed(Keys::new(
