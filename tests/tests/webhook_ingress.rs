@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
+use igflow_core::runtime::queue::MAX_SQS_PAYLOAD;
 use igflow_core::signature::sign;
 use igflow_tests::fixtures::ACCOUNT;
 use igflow_tests::harness::{TestEnv, WEBHOOK_MAX_BODY_BYTES, eventually};
 use igflow_tests::meta::{CommentSpec, comment_delivery};
-use igflow_webhook::sink::MAX_SQS_PAYLOAD;
 use secrecy::{ExposeSecret, SecretString};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

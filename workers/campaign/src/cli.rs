@@ -10,9 +10,11 @@ use igflow_core::runtime;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::{RunConfig, SecretsConfig, StoreConfig};
+use crate::dlq::{Dlq, Selection};
 use crate::secrets::Tokens;
 use crate::store::Store;
-use crate::{Worker, apply};
+use crate::{Worker, apply, replay};
+use igflow_core::runtime::queue::QueueSender;
 
 #[derive(Parser)]
 #[command(
@@ -35,6 +37,32 @@ enum Command {
     Apply {
         /// The campaign file.
         file: PathBuf,
+    },
+    /// Show what sits in the dead-letter queue and why, or move it back.
+    Dlq {
+        #[command(subcommand)]
+        action: DlqAction,
+    },
+    /// Re-enqueue raw deliveries captured from Meta (a JSON array, one document, or JSON
+    /// Lines); events already handled are dropped by the dedupe.
+    Replay { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum DlqAction {
+    /// List DLQ messages with their kind, event id, receive count and last error.
+    List {
+        #[arg(long, default_value_t = 100)]
+        max: usize,
+    },
+    /// Move DLQ messages back to the events queue: all, or those named by message or event id.
+    Redrive {
+        #[arg(long, conflicts_with = "ids")]
+        all: bool,
+        /// Message ids or event ids.
+        ids: Vec<String>,
+        #[arg(long, default_value_t = 1000)]
+        max: usize,
     },
 }
 
@@ -67,6 +95,60 @@ impl Cli {
                     summary.archived
                 );
             }
+            Command::Dlq { action } => {
+                let queue_url = env.required(
+                    "IGFLOW_QUEUE_URL",
+                    "set it to the URL of the events SQS queue",
+                )?;
+                let sqs = aws_sdk_sqs::Client::new(&runtime::aws_sdk_config().await);
+                let dlq = Dlq::connect(sqs, queue_url, store).await?;
+                match action {
+                    DlqAction::List { max } => {
+                        let letters = dlq.peek(max).await?;
+                        println!("{} message(s) in the DLQ", letters.len());
+                        for l in &letters {
+                            println!(
+                                "{}  kind={}  event={}  receives={}  last_error={}",
+                                l.message_id,
+                                l.kind.as_deref().unwrap_or("(not an envelope)"),
+                                l.event_id.as_deref().unwrap_or("-"),
+                                l.receive_count,
+                                l.last_error.as_deref().unwrap_or("(none recorded)")
+                            );
+                        }
+                        dlq.release(&letters).await?;
+                    }
+                    DlqAction::Redrive { all, ids, max } => {
+                        if !all && ids.is_empty() {
+                            anyhow::bail!("name message or event ids to redrive, or pass --all");
+                        }
+                        let selection = if all {
+                            Selection::All
+                        } else {
+                            Selection::Ids(ids)
+                        };
+                        println!(
+                            "{} message(s) moved back to the events queue",
+                            dlq.redrive(&selection, max).await?
+                        );
+                    }
+                }
+            }
+            Command::Replay { file } => {
+                let queue_url = env.required(
+                    "IGFLOW_QUEUE_URL",
+                    "set it to the URL of the events SQS queue",
+                )?;
+                let text = std::fs::read_to_string(&file)
+                    .with_context(|| format!("reading {}", file.display()))?;
+                let sqs = aws_sdk_sqs::Client::new(&runtime::aws_sdk_config().await);
+                let summary =
+                    replay::replay(&text, &QueueSender::new(sqs, queue_url), now_ms()).await?;
+                println!(
+                    "replayed {} delivery(ies) as {} envelope(s)",
+                    summary.deliveries, summary.envelopes
+                );
+            }
             Command::Run => {
                 let config = RunConfig::from_env(&env)?;
                 let worker = Worker::build(config, store, &runtime::aws_sdk_config().await).await?;
@@ -84,4 +166,10 @@ impl Cli {
         }
         Ok(())
     }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -82,6 +82,11 @@ pub struct RunConfig {
     pub wait_seconds: i32,
     /// How long a received message stays hidden; also the dedupe claim's lease.
     pub visibility: Duration,
+    /// After SIGTERM, how long work in hand may go on before it is handed back (ECS waits
+    /// 30 s by default before it kills a task; at most 120 s).
+    pub shutdown_deadline: Duration,
+    /// How often parked events of re-activated accounts are sent back to the queue.
+    pub unpark_every: Duration,
     pub graph: GraphConfig,
     pub secrets: SecretsConfig,
 }
@@ -117,6 +122,8 @@ impl RunConfig {
             consumers,
             wait_seconds,
             visibility: Duration::from_secs(env.parse_or("IGFLOW_VISIBILITY_SECONDS", 60)?),
+            shutdown_deadline: Duration::from_secs(env.parse_or("IGFLOW_SHUTDOWN_SECONDS", 25)?),
+            unpark_every: Duration::from_secs(env.parse_or("IGFLOW_UNPARK_SECONDS", 10)?),
             graph: GraphConfig::from_env(env)?,
             secrets: SecretsConfig::from_env(env)?,
         })

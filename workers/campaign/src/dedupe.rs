@@ -27,6 +27,12 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 ";
 
+/// Renews our claim's lease, only if it is still ours.
+const EXTEND: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+";
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// This worker holds the event until the lease ends.
@@ -46,6 +52,11 @@ pub struct Dedupe {
     keys: RedisKeys,
     claim: Script,
     release: Script,
+    extend: Script,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
 fn unavailable(e: &fred::error::Error) -> Failure {
@@ -59,6 +70,7 @@ impl Dedupe {
             keys,
             claim: Script::from_lua(CLAIM),
             release: Script::from_lua(RELEASE),
+            extend: Script::from_lua(EXTEND),
         }
     }
 
@@ -68,7 +80,7 @@ impl Dedupe {
 
     pub async fn claim(&self, event: &EventId, lease: Duration) -> Result<Claim, Failure> {
         let token = ClaimToken(format!("claim:{:016x}", fastrand::u64(..)));
-        let lease_ms = u64::try_from(lease.as_millis()).unwrap_or(u64::MAX).max(1);
+        let lease_ms = millis(lease);
         let held: String = self
             .claim
             .evalsha_with_reload(
@@ -98,6 +110,25 @@ impl Dedupe {
                 false,
             )
             .await
+            .map_err(|e| unavailable(&e))
+    }
+
+    /// Renews the lease while the event is still being worked on. False if the claim is no
+    /// longer ours (it expired and another worker took it).
+    pub async fn extend(
+        &self,
+        event: &EventId,
+        token: &ClaimToken,
+        lease: Duration,
+    ) -> Result<bool, Failure> {
+        self.extend
+            .evalsha_with_reload::<i64, _, _>(
+                &self.redis,
+                self.key(event),
+                vec![token.0.clone(), millis(lease).to_string()],
+            )
+            .await
+            .map(|n| n == 1)
             .map_err(|e| unavailable(&e))
     }
 

@@ -1,6 +1,7 @@
 //! The Instagram Graph API client: private replies and public comment replies, for both
 //! login flavors. Every outcome maps onto the failure taxonomy.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use igflow_core::campaign::LoginFlavor;
@@ -40,6 +41,48 @@ struct Accepted {
     message_id: Option<String>,
     #[serde(default)]
     id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RepliesPage {
+    #[serde(default)]
+    data: Vec<Reply>,
+    #[serde(default)]
+    paging: Option<Paging>,
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    id: String,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    from: Option<ReplyAuthor>,
+}
+
+#[derive(Deserialize)]
+struct ReplyAuthor {
+    id: String,
+}
+
+#[derive(Deserialize)]
+struct Paging {
+    #[serde(default)]
+    next: Option<String>,
+}
+
+/// Pages of replies read back before giving up.
+const READ_BACK_PAGES: usize = 5;
+
+/// A read that failed: nothing was written, so it is simply retried later.
+fn read_error(reason: String, status: Option<u16>, started: Instant) -> CallError {
+    CallError {
+        status,
+        code: None,
+        subcode: None,
+        verdict: Verdict::Failed(Failure::retry(reason)),
+        latency: started.elapsed(),
+    }
 }
 
 #[derive(Clone)]
@@ -95,6 +138,54 @@ impl GraphClient {
         self.post(&url, token, &json!({ "message": text })).await
     }
 
+    /// Looks for the account's reply with exactly `text` under the comment: the read-back for
+    /// a public reply whose outcome was unknown. Returns the reply's id if it is there.
+    pub async fn find_public_reply(
+        &self,
+        account: &Account,
+        token: &SecretString,
+        comment: &CommentId,
+        text: &str,
+    ) -> Result<Option<String>, CallError> {
+        let mut url = format!(
+            "{}/{comment}/replies?fields=id,text,from&limit=100",
+            self.base(account.login)
+        );
+        // A viral comment has many replies; ours is recent, a few pages are enough.
+        for _ in 0..READ_BACK_PAGES {
+            let started = Instant::now();
+            let response = self
+                .http
+                .get(&url)
+                .bearer_auth(token.expose_secret())
+                .send()
+                .await
+                .map_err(|e| read_error(format!("graph API read failed: {e}"), None, started))?;
+            let status = response.status().as_u16();
+            let page: RepliesPage = response.json().await.map_err(|e| {
+                read_error(
+                    format!("graph API read gave no reply list: {e}"),
+                    Some(status),
+                    started,
+                )
+            })?;
+            let ours = page.data.into_iter().find(|r| {
+                r.text.as_deref() == Some(text)
+                    && r.from
+                        .as_ref()
+                        .is_some_and(|f| f.id == account.ig_user_id.as_str())
+            });
+            if let Some(reply) = ours {
+                return Ok(Some(reply.id));
+            }
+            match page.paging.and_then(|p| p.next) {
+                Some(next) => url = next,
+                None => break,
+            }
+        }
+        Ok(None)
+    }
+
     async fn post(
         &self,
         url: &str,
@@ -114,7 +205,8 @@ impl GraphClient {
             Err(e) => return Err(transport_error(&e, started.elapsed())),
         };
         let status = response.status().as_u16();
-        let retry_after = retry_after(response.headers());
+        let retry_after =
+            retry_after(response.headers()).or_else(|| regain_access(response.headers()));
         let bytes = response.bytes().await;
         let latency = started.elapsed();
         if (200..300).contains(&status) {
@@ -177,6 +269,19 @@ fn transport_error(e: &reqwest::Error, latency: Duration) -> CallError {
     }
 }
 
+/// The longest `estimated_time_to_regain_access` (minutes) Meta reports in
+/// `X-Business-Use-Case-Usage`: `{"<id>": [{"type": ..., "estimated_time_to_regain_access": 5}]}`.
+fn regain_access(headers: &HeaderMap) -> Option<Duration> {
+    let usage: HashMap<String, Vec<serde_json::Value>> =
+        serde_json::from_slice(headers.get("x-business-use-case-usage")?.as_bytes()).ok()?;
+    let minutes = usage
+        .values()
+        .flatten()
+        .filter_map(|u| u.get("estimated_time_to_regain_access")?.as_u64())
+        .max()?;
+    (minutes > 0).then(|| Duration::from_secs(minutes * 60))
+}
+
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     headers
         .get(RETRY_AFTER)?
@@ -186,4 +291,26 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         .parse::<u64>()
         .ok()
         .map(Duration::from_secs)
+}
+
+#[cfg(test)]
+mod tests {
+    use reqwest::header::HeaderValue;
+
+    use super::*;
+
+    #[test]
+    fn metas_regain_access_estimate_becomes_the_retry_delay() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-business-use-case-usage",
+            HeaderValue::from_static(
+                r#"{"17841400000000000":[{"type":"instagram","call_count":100,"total_cputime":25,"total_time":25,"estimated_time_to_regain_access":7}]}"#,
+            ),
+        );
+        assert_eq!(regain_access(&h), Some(Duration::from_secs(420)));
+        h.insert("retry-after", HeaderValue::from_static("30"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(30)));
+        assert_eq!(regain_access(&HeaderMap::new()), None);
+    }
 }

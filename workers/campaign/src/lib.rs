@@ -6,12 +6,15 @@ pub mod cli;
 pub mod config;
 pub mod consumer;
 pub mod dedupe;
+pub mod dlq;
 pub mod graph;
 pub mod pipeline;
 pub mod redis;
+pub mod replay;
 pub mod secrets;
 pub mod stats;
 pub mod store;
+pub mod unpark;
 
 use std::sync::Arc;
 
@@ -26,6 +29,8 @@ use crate::redis::RedisKeys;
 use crate::secrets::Tokens;
 use crate::stats::Stats;
 use crate::store::Store;
+use crate::unpark::Unparker;
+use igflow_core::runtime::queue::QueueSender;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -39,6 +44,7 @@ pub enum StartError {
 pub struct Worker {
     consumer: Arc<Consumer>,
     consumers: usize,
+    unparker: Unparker,
     stats: Arc<Stats>,
 }
 
@@ -50,6 +56,13 @@ impl Worker {
     ) -> Result<Self, StartError> {
         let redis = redis::connect(&config.redis_url).await?;
         let stats = Arc::new(Stats::default());
+        let sqs = aws_sdk_sqs::Client::new(aws);
+        let unparker = Unparker {
+            store: store.clone(),
+            queue: QueueSender::new(sqs.clone(), config.queue_url.clone()),
+            every: config.unpark_every,
+            stats: Arc::clone(&stats),
+        };
         let pipeline = Pipeline {
             store,
             dedupe: Dedupe::new(redis, RedisKeys::new(config.redis_prefix)),
@@ -62,16 +75,18 @@ impl Worker {
             lease: config.visibility,
         };
         let consumer = Consumer {
-            sqs: aws_sdk_sqs::Client::new(aws),
+            sqs,
             queue_url: config.queue_url,
             pipeline: Arc::new(pipeline),
             stats: Arc::clone(&stats),
             wait_seconds: config.wait_seconds,
             visibility: config.visibility,
+            shutdown_deadline: config.shutdown_deadline,
         };
         Ok(Self {
             consumer: Arc::new(consumer),
             consumers: config.consumers,
+            unparker,
             stats,
         })
     }
@@ -82,7 +97,9 @@ impl Worker {
 
     /// Consumes until `shutdown` is cancelled, then finishes the batches in hand.
     pub async fn run(self, shutdown: CancellationToken) {
+        let unparker = tokio::spawn(self.unparker.run(shutdown.clone()));
         self.consumer.run(self.consumers, shutdown).await;
+        unparker.abort();
         tracing::info!(stats = ?self.stats.snapshot(), "worker stopped");
     }
 }

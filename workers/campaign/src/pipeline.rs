@@ -1,5 +1,6 @@
 //! The stages one event goes through: claim, load, filter, decide, act, record.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -8,11 +9,13 @@ use igflow_core::envelope::Envelope;
 use igflow_core::event::{Comment, Item};
 use igflow_core::failure::Failure;
 use igflow_core::graph_error::Verdict;
-use igflow_core::plan::{CampaignSet, Decision, Plan, SkipReason};
+use igflow_core::ids::EventId;
+use igflow_core::plan::{CampaignSet, Decision, Plan, PlannedAction, SkipReason};
+use secrecy::SecretString;
 use tracing::Instrument;
 
-use crate::dedupe::{Claim, Dedupe};
-use crate::graph::GraphClient;
+use crate::dedupe::{Claim, ClaimToken, Dedupe};
+use crate::graph::{CallError, GraphClient, Sent};
 use crate::secrets::Tokens;
 use crate::stats::Stats;
 use crate::store::{Account, ActionClaim, ActionRecord, DecisionRecord, Store};
@@ -22,6 +25,63 @@ use crate::store::{Account, ActionClaim, ActionRecord, DecisionRecord, Store};
 pub enum Handled {
     Done,
     Duplicate,
+    /// Its account is paused: kept in Postgres until the account is active again.
+    Parked,
+}
+
+/// What `process` made of an event it owned.
+enum Outcome {
+    Done,
+    Parked,
+}
+
+/// One attempt at one action: what to record, and the failure if it did not succeed.
+struct Attempt {
+    record: ActionRecord,
+    failure: Option<Failure>,
+}
+
+impl Attempt {
+    fn from_call(result: Result<Sent, CallError>, detail: Option<&str>) -> Self {
+        match result {
+            Ok(sent) => Self {
+                record: ActionRecord {
+                    outcome: "sent",
+                    detail: detail.map(str::to_owned),
+                    graph_status: Some(sent.status),
+                    response_id: sent.id,
+                    latency: Some(sent.latency),
+                    ..ActionRecord::default()
+                },
+                failure: None,
+            },
+            Err(e) => {
+                let (outcome, failure) = match e.verdict {
+                    Verdict::AlreadyDone => ("already_done", None),
+                    Verdict::Failed(f @ Failure::Permanent { .. }) => ("failed", Some(f)),
+                    Verdict::Failed(f @ Failure::Ambiguous { .. }) => ("uncertain", Some(f)),
+                    Verdict::Failed(f @ (Failure::Retryable { .. } | Failure::Account { .. })) => {
+                        ("retry", Some(f))
+                    }
+                };
+                Self {
+                    record: ActionRecord {
+                        outcome,
+                        detail: failure
+                            .as_ref()
+                            .map(ToString::to_string)
+                            .or_else(|| detail.map(str::to_owned)),
+                        graph_status: e.status,
+                        graph_code: e.code,
+                        graph_subcode: e.subcode,
+                        latency: Some(e.latency),
+                        ..ActionRecord::default()
+                    },
+                    failure,
+                }
+            }
+        }
+    }
 }
 
 pub struct Pipeline {
@@ -30,7 +90,7 @@ pub struct Pipeline {
     pub tokens: Arc<Tokens>,
     pub graph: GraphClient,
     pub stats: Arc<Stats>,
-    /// How long a claim holds: the message's visibility timeout.
+    /// How long a claim holds: the message's visibility timeout. Renewed every third of it.
     pub lease: Duration,
 }
 
@@ -61,23 +121,52 @@ impl Pipeline {
                     return Ok(Handled::Duplicate);
                 }
             };
-            let result = self.process(env).await;
+            let result = self
+                .holding_claim(&env.event_id, &token, self.process(env))
+                .await;
             match &result {
                 // Recorded for good: repeats of this event are dropped from now on.
-                Ok(()) | Err(Failure::Permanent { .. } | Failure::Ambiguous { .. }) => {
+                Ok(Outcome::Done) | Err(Failure::Permanent { .. } | Failure::Ambiguous { .. }) => {
                     self.dedupe.complete(&env.event_id).await?;
                 }
-                Err(Failure::Retryable { .. } | Failure::Account { .. }) => {
+                // Parked or failed: the event must be claimable again when it comes back.
+                Ok(Outcome::Parked) | Err(Failure::Retryable { .. } | Failure::Account { .. }) => {
                     if let Err(e) = self.dedupe.release(&env.event_id, &token).await {
                         // The lease runs out on its own; the retry just waits for it.
                         tracing::warn!(error = %e, "claim not released");
                     }
                 }
             }
-            result.map(|()| Handled::Done)
+            result.map(|o| match o {
+                Outcome::Done => Handled::Done,
+                Outcome::Parked => Handled::Parked,
+            })
         }
         .instrument(span)
         .await
+    }
+
+    /// Runs `work` while renewing the claim, so a slow event (an LLM call, a rate-limit
+    /// wait) keeps it for as long as the message's visibility is renewed too.
+    async fn holding_claim<T>(
+        &self,
+        event: &EventId,
+        token: &ClaimToken,
+        work: impl Future<Output = T>,
+    ) -> T {
+        let every = self.lease / 3;
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+        let mut work = std::pin::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                _ = tick.tick() => match self.dedupe.extend(event, token, self.lease).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!("claim expired and was taken over; the action keys still prevent doubles"),
+                    Err(e) => tracing::warn!(error = %e, "claim not renewed"),
+                },
+            }
+        }
     }
 
     fn decision<'a>(&self, env: &'a Envelope, account: Option<&Account>) -> DecisionRecord<'a> {
@@ -93,19 +182,20 @@ impl Pipeline {
         }
     }
 
-    async fn process(&self, env: &Envelope) -> Result<(), Failure> {
+    async fn process(&self, env: &Envelope) -> Result<Outcome, Failure> {
         let Some(account) = self.store.account(&env.account_id).await? else {
             tracing::warn!("event for an account igflow does not manage");
             let record = DecisionRecord {
                 outcome: "unknown_account",
                 ..self.decision(env, None)
             };
-            return Ok(self.store.record_decision(&record).await?);
+            self.store.record_decision(&record).await?;
+            return Ok(Outcome::Done);
         };
         if account.status != AccountStatus::Active {
-            return Err(Failure::Account {
-                reason: format!("account is {}", account.status),
-            });
+            return self
+                .park(env, &account, &format!("account is {}", account.status))
+                .await;
         }
         let base = self.decision(env, Some(&account));
         let item = match Item::from_envelope(env) {
@@ -120,7 +210,7 @@ impl Pipeline {
                 return Err(Failure::permanent(e.to_string()));
             }
         };
-        match item {
+        let acted = match item {
             Item::Comment(comment) => self.on_comment(env, &account, base, &comment).await,
             Item::Messaging(m) => {
                 let reason = if m.is_own(&account.ig_user_id) {
@@ -143,7 +233,32 @@ impl Pipeline {
                     .record_decision(&DecisionRecord { outcome, ..base })
                     .await?)
             }
+        };
+        match acted {
+            Ok(()) => Ok(Outcome::Done),
+            // Token invalid, permission gone: stop the whole account, keep its events.
+            Err(Failure::Account { reason }) => {
+                self.store.pause_account(account.id, &reason).await?;
+                Stats::add(&self.stats.accounts_paused);
+                tracing::error!(%reason, alarm = "account_paused", "account paused");
+                self.park(env, &account, &reason).await
+            }
+            Err(f) => Err(f),
         }
+    }
+
+    async fn park(
+        &self,
+        env: &Envelope,
+        account: &Account,
+        reason: &str,
+    ) -> Result<Outcome, Failure> {
+        self.store
+            .park(account.id, env.event_id.as_str(), &env.encode(), reason)
+            .await?;
+        Stats::add(&self.stats.parked);
+        tracing::info!(reason, "event parked until the account is active");
+        Ok(Outcome::Parked)
     }
 
     async fn on_comment(
@@ -191,8 +306,9 @@ impl Pipeline {
         self.act(account, &record, comment, &plan).await
     }
 
-    /// Sends the plan's actions, each at most once. Permanent and ambiguous failures of one
-    /// action do not stop the others; a retryable one stops here and retries the event.
+    /// Sends the plan's actions, each at most once. A permanent failure of one action does
+    /// not stop the others; a retryable or unresolved one retries the event later, where the
+    /// actions already done are skipped.
     async fn act(
         &self,
         account: &Account,
@@ -201,81 +317,136 @@ impl Pipeline {
         plan: &Plan,
     ) -> Result<(), Failure> {
         let token = self.tokens.get(&account.token_secret_ref).await?;
+        let mut unresolved = None;
         for action in &plan.actions {
-            match self.store.claim_action(record, action.kind).await? {
-                ActionClaim::Proceed => {}
-                ActionClaim::Uncertain => {
-                    Stats::add(&self.stats.uncertain);
-                    tracing::warn!(
-                        action = action.kind.as_str(),
-                        "earlier attempt has no result; not re-sent"
-                    );
-                    continue;
-                }
-                ActionClaim::AlreadySent | ActionClaim::Settled => continue,
-            }
-            let result = match action.kind {
-                ActionKind::PrivateReply => {
-                    self.graph
-                        .private_reply(account, &token, &comment.id, &action.text)
-                        .await
-                }
-                ActionKind::PublicReply => {
-                    self.graph
-                        .public_reply(account, &token, &comment.id, &action.text)
-                        .await
-                }
-            };
-            let (outcome, failure) = match &result {
-                Ok(_) => ("sent", None),
-                Err(e) => match &e.verdict {
-                    Verdict::AlreadyDone => ("already_done", None),
-                    Verdict::Failed(f @ Failure::Permanent { .. }) => ("failed", Some(f)),
-                    Verdict::Failed(f @ Failure::Ambiguous { .. }) => ("uncertain", Some(f)),
-                    Verdict::Failed(f @ (Failure::Retryable { .. } | Failure::Account { .. })) => {
-                        ("retry", Some(f))
+            let claim = self.store.claim_action(record, action.kind).await?;
+            let attempt = match claim {
+                ActionClaim::Done => continue,
+                ActionClaim::Fresh => {
+                    let sent = self.send(account, &token, comment, action).await;
+                    let attempt = Attempt::from_call(sent, None);
+                    if matches!(attempt.failure, Some(Failure::Ambiguous { .. })) {
+                        Stats::add(&self.stats.uncertain);
+                        self.resolve(account, &token, comment, action).await
+                    } else {
+                        attempt
                     }
-                },
-            };
-            let entry = match &result {
-                Ok(sent) => ActionRecord {
-                    outcome,
-                    graph_status: Some(sent.status),
-                    response_id: sent.id.clone(),
-                    latency: Some(sent.latency),
-                    ..ActionRecord::default()
-                },
-                Err(e) => ActionRecord {
-                    outcome,
-                    detail: failure.map(ToString::to_string),
-                    graph_status: e.status,
-                    graph_code: e.code,
-                    graph_subcode: e.subcode,
-                    latency: Some(e.latency),
-                    ..ActionRecord::default()
-                },
+                }
+                ActionClaim::Unresolved => {
+                    Stats::add(&self.stats.uncertain);
+                    self.resolve(account, &token, comment, action).await
+                }
             };
             self.store
-                .finish_action(record.event_id, action.kind, &entry)
+                .finish_action(record.event_id, action.kind, &attempt.record)
                 .await?;
+            let outcome = attempt.record.outcome;
             tracing::info!(
                 action = action.kind.as_str(),
                 outcome,
-                graph_status = entry.graph_status,
+                graph_status = attempt.record.graph_status,
                 "action done"
             );
-            match failure {
-                None if result.is_ok() => Stats::add(&self.stats.sent),
-                Some(Failure::Ambiguous { .. }) => Stats::add(&self.stats.uncertain),
+            if outcome == "sent" && attempt.record.response_id.is_some() {
+                Stats::add(&self.stats.sent);
+            }
+            match attempt.failure {
                 None | Some(Failure::Permanent { .. }) => {}
-                Some(f @ Failure::Account { reason }) => {
-                    self.store.pause_account(account.id, reason).await?;
-                    tracing::error!(reason, "account paused");
-                    return Err(f.clone());
-                }
-                Some(f @ Failure::Retryable { .. }) => return Err(f.clone()),
+                Some(Failure::Ambiguous { reason }) => unresolved = Some(reason),
+                Some(f @ (Failure::Retryable { .. } | Failure::Account { .. })) => return Err(f),
             }
         }
-        Ok(())
+        match unresolved {
+            // Resolved on a later attempt (read back, or re-sent where Meta dedupes).
+            Some(reason) => Err(Failure::retry(format!(
+                "action outcome still unknown: {reason}"
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    async fn send(
+        &self,
+        account: &Account,
+        token: &SecretString,
+        comment: &Comment,
+        action: &PlannedAction,
+    ) -> Result<Sent, CallError> {
+        match action.kind {
+            ActionKind::PrivateReply => {
+                self.graph
+                    .private_reply(account, token, &comment.id, &action.text)
+                    .await
+            }
+            ActionKind::PublicReply => {
+                self.graph
+                    .public_reply(account, token, &comment.id, &action.text)
+                    .await
+            }
+        }
+    }
+
+    /// Settles an action whose earlier attempt may or may not have reached Meta, without
+    /// ever sending it twice.
+    async fn resolve(
+        &self,
+        account: &Account,
+        token: &SecretString,
+        comment: &Comment,
+        action: &PlannedAction,
+    ) -> Attempt {
+        match action.kind {
+            // Meta accepts one private reply per comment and answers any further one with
+            // "already replied": sending again is how to find out, and cannot double it.
+            ActionKind::PrivateReply => {
+                let sent = self
+                    .graph
+                    .private_reply(account, token, &comment.id, &action.text)
+                    .await;
+                Attempt::from_call(
+                    sent,
+                    Some(
+                        "sent after an unknown outcome (Meta allows one private reply per comment)",
+                    ),
+                )
+            }
+            // A public reply could be posted twice: read the comment's replies instead.
+            ActionKind::PublicReply => match self
+                .graph
+                .find_public_reply(account, token, &comment.id, &action.text)
+                .await
+            {
+                Ok(Some(id)) => Attempt {
+                    record: ActionRecord {
+                        outcome: "sent",
+                        detail: Some("found on read-back after an unknown outcome".into()),
+                        response_id: Some(id),
+                        ..ActionRecord::default()
+                    },
+                    failure: None,
+                },
+                Ok(None) => Attempt {
+                    record: ActionRecord {
+                        outcome: "failed",
+                        detail: Some(
+                            "outcome unknown and not found on read-back; not re-sent".into(),
+                        ),
+                        ..ActionRecord::default()
+                    },
+                    failure: Some(Failure::permanent("public reply not found on read-back")),
+                },
+                Err(e) => Attempt {
+                    record: ActionRecord {
+                        outcome: "uncertain",
+                        detail: Some("read-back failed; will try again".into()),
+                        graph_status: e.status,
+                        ..ActionRecord::default()
+                    },
+                    failure: Some(Failure::Ambiguous {
+                        reason: "public reply read-back failed".into(),
+                    }),
+                },
+            },
+        }
     }
 }

@@ -32,12 +32,20 @@ counters!(
     duplicates,
     /// Messages handed back to the queue for a later attempt.
     retried,
+    /// Messages given back unfinished at the shutdown deadline.
+    handed_back,
     /// Messages that are not envelopes, left for the DLQ.
     poison,
     /// Graph API writes that succeeded.
     sent,
-    /// Actions whose outcome is unknown and which were not re-sent.
+    /// Actions whose outcome was unknown and had to be resolved.
     uncertain,
+    /// Events kept back because their account is paused.
+    parked,
+    /// Parked events sent back to the queue once their account was active.
+    unparked,
+    /// Accounts this worker paused (token or permission errors): the alarm metric.
+    accounts_paused,
 );
 
 impl Stats {

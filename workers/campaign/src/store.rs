@@ -94,14 +94,13 @@ fn corrupt(table: &'static str, id: Uuid) -> impl Fn(String) -> StoreError {
 /// What the activity log says about one action of one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActionClaim {
-    /// Nobody sent it yet: this caller now owns the attempt.
-    Proceed,
-    /// It was sent (or Meta said it already happened).
-    AlreadySent,
-    /// An earlier attempt may or may not have reached Meta; it was marked uncertain.
-    Uncertain,
-    /// It ended for good earlier (failed permanently or uncertain).
-    Settled,
+    /// Nobody attempted it yet (or an attempt released it for a retry): send it.
+    Fresh,
+    /// An earlier attempt may or may not have reached Meta (it died mid-send, or timed out
+    /// after sending). Now marked `uncertain`: resolve it before anything else.
+    Unresolved,
+    /// It ended for good: sent, done according to Meta, or failed.
+    Done,
 }
 
 /// How an action attempt ended, for the activity log.
@@ -114,6 +113,16 @@ pub struct ActionRecord {
     pub graph_subcode: Option<i64>,
     pub response_id: Option<String>,
     pub latency: Option<Duration>,
+}
+
+/// Why a queue message did not complete.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct MessageError {
+    pub message_id: String,
+    pub event_id: Option<String>,
+    pub event_kind: Option<String>,
+    pub error: String,
+    pub receive_count: i32,
 }
 
 /// A decision about one event, for the activity log.
@@ -300,7 +309,7 @@ impl Store {
     }
 
     /// Takes the (event, action) idempotency key before sending. Only a fresh key, or one an
-    /// earlier attempt released as `retry`, lets the caller send.
+    /// earlier attempt released as `retry`, may be sent blindly.
     pub async fn claim_action(
         &self,
         d: &DecisionRecord<'_>,
@@ -323,29 +332,102 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         if claimed.is_some() {
-            return Ok(ActionClaim::Proceed);
+            return Ok(ActionClaim::Fresh);
         }
-        // Someone attempted it before. A `pending` left behind means that attempt died after
-        // possibly sending: mark it uncertain rather than risk a second DM.
-        // (The outer select sees the row as it was before the update.)
-        let (marked, outcome): (bool, Option<String>) = sqlx::query_as(
-            "with marked as (
-               update activity set outcome = 'uncertain', updated_at = now(),
-                 detail = 'an earlier attempt ended without a recorded result; not re-sent'
-               where event_id = $1 and step = $2 and outcome = 'pending'
-               returning 1)
-             select exists (select 1 from marked),
-                    (select outcome from activity where event_id = $1 and step = $2)",
+        // A `pending` left behind means that attempt died after possibly sending.
+        let unresolved: Option<i64> = sqlx::query_scalar(
+            "update activity set outcome = 'uncertain', updated_at = now(),
+               detail = 'an earlier attempt ended without a known result'
+             where event_id = $1 and step = $2 and outcome in ('pending', 'uncertain')
+             returning id",
         )
         .bind(d.event_id)
         .bind(kind.as_str())
-        .fetch_one(&self.pool)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(match (marked, outcome.as_deref()) {
-            (true, _) => ActionClaim::Uncertain,
-            (false, Some("sent" | "already_done")) => ActionClaim::AlreadySent,
-            _ => ActionClaim::Settled,
+        Ok(if unresolved.is_some() {
+            ActionClaim::Unresolved
+        } else {
+            ActionClaim::Done
         })
+    }
+
+    /// Keeps a paused account's event until the account is active again.
+    pub async fn park(
+        &self,
+        account_id: Uuid,
+        event_id: &str,
+        envelope: &str,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "insert into parked_events (event_id, account_id, envelope, reason) values ($1, $2, $3, $4)
+             on conflict (event_id) do nothing",
+        )
+        .bind(event_id)
+        .bind(account_id)
+        .bind(envelope)
+        .bind(reason)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Parked events whose account is active again, oldest first: (event id, envelope).
+    pub async fn parked_ready(&self, limit: i64) -> Result<Vec<(String, String)>, StoreError> {
+        Ok(sqlx::query_as(
+            "select p.event_id, p.envelope from parked_events p
+             join ig_accounts a on a.id = p.account_id
+             where a.status = 'active' order by p.parked_at limit $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn unpark(&self, event_ids: &[String]) -> Result<(), StoreError> {
+        sqlx::query("delete from parked_events where event_id = any($1)")
+            .bind(event_ids)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Remembers why a queue message did not complete (shown by `igflow-worker dlq`).
+    pub async fn record_message_error(&self, e: &MessageError) -> Result<(), StoreError> {
+        sqlx::query(
+            "insert into message_errors (message_id, event_id, event_kind, error, receive_count)
+             values ($1, $2, $3, $4, $5)
+             on conflict (message_id) do update set event_id = excluded.event_id,
+               event_kind = excluded.event_kind, error = excluded.error,
+               receive_count = excluded.receive_count, updated_at = now()",
+        )
+        .bind(&e.message_id)
+        .bind(&e.event_id)
+        .bind(&e.event_kind)
+        .bind(&e.error)
+        .bind(e.receive_count)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The recorded errors of these messages, by message id.
+    pub async fn message_errors(
+        &self,
+        message_ids: &[String],
+    ) -> Result<HashMap<String, MessageError>, StoreError> {
+        let rows: Vec<MessageError> = sqlx::query_as(
+            "select message_id, event_id, event_kind, error, receive_count from message_errors
+             where message_id = any($1)",
+        )
+        .bind(message_ids)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|e| (e.message_id.clone(), e))
+            .collect())
     }
 
     pub async fn finish_action(

@@ -1,5 +1,8 @@
-//! Process set-up shared by the webhook and the worker binaries: logging and the AWS SDK.
-//! Behind the `runtime` feature so the domain modules stay free of I/O.
+//! Process set-up shared by the webhook and the worker binaries: logging, the AWS SDK,
+//! signals, and sending to the events queue. Behind the `runtime` feature so the domain
+//! modules stay free of I/O.
+
+pub mod queue;
 
 use aws_smithy_http_client::tls;
 use tracing_subscriber::EnvFilter;
