@@ -28,7 +28,7 @@ pub struct MetaError {
 /// Throttling codes: application (4), user (17), page (32), custom (613), business use case.
 const THROTTLING: &[i64] = &[4, 17, 32, 613, 80001, 80002, 80004, 80006];
 /// Used when Meta throttles without saying for how long.
-const DEFAULT_THROTTLE_PAUSE: Duration = Duration::from_secs(60);
+pub const DEFAULT_THROTTLE_PAUSE: Duration = Duration::from_secs(60);
 
 /// What a Graph API error means for the action that caused it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,13 +47,19 @@ impl MetaError {
     }
 
     /// Classifies by Meta's code first, the HTTP status second. `retry_after` is Meta's own
-    /// hint (`Retry-After` or `estimated_time_to_regain_access`) when it sent one.
-    pub fn verdict(&self, http_status: u16, retry_after: Option<Duration>) -> Verdict {
+    /// hint (`Retry-After` or `estimated_time_to_regain_access`) when it sent one;
+    /// `throttle_pause` is the wait when Meta throttles without one.
+    pub fn verdict(
+        &self,
+        http_status: u16,
+        retry_after: Option<Duration>,
+        throttle_pause: Duration,
+    ) -> Verdict {
         let reason = self.describe();
         let failure = match (self.code, self.error_subcode) {
             (100, Some(2_534_025)) => return Verdict::AlreadyDone,
             (code, _) if THROTTLING.contains(&code) => Failure::Retryable {
-                retry_after: Some(retry_after.unwrap_or(DEFAULT_THROTTLE_PAUSE)),
+                retry_after: Some(retry_after.unwrap_or(throttle_pause)),
                 reason,
             },
             (190, _) | (102, _) => Failure::Account {
@@ -91,21 +97,21 @@ mod tests {
             "../fixtures/meta/errors/error_10_2534022_ig_outside_allowed_window__issue_composio_3604.json"
         ));
         assert!(matches!(
-            window.verdict(400, None),
+            window.verdict(400, None, DEFAULT_THROTTLE_PAUSE),
             Verdict::Failed(Failure::Permanent { .. })
         ));
         let token = parse(include_str!(
             "../fixtures/meta/errors/error_190_460_generic__restfb_exampleErrorNew_same_as_meta_docs.json"
         ));
         assert!(matches!(
-            token.verdict(400, None),
+            token.verdict(400, None, DEFAULT_THROTTLE_PAUSE),
             Verdict::Failed(Failure::Account { .. })
         ));
         let page = parse(include_str!(
             "../fixtures/meta/errors/error_32_page_request_limit__meta_docs_rate_limiting.json"
         ));
         assert_eq!(
-            page.verdict(400, None),
+            page.verdict(400, None, DEFAULT_THROTTLE_PAUSE),
             Verdict::Failed(Failure::Retryable {
                 retry_after: Some(DEFAULT_THROTTLE_PAUSE),
                 reason: "graph error 32: (#32) Page request limit reached".into()
@@ -116,7 +122,7 @@ mod tests {
         ));
         let hint = Some(Duration::from_secs(300));
         assert!(
-            matches!(buc.verdict(400, hint), Verdict::Failed(Failure::Retryable { retry_after, .. }) if retry_after == hint)
+            matches!(buc.verdict(400, hint, DEFAULT_THROTTLE_PAUSE), Verdict::Failed(Failure::Retryable { retry_after, .. }) if retry_after == hint)
         );
     }
 
@@ -124,15 +130,18 @@ mod tests {
     fn already_answered_and_server_errors() {
         let done =
             parse(r#"{"error":{"message":"already replied","code":100,"error_subcode":2534025}}"#);
-        assert_eq!(done.verdict(400, None), Verdict::AlreadyDone);
+        assert_eq!(
+            done.verdict(400, None, DEFAULT_THROTTLE_PAUSE),
+            Verdict::AlreadyDone
+        );
         let unknown = parse(r#"{"error":{"message":"oops","code":1}}"#);
         assert!(matches!(
-            unknown.verdict(500, None),
+            unknown.verdict(500, None, DEFAULT_THROTTLE_PAUSE),
             Verdict::Failed(Failure::Retryable { .. })
         ));
         let bad = parse(r#"{"error":{"message":"Invalid parameter","code":100}}"#);
         assert!(matches!(
-            bad.verdict(400, None),
+            bad.verdict(400, None, DEFAULT_THROTTLE_PAUSE),
             Verdict::Failed(Failure::Permanent { .. })
         ));
     }

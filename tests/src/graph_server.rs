@@ -1,10 +1,13 @@
-//! A local stand-in for Meta's Graph API: the two endpoints igflow writes to, Meta's response
-//! and error shapes, the rules Meta enforces (valid token, 1,000-byte texts, one private reply
-//! per comment), and a log of every call for the tests to inspect.
+//! A local stand-in for Meta's Graph API: the two endpoints igflow writes to, the read-back of
+//! public replies, Meta's response and error shapes, the rules Meta enforces (valid token,
+//! 1,000-byte texts, one private reply per comment), injectable faults (server errors,
+//! throttling, answers slower than the client waits), and a log of every write for the tests
+//! to inspect.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -24,6 +27,16 @@ pub enum CallKind {
     PublicReply { comment_id: String },
 }
 
+impl CallKind {
+    /// The node the call is made on: the sender, or the comment replied to.
+    fn node(&self) -> &str {
+        match self {
+            Self::PrivateReply { sender, .. } | Self::Message { sender, .. } => sender,
+            Self::PublicReply { comment_id } => comment_id,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Call {
     pub kind: CallKind,
@@ -33,12 +46,63 @@ pub struct Call {
     pub status: u16,
 }
 
+/// Faults injected into writes that Meta would otherwise accept; reads never fail. One draw per
+/// call picks at most one fault: the first `server_error_share` of the unit interval is a
+/// server error, the next `throttle_share` throttling, the next `slow_share` a slow answer.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    /// Answered 500 with Meta's transient error (code 2); the write does not happen.
+    pub server_error_share: f64,
+    /// Performed and recorded as accepted, but answered only after `slow_delay`: past the
+    /// client's timeout, Meta has acted although the client saw no answer.
+    pub slow_share: f64,
+    pub slow_delay: Duration,
+    /// Answered 400 with Meta's throttling error (80002); the write does not happen.
+    pub throttle_share: f64,
+    /// `estimated_time_to_regain_access` in the throttled answer's usage header.
+    pub regain_access_minutes: u64,
+}
+
+enum Fault {
+    ServerError,
+    Throttle,
+    Slow,
+}
+
+impl Faults {
+    fn draw(&self) -> Option<Fault> {
+        let roll = fastrand::f64();
+        let mut bound = 0.0;
+        [
+            (self.server_error_share, Fault::ServerError),
+            (self.throttle_share, Fault::Throttle),
+            (self.slow_share, Fault::Slow),
+        ]
+        .into_iter()
+        .find(|(share, _)| {
+            bound += share;
+            roll < bound
+        })
+        .map(|(_, fault)| fault)
+    }
+}
+
+/// Author of a public reply whose token no account was registered for (`token_belongs_to`).
+const UNKNOWN_AUTHOR: &str = "self";
+/// Every stored public reply carries this `timestamp`; no test orders replies by time.
+const REPLY_TIMESTAMP: &str = "2026-11-22T00:00:00+0000";
+
 #[derive(Default)]
 struct ServerState {
     calls: Vec<Call>,
     /// Tokens the server accepts; empty accepts any token.
     valid_tokens: HashSet<String>,
+    faults: Faults,
     private_replied: HashSet<String>,
+    /// The account each token acts for: Meta knows who posts a reply from the token alone.
+    token_owners: HashMap<String, String>,
+    /// Accepted public replies by comment id, as `GET /{comment-id}/replies` lists them.
+    public_replies: HashMap<String, Vec<Value>>,
     next_id: u64,
 }
 
@@ -63,6 +127,10 @@ struct Refusal {
     subcode: Option<i64>,
     kind: &'static str,
     message: &'static str,
+    /// Meta's `is_transient`: the same call may succeed later.
+    transient: bool,
+    /// Meta's `X-Business-Use-Case-Usage` header, sent when it throttles.
+    usage: Option<Value>,
 }
 
 impl Refusal {
@@ -78,6 +146,41 @@ impl Refusal {
             subcode,
             kind,
             message,
+            transient: false,
+            usage: None,
+        }
+    }
+
+    fn server_error() -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            transient: true,
+            ..Self::new(
+                2,
+                None,
+                "OAuthException",
+                "An unexpected error has occurred. Please retry your request later.",
+            )
+        }
+    }
+
+    /// Business-use-case throttling of `node`, with Meta's usage report for it.
+    fn throttled(node: &str, regain_access_minutes: u64) -> Self {
+        let usage = json!({ node: [{
+            "type": "instagram",
+            "call_count": 100,
+            "total_cputime": 25,
+            "total_time": 25,
+            "estimated_time_to_regain_access": regain_access_minutes,
+        }] });
+        Self {
+            usage: Some(usage),
+            ..Self::new(
+                80002,
+                None,
+                "OAuthException",
+                "(#80002) There have been too many calls to this Instagram account. Wait a bit and try again.",
+            )
         }
     }
 }
@@ -93,7 +196,13 @@ impl IntoResponse for Refusal {
         if let Some(sub) = self.subcode {
             error["error_subcode"] = json!(sub);
         }
-        (self.status, Json(json!({ "error": error }))).into_response()
+        if self.transient {
+            error["is_transient"] = json!(true);
+        }
+        let usage = self
+            .usage
+            .map(|u| [("x-business-use-case-usage", u.to_string())]);
+        (self.status, usage, Json(json!({ "error": error }))).into_response()
     }
 }
 
@@ -112,7 +221,7 @@ impl GraphTestServer {
         let shared = Shared::default();
         let app = Router::new()
             .route("/{node}/messages", post(messages))
-            .route("/{node}/replies", post(replies))
+            .route("/{node}/replies", post(replies).get(list_replies))
             .with_state(shared.clone());
         let listener =
             tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
@@ -121,11 +230,25 @@ impl GraphTestServer {
         Ok(Self { url, shared })
     }
 
+    /// Replies posted with `token` are authored by `account` (as `from.id` on read-back).
+    pub fn token_belongs_to(&self, token: &str, account: &str) {
+        self.shared
+            .lock()
+            .token_owners
+            .insert(token.to_owned(), account.to_owned());
+    }
+
     /// Only these tokens are accepted from now on (Meta answers others with error 190).
     pub fn accept_only(&self, tokens: &[&str]) {
         self.shared.lock().valid_tokens = tokens.iter().map(|t| (*t).to_owned()).collect();
     }
 
+    /// Injects these faults into writes from now on; `Faults::default()` stops them.
+    pub fn set_faults(&self, faults: Faults) {
+        self.shared.lock().faults = faults;
+    }
+
+    /// Every write, refused ones included; reads are not recorded.
     pub fn calls(&self) -> Vec<Call> {
         self.shared.lock().calls.clone()
     }
@@ -139,66 +262,126 @@ impl GraphTestServer {
     }
 }
 
-/// Checks the call as Meta would; records it either way and, if accepted, returns a fresh id.
-fn admit(
-    shared: &Shared,
-    headers: &HeaderMap,
-    kind: CallKind,
-    text: String,
-) -> Result<u64, Refusal> {
-    let token = bearer(headers);
-    let mut state = shared.lock();
-    let refusal = match &token {
-        None => Some(Refusal::new(
-            2500,
-            None,
-            "OAuthException",
-            "An active access token must be used to query information about the current user.",
-        )),
-        Some(t) if !state.valid_tokens.is_empty() && !state.valid_tokens.contains(t) => {
-            Some(Refusal::new(
-                190,
-                Some(460),
+impl ServerState {
+    /// Meta's token check, the same for reads and writes.
+    fn authorize(&self, token: Option<&str>) -> Result<(), Refusal> {
+        match token {
+            None => Err(Refusal::new(
+                2500,
+                None,
                 "OAuthException",
-                "Error validating access token: The session has been invalidated.",
-            ))
+                "An active access token must be used to query information about the current user.",
+            )),
+            Some(t) if !self.valid_tokens.is_empty() && !self.valid_tokens.contains(t) => {
+                Err(Refusal::new(
+                    190,
+                    Some(460),
+                    "OAuthException",
+                    "Error validating access token: The session has been invalidated.",
+                ))
+            }
+            Some(_) => Ok(()),
         }
-        Some(_) if text.len() > 1000 && !matches!(kind, CallKind::PublicReply { .. }) => {
-            Some(Refusal::new(
+    }
+
+    /// Refuses a write as Meta would, or says how long to hold back its answer.
+    fn judge(
+        &self,
+        token: Option<&str>,
+        kind: &CallKind,
+        text: &str,
+    ) -> Result<Option<Duration>, Refusal> {
+        self.authorize(token)?;
+        if text.len() > 1000 && !matches!(kind, CallKind::PublicReply { .. }) {
+            return Err(Refusal::new(
                 100,
                 None,
                 "OAuthException",
                 "(#100) Length of param message[text] must be less than or equal to 1000",
-            ))
+            ));
         }
-        Some(_) => match &kind {
-            CallKind::PrivateReply { comment_id, .. }
-                if !state.private_replied.insert(comment_id.clone()) =>
-            {
-                Some(Refusal::new(
-                    100,
-                    Some(2_534_025),
-                    "IGApiException",
-                    "A private reply has already been sent to this comment.",
-                ))
-            }
-            _ => None,
-        },
-    };
-    let status = refusal.as_ref().map_or(200, |r| r.status.as_u16());
-    state.calls.push(Call {
-        kind,
-        text,
-        token,
-        status,
-    });
-    match refusal {
-        Some(r) => Err(r),
-        None => {
-            state.next_id += 1;
-            Ok(state.next_id)
+        if let CallKind::PrivateReply { comment_id, .. } = kind
+            && self.private_replied.contains(comment_id)
+        {
+            return Err(Refusal::new(
+                100,
+                Some(2_534_025),
+                "IGApiException",
+                "A private reply has already been sent to this comment.",
+            ));
+        }
+        match self.faults.draw() {
+            Some(Fault::ServerError) => Err(Refusal::server_error()),
+            Some(Fault::Throttle) => Err(Refusal::throttled(
+                kind.node(),
+                self.faults.regain_access_minutes,
+            )),
+            Some(Fault::Slow) => Ok(Some(self.faults.slow_delay)),
+            None => Ok(None),
         }
     }
+
+    /// Performs an accepted write and returns the id Meta gives what it wrote.
+    fn perform(&mut self, kind: &CallKind, text: &str, author: &str) -> String {
+        self.next_id += 1;
+        let n = self.next_id;
+        match kind {
+            CallKind::PrivateReply { comment_id, .. } => {
+                self.private_replied.insert(comment_id.clone());
+            }
+            CallKind::PublicReply { comment_id } => {
+                let id = format!("1790{n:013}");
+                self.public_replies
+                    .entry(comment_id.clone())
+                    .or_default()
+                    .push(json!({
+                        "id": id,
+                        "text": text,
+                        "from": { "id": author, "username": author },
+                        "timestamp": REPLY_TIMESTAMP,
+                    }));
+                return id;
+            }
+            CallKind::Message { .. } => {}
+        }
+        format!("aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQx{n:012}")
+    }
+}
+
+/// Checks a write as Meta would and lets the faults strike; records it either way. When
+/// accepted, the write happens at once, so a client that gives up on a slow answer still
+/// finds it done; the id comes back after the slow fault's delay, if any.
+async fn admit(
+    shared: &Shared,
+    headers: &HeaderMap,
+    kind: CallKind,
+    text: String,
+) -> Result<String, Refusal> {
+    let token = bearer(headers);
+    // The guard must go before the await: the handler's future has to be `Send`.
+    let outcome = {
+        let mut state = shared.lock();
+        let author = token
+            .as_ref()
+            .and_then(|t| state.token_owners.get(t))
+            .map_or_else(|| UNKNOWN_AUTHOR.to_owned(), Clone::clone);
+        let author = author.as_str();
+        let judged = state.judge(token.as_deref(), &kind, &text);
+        let status = judged.as_ref().map_or_else(|r| r.status.as_u16(), |_| 200);
+        let outcome = judged.map(|delay| (state.perform(&kind, &text, author), delay));
+        state.calls.push(Call {
+            kind,
+            text,
+            token,
+            status,
+        });
+        outcome
+    };
+    let (id, delay) = outcome?;
+    if let Some(delay) = delay {
+        tokio::time::sleep(delay).await;
+    }
+    Ok(id)
 }
 
 async fn messages(
@@ -235,12 +418,8 @@ async fn messages(
         .as_str()
         .unwrap_or("17840000000000001")
         .to_owned();
-    match admit(&shared, &headers, kind, text) {
-        Ok(n) => Json(json!({
-            "recipient_id": recipient_id,
-            "message_id": format!("aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQx{n:012}"),
-        }))
-        .into_response(),
+    match admit(&shared, &headers, kind, text).await {
+        Ok(id) => Json(json!({ "recipient_id": recipient_id, "message_id": id })).into_response(),
         Err(refusal) => refusal.into_response(),
     }
 }
@@ -265,8 +444,205 @@ async fn replies(
         &headers,
         CallKind::PublicReply { comment_id },
         text,
-    ) {
-        Ok(n) => Json(json!({ "id": format!("1790{:013}", n) })).into_response(),
+    )
+    .await
+    {
+        Ok(id) => Json(json!({ "id": id })).into_response(),
         Err(refusal) => refusal.into_response(),
+    }
+}
+
+/// `GET /{comment-id}/replies`: the public replies accepted under the comment, oldest first.
+async fn list_replies(
+    State(shared): State<Shared>,
+    Path(comment_id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let state = shared.lock();
+    if let Err(refusal) = state.authorize(bearer(&headers).as_deref()) {
+        return refusal.into_response();
+    }
+    let data = state
+        .public_replies
+        .get(&comment_id)
+        .cloned()
+        .unwrap_or_default();
+    Json(json!({ "data": data })).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn server_with(faults: Faults) -> GraphTestServer {
+        let server = GraphTestServer::start(0).await.expect("server starts");
+        server.set_faults(faults);
+        server
+    }
+
+    fn public_reply(client: &reqwest::Client, server: &GraphTestServer) -> reqwest::RequestBuilder {
+        client
+            .post(format!("{}/c1/replies", server.url))
+            .bearer_auth("token")
+            .json(&json!({ "message": "Sent you a DM" }))
+    }
+
+    fn private_reply(
+        client: &reqwest::Client,
+        server: &GraphTestServer,
+    ) -> reqwest::RequestBuilder {
+        client
+            .post(format!("{}/17841400000000001/messages", server.url))
+            .bearer_auth("token")
+            .json(&json!({ "recipient": { "comment_id": "c1" }, "message": { "text": "hi" } }))
+    }
+
+    async fn read_replies(client: &reqwest::Client, server: &GraphTestServer) -> Value {
+        client
+            .get(format!("{}/c1/replies", server.url))
+            .bearer_auth("token")
+            .send()
+            .await
+            .expect("read answered")
+            .json()
+            .await
+            .expect("read is JSON")
+    }
+
+    #[tokio::test]
+    async fn server_error_refuses_without_writing() {
+        let server = server_with(Faults {
+            server_error_share: 1.0,
+            ..Faults::default()
+        })
+        .await;
+        let client = reqwest::Client::new();
+        let response = public_reply(&client, &server)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body: Value = response.json().await.expect("JSON body");
+        assert_eq!(body["error"]["code"], 2);
+        assert_eq!(body["error"]["is_transient"], true);
+
+        assert_eq!(read_replies(&client, &server).await, json!({ "data": [] }));
+        assert_eq!(server.calls().len(), 1);
+        assert_eq!(server.calls()[0].status, 500);
+        assert!(server.accepted(|_| true).is_empty());
+    }
+
+    #[tokio::test]
+    async fn slow_write_times_out_but_happens() {
+        let server = server_with(Faults {
+            slow_share: 1.0,
+            slow_delay: Duration::from_millis(300),
+            ..Faults::default()
+        })
+        .await;
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(100))
+            .build()
+            .expect("client builds");
+        let error = private_reply(&client, &server)
+            .send()
+            .await
+            .expect_err("the answer comes after the timeout");
+        assert!(error.is_timeout(), "{error}");
+        let accepted = server.accepted(|k| matches!(k, CallKind::PrivateReply { .. }));
+        assert_eq!(accepted.len(), 1);
+
+        // The write counted: Meta refuses a second private reply to the same comment.
+        server.set_faults(Faults::default());
+        let retry = private_reply(&client, &server)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(retry.status(), StatusCode::BAD_REQUEST);
+        let body: Value = retry.json().await.expect("JSON body");
+        assert_eq!(body["error"]["error_subcode"], 2_534_025);
+    }
+
+    #[tokio::test]
+    async fn throttling_reports_when_access_returns() {
+        let server = server_with(Faults {
+            throttle_share: 1.0,
+            regain_access_minutes: 7,
+            ..Faults::default()
+        })
+        .await;
+        let client = reqwest::Client::new();
+        let response = private_reply(&client, &server)
+            .send()
+            .await
+            .expect("answered");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let usage: Value = serde_json::from_str(
+            response.headers()["x-business-use-case-usage"]
+                .to_str()
+                .expect("ASCII header"),
+        )
+        .expect("JSON header");
+        assert_eq!(
+            usage["17841400000000001"][0]["estimated_time_to_regain_access"],
+            7
+        );
+        let body: Value = response.json().await.expect("JSON body");
+        assert_eq!(body["error"]["code"], 80002);
+        assert_eq!(server.calls()[0].status, 400);
+        assert!(server.accepted(|_| true).is_empty());
+    }
+
+    #[tokio::test]
+    async fn replies_read_back_with_their_author_and_need_a_token() {
+        let server = server_with(Faults::default()).await;
+        server.accept_only(&["token"]);
+        let client = reqwest::Client::new();
+        server.token_belongs_to("token", "17841400000000001");
+        let sent: Value = public_reply(&client, &server)
+            .send()
+            .await
+            .expect("answered")
+            .json()
+            .await
+            .expect("JSON body");
+        server.accept_only(&["token", "other"]);
+        client
+            .post(format!("{}/c1/replies", server.url))
+            .bearer_auth("other")
+            .json(&json!({ "message": "Sent you a DM" }))
+            .send()
+            .await
+            .expect("answered");
+
+        let read = read_replies(&client, &server).await;
+        assert_eq!(read["data"][0]["id"], sent["id"]);
+        assert_eq!(read["data"][0]["text"], "Sent you a DM");
+        assert_eq!(read["data"][0]["from"]["id"], "17841400000000001");
+        assert_eq!(
+            read["data"][1]["from"]["id"], "self",
+            "a token nobody registered"
+        );
+
+        let url = format!("{}/c1/replies", server.url);
+        let anonymous: Value = client
+            .get(&url)
+            .send()
+            .await
+            .expect("answered")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(anonymous["error"]["code"], 2500);
+        let stale: Value = client
+            .get(&url)
+            .bearer_auth("old")
+            .send()
+            .await
+            .expect("answered")
+            .json()
+            .await
+            .expect("JSON");
+        assert_eq!(stale["error"]["code"], 190);
     }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::Context;
 use aws_sdk_sqs::config::{Credentials, Region};
 use aws_sdk_sqs::types::QueueAttributeName;
-use igflow_core::campaign_file::CampaignFile;
+use igflow_core::campaign_file::{CampaignFile, TokenSource};
 use igflow_core::env::Env;
 use igflow_core::runtime;
 use igflow_core::signature::sign;
@@ -25,7 +25,9 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, Executor};
 use tokio_util::sync::CancellationToken;
 
-use crate::graph_server::GraphTestServer;
+use crate::faults::{Proc, workspace_bin};
+use crate::graph_server::{CallKind, GraphTestServer};
+use igflow_worker::dlq::Dlq;
 
 /// Test databases older than this are left over from aborted runs and are dropped.
 const STALE_DATABASE_SECS: u64 = 3600;
@@ -228,6 +230,26 @@ pub struct TestEnv {
     http: reqwest::Client,
 }
 
+/// The end state of a fault test.
+#[derive(Debug, Default, Clone)]
+pub struct Accounting {
+    pub events: usize,
+    /// Both replies accepted exactly once.
+    pub acted: usize,
+    /// An action recorded as failed for good, with its reason.
+    pub permanent: usize,
+    pub in_dlq: usize,
+    /// Comments answered more than once: must stay empty.
+    pub doubled: Vec<String>,
+    /// Comments none of the above: must end empty.
+    pub missing: Vec<String>,
+    /// Every call the Graph test server saw, refused ones included.
+    pub attempts: usize,
+    pub dlq_messages: usize,
+    /// Actions still marked uncertain.
+    pub uncertain: i64,
+}
+
 /// Body limit of the tests' webhook (production's default is 4 MiB).
 pub const WEBHOOK_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 
@@ -305,6 +327,13 @@ impl TestEnv {
     /// Applies a campaign file as `igflow-worker apply` does.
     pub async fn apply(&self, yaml: &str) -> Result<ApplySummary, ApplyError> {
         let file = CampaignFile::parse(yaml).map_err(|e| ApplyError::Invalid(e.problems))?;
+        // Meta knows which account a token acts for: so does the Graph test server.
+        for account in &file.accounts {
+            if let Some(TokenSource::Inline(token)) = account.token_source() {
+                self.graph
+                    .token_belongs_to(token.expose_secret(), account.ig_user_id.as_str());
+            }
+        }
         apply(
             &file,
             &self.store,
@@ -376,8 +405,24 @@ impl TestEnv {
     }
 
     pub async fn start_worker(&self) -> anyhow::Result<RunningWorker> {
-        let config = RunConfig::from_env(&Env::from_map(self.worker_env()))?;
-        let worker = Worker::build(config, self.store.clone(), &self.aws).await?;
+        self.start_worker_with(&[], self.store.clone()).await
+    }
+
+    /// An in-process worker with some settings overridden and its own store (for example
+    /// one that reaches Postgres through a proxy).
+    pub async fn start_worker_with(
+        &self,
+        overrides: &[(&str, &str)],
+        store: Store,
+    ) -> anyhow::Result<RunningWorker> {
+        let mut env = self.worker_env();
+        env.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        let config = RunConfig::from_env(&Env::from_map(env))?;
+        let worker = Worker::build(config, store, &self.aws).await?;
         let stats = worker.stats();
         let shutdown = CancellationToken::new();
         let handle = tokio::spawn(worker.run(shutdown.clone()));
@@ -414,6 +459,116 @@ impl TestEnv {
             request = request.header("X-Hub-Signature-256", s);
         }
         Ok(request.send().await?.status())
+    }
+
+    /// The environment of an `igflow-worker run` process against this test's services.
+    pub fn worker_process_env(&self, overrides: &[(&str, &str)]) -> HashMap<String, String> {
+        let mut env = self.worker_env();
+        env.extend([
+            ("DATABASE_URL".into(), self.database_url.clone()),
+            (
+                "AWS_ENDPOINT_URL".into(),
+                self.services.aws_endpoint.clone(),
+            ),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+            ("RUST_LOG".into(), "info".into()),
+        ]);
+        env.extend(
+            overrides
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        );
+        env
+    }
+
+    /// Starts `igflow-worker run` as its own process (logs in the system temp directory).
+    pub fn spawn_worker_process(
+        &self,
+        name: &str,
+        overrides: &[(&str, &str)],
+    ) -> anyhow::Result<Proc> {
+        let dir = std::env::temp_dir().join("igflow-tests");
+        std::fs::create_dir_all(&dir)?;
+        let log = dir.join(format!("{}{name}.log", self.redis_prefix.replace(':', "-")));
+        Proc::spawn(
+            &workspace_bin("igflow-worker")?,
+            &["run"],
+            &self.worker_process_env(overrides),
+            &log,
+        )
+    }
+
+    /// Where every comment ended: acted on at the Graph test server, recorded as failed for
+    /// good, or in the DLQ; and which were acted on more than once.
+    pub async fn accounting(&self, comment_ids: &[String]) -> anyhow::Result<Accounting> {
+        let calls = self.graph.calls();
+        let dlq =
+            Dlq::connect(self.sqs.clone(), self.queue_url.clone(), self.store.clone()).await?;
+        let letters = dlq.peek(10_000).await?;
+        dlq.release(&letters).await?;
+        let in_dlq: std::collections::HashSet<String> =
+            letters.iter().filter_map(|l| l.event_id.clone()).collect();
+        let failed: Vec<String> = sqlx::query_scalar(
+            "select distinct event_id from activity where step <> 'decision' and outcome = 'failed' and detail is not null",
+        )
+        .fetch_all(self.store.pool())
+        .await?;
+        let mut a = Accounting {
+            events: comment_ids.len(),
+            ..Accounting::default()
+        };
+        for id in comment_ids {
+            let accepted = |private: bool| {
+                calls
+                    .iter()
+                    .filter(|c| c.status == 200)
+                    .filter(|c| match &c.kind {
+                        CallKind::PrivateReply { comment_id, .. } => private && comment_id == id,
+                        CallKind::PublicReply { comment_id } => !private && comment_id == id,
+                        CallKind::Message { .. } => false,
+                    })
+                    .count()
+            };
+            let (private, public) = (accepted(true), accepted(false));
+            let event = format!("comment:{id}");
+            if private > 1 || public > 1 {
+                a.doubled.push(id.clone());
+            }
+            if private == 1 && public == 1 {
+                a.acted += 1;
+            } else if failed.contains(&event) {
+                a.permanent += 1;
+            } else if in_dlq.contains(&event) {
+                a.in_dlq += 1;
+            } else {
+                a.missing.push(id.clone());
+            }
+        }
+        a.attempts = calls.len();
+        a.dlq_messages = letters.len();
+        a.uncertain =
+            sqlx::query_scalar("select count(*) from activity where outcome = 'uncertain'")
+                .fetch_one(self.store.pool())
+                .await?;
+        Ok(a)
+    }
+
+    /// Waits until every comment is accounted for (see [`TestEnv::accounting`]).
+    pub async fn settled(
+        &self,
+        comment_ids: &[String],
+        timeout: Duration,
+    ) -> anyhow::Result<Accounting> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let a = self.accounting(comment_ids).await?;
+            if a.missing.is_empty() || tokio::time::Instant::now() >= deadline {
+                return Ok(a);
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
     }
 
     /// (visible, in flight) of the events queue.

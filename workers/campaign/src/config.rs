@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use igflow_core::env::{ConfigError, Env};
+use igflow_core::graph_error::DEFAULT_THROTTLE_PAUSE;
 use secrecy::SecretString;
 
 #[derive(Debug)]
@@ -48,6 +49,8 @@ pub struct GraphConfig {
     /// Base URL for Facebook Login accounts (`graph.facebook.com`).
     pub facebook_url: String,
     pub timeout: Duration,
+    /// How long to wait when Meta throttles without saying for how long.
+    pub throttle_pause: Duration,
 }
 
 /// The Graph API version igflow is written against.
@@ -66,6 +69,10 @@ impl GraphConfig {
             facebook_url: override_url
                 .unwrap_or_else(|| format!("https://graph.facebook.com/{GRAPH_VERSION}")),
             timeout: Duration::from_millis(env.parse_or("IGFLOW_GRAPH_TIMEOUT_MS", 10_000)?),
+            throttle_pause: Duration::from_secs(env.parse_or(
+                "IGFLOW_THROTTLE_PAUSE_SECONDS",
+                DEFAULT_THROTTLE_PAUSE.as_secs(),
+            )?),
         })
     }
 }

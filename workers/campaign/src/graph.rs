@@ -229,7 +229,7 @@ impl GraphClient {
                 status: Some(status),
                 code: Some(error.code),
                 subcode: error.error_subcode,
-                verdict: error.verdict(status, retry_after),
+                verdict: error.verdict(status, retry_after, self.config.throttle_pause),
                 latency,
             },
             None => CallError {
