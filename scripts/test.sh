@@ -9,5 +9,7 @@ source .local/env
 scripts/lint-template.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The fault tests run the real igflow-worker binary as separate processes.
+cargo build --workspace --bins --locked
 cargo test --workspace --locked
 scripts/demo.sh --exit --port 0
