@@ -169,11 +169,10 @@ async fn every_delivery_three_times_interleaved_acts_once() {
         s1.handled + s2.handled,
         s1.duplicates + s2.duplicates
     );
-    assert_eq!(
-        s1.handled + s2.handled + s1.duplicates + s2.duplicates,
-        600,
-        "every message finished once"
-    );
+    // SQS (and moto) may deliver a message more than once: at least 600 receipts finished,
+    // exactly 200 of them did the work.
+    assert_eq!(s1.handled + s2.handled, 200);
+    assert!(s1.duplicates + s2.duplicates >= 400);
     first.stop().await.unwrap();
     second.stop().await.unwrap();
 }
