@@ -55,7 +55,8 @@ start_redis() {
 moto_healthy() {
   python3 - "$moto_port" <<'PY' 2>/dev/null
 import sys, urllib.request
-urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/moto-api/data.json", timeout=2).read()
+page = urllib.request.urlopen(f"http://127.0.0.1:{sys.argv[1]}/moto-api/", timeout=5).read()
+sys.exit(0 if b"moto" in page.lower() else 1)
 PY
 }
 

@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 scripts/services.sh
 # shellcheck source=/dev/null
 source .local/env
+# moto keeps every queue and secret of earlier runs in memory and slows down as they pile up:
+# start the suite from an empty emulator (a running demo recreates its queues on restart).
+python3 -c 'import os, urllib.request; urllib.request.urlopen(urllib.request.Request(os.environ["AWS_ENDPOINT_URL"] + "/moto-api/reset", method="POST"), timeout=30)' 
 scripts/lint-template.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
