@@ -4,6 +4,7 @@
 
 pub mod campaign;
 pub mod campaign_file;
+pub mod emf;
 pub mod env;
 pub mod envelope;
 pub mod event;

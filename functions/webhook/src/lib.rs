@@ -92,7 +92,7 @@ pub async fn run(config: WebhookConfig, aws: &aws_config::SdkConfig) -> anyhow::
                     let mut tick = tokio::time::interval(every);
                     loop {
                         tick.tick().await;
-                        metrics.flush(routes::now_ms());
+                        metrics.flush();
                     }
                 }
             });
@@ -100,7 +100,7 @@ pub async fn run(config: WebhookConfig, aws: &aws_config::SdkConfig) -> anyhow::
                 .with_graceful_shutdown(igflow_core::runtime::shutdown_signal())
                 .await?;
             flusher.abort();
-            metrics.flush(routes::now_ms());
+            metrics.flush();
             Ok(())
         }
     }

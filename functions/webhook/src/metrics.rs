@@ -6,14 +6,12 @@
 //! which would mix the counts of the many apps a test process runs side by side.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
+use igflow_core::emf::Document;
 use igflow_core::envelope::Envelope;
-use serde_json::{Value, json};
-
-const NAMESPACE: &str = "igflow";
+use igflow_core::runtime::{now_ms, write_metrics};
 /// CloudWatch accepts at most 100 values per metric in one document.
 const MAX_SAMPLES: usize = 100;
 
@@ -99,61 +97,38 @@ impl Metrics {
         if w.is_empty() {
             return Vec::new();
         }
-        let counts = [
-            ("Deliveries", w.deliveries),
-            ("SignatureFailures", w.signature_failures),
-            ("MalformedDeliveries", w.malformed),
-            ("OversizedDeliveries", w.too_large),
-            ("EnqueueFailures", w.enqueue_failures),
-            ("OversizedItems", w.oversized_items),
-        ];
-        let mut doc = json!({ "Service": "webhook" });
-        let mut defs = Vec::new();
-        for (name, value) in counts {
-            doc[name] = json!(value);
-            defs.push(json!({ "Name": name, "Unit": "Count" }));
-        }
+        let mut doc = Document::new()
+            .dimension("Service", "webhook")
+            .count("Deliveries", w.deliveries)
+            .count("SignatureFailures", w.signature_failures)
+            .count("MalformedDeliveries", w.malformed)
+            .count("OversizedDeliveries", w.too_large)
+            .count("EnqueueFailures", w.enqueue_failures)
+            .count("OversizedItems", w.oversized_items);
         if !w.batch_ms.is_empty() {
-            doc["EnqueueBatchLatency"] = json!(w.batch_ms);
-            defs.push(json!({ "Name": "EnqueueBatchLatency", "Unit": "Milliseconds" }));
+            doc = doc.milliseconds("EnqueueBatchLatency", &w.batch_ms);
         }
-        let mut lines = vec![emf(doc, timestamp_ms, &["Service"], defs)];
+        let mut lines = vec![doc.render(timestamp_ms)];
         for (kind, n) in w.items_by_kind {
-            let doc = json!({ "Service": "webhook", "Kind": kind, "Items": n });
-            lines.push(emf(
-                doc,
-                timestamp_ms,
-                &["Service", "Kind"],
-                vec![json!({ "Name": "Items", "Unit": "Count" })],
-            ));
+            let doc = Document::new()
+                .dimension("Service", "webhook")
+                .dimension("Kind", kind)
+                .count("Items", n);
+            lines.push(doc.render(timestamp_ms));
         }
         lines
     }
 
     /// Writes the pending documents to stdout.
-    pub fn flush(&self, timestamp_ms: i64) {
-        let lines = self.take_emf(timestamp_ms);
-        if lines.is_empty() {
-            return;
-        }
-        let mut out = std::io::stdout().lock();
-        for line in lines {
-            // Losing a metrics line must never fail a delivery.
-            let _ = writeln!(out, "{line}");
-        }
+    pub fn flush(&self) {
+        write_metrics(&self.take_emf(now_ms()));
     }
-}
-
-fn emf(mut doc: Value, timestamp_ms: i64, dimensions: &[&str], metrics: Vec<Value>) -> String {
-    doc["_aws"] = json!({
-        "Timestamp": timestamp_ms,
-        "CloudWatchMetrics": [{ "Namespace": NAMESPACE, "Dimensions": [dimensions], "Metrics": metrics }],
-    });
-    doc.to_string()
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{Value, json};
+
     use super::*;
 
     #[test]

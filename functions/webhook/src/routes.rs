@@ -1,7 +1,6 @@
 //! `/webhook`: the handshake and the deliveries.
 
 use std::collections::HashMap;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
@@ -10,6 +9,7 @@ use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use igflow_core::runtime::now_ms;
 use igflow_core::signature::{SignatureError, token_matches};
 use igflow_core::splitter;
 use tracing::Instrument;
@@ -22,12 +22,6 @@ pub fn router(max_body_bytes: usize) -> Router<AppState> {
         .route("/webhook", get(handshake).post(deliver))
         .route("/{stage}/webhook", get(handshake).post(deliver))
         .layer(DefaultBodyLimit::max(max_body_bytes))
-}
-
-pub(crate) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// Meta's subscription check: echo `hub.challenge` when the verify token matches.
@@ -62,7 +56,7 @@ async fn deliver(
 ) -> Response {
     let response = accept(&state, &headers, body).await;
     if state.flush_each_request {
-        state.metrics.flush(now_ms());
+        state.metrics.flush();
     }
     response
 }

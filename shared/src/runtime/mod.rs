@@ -4,6 +4,9 @@
 
 pub mod queue;
 
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use aws_smithy_http_client::tls;
 use tracing_subscriber::EnvFilter;
 
@@ -54,4 +57,23 @@ pub async fn shutdown_signal() {
         }
     }
     let _ = tokio::signal::ctrl_c().await;
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Writes EMF documents to stdout, where CloudWatch Logs picks them up.
+pub fn write_metrics(lines: &[String]) {
+    if lines.is_empty() {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        // Losing a metrics line must never fail the work it describes.
+        let _ = writeln!(out, "{line}");
+    }
 }

@@ -143,7 +143,8 @@ impl Cli {
                     .with_context(|| format!("reading {}", file.display()))?;
                 let sqs = aws_sdk_sqs::Client::new(&runtime::aws_sdk_config().await);
                 let summary =
-                    replay::replay(&text, &QueueSender::new(sqs, queue_url), now_ms()).await?;
+                    replay::replay(&text, &QueueSender::new(sqs, queue_url), runtime::now_ms())
+                        .await?;
                 println!(
                     "replayed {} delivery(ies) as {} envelope(s)",
                     summary.deliveries, summary.envelopes
@@ -166,10 +167,4 @@ impl Cli {
         }
         Ok(())
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }

@@ -94,6 +94,8 @@ pub struct RunConfig {
     pub shutdown_deadline: Duration,
     /// How often parked events of re-activated accounts are sent back to the queue.
     pub unpark_every: Duration,
+    /// How often the worker writes its EMF metrics.
+    pub metrics_every: Duration,
     pub graph: GraphConfig,
     pub secrets: SecretsConfig,
 }
@@ -131,6 +133,7 @@ impl RunConfig {
             visibility: Duration::from_secs(env.parse_or("IGFLOW_VISIBILITY_SECONDS", 60)?),
             shutdown_deadline: Duration::from_secs(env.parse_or("IGFLOW_SHUTDOWN_SECONDS", 25)?),
             unpark_every: Duration::from_secs(env.parse_or("IGFLOW_UNPARK_SECONDS", 10)?),
+            metrics_every: Duration::from_secs(env.parse_or("IGFLOW_METRICS_SECONDS", 60)?),
             graph: GraphConfig::from_env(env)?,
             secrets: SecretsConfig::from_env(env)?,
         })

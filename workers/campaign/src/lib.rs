@@ -8,6 +8,7 @@ pub mod consumer;
 pub mod dedupe;
 pub mod dlq;
 pub mod graph;
+pub mod metrics;
 pub mod pipeline;
 pub mod redis;
 pub mod replay;
@@ -24,6 +25,7 @@ use crate::config::RunConfig;
 use crate::consumer::Consumer;
 use crate::dedupe::Dedupe;
 use crate::graph::GraphClient;
+use crate::metrics::Reporter;
 use crate::pipeline::Pipeline;
 use crate::redis::RedisKeys;
 use crate::secrets::Tokens;
@@ -45,6 +47,7 @@ pub struct Worker {
     consumer: Arc<Consumer>,
     consumers: usize,
     unparker: Unparker,
+    reporter: Reporter,
     stats: Arc<Stats>,
 }
 
@@ -87,6 +90,10 @@ impl Worker {
             consumer: Arc::new(consumer),
             consumers: config.consumers,
             unparker,
+            reporter: Reporter {
+                stats: Arc::clone(&stats),
+                every: config.metrics_every,
+            },
             stats,
         })
     }
@@ -98,8 +105,13 @@ impl Worker {
     /// Consumes until `shutdown` is cancelled, then finishes the batches in hand.
     pub async fn run(self, shutdown: CancellationToken) {
         let unparker = tokio::spawn(self.unparker.run(shutdown.clone()));
+        // The reporter's last document goes out after the consumers stopped.
+        let reporting = CancellationToken::new();
+        let reporter = tokio::spawn(self.reporter.run(reporting.clone()));
         self.consumer.run(self.consumers, shutdown).await;
         unparker.abort();
+        reporting.cancel();
+        let _ = reporter.await;
         tracing::info!(stats = ?self.stats.snapshot(), "worker stopped");
     }
 }

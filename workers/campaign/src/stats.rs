@@ -20,6 +20,13 @@ macro_rules! counters {
                 Snapshot { $($name: self.$name.load(Ordering::Relaxed),)+ }
             }
         }
+
+        impl Snapshot {
+            /// Every counter by name, as counted since `earlier`.
+            pub fn since(&self, earlier: &Self) -> Vec<(&'static str, u64)> {
+                vec![$((stringify!($name), self.$name.saturating_sub(earlier.$name)),)+]
+            }
+        }
     };
 }
 
