@@ -1,0 +1,78 @@
+//! The operator commands, run as the real `igflow-worker` binary against this test's
+//! services (build it first: `cargo build --workspace --bins`).
+
+use igflow_tests::faults::workspace_bin;
+use igflow_tests::fixtures::{ACCOUNT, campaigns_yaml};
+use igflow_tests::harness::{TestEnv, queue_depth};
+use igflow_tests::meta::{CommentSpec, comment_delivery};
+
+async fn run(env: &TestEnv, args: &[&str]) -> (bool, String) {
+    let out = tokio::process::Command::new(workspace_bin("igflow-worker").unwrap())
+        .args(args)
+        .envs(env.worker_process_env(&[]))
+        .output()
+        .await
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_and_dlq_commands_work_from_the_command_line() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+
+    let dir = std::env::temp_dir().join(format!("igflow-replay-{}", igflow_tests::harness::tag()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("captured.jsonl");
+    let comments = [
+        CommentSpec::new("17900000000000301", "6301", "price?"),
+        CommentSpec::new("17900000000000302", "6302", "cost?"),
+    ];
+    std::fs::write(&file, comment_delivery(ACCOUNT, &comments) + "\n").unwrap();
+    let (ok, out) = run(&env, &["replay", file.to_str().unwrap()]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("replayed 1 delivery(ies) as 2 envelope(s)"),
+        "{out}"
+    );
+    assert_eq!(env.queue_depth().await.unwrap(), (2, 0));
+
+    std::fs::write(
+        &file,
+        "{\"object\": \"instagram\", \"entry\": [{\"time\": 1}]}\n",
+    )
+    .unwrap();
+    let (ok, out) = run(&env, &["replay", file.to_str().unwrap()]).await;
+    assert!(!ok && out.contains("delivery 0 of the file"), "{out}");
+    assert_eq!(
+        env.queue_depth().await.unwrap(),
+        (2, 0),
+        "a bad file enqueues nothing"
+    );
+
+    env.sqs
+        .send_message()
+        .queue_url(&env.dlq_url)
+        .message_body("not an envelope")
+        .send()
+        .await
+        .unwrap();
+    let (ok, out) = run(&env, &["dlq", "list"]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("1 message(s) in the DLQ") && out.contains("kind=(not an envelope)"),
+        "{out}"
+    );
+    let (ok, out) = run(&env, &["dlq", "redrive"]).await;
+    assert!(!ok && out.contains("--all"), "{out}");
+    let (ok, out) = run(&env, &["dlq", "redrive", "--all"]).await;
+    assert!(ok && out.contains("1 message(s) moved back"), "{out}");
+    assert_eq!(queue_depth(&env.sqs, &env.dlq_url).await.unwrap(), (0, 0));
+    assert_eq!(env.queue_depth().await.unwrap(), (3, 0));
+    std::fs::remove_dir_all(dir).unwrap();
+}
