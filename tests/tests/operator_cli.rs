@@ -7,12 +7,13 @@ use igflow_tests::harness::{TestEnv, queue_depth};
 use igflow_tests::meta::{CommentSpec, comment_delivery};
 
 async fn run(env: &TestEnv, args: &[&str]) -> (bool, String) {
-    let out = tokio::process::Command::new(workspace_bin("igflow-worker").unwrap())
+    let bin = workspace_bin("igflow-worker").expect("igflow-worker is built");
+    let out = tokio::process::Command::new(bin)
         .args(args)
         .envs(env.worker_process_env(&[]))
         .output()
         .await
-        .unwrap();
+        .expect("igflow-worker runs");
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
