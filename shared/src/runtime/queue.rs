@@ -6,7 +6,7 @@ use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
 use futures_util::{StreamExt, stream};
 
 use crate::envelope::Envelope;
@@ -155,6 +155,37 @@ impl QueueSender {
         }
         (pending.len(), last_error, latencies)
     }
+}
+
+/// Deletes messages by receipt handle, 10 per call. Returns how many were not deleted.
+pub async fn delete_messages(
+    client: &aws_sdk_sqs::Client,
+    queue_url: &str,
+    receipts: &[&str],
+) -> Result<usize, String> {
+    let mut failed = 0;
+    for chunk in receipts.chunks(BATCH_ENTRIES) {
+        let entries = chunk
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(*r)
+                    .build()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| e.to_string())?;
+        let out = client
+            .delete_message_batch()
+            .queue_url(queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| DisplayErrorContext(&e).to_string())?;
+        failed += out.failed().len();
+    }
+    Ok(failed)
 }
 
 #[cfg(test)]

@@ -5,13 +5,14 @@ use std::time::Duration;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, Message,
-    MessageSystemAttributeName,
+    ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
 };
 use igflow_core::envelope::Envelope;
 use igflow_core::failure::Failure;
+use igflow_core::runtime::queue::delete_messages;
 use tokio_util::sync::CancellationToken;
 
+use crate::heartbeat::with_heartbeat;
 use crate::pipeline::{Handled, Pipeline};
 use crate::stats::Stats;
 use crate::store::MessageError;
@@ -143,7 +144,12 @@ impl Consumer {
                 () = hard_stop.cancelled() => None,
             }
         }));
-        let settled = self.keeping_visible(&receipts, work).await;
+        // Renewed every third of the visibility, so a slow batch never reappears on another
+        // worker while this one is still on it.
+        let settled = with_heartbeat(work, self.visibility / 3, || {
+            self.set_visibility(&receipts, self.visibility)
+        })
+        .await;
 
         let mut deletes = Vec::new();
         for (m, settle) in messages.iter().zip(settled) {
@@ -164,20 +170,6 @@ impl Consumer {
             }
         }
         self.delete(&deletes).await;
-    }
-
-    /// Runs `work` while renewing the messages' visibility every third of it, so a slow batch
-    /// never reappears on another worker while this one is still on it.
-    async fn keeping_visible<T>(&self, receipts: &[&str], work: impl Future<Output = T>) -> T {
-        let every = self.visibility / 3;
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        let mut work = std::pin::pin!(work);
-        loop {
-            tokio::select! {
-                out = &mut work => return out,
-                _ = tick.tick() => self.set_visibility(receipts, self.visibility).await,
-            }
-        }
     }
 
     async fn handle(&self, m: &Message) -> Settle {
@@ -274,43 +266,15 @@ impl Consumer {
     }
 
     async fn delete(&self, receipts: &[&str]) {
-        if receipts.is_empty() {
-            return;
-        }
-        let entries = receipts
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(*r)
-                    .build()
-            })
-            .collect::<Result<Vec<_>, _>>();
-        let entries = match entries {
-            Ok(e) => e,
-            Err(e) => return tracing::error!(error = %e, "delete batch not built"),
-        };
-        match self
-            .sqs
-            .delete_message_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-        {
-            // A message not deleted comes back; its done-marker makes the repeat a no-op.
-            Ok(out) => {
-                for f in out.failed() {
-                    tracing::warn!(
-                        code = f.code(),
-                        message = f.message(),
-                        "message not deleted; will be redelivered and deduped"
-                    );
-                }
-            }
+        // A message not deleted comes back; its done-marker makes the repeat a no-op.
+        match delete_messages(&self.sqs, &self.queue_url, receipts).await {
+            Ok(0) => {}
+            Ok(failed) => tracing::warn!(
+                failed,
+                "messages not deleted; they will be redelivered and deduped"
+            ),
             Err(e) => {
-                tracing::warn!(error = %DisplayErrorContext(&e), "delete failed; messages will be redelivered and deduped")
+                tracing::warn!(error = %e, "delete failed; messages will be redelivered and deduped")
             }
         }
     }

@@ -1,11 +1,9 @@
 //! `igflow-worker dlq`: what sits in the dead-letter queue and why, and redriving it.
 
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::{
-    DeleteMessageBatchRequestEntry, Message, MessageSystemAttributeName, QueueAttributeName,
-};
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use igflow_core::envelope::Envelope;
-use igflow_core::runtime::queue::QueueSender;
+use igflow_core::runtime::queue::{QueueSender, delete_messages};
 
 use crate::store::{MessageError, Store};
 
@@ -185,25 +183,14 @@ impl Dlq {
             // Nothing is deleted from the DLQ: what was sent is deduped if sent again.
             return Err(DlqError::Sqs(report.last_error.unwrap_or_default()));
         }
-        for chunk in chosen.chunks(10) {
-            let entries = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, l)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(&l.receipt)
-                        .build()
-                })
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| DlqError::Sqs(e.to_string()))?;
-            self.sqs
-                .delete_message_batch()
-                .queue_url(&self.dlq_url)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(sqs_error)?;
+        let receipts: Vec<&str> = chosen.iter().map(|l| l.receipt.as_str()).collect();
+        match delete_messages(&self.sqs, &self.dlq_url, &receipts)
+            .await
+            .map_err(DlqError::Sqs)?
+        {
+            0 => {}
+            // Those stay in the DLQ as well; moving them again is absorbed by the dedupe.
+            n => tracing::warn!(failed = n, "redriven messages not deleted from the DLQ"),
         }
         Ok(chosen.len())
     }

@@ -8,6 +8,7 @@ pub mod consumer;
 pub mod dedupe;
 pub mod dlq;
 pub mod graph;
+pub mod heartbeat;
 pub mod metrics;
 pub mod pipeline;
 pub mod redis;

@@ -16,6 +16,7 @@ use tracing::Instrument;
 
 use crate::dedupe::{Claim, ClaimToken, Dedupe};
 use crate::graph::{CallError, GraphClient, Sent};
+use crate::heartbeat::with_heartbeat;
 use crate::secrets::Tokens;
 use crate::stats::Stats;
 use crate::store::{Account, ActionClaim, ActionRecord, DecisionRecord, Store};
@@ -154,19 +155,16 @@ impl Pipeline {
         token: &ClaimToken,
         work: impl Future<Output = T>,
     ) -> T {
-        let every = self.lease / 3;
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
-        let mut work = std::pin::pin!(work);
-        loop {
-            tokio::select! {
-                out = &mut work => return out,
-                _ = tick.tick() => match self.dedupe.extend(event, token, self.lease).await {
-                    Ok(true) => {}
-                    Ok(false) => tracing::warn!("claim expired and was taken over; the action keys still prevent doubles"),
-                    Err(e) => tracing::warn!(error = %e, "claim not renewed"),
-                },
+        with_heartbeat(work, self.lease / 3, || async {
+            match self.dedupe.extend(event, token, self.lease).await {
+                Ok(true) => {}
+                Ok(false) => tracing::warn!(
+                    "claim expired and was taken over; the action keys still prevent doubles"
+                ),
+                Err(e) => tracing::warn!(error = %e, "claim not renewed"),
             }
-        }
+        })
+        .await
     }
 
     fn decision<'a>(&self, env: &'a Envelope, account: Option<&Account>) -> DecisionRecord<'a> {
