@@ -86,6 +86,17 @@ pub struct Rule {
     pub exclude: Vec<String>,
 }
 
+/// An intent a campaign reacts to when no keyword matches: the model is asked whether a
+/// comment means this (for example "purchase": "wants to buy or asks where to buy").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    /// A short label, unique in the campaign: what the model answers.
+    pub name: String,
+    pub description: String,
+    /// A few example comments that mean this intent.
+    pub examples: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaScope {
     Any,
@@ -117,6 +128,8 @@ pub struct Campaign {
     pub media: MediaScope,
     pub cooldown: Duration,
     pub rules: Vec<Rule>,
+    /// Asked of the model only when no rule matches; empty means keywords only.
+    pub intents: Vec<Intent>,
     pub actions: Actions,
 }
 

@@ -176,6 +176,7 @@ mod tests {
                 keywords: vec![keyword.to_owned()],
                 exclude: vec![],
             }],
+            intents: vec![],
             actions: Actions {
                 private_reply: Some(format!("dm from {slug}")),
                 public_replies: vec!["a".into(), "b".into(), "c".into()],

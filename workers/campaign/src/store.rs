@@ -260,6 +260,8 @@ impl Store {
                     media,
                     cooldown: Duration::from_secs(u64::try_from(c.cooldown_seconds).unwrap_or(0)),
                     rules: rules_by.remove(&c.id).unwrap_or_default(),
+                    // Loaded with the intents table (issue 6).
+                    intents: Vec::new(),
                     actions: actions_by.remove(&c.id).unwrap_or(Actions {
                         private_reply: None,
                         public_replies: Vec::new(),
