@@ -9,11 +9,11 @@ use crate::ids::MediaId;
 
 /// Generates a closed set of names stored as text in Postgres and written in campaign files.
 macro_rules! text_enum {
-    ($(#[$doc:meta])* $name:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+    ($(#[$doc:meta])* $name:ident { $($(#[$vdoc:meta])* $variant:ident => $text:literal),+ $(,)? }) => {
         $(#[$doc])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
         pub enum $name {
-            $(#[serde(rename = $text)] $variant),+
+            $($(#[$vdoc])* #[serde(rename = $text)] $variant),+
         }
 
         impl $name {
@@ -63,7 +63,18 @@ text_enum!(
 );
 text_enum!(
     /// How a keyword is compared with a comment (both normalized the same way).
-    MatchMode { WholeWord => "whole_word", Contains => "contains", Exact => "exact" }
+    MatchMode {
+        /// Whole words; a keyword of several words matches them in sequence (as `Phrase`).
+        WholeWord => "whole_word",
+        /// The keyword's words, whole and in sequence.
+        Phrase => "phrase",
+        /// A word starting with the keyword (`pric` in `pricing`).
+        Prefix => "prefix",
+        /// Anywhere, also inside words (`link` in `links`).
+        Contains => "contains",
+        /// The whole comment, punctuation and emoji aside.
+        Exact => "exact",
+    }
 );
 text_enum!(
     /// Whether any keyword of a rule suffices or all of them must appear.
@@ -81,9 +92,16 @@ text_enum!(
 pub struct Rule {
     pub mode: MatchMode,
     pub require: Require,
+    /// Words or phrases; a keyword made only of emoji is a trigger that matches, in any mode,
+    /// when the comment holds each of its emoji (with or without variation selector or skin
+    /// tone).
     pub keywords: Vec<String>,
-    /// A comment containing any of these (as whole words) never matches the rule.
+    /// A comment containing any of these (as whole words, or emoji) never matches the rule.
     pub exclude: Vec<String>,
+    /// Latin, Greek and Cyrillic letters match without their accents (`precio` = `précio`).
+    pub fold_accents: bool,
+    /// A letter written three times or more matches it written once or twice (`priiiice`).
+    pub stretch: bool,
 }
 
 /// An intent a campaign reacts to when no keyword matches: the model is asked whether a
@@ -144,7 +162,7 @@ mod tests {
         }
         assert_eq!(
             "fuzzy".parse::<MatchMode>().unwrap_err(),
-            "unknown MatchMode \"fuzzy\" (expected one of: whole_word, contains, exact)"
+            "unknown MatchMode \"fuzzy\" (expected one of: whole_word, phrase, prefix, contains, exact)"
         );
     }
 }

@@ -9,7 +9,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::campaign::{
-    Actions, CampaignStatus, LoginFlavor, MatchMode, MediaScope, Require, Rule, Trigger,
+    Actions, CampaignStatus, Intent, LoginFlavor, MatchMode, MediaScope, Require, Rule, Trigger,
 };
 use crate::ids::{IgUserId, MediaId, PageId};
 use crate::matcher::Normalized;
@@ -20,6 +20,11 @@ pub const MAX_DM_BYTES: usize = 1000;
 /// Instagram's limit for a comment.
 pub const MAX_COMMENT_CHARS: usize = 2200;
 const MAX_COOLDOWN_SECONDS: u32 = 365 * 24 * 3600;
+const MAX_INTENT_NAME_CHARS: usize = 40;
+/// Examples go into every classification prompt: a few show the model enough.
+const MAX_INTENT_EXAMPLES: usize = 10;
+/// The model's answer when no intent fits.
+const NO_INTENT: &str = "none";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,6 +94,9 @@ pub struct CampaignSpec {
     #[serde(default)]
     pub media_ids: Vec<MediaId>,
     pub rules: Vec<RuleSpec>,
+    /// Asked of the model when no rule matches.
+    #[serde(default)]
+    pub intents: Vec<IntentSpec>,
     pub actions: ActionsSpec,
 }
 
@@ -121,6 +129,19 @@ impl CampaignSpec {
                 require: r.require,
                 keywords: r.keywords.clone(),
                 exclude: r.exclude.clone(),
+                fold_accents: r.fold_accents,
+                stretch: r.stretch,
+            })
+            .collect()
+    }
+
+    pub fn intents(&self) -> Vec<Intent> {
+        self.intents
+            .iter()
+            .map(|i| Intent {
+                name: i.name.clone(),
+                description: i.description.clone(),
+                examples: i.examples.clone(),
             })
             .collect()
     }
@@ -143,10 +164,27 @@ pub struct RuleSpec {
     pub require: Require,
     #[serde(default)]
     pub exclude: Vec<String>,
+    #[serde(default = "default_fold_accents")]
+    pub fold_accents: bool,
+    #[serde(default)]
+    pub stretch: bool,
 }
 
 fn default_mode() -> MatchMode {
     MatchMode::WholeWord
+}
+
+fn default_fold_accents() -> bool {
+    true
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntentSpec {
+    pub name: String,
+    pub description: String,
+    #[serde(default)]
+    pub examples: Vec<String>,
 }
 
 fn default_require() -> Require {
@@ -291,8 +329,49 @@ impl Problems {
             if Normalized::new(keyword).is_empty() {
                 self.add(
                     &format!("{field}[{k}]"),
-                    format!("{keyword:?} has no letters or digits to match"),
+                    format!("{keyword:?} has no letters, digits or emoji to match"),
                 );
+            }
+        }
+    }
+
+    fn intents(&mut self, at: &str, intents: &[IntentSpec]) {
+        let mut names = HashSet::new();
+        for (i, intent) in intents.iter().enumerate() {
+            let at = format!("{at}.intents[{i}]");
+            let name = &intent.name;
+            let well_formed = (1..=MAX_INTENT_NAME_CHARS).contains(&name.len())
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+            if !well_formed {
+                self.add(
+                    &format!("{at}.name"),
+                    format!("{name:?} must be 1 to {MAX_INTENT_NAME_CHARS} of a-z, 0-9 and _"),
+                );
+            } else if name == NO_INTENT {
+                self.add(
+                    &format!("{at}.name"),
+                    format!("{NO_INTENT:?} is reserved (the model's answer when no intent fits)"),
+                );
+            } else if !names.insert(name) {
+                self.add(
+                    &format!("{at}.name"),
+                    format!("{name:?} is used twice in this campaign"),
+                );
+            }
+            self.non_blank(&format!("{at}.description"), &intent.description);
+            if intent.examples.len() > MAX_INTENT_EXAMPLES {
+                self.add(
+                    &format!("{at}.examples"),
+                    format!(
+                        "lists {}; at most {MAX_INTENT_EXAMPLES} are allowed",
+                        intent.examples.len()
+                    ),
+                );
+            }
+            for (e, example) in intent.examples.iter().enumerate() {
+                self.non_blank(&format!("{at}.examples[{e}]"), example);
             }
         }
     }
@@ -309,6 +388,7 @@ impl Problems {
             self.keywords(&field, &rule.keywords);
             self.keywords(&format!("{at}.rules[{r}].exclude"), &rule.exclude);
         }
+        self.intents(at, &campaign.intents);
         let actions = &campaign.actions;
         if actions.private_reply.is_none() && actions.public_replies.is_empty() {
             self.add(
@@ -376,6 +456,9 @@ accounts:
         assert_eq!(c.trigger, Trigger::Comment);
         assert_eq!(c.rules[0].mode, MatchMode::WholeWord);
         assert_eq!(c.rules[0].require, Require::Any);
+        let rule = &c.rules()[0];
+        assert!(rule.fold_accents && !rule.stretch);
+        assert!(c.intents().is_empty());
         assert!(matches!(c.media_scope(), MediaScope::Only(ref m) if m.len() == 1));
         assert!(matches!(
             f.accounts[0].token_source(),
@@ -441,6 +524,66 @@ accounts:
         let e = problems(&GOOD.replace("[price, \"how much\"]", "[\"!!!\"]"));
         assert!(
             e.contains("rules[0].keywords[0]: \"!!!\" has no letters"),
+            "{e}"
+        );
+    }
+
+    const RULES: &str =
+        "          - keywords: [price, \"how much\"]\n            exclude: [priceless]\n";
+
+    fn with_intents(intents: &str) -> String {
+        GOOD.replace(
+            "        actions:\n",
+            &format!("        intents:\n{intents}        actions:\n"),
+        )
+    }
+
+    #[test]
+    fn new_modes_flags_emoji_triggers_and_intents_parse() {
+        let yaml = with_intents(
+            "          - name: purchase\n            description: wants to buy\n            examples: [\"where can I buy this\", \"take my money\"]\n",
+        )
+        .replace(
+            RULES,
+            "          - keywords: [pric, \"🔥\"]\n            match: prefix\n            fold_accents: false\n            stretch: true\n          - keywords: [price list]\n            match: phrase\n",
+        );
+        let f = CampaignFile::parse(&yaml).unwrap();
+        let c = &f.accounts[0].campaigns[0];
+        let rules = c.rules();
+        assert_eq!(rules[0].mode, MatchMode::Prefix);
+        assert_eq!(rules[0].keywords, ["pric", "🔥"]);
+        assert!(!rules[0].fold_accents && rules[0].stretch);
+        assert_eq!(rules[1].mode, MatchMode::Phrase);
+        assert_eq!(
+            c.intents(),
+            [Intent {
+                name: "purchase".into(),
+                description: "wants to buy".into(),
+                examples: vec!["where can I buy this".into(), "take my money".into()],
+            }]
+        );
+    }
+
+    #[test]
+    fn bad_intents_name_the_field() {
+        let examples = ["\"e\""; 11].join(", ");
+        let e = problems(&with_intents(&format!(
+            "          - {{ name: Buy!, description: a }}\n          - {{ name: none, description: b }}\n          - {{ name: ok, description: c }}\n          - {{ name: ok, description: \" \", examples: [{examples}] }}\n",
+        )));
+        let at = "accounts[0].campaigns[0].intents";
+        for expected in [
+            format!("{at}[0].name: \"Buy!\" must be 1 to 40 of a-z, 0-9 and _"),
+            format!("{at}[1].name: \"none\" is reserved"),
+            format!("{at}[3].name: \"ok\" is used twice in this campaign"),
+            format!("{at}[3].description: must not be empty"),
+            format!("{at}[3].examples: lists 11; at most 10 are allowed"),
+        ] {
+            assert!(e.contains(&expected), "{expected} in: {e}");
+        }
+        assert!(!e.contains(&format!("{at}[2]")), "{e}");
+        let e = problems(&with_intents("          - { name: buy }\n"));
+        assert!(
+            e.contains(&format!("{at}[0]")) && e.contains("description"),
             "{e}"
         );
     }

@@ -9,6 +9,7 @@ pub const NAMESPACE: &str = "igflow";
 pub enum Unit {
     Count,
     Milliseconds,
+    Percent,
 }
 
 impl Unit {
@@ -16,6 +17,7 @@ impl Unit {
         match self {
             Self::Count => "Count",
             Self::Milliseconds => "Milliseconds",
+            Self::Percent => "Percent",
         }
     }
 }
@@ -39,6 +41,12 @@ impl Document {
 
     pub fn count(mut self, name: impl Into<String>, n: u64) -> Self {
         self.metrics.push((name.into(), Unit::Count, json!(n)));
+        self
+    }
+
+    pub fn percent(mut self, name: impl Into<String>, value: u8) -> Self {
+        self.metrics
+            .push((name.into(), Unit::Percent, json!(value)));
         self
     }
 

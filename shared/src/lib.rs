@@ -12,10 +12,12 @@ pub mod failure;
 pub mod graph_error;
 pub mod ids;
 pub mod matcher;
+mod normalize;
 pub mod plan;
 pub mod signature;
 pub mod splitter;
 pub mod time;
+pub mod window;
 
 #[cfg(feature = "runtime")]
 pub mod runtime;

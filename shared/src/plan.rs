@@ -42,6 +42,8 @@ pub struct Plan {
     pub campaign_slug: String,
     pub rule: usize,
     pub keyword: String,
+    /// The same contact gets at most one automated DM from the campaign in this time.
+    pub cooldown: std::time::Duration,
     /// The private reply first, so the DM is there when the person reads "check your DMs".
     pub actions: Vec<PlannedAction>,
 }
@@ -138,6 +140,7 @@ fn plan(event_id: &EventId, campaign: &Campaign, rule: usize, keyword: String) -
         campaign_slug: campaign.slug.clone(),
         rule,
         keyword,
+        cooldown: campaign.cooldown,
         actions,
     }
 }
@@ -175,6 +178,8 @@ mod tests {
                 require: Require::Any,
                 keywords: vec![keyword.to_owned()],
                 exclude: vec![],
+                fold_accents: true,
+                stretch: false,
             }],
             intents: vec![],
             actions: Actions {

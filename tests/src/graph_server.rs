@@ -4,10 +4,10 @@
 //! throttling, answers slower than the client waits), and a log of every write for the tests
 //! to inspect.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -44,6 +44,41 @@ pub struct Call {
     pub token: Option<String>,
     /// The HTTP status the server answered.
     pub status: u16,
+    /// When the server received it.
+    pub at: Instant,
+    /// Meta's error code when it refused the call.
+    pub code: Option<i64>,
+}
+
+/// Meta's rate limits, as the test configures them (small, so tests run in seconds).
+#[derive(Debug, Clone, Default)]
+pub struct Limits {
+    /// The Send API's limit per sending account: `calls` per `per`. Meta does not count to
+    /// the millisecond: `tolerance` extra calls pass before it throttles.
+    pub send_api: Option<(u32, Duration, u32)>,
+    /// Business use case usage per account: `calls` per `per` is 100 percent; every answer
+    /// reports the percentage in `X-Business-Use-Case-Usage`, and at 100 Meta throttles.
+    pub usage: Option<(u32, Duration)>,
+    /// Reports at least this usage, as when the account's other apps use most of the budget.
+    pub usage_floor: u8,
+}
+
+/// Calls in the last `per`, per account.
+#[derive(Default)]
+struct Windows(HashMap<String, VecDeque<Instant>>);
+
+impl Windows {
+    fn count(&mut self, key: &str, per: Duration, now: Instant) -> u32 {
+        let calls = self.0.entry(key.to_owned()).or_default();
+        while calls.front().is_some_and(|t| now.duration_since(*t) >= per) {
+            calls.pop_front();
+        }
+        u32::try_from(calls.len()).unwrap_or(u32::MAX)
+    }
+
+    fn add(&mut self, key: &str, now: Instant) {
+        self.0.entry(key.to_owned()).or_default().push_back(now);
+    }
 }
 
 /// Faults injected into writes that Meta would otherwise accept; reads never fail. One draw per
@@ -104,6 +139,9 @@ struct ServerState {
     /// Accepted public replies by comment id, as `GET /{comment-id}/replies` lists them.
     public_replies: HashMap<String, Vec<Value>>,
     next_id: u64,
+    limits: Limits,
+    send_windows: Windows,
+    usage_windows: Windows,
 }
 
 #[derive(Clone, Default)]
@@ -130,7 +168,7 @@ struct Refusal {
     /// Meta's `is_transient`: the same call may succeed later.
     transient: bool,
     /// Meta's `X-Business-Use-Case-Usage` header, sent when it throttles.
-    usage: Option<Value>,
+    usage: Option<Box<Value>>,
 }
 
 impl Refusal {
@@ -174,7 +212,7 @@ impl Refusal {
             "estimated_time_to_regain_access": regain_access_minutes,
         }] });
         Self {
-            usage: Some(usage),
+            usage: Some(Box::new(usage)),
             ..Self::new(
                 80002,
                 None,
@@ -238,6 +276,11 @@ impl GraphTestServer {
             .insert(token.to_owned(), account.to_owned());
     }
 
+    /// Enforces Meta's rate limits from now on.
+    pub fn set_limits(&self, limits: Limits) {
+        self.shared.lock().limits = limits;
+    }
+
     /// Only these tokens are accepted from now on (Meta answers others with error 190).
     pub fn accept_only(&self, tokens: &[&str]) {
         self.shared.lock().valid_tokens = tokens.iter().map(|t| (*t).to_owned()).collect();
@@ -286,10 +329,11 @@ impl ServerState {
 
     /// Refuses a write as Meta would, or says how long to hold back its answer.
     fn judge(
-        &self,
+        &mut self,
         token: Option<&str>,
         kind: &CallKind,
         text: &str,
+        account: &str,
     ) -> Result<Option<Duration>, Refusal> {
         self.authorize(token)?;
         if text.len() > 1000 && !matches!(kind, CallKind::PublicReply { .. }) {
@@ -310,7 +354,32 @@ impl ServerState {
                 "A private reply has already been sent to this comment.",
             ));
         }
-        match self.faults.draw() {
+        let now = Instant::now();
+        let sends = !matches!(kind, CallKind::PublicReply { .. });
+        if let Some((calls, per, tolerance)) = self.limits.send_api
+            && sends
+            && self.send_windows.count(kind.node(), per, now) >= calls + tolerance
+        {
+            return Err(Refusal::new(
+                613,
+                None,
+                "OAuthException",
+                "(#613) Calls to this api have exceeded the rate limit.",
+            ));
+        }
+        if let Some((calls, per)) = self.limits.usage
+            && self.usage_windows.count(account, per, now) >= calls
+        {
+            return Err(Refusal::throttled(account, 1));
+        }
+        let fault = self.faults.draw();
+        if fault.is_none() || matches!(fault, Some(Fault::Slow)) {
+            if sends {
+                self.send_windows.add(kind.node(), now);
+            }
+            self.usage_windows.add(account, now);
+        }
+        match fault {
             Some(Fault::ServerError) => Err(Refusal::server_error()),
             Some(Fault::Throttle) => Err(Refusal::throttled(
                 kind.node(),
@@ -319,6 +388,22 @@ impl ServerState {
             Some(Fault::Slow) => Ok(Some(self.faults.slow_delay)),
             None => Ok(None),
         }
+    }
+
+    /// The usage header Meta sends with every answer once usage limits are configured.
+    fn usage_report(&mut self, account: &str) -> Option<Value> {
+        let (calls, per) = self.limits.usage?;
+        let used = self.usage_windows.count(account, per, Instant::now());
+        let percent = (u64::from(used) * 100 / u64::from(calls.max(1)))
+            .max(u64::from(self.limits.usage_floor))
+            .min(100);
+        Some(json!({ account: [{
+            "type": "instagram",
+            "call_count": percent,
+            "total_cputime": percent / 4,
+            "total_time": percent / 4,
+            "estimated_time_to_regain_access": 0,
+        }] }))
     }
 
     /// Performs an accepted write and returns the id Meta gives what it wrote.
@@ -356,7 +441,7 @@ async fn admit(
     headers: &HeaderMap,
     kind: CallKind,
     text: String,
-) -> Result<String, Refusal> {
+) -> Result<Admitted, Refusal> {
     let token = bearer(headers);
     // The guard must go before the await: the handler's future has to be `Send`.
     let outcome = {
@@ -366,22 +451,52 @@ async fn admit(
             .and_then(|t| state.token_owners.get(t))
             .map_or_else(|| UNKNOWN_AUTHOR.to_owned(), Clone::clone);
         let author = author.as_str();
-        let judged = state.judge(token.as_deref(), &kind, &text);
+        let judged = state.judge(token.as_deref(), &kind, &text, author);
         let status = judged.as_ref().map_or_else(|r| r.status.as_u16(), |_| 200);
-        let outcome = judged.map(|delay| (state.perform(&kind, &text, author), delay));
+        let code = judged.as_ref().err().map(|r| r.code);
+        let usage = state.usage_report(author);
+        let outcome = judged
+            .map(|delay| (state.perform(&kind, &text, author), delay))
+            .map_err(|r| Refusal {
+                usage: r.usage.or_else(|| usage.clone().map(Box::new)),
+                ..r
+            });
         state.calls.push(Call {
             kind,
             text,
             token,
             status,
+            at: Instant::now(),
+            code,
         });
-        outcome
+        outcome.map(|(id, delay)| (id, delay, usage))
     };
-    let (id, delay) = outcome?;
+    let (id, delay, usage) = outcome?;
     if let Some(delay) = delay {
         tokio::time::sleep(delay).await;
     }
-    Ok(id)
+    Ok(Admitted { id, usage })
+}
+
+/// An accepted write: Meta's id for it, and the usage header to answer with.
+struct Admitted {
+    id: String,
+    usage: Option<Value>,
+}
+
+impl Admitted {
+    fn respond(self, body: Value) -> Response {
+        let mut response = Json(body).into_response();
+        if let Some(value) = self
+            .usage
+            .and_then(|u| header::HeaderValue::from_str(&u.to_string()).ok())
+        {
+            response
+                .headers_mut()
+                .insert("x-business-use-case-usage", value);
+        }
+        response
+    }
 }
 
 async fn messages(
@@ -419,7 +534,10 @@ async fn messages(
         .unwrap_or("17840000000000001")
         .to_owned();
     match admit(&shared, &headers, kind, text).await {
-        Ok(id) => Json(json!({ "recipient_id": recipient_id, "message_id": id })).into_response(),
+        Ok(admitted) => {
+            let id = admitted.id.clone();
+            admitted.respond(json!({ "recipient_id": recipient_id, "message_id": id }))
+        }
         Err(refusal) => refusal.into_response(),
     }
 }
@@ -447,7 +565,10 @@ async fn replies(
     )
     .await
     {
-        Ok(id) => Json(json!({ "id": id })).into_response(),
+        Ok(admitted) => {
+            let id = admitted.id.clone();
+            admitted.respond(json!({ "id": id }))
+        }
         Err(refusal) => refusal.into_response(),
     }
 }

@@ -236,7 +236,7 @@ pub struct Accounting {
     pub events: usize,
     /// Both replies accepted exactly once.
     pub acted: usize,
-    /// An action recorded as failed for good, with its reason.
+    /// An action recorded as failed, dropped or skipped for good, with its reason.
     pub permanent: usize,
     pub in_dlq: usize,
     /// Comments answered more than once: must stay empty.
@@ -401,6 +401,11 @@ impl TestEnv {
             ("IGFLOW_WAIT_SECONDS".into(), "1".into()),
             ("IGFLOW_VISIBILITY_SECONDS".into(), "30".into()),
             ("IGFLOW_GRAPH_TIMEOUT_MS".into(), "2000".into()),
+            // Meta's hourly DM budgets would stretch the fault tests over hours; the rate
+            // tests set their own.
+            ("IGFLOW_PRIVATE_REPLIES_PER_HOUR".into(), "10000000".into()),
+            ("IGFLOW_AUTOMATED_DMS_PER_HOUR".into(), "10000000".into()),
+            ("IGFLOW_SEND_API_PER_SECOND".into(), "1000".into()),
         ])
     }
 
@@ -511,7 +516,8 @@ impl TestEnv {
         let in_dlq: std::collections::HashSet<String> =
             letters.iter().filter_map(|l| l.event_id.clone()).collect();
         let failed: Vec<String> = sqlx::query_scalar(
-            "select distinct event_id from activity where step <> 'decision' and outcome = 'failed' and detail is not null",
+            "select distinct event_id from activity
+             where step <> 'decision' and outcome in ('failed', 'dropped', 'skipped') and detail is not null",
         )
         .fetch_all(self.store.pool())
         .await?;

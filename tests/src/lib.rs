@@ -7,3 +7,4 @@ pub mod fixtures;
 pub mod graph_server;
 pub mod harness;
 pub mod meta;
+pub mod ollama_server;

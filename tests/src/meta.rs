@@ -1,6 +1,15 @@
 //! Deliveries shaped and encoded the way Meta sends them, for tests and the demo.
 
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
 use serde_json::{Value, json};
+
+/// Deliveries carry the current time, as Meta's do: windows are measured from it.
+fn now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
 
 /// One comment on an account's media.
 #[derive(Debug, Clone)]
@@ -48,7 +57,7 @@ pub fn comment_delivery(account: &str, comments: &[CommentSpec]) -> String {
     let changes: Vec<Value> = comments.iter().map(CommentSpec::value).collect();
     meta_encode(&json!({
         "object": "instagram",
-        "entry": [{ "id": account, "time": 1_732_200_000, "changes": changes }],
+        "entry": [{ "id": account, "time": now().as_secs(), "changes": changes }],
     }))
 }
 
@@ -58,11 +67,11 @@ pub fn echo_delivery(account: &str, recipient: &str, mid: &str, text: &str) -> S
         "object": "instagram",
         "entry": [{
             "id": account,
-            "time": 1_732_200_000_123_i64,
+            "time": now().as_millis(),
             "messaging": [{
                 "sender": { "id": account },
                 "recipient": { "id": recipient },
-                "timestamp": 1_732_200_000_100_i64,
+                "timestamp": now().as_millis(),
                 "message": { "mid": mid, "text": text, "is_echo": true, "is_self": true },
             }],
         }],

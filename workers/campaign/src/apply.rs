@@ -191,8 +191,12 @@ async fn upsert_campaign(
     .fetch_one(&mut **tx)
     .await?;
 
-    // Rules and actions belong to the campaign wholesale: replace them.
+    // Rules, intents and actions belong to the campaign wholesale: replace them.
     sqlx::query("delete from rules where campaign_id = $1")
+        .bind(campaign_id)
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query("delete from intents where campaign_id = $1")
         .bind(campaign_id)
         .execute(&mut **tx)
         .await?;
@@ -202,8 +206,8 @@ async fn upsert_campaign(
         .await?;
     for (position, rule) in c.rules.iter().enumerate() {
         sqlx::query(
-            "insert into rules (campaign_id, position, match_mode, require, keywords, exclude)
-             values ($1, $2, $3, $4, $5, $6)",
+            "insert into rules (campaign_id, position, match_mode, require, keywords, exclude, fold_accents, stretch)
+             values ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(campaign_id)
         .bind(i32::try_from(position).unwrap_or(i32::MAX))
@@ -211,6 +215,21 @@ async fn upsert_campaign(
         .bind(rule.require.as_str())
         .bind(&rule.keywords)
         .bind(&rule.exclude)
+        .bind(rule.fold_accents)
+        .bind(rule.stretch)
+        .execute(&mut **tx)
+        .await?;
+    }
+    for (position, intent) in c.intents.iter().enumerate() {
+        sqlx::query(
+            "insert into intents (campaign_id, position, name, description, examples)
+             values ($1, $2, $3, $4, $5)",
+        )
+        .bind(campaign_id)
+        .bind(i32::try_from(position).unwrap_or(i32::MAX))
+        .bind(&intent.name)
+        .bind(&intent.description)
+        .bind(&intent.examples)
         .execute(&mut **tx)
         .await?;
     }

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use igflow_core::env::{ConfigError, Env};
 use igflow_core::graph_error::DEFAULT_THROTTLE_PAUSE;
+
+use crate::ratelimit::{Budgets, Rate};
 use secrecy::SecretString;
 
 #[derive(Debug)]
@@ -77,6 +79,89 @@ impl GraphConfig {
     }
 }
 
+/// The intent model and the circuit breaker around it. The model is optional: without
+/// `OLLAMA_URL`, or while the breaker is open, decisions are keyword-only.
+#[derive(Debug, Clone)]
+pub struct ClassifierConfig {
+    /// `OLLAMA_URL`: the Ollama server; unset means no model. Kept with a trailing slash,
+    /// because ollama-rs appends `api/chat` to it.
+    pub ollama_url: Option<reqwest::Url>,
+    /// `IGFLOW_OLLAMA_MODEL` (default `llama3.2:1b`): small enough to answer a one-label
+    /// question in well under a second on CPU, and it follows a JSON schema.
+    pub model: String,
+    /// `IGFLOW_OLLAMA_TIMEOUT_MS` (default 2000): bounds one call, so the worst a comment
+    /// waits for the model is this, however the model misbehaves.
+    pub timeout: Duration,
+    /// `IGFLOW_BREAKER_FAILURES` (default 5): consecutive failed calls (errors, timeouts,
+    /// slow answers) that open the breaker.
+    pub failures: u32,
+    /// `IGFLOW_BREAKER_FAILURE_RATE` (default 0.5): the breaker also opens when the share of
+    /// failed calls (a moving average over `window`) exceeds this; 1 disables it.
+    pub failure_rate: f64,
+    /// `IGFLOW_BREAKER_WINDOW_SECONDS` (default 30): the failure rate's window, whole seconds
+    /// (failsafe's granularity).
+    pub window: Duration,
+    /// `IGFLOW_BREAKER_MIN_CALLS` (default 10): calls in the window before the rate counts.
+    pub min_calls: u32,
+    /// `IGFLOW_BREAKER_SLOW_MS` (default 1500): an answer slower than this is still used but
+    /// counts as a failure, so a model that slows down opens the breaker before it times out.
+    pub slow_call: Duration,
+    /// `IGFLOW_BREAKER_OPEN_SECONDS` (default 30): how long an open breaker answers every
+    /// call with a fallback before it lets a probe call through (half-open).
+    pub open_for: Duration,
+}
+
+impl ClassifierConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let invalid = |var, problem: String| ConfigError::Invalid { var, problem };
+        let ollama_url = env
+            .optional("OLLAMA_URL")
+            .map(|raw| {
+                let mut url = reqwest::Url::parse(&raw)
+                    .map_err(|e| invalid("OLLAMA_URL", format!("{raw:?}: {e}")))?;
+                if !url.path().ends_with('/') {
+                    url.set_path(&format!("{}/", url.path()));
+                }
+                Ok(url)
+            })
+            .transpose()?;
+        let failures: u32 = env.parse_or("IGFLOW_BREAKER_FAILURES", 5)?;
+        if failures == 0 {
+            return Err(invalid(
+                "IGFLOW_BREAKER_FAILURES",
+                "must be at least 1".into(),
+            ));
+        }
+        let failure_rate: f64 = env.parse_or("IGFLOW_BREAKER_FAILURE_RATE", 0.5)?;
+        if !(0.0..=1.0).contains(&failure_rate) {
+            return Err(invalid(
+                "IGFLOW_BREAKER_FAILURE_RATE",
+                "must be 0 to 1".into(),
+            ));
+        }
+        let window: u64 = env.parse_or("IGFLOW_BREAKER_WINDOW_SECONDS", 30)?;
+        if window == 0 {
+            return Err(invalid(
+                "IGFLOW_BREAKER_WINDOW_SECONDS",
+                "must be at least 1".into(),
+            ));
+        }
+        Ok(Self {
+            ollama_url,
+            model: env
+                .optional("IGFLOW_OLLAMA_MODEL")
+                .unwrap_or_else(|| "llama3.2:1b".into()),
+            timeout: Duration::from_millis(env.parse_or("IGFLOW_OLLAMA_TIMEOUT_MS", 2000)?),
+            failures,
+            failure_rate,
+            window: Duration::from_secs(window),
+            min_calls: env.parse_or("IGFLOW_BREAKER_MIN_CALLS", 10)?,
+            slow_call: Duration::from_millis(env.parse_or("IGFLOW_BREAKER_SLOW_MS", 1500)?),
+            open_for: Duration::from_secs(env.parse_or("IGFLOW_BREAKER_OPEN_SECONDS", 30)?),
+        })
+    }
+}
+
 #[derive(Debug)]
 pub struct RunConfig {
     pub redis_url: SecretString,
@@ -85,6 +170,9 @@ pub struct RunConfig {
     pub queue_url: String,
     /// Concurrent receive loops in this process.
     pub consumers: usize,
+    /// Messages worked on at once in this process; a message waiting for its rate slot
+    /// holds one.
+    pub max_in_flight: usize,
     /// SQS long-poll wait (at most 20 s).
     pub wait_seconds: i32,
     /// How long a received message stays hidden; also the dedupe claim's lease.
@@ -98,6 +186,11 @@ pub struct RunConfig {
     pub metrics_every: Duration,
     pub graph: GraphConfig,
     pub secrets: SecretsConfig,
+    /// Every account's budgets unless its row sets its own.
+    pub budgets: Budgets,
+    /// The spacing of an account's calls once Meta reports 95 percent usage.
+    pub pace_max: Duration,
+    pub classifier: ClassifierConfig,
 }
 
 impl RunConfig {
@@ -129,6 +222,7 @@ impl RunConfig {
                 "set it to the URL of the events SQS queue",
             )?,
             consumers,
+            max_in_flight: env.parse_or("IGFLOW_MAX_IN_FLIGHT", consumers * 50)?,
             wait_seconds,
             visibility: Duration::from_secs(env.parse_or("IGFLOW_VISIBILITY_SECONDS", 60)?),
             shutdown_deadline: Duration::from_secs(env.parse_or("IGFLOW_SHUTDOWN_SECONDS", 25)?),
@@ -136,6 +230,15 @@ impl RunConfig {
             metrics_every: Duration::from_secs(env.parse_or("IGFLOW_METRICS_SECONDS", 60)?),
             graph: GraphConfig::from_env(env)?,
             secrets: SecretsConfig::from_env(env)?,
+            classifier: ClassifierConfig::from_env(env)?,
+            budgets: Budgets {
+                private_replies: Rate::per_hour(
+                    env.parse_or("IGFLOW_PRIVATE_REPLIES_PER_HOUR", 750)?,
+                ),
+                send_api: Rate::per_second(env.parse_or("IGFLOW_SEND_API_PER_SECOND", 100)?),
+                automated_dms: Rate::per_hour(env.parse_or("IGFLOW_AUTOMATED_DMS_PER_HOUR", 200)?),
+            },
+            pace_max: Duration::from_millis(env.parse_or("IGFLOW_PACE_MAX_MS", 10_000)?),
         })
     }
 }

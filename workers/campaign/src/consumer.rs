@@ -10,7 +10,9 @@ use aws_sdk_sqs::types::{
 use igflow_core::envelope::Envelope;
 use igflow_core::failure::Failure;
 use igflow_core::runtime::queue::delete_messages;
+use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::heartbeat::with_heartbeat;
 use crate::pipeline::{Handled, Pipeline};
@@ -18,9 +20,11 @@ use crate::stats::Stats;
 use crate::store::MessageError;
 
 /// Retries back off from this, doubling per receive...
-const BACKOFF_BASE: Duration = Duration::from_secs(2);
+const BACKOFF_BASE: Duration = Duration::from_secs(5);
 /// ...up to this.
 const BACKOFF_CAP: Duration = Duration::from_secs(15 * 60);
+/// SQS's longest message delay.
+const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
 /// SQS's longest visibility timeout.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 
@@ -28,10 +32,23 @@ const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Settle {
     Delete,
+    /// Back into the queue as a new message that shows in this long: a wait for a rate slot
+    /// is not a failed attempt and must not count towards the DLQ's receive limit.
+    Requeue(Duration),
     RetryIn(Duration),
     /// Leave it: it reappears after its visibility timeout and, after the queue's
     /// `maxReceiveCount`, moves to the DLQ.
     LeaveForDlq,
+}
+
+/// What the receive loops share: room for more work, the running tasks, the hard stop and
+/// the deleter.
+#[derive(Clone)]
+struct Work {
+    permits: Arc<Semaphore>,
+    tasks: TaskTracker,
+    hard_stop: CancellationToken,
+    deletes: mpsc::Sender<String>,
 }
 
 pub struct Consumer {
@@ -43,14 +60,18 @@ pub struct Consumer {
     pub visibility: Duration,
     /// How long in-flight work may go on after a shutdown request.
     pub shutdown_deadline: Duration,
+    /// Messages worked on at once in this process (each in its own task).
+    pub max_in_flight: usize,
 }
 
-/// Capped exponential backoff with full jitter on the receive count.
+/// Capped exponential backoff on the receive count, with "equal jitter" (half fixed, half
+/// random): retries spread out, yet the first four span at least 37 s, so a database or
+/// Redis outage of half a minute does not push events to the DLQ.
 fn backoff(receive_count: u32) -> Duration {
-    let exp = BACKOFF_BASE.saturating_mul(1 << receive_count.saturating_sub(1).min(16));
-    exp.min(BACKOFF_CAP)
-        .mul_f64(fastrand::f64())
-        .max(Duration::from_secs(1))
+    let exp = BACKOFF_BASE
+        .saturating_mul(1 << receive_count.saturating_sub(1).min(16))
+        .min(BACKOFF_CAP);
+    exp / 2 + (exp / 2).mul_f64(fastrand::f64())
 }
 
 fn receive_count(m: &Message) -> u32 {
@@ -64,9 +85,16 @@ fn seconds(d: Duration) -> i32 {
     i32::try_from(d.min(MAX_VISIBILITY).as_secs()).unwrap_or(0)
 }
 
+/// SQS hands out at most 10 messages per receive.
+const RECEIVE_MAX: usize = 10;
+/// Deletes wait this long for company, so they go out in batches.
+const DELETE_LINGER: Duration = Duration::from_millis(20);
+
 impl Consumer {
-    /// Runs `consumers` receive loops until `shutdown`. Work in hand then gets
-    /// `shutdown_deadline` to finish; what does not finish is handed back to the queue.
+    /// Runs `consumers` receive loops until `shutdown`. Each message is worked in its own
+    /// task, so one that waits (for a rate budget, a slow model) holds up no other; at most
+    /// `max_in_flight` at once. After shutdown, work in hand gets `shutdown_deadline` to
+    /// finish; what does not finish is handed back to the queue.
     pub async fn run(self: Arc<Self>, consumers: usize, shutdown: CancellationToken) {
         let hard_stop = CancellationToken::new();
         let deadline = tokio::spawn({
@@ -78,9 +106,19 @@ impl Consumer {
                 hard_stop.cancel();
             }
         });
+        let permits = Arc::new(Semaphore::new(self.max_in_flight.max(1)));
+        let tasks = TaskTracker::new();
+        let (deletes, to_delete) = mpsc::channel(self.max_in_flight.max(RECEIVE_MAX));
+        let deleter = tokio::spawn(Arc::clone(&self).delete_loop(to_delete));
         let loops: Vec<_> = (0..consumers)
             .map(|i| {
-                tokio::spawn(Arc::clone(&self).receive_loop(i, shutdown.clone(), hard_stop.clone()))
+                let worker = Work {
+                    permits: Arc::clone(&permits),
+                    tasks: tasks.clone(),
+                    hard_stop: hard_stop.clone(),
+                    deletes: deletes.clone(),
+                };
+                tokio::spawn(Arc::clone(&self).receive_loop(i, shutdown.clone(), worker))
             })
             .collect();
         for l in loops {
@@ -88,26 +126,46 @@ impl Consumer {
                 tracing::error!(error = %e, "consumer loop crashed");
             }
         }
+        tasks.close();
+        tasks.wait().await;
+        drop(deletes);
+        let _ = deleter.await;
         deadline.abort();
     }
 
-    async fn receive_loop(
-        self: Arc<Self>,
-        index: usize,
-        shutdown: CancellationToken,
-        hard_stop: CancellationToken,
-    ) {
+    async fn receive_loop(self: Arc<Self>, index: usize, shutdown: CancellationToken, work: Work) {
         tracing::info!(consumer = index, "consumer started");
         loop {
+            // Receive only what there is room for: one permit at least, up to ten.
+            let first = tokio::select! {
+                () = shutdown.cancelled() => break,
+                p = Arc::clone(&work.permits).acquire_owned() => match p {
+                    Ok(p) => p,
+                    Err(_) => break,
+                },
+            };
+            let mut held = vec![first];
+            while held.len() < RECEIVE_MAX {
+                match Arc::clone(&work.permits).try_acquire_owned() {
+                    Ok(p) => held.push(p),
+                    Err(_) => break,
+                }
+            }
             let received = tokio::select! {
                 () = shutdown.cancelled() => break,
-                r = self.receive() => r,
+                r = self.receive(held.len()) => r,
             };
             match received {
-                Ok(messages) if !messages.is_empty() => {
-                    self.handle_batch(messages, &hard_stop).await
+                Ok(messages) => {
+                    for (m, permit) in messages.into_iter().zip(held.drain(..)) {
+                        let consumer = Arc::clone(&self);
+                        let (hard_stop, deletes) = (work.hard_stop.clone(), work.deletes.clone());
+                        work.tasks.spawn(async move {
+                            consumer.work_on(m, &hard_stop, &deletes).await;
+                            drop(permit);
+                        });
+                    }
                 }
-                Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "receive failed; retrying in 1 s");
                     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -117,12 +175,12 @@ impl Consumer {
         tracing::info!(consumer = index, "consumer stopped");
     }
 
-    async fn receive(&self) -> Result<Vec<Message>, String> {
+    async fn receive(&self, max: usize) -> Result<Vec<Message>, String> {
         let out = self
             .sqs
             .receive_message()
             .queue_url(&self.queue_url)
-            .max_number_of_messages(10)
+            .max_number_of_messages(i32::try_from(max.clamp(1, RECEIVE_MAX)).unwrap_or(10))
             .wait_time_seconds(self.wait_seconds)
             .visibility_timeout(seconds(self.visibility))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
@@ -132,44 +190,87 @@ impl Consumer {
         Ok(out.messages.unwrap_or_default())
     }
 
-    async fn handle_batch(&self, messages: Vec<Message>, hard_stop: &CancellationToken) {
-        let receipts: Vec<&str> = messages
-            .iter()
-            .filter_map(Message::receipt_handle)
-            .collect();
-        let work = futures_util::future::join_all(messages.iter().map(|m| async {
-            tokio::select! {
-                s = self.handle(m) => Some(s),
-                // Past the shutdown deadline: give the message back for another worker.
-                () = hard_stop.cancelled() => None,
-            }
-        }));
-        // Renewed every third of the visibility, so a slow batch never reappears on another
-        // worker while this one is still on it.
-        let settled = with_heartbeat(work, self.visibility / 3, || {
+    /// Works one message to its end and settles it.
+    async fn work_on(
+        &self,
+        m: Message,
+        hard_stop: &CancellationToken,
+        deletes: &mpsc::Sender<String>,
+    ) {
+        let Some(receipt) = m.receipt_handle().map(str::to_owned) else {
+            return;
+        };
+        // Renewed every third of the visibility, so a slow message never reappears on
+        // another worker while this one is still on it.
+        let receipts = [receipt.as_str()];
+        let work = with_heartbeat(self.handle(&m), self.visibility / 3, || {
             self.set_visibility(&receipts, self.visibility)
-        })
-        .await;
-
-        let mut deletes = Vec::new();
-        for (m, settle) in messages.iter().zip(settled) {
-            let Some(receipt) = m.receipt_handle() else {
-                continue;
-            };
-            match settle {
-                Some(Settle::Delete) => deletes.push(receipt),
-                Some(Settle::RetryIn(delay)) => {
-                    Stats::add(&self.stats.retried);
-                    self.set_visibility(&[receipt], delay).await;
+        });
+        let settled = tokio::select! {
+            s = work => Some(s),
+            // Past the shutdown deadline: give the message back for another worker.
+            () = hard_stop.cancelled() => None,
+        };
+        match settled {
+            Some(Settle::Delete) => {
+                if deletes.send(receipt).await.is_err() {
+                    tracing::warn!("deleter gone; the message will be redelivered and deduped");
                 }
-                Some(Settle::LeaveForDlq) => {}
-                None => {
-                    Stats::add(&self.stats.handed_back);
-                    self.set_visibility(&[receipt], Duration::ZERO).await;
+            }
+            Some(Settle::RetryIn(delay)) => {
+                Stats::add(&self.stats.retried);
+                self.set_visibility(&[&receipt], delay).await;
+            }
+            Some(Settle::Requeue(wait)) => {
+                Stats::add(&self.stats.deferred);
+                match self.requeue(&m, wait).await {
+                    Ok(()) => {
+                        if deletes.send(receipt).await.is_err() {
+                            tracing::warn!("deleter gone; the old copy comes back and is deduped");
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "deferred copy not enqueued; hiding the message instead");
+                        self.set_visibility(&[&receipt], wait).await;
+                    }
                 }
+            }
+            Some(Settle::LeaveForDlq) => {}
+            None => {
+                Stats::add(&self.stats.handed_back);
+                self.set_visibility(&[&receipt], Duration::ZERO).await;
             }
         }
-        self.delete(&deletes).await;
+    }
+
+    /// Sends a copy of `m` that shows after `wait` (SQS delays up to 15 minutes; a longer
+    /// wait is deferred again when the copy comes back).
+    async fn requeue(&self, m: &Message, wait: Duration) -> Result<(), String> {
+        self.sqs
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(m.body().unwrap_or_default())
+            .delay_seconds(seconds(wait.min(MAX_DELAY)))
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| DisplayErrorContext(&e).to_string())
+    }
+
+    /// Deletes settled messages in batches of up to ten.
+    async fn delete_loop(self: Arc<Self>, mut receipts: mpsc::Receiver<String>) {
+        while let Some(first) = receipts.recv().await {
+            let mut batch = vec![first];
+            let linger = tokio::time::Instant::now() + DELETE_LINGER;
+            while batch.len() < RECEIVE_MAX {
+                match tokio::time::timeout_at(linger, receipts.recv()).await {
+                    Ok(Some(r)) => batch.push(r),
+                    _ => break,
+                }
+            }
+            let refs: Vec<&str> = batch.iter().map(String::as_str).collect();
+            self.delete(&refs).await;
+        }
     }
 
     async fn handle(&self, m: &Message) -> Settle {
@@ -192,6 +293,7 @@ impl Consumer {
             }
             // Counted by the pipeline.
             Ok(Handled::Duplicate | Handled::Parked) => Settle::Delete,
+            Ok(Handled::Deferred(wait)) => Settle::Requeue(wait),
             Err(f) => {
                 tracing::warn!(event_id = %envelope.event_id, receive_count = count, failure = %f, "event not completed");
                 match f {
@@ -285,15 +387,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn backoff_grows_is_capped_and_never_zero() {
+    fn backoff_grows_is_capped_and_spans_outages() {
         for count in [1, 2, 5, 30, u32::MAX] {
             let d = backoff(count);
-            assert!(
-                d >= Duration::from_secs(1) && d <= BACKOFF_CAP,
-                "{count}: {d:?}"
-            );
+            assert!(d >= BACKOFF_BASE / 2 && d <= BACKOFF_CAP, "{count}: {d:?}");
         }
-        let early: Duration = (0..200).map(|_| backoff(1)).max().unwrap_or_default();
-        assert!(early <= BACKOFF_BASE);
+        let first = (0..200).map(|_| backoff(1)).max().unwrap_or_default();
+        assert!(first <= BACKOFF_BASE);
+        let least: Duration = (1..=4)
+            .map(|n| BACKOFF_BASE.saturating_mul(1 << (n - 1)) / 2)
+            .sum();
+        assert_eq!(least, Duration::from_millis(37_500));
     }
 }

@@ -23,6 +23,8 @@ pub struct Sent {
     pub id: Option<String>,
     pub status: u16,
     pub latency: Duration,
+    /// The highest usage percentage Meta reported with the answer.
+    pub usage: Option<u8>,
 }
 
 /// A call that did not succeed, with what Meta said.
@@ -33,6 +35,7 @@ pub struct CallError {
     pub subcode: Option<i64>,
     pub verdict: Verdict,
     pub latency: Duration,
+    pub usage: Option<u8>,
 }
 
 #[derive(Deserialize)]
@@ -82,6 +85,7 @@ fn read_error(reason: String, status: Option<u16>, started: Instant) -> CallErro
         subcode: None,
         verdict: Verdict::Failed(Failure::retry(reason)),
         latency: started.elapsed(),
+        usage: None,
     }
 }
 
@@ -207,6 +211,7 @@ impl GraphClient {
         let status = response.status().as_u16();
         let retry_after =
             retry_after(response.headers()).or_else(|| regain_access(response.headers()));
+        let usage = usage(response.headers());
         let bytes = response.bytes().await;
         let latency = started.elapsed();
         if (200..300).contains(&status) {
@@ -219,6 +224,7 @@ impl GraphClient {
                 id,
                 status,
                 latency,
+                usage,
             });
         }
         let parsed = bytes
@@ -231,6 +237,7 @@ impl GraphClient {
                 subcode: error.error_subcode,
                 verdict: error.verdict(status, retry_after, self.config.throttle_pause),
                 latency,
+                usage,
             },
             None => CallError {
                 status: Some(status),
@@ -245,6 +252,7 @@ impl GraphClient {
                     Failure::permanent(format!("graph HTTP {status} without an error body"))
                 }),
                 latency,
+                usage,
             },
         })
     }
@@ -266,6 +274,7 @@ fn transport_error(e: &reqwest::Error, latency: Duration) -> CallError {
         subcode: None,
         verdict: Verdict::Failed(failure),
         latency,
+        usage: None,
     }
 }
 
@@ -280,6 +289,26 @@ fn regain_access(headers: &HeaderMap) -> Option<Duration> {
         .filter_map(|u| u.get("estimated_time_to_regain_access")?.as_u64())
         .max()?;
     (minutes > 0).then(|| Duration::from_secs(minutes * 60))
+}
+
+/// The highest percentage in Meta's usage headers (`X-Business-Use-Case-Usage` per business
+/// object, `X-App-Usage` for the app): how close the account is to being throttled.
+fn usage(headers: &HeaderMap) -> Option<u8> {
+    const FIELDS: [&str; 3] = ["call_count", "total_cputime", "total_time"];
+    let highest = |v: &serde_json::Value| FIELDS.iter().filter_map(|f| v.get(f)?.as_u64()).max();
+    let business = headers
+        .get("x-business-use-case-usage")
+        .and_then(|h| {
+            serde_json::from_slice::<HashMap<String, Vec<serde_json::Value>>>(h.as_bytes()).ok()
+        })
+        .and_then(|u| u.values().flatten().filter_map(highest).max());
+    let app = headers
+        .get("x-app-usage")
+        .and_then(|h| serde_json::from_slice::<serde_json::Value>(h.as_bytes()).ok())
+        .and_then(|v| highest(&v));
+    business
+        .max(app)
+        .map(|p| u8::try_from(p.min(100)).unwrap_or(100))
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
@@ -312,5 +341,13 @@ mod tests {
         h.insert("retry-after", HeaderValue::from_static("30"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(30)));
         assert_eq!(regain_access(&HeaderMap::new()), None);
+        assert_eq!(usage(&h), Some(100));
+        let mut app = HeaderMap::new();
+        app.insert(
+            "x-app-usage",
+            HeaderValue::from_static(r#"{"call_count":95,"total_time":12,"total_cputime":3}"#),
+        );
+        assert_eq!(usage(&app), Some(95));
+        assert_eq!(usage(&HeaderMap::new()), None);
     }
 }

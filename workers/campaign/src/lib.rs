@@ -2,6 +2,7 @@
 //! Instagram Graph API, exactly once per (event, action).
 
 pub mod apply;
+pub mod classify;
 pub mod cli;
 pub mod config;
 pub mod consumer;
@@ -11,6 +12,7 @@ pub mod graph;
 pub mod heartbeat;
 pub mod metrics;
 pub mod pipeline;
+pub mod ratelimit;
 pub mod redis;
 pub mod replay;
 pub mod secrets;
@@ -28,6 +30,7 @@ use crate::dedupe::Dedupe;
 use crate::graph::GraphClient;
 use crate::metrics::Reporter;
 use crate::pipeline::Pipeline;
+use crate::ratelimit::RateLimiter;
 use crate::redis::RedisKeys;
 use crate::secrets::Tokens;
 use crate::stats::Stats;
@@ -67,9 +70,12 @@ impl Worker {
             every: config.unpark_every,
             stats: Arc::clone(&stats),
         };
+        let keys = RedisKeys::new(config.redis_prefix);
+        let limiter =
+            RateLimiter::new(redis.clone(), keys.clone(), config.budgets, config.pace_max);
         let pipeline = Pipeline {
             store,
-            dedupe: Dedupe::new(redis, RedisKeys::new(config.redis_prefix)),
+            dedupe: Dedupe::new(redis, keys),
             tokens: Arc::new(Tokens::new(
                 aws_sdk_secretsmanager::Client::new(aws),
                 config.secrets,
@@ -77,6 +83,8 @@ impl Worker {
             graph: GraphClient::new(config.graph)?,
             stats: Arc::clone(&stats),
             lease: config.visibility,
+            limiter: Arc::clone(&limiter),
+            budgets: config.budgets,
         };
         let consumer = Consumer {
             sqs,
@@ -86,6 +94,7 @@ impl Worker {
             wait_seconds: config.wait_seconds,
             visibility: config.visibility,
             shutdown_deadline: config.shutdown_deadline,
+            max_in_flight: config.max_in_flight,
         };
         Ok(Self {
             consumer: Arc::new(consumer),
@@ -93,6 +102,7 @@ impl Worker {
             unparker,
             reporter: Reporter {
                 stats: Arc::clone(&stats),
+                limiter,
                 every: config.metrics_every,
             },
             stats,

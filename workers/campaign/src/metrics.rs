@@ -8,6 +8,7 @@ use igflow_core::emf::Document;
 use igflow_core::runtime::{now_ms, write_metrics};
 use tokio_util::sync::CancellationToken;
 
+use crate::ratelimit::RateLimiter;
 use crate::stats::{Snapshot, Stats};
 
 /// `accounts_paused` → `AccountsPaused`.
@@ -38,7 +39,35 @@ pub fn document(now: &Snapshot, earlier: &Snapshot, timestamp_ms: i64) -> Option
 
 pub struct Reporter {
     pub stats: Arc<Stats>,
+    pub limiter: Arc<RateLimiter>,
     pub every: Duration,
+}
+
+/// Sends, deferrals and window drops per account and call class, and Meta's last reported
+/// usage per account.
+fn account_documents(limiter: &RateLimiter, timestamp_ms: i64) -> Vec<String> {
+    let (counts, usage) = limiter.meter.take();
+    let mut lines: Vec<String> = counts
+        .into_iter()
+        .map(|((account, class), c)| {
+            Document::new()
+                .dimension("Service", "worker")
+                .dimension("Account", account)
+                .dimension("Class", class)
+                .count("Sent", c.sent)
+                .count("Deferred", c.deferred)
+                .count("WindowDrops", c.window_drops)
+                .render(timestamp_ms)
+        })
+        .collect();
+    lines.extend(usage.into_iter().map(|(account, percent)| {
+        Document::new()
+            .dimension("Service", "worker")
+            .dimension("Account", account)
+            .percent("MetaUsage", percent)
+            .render(timestamp_ms)
+    }));
+    lines
 }
 
 impl Reporter {
@@ -50,9 +79,10 @@ impl Reporter {
                 () = tokio::time::sleep(self.every) => false,
             };
             let now = self.stats.snapshot();
-            if let Some(line) = document(&now, &last, now_ms()) {
-                write_metrics(&[line]);
-            }
+            let timestamp = now_ms();
+            let mut lines = account_documents(&self.limiter, timestamp);
+            lines.extend(document(&now, &last, timestamp));
+            write_metrics(&lines);
             last = now;
             if stop {
                 return;

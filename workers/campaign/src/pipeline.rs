@@ -11,12 +11,15 @@ use igflow_core::failure::Failure;
 use igflow_core::graph_error::Verdict;
 use igflow_core::ids::EventId;
 use igflow_core::plan::{CampaignSet, Decision, Plan, PlannedAction, SkipReason};
+use igflow_core::runtime::now_ms;
+use igflow_core::window;
 use secrecy::SecretString;
 use tracing::Instrument;
 
 use crate::dedupe::{Claim, ClaimToken, Dedupe};
 use crate::graph::{CallError, GraphClient, Sent};
 use crate::heartbeat::with_heartbeat;
+use crate::ratelimit::{Budgets, CallClass, RateLimiter};
 use crate::secrets::Tokens;
 use crate::stats::Stats;
 use crate::store::{Account, ActionClaim, ActionRecord, DecisionRecord, Store};
@@ -28,12 +31,39 @@ pub enum Handled {
     Duplicate,
     /// Its account is paused: kept in Postgres until the account is active again.
     Parked,
+    /// Waiting for the account's next rate slot, due in this long.
+    Deferred(Duration),
 }
 
 /// What `process` made of an event it owned.
 enum Outcome {
     Done,
     Parked,
+    /// Waiting for a rate slot: back in the queue until then.
+    Deferred(Duration),
+}
+
+/// A wait for the rate budget longer than this defers the event instead of holding it.
+const INLINE_WAIT: Duration = Duration::from_secs(2);
+/// A deferred event comes back this much before its slot and waits the rest here: SQS hides
+/// messages for whole seconds and hands them out with some delay, so coming back early is
+/// what keeps sends on their booked slots.
+const COME_BACK_EARLY: Duration = Duration::from_secs(1);
+
+/// What the rules say about a first attempt.
+enum Gate {
+    Go,
+    /// Not sent, for a reason recorded as the action's outcome.
+    Stop(Attempt),
+    /// Come back when the booked slot is due.
+    Defer(Duration),
+}
+
+fn class_of(kind: ActionKind) -> CallClass {
+    match kind {
+        ActionKind::PrivateReply => CallClass::PrivateReply,
+        ActionKind::PublicReply => CallClass::PublicReply,
+    }
 }
 
 /// One attempt at one action: what to record, and the failure if it did not succeed.
@@ -93,6 +123,8 @@ pub struct Pipeline {
     pub stats: Arc<Stats>,
     /// How long a claim holds: the message's visibility timeout. Renewed every third of it.
     pub lease: Duration,
+    pub limiter: Arc<RateLimiter>,
+    pub budgets: Budgets,
 }
 
 impl Pipeline {
@@ -131,7 +163,8 @@ impl Pipeline {
                     self.dedupe.complete(&env.event_id).await?;
                 }
                 // Parked or failed: the event must be claimable again when it comes back.
-                Ok(Outcome::Parked) | Err(Failure::Retryable { .. } | Failure::Account { .. }) => {
+                Ok(Outcome::Parked | Outcome::Deferred(_))
+                | Err(Failure::Retryable { .. } | Failure::Account { .. }) => {
                     if let Err(e) = self.dedupe.release(&env.event_id, &token).await {
                         // The lease runs out on its own; the retry just waits for it.
                         tracing::warn!(error = %e, "claim not released");
@@ -141,6 +174,7 @@ impl Pipeline {
             result.map(|o| match o {
                 Outcome::Done => Handled::Done,
                 Outcome::Parked => Handled::Parked,
+                Outcome::Deferred(wait) => Handled::Deferred(wait),
             })
         }
         .instrument(span)
@@ -216,24 +250,25 @@ impl Pipeline {
                 } else {
                     SkipReason::KindNotHandled
                 };
-                Ok(self
-                    .store
+                self.store
                     .record_decision(&DecisionRecord {
                         outcome: reason.as_str(),
                         ..base
                     })
-                    .await?)
+                    .await?;
+                Ok(None)
             }
             Item::Unhandled => {
                 let outcome = SkipReason::KindNotHandled.as_str();
-                Ok(self
-                    .store
+                self.store
                     .record_decision(&DecisionRecord { outcome, ..base })
-                    .await?)
+                    .await?;
+                Ok(None)
             }
         };
         match acted {
-            Ok(()) => Ok(Outcome::Done),
+            Ok(None) => Ok(Outcome::Done),
+            Ok(Some(wait)) => Ok(Outcome::Deferred(wait)),
             // Token invalid, permission gone: stop the whole account, keep its events.
             Err(Failure::Account { reason }) => {
                 self.store.pause_account(account.id, &reason).await?;
@@ -265,7 +300,7 @@ impl Pipeline {
         account: &Account,
         base: DecisionRecord<'_>,
         comment: &Comment,
-    ) -> Result<(), Failure> {
+    ) -> Result<Option<Duration>, Failure> {
         let campaigns = CampaignSet::new(self.store.active_campaigns(account.id).await?);
         let decision = campaigns.decide_comment(&env.event_id, &account.ig_user_id, comment);
         let own = matches!(decision, Decision::Skip(SkipReason::Own));
@@ -297,39 +332,62 @@ impl Pipeline {
         self.store.record_decision(&record).await?;
         let Decision::Matched(plan) = decision else {
             tracing::info!(outcome = record.outcome, "no action");
-            return Ok(());
+            return Ok(None);
         };
         tracing::Span::current().record("campaign_id", tracing::field::display(plan.campaign_id));
         tracing::info!(campaign = %plan.campaign_slug, "campaign matched");
-        self.act(account, &record, comment, &plan).await
+        self.act(env, account, &record, comment, &plan).await
     }
 
     /// Sends the plan's actions, each at most once. A permanent failure of one action does
     /// not stop the others; a retryable or unresolved one retries the event later, where the
-    /// actions already done are skipped.
+    /// actions already done are skipped. `Some(wait)`: deferred for a rate slot.
     async fn act(
         &self,
+        env: &Envelope,
         account: &Account,
         record: &DecisionRecord<'_>,
         comment: &Comment,
         plan: &Plan,
-    ) -> Result<(), Failure> {
+    ) -> Result<Option<Duration>, Failure> {
         let token = self.tokens.get(&account.token_secret_ref).await?;
         let mut unresolved = None;
         for action in &plan.actions {
             let claim = self.store.claim_action(record, action.kind).await?;
             let attempt = match claim {
                 ActionClaim::Done => continue,
-                ActionClaim::Fresh => {
-                    let sent = self.send(account, &token, comment, action).await;
-                    let attempt = Attempt::from_call(sent, None);
-                    if matches!(attempt.failure, Some(Failure::Ambiguous { .. })) {
-                        Stats::add(&self.stats.uncertain);
-                        self.resolve(account, &token, comment, action).await
-                    } else {
-                        attempt
+                ActionClaim::Fresh => match self.gate(env, account, record, plan, action).await? {
+                    Gate::Go => {
+                        let sent = self.send(account, &token, comment, action).await;
+                        let attempt = Attempt::from_call(sent, None);
+                        if matches!(attempt.failure, Some(Failure::Ambiguous { .. })) {
+                            Stats::add(&self.stats.uncertain);
+                            self.resolve(account, &token, comment, action).await
+                        } else {
+                            attempt
+                        }
                     }
-                }
+                    Gate::Stop(attempt) => attempt,
+                    Gate::Defer(wait) => {
+                        let deferred = ActionRecord {
+                            outcome: "retry",
+                            detail: Some(format!(
+                                "deferred {} ms for the account's rate budget",
+                                wait.as_millis()
+                            )),
+                            ..ActionRecord::default()
+                        };
+                        self.store
+                            .finish_action(record.event_id, action.kind, &deferred)
+                            .await?;
+                        tracing::info!(
+                            action = action.kind.as_str(),
+                            wait_ms = wait.as_millis(),
+                            "deferred for the rate budget"
+                        );
+                        return Ok(Some(wait));
+                    }
+                },
                 ActionClaim::Unresolved => {
                     Stats::add(&self.stats.uncertain);
                     self.resolve(account, &token, comment, action).await
@@ -347,6 +405,9 @@ impl Pipeline {
             );
             if outcome == "sent" && attempt.record.response_id.is_some() {
                 Stats::add(&self.stats.sent);
+                self.limiter
+                    .meter
+                    .add(&account.ig_user_id, class_of(action.kind), |c| c.sent += 1);
             }
             match attempt.failure {
                 None | Some(Failure::Permanent { .. }) => {}
@@ -359,8 +420,79 @@ impl Pipeline {
             Some(reason) => Err(Failure::retry(format!(
                 "action outcome still unknown: {reason}"
             ))),
-            None => Ok(()),
+            None => Ok(None),
         }
+    }
+
+    /// Meta's rules before a first attempt: the messaging window, the contact's cooldown,
+    /// and the account's rate budgets (a short wait is taken here; a long one defers the
+    /// event to the moment its booked slot comes).
+    async fn gate(
+        &self,
+        env: &Envelope,
+        account: &Account,
+        record: &DecisionRecord<'_>,
+        plan: &Plan,
+        action: &PlannedAction,
+    ) -> Result<Gate, Failure> {
+        let class = class_of(action.kind);
+        let private = action.kind == ActionKind::PrivateReply;
+        let stop = |outcome: &'static str, detail: &str| {
+            Gate::Stop(Attempt {
+                record: ActionRecord {
+                    outcome,
+                    detail: Some(detail.to_owned()),
+                    ..ActionRecord::default()
+                },
+                failure: None,
+            })
+        };
+        if private {
+            if !window::is_open(env.occurred_at_ms, window::PRIVATE_REPLY_WINDOW, now_ms()) {
+                self.limiter
+                    .meter
+                    .add(&account.ig_user_id, class, |c| c.window_drops += 1);
+                return Ok(stop(
+                    "dropped",
+                    "the private reply window (7 days after the comment) has closed",
+                ));
+            }
+            if let Some(contact) = record.contact {
+                let campaign = plan.campaign_id.to_string();
+                let free = self
+                    .limiter
+                    .hold_cooldown(&campaign, contact, &env.event_id, plan.cooldown)
+                    .await?
+                    && !self
+                        .store
+                        .dm_sent_within(plan.campaign_id, contact, plan.cooldown, record.event_id)
+                        .await?;
+                if !free {
+                    return Ok(stop(
+                        "skipped",
+                        "the contact got a DM from this campaign within its cooldown",
+                    ));
+                }
+            }
+        }
+        let wait = self
+            .limiter
+            .reserve(
+                &env.event_id,
+                action.kind.as_str(),
+                &account.ig_user_id,
+                class,
+                &self.budgets,
+            )
+            .await?;
+        if wait > INLINE_WAIT {
+            return Ok(self.defer(env, account, class, private, wait, &stop));
+        }
+        tokio::time::sleep(wait).await;
+        if class != CallClass::PublicReply {
+            self.limiter.smooth(&account.ig_user_id).await;
+        }
+        Ok(Gate::Go)
     }
 
     async fn send(
@@ -370,7 +502,7 @@ impl Pipeline {
         comment: &Comment,
         action: &PlannedAction,
     ) -> Result<Sent, CallError> {
-        match action.kind {
+        let result = match action.kind {
             ActionKind::PrivateReply => {
                 self.graph
                     .private_reply(account, token, &comment.id, &action.text)
@@ -381,7 +513,46 @@ impl Pipeline {
                     .public_reply(account, token, &comment.id, &action.text)
                     .await
             }
+        };
+        let usage = match &result {
+            Ok(sent) => sent.usage,
+            Err(e) => e.usage,
+        };
+        if let Some(percent) = usage
+            && let Err(e) = self
+                .limiter
+                .record_usage(&account.ig_user_id, percent)
+                .await
+        {
+            tracing::warn!(error = %e, "usage not recorded; pacing uses the last known value");
         }
+        result
+    }
+
+    /// Defers the event by `wait`, unless the private reply window closes first.
+    fn defer(
+        &self,
+        env: &Envelope,
+        account: &Account,
+        class: CallClass,
+        private: bool,
+        wait: Duration,
+        stop: &impl Fn(&'static str, &str) -> Gate,
+    ) -> Gate {
+        let send_at = now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+        if private && !window::is_open(env.occurred_at_ms, window::PRIVATE_REPLY_WINDOW, send_at) {
+            self.limiter
+                .meter
+                .add(&account.ig_user_id, class, |c| c.window_drops += 1);
+            return stop(
+                "dropped",
+                "the rate budget frees a slot only after the private reply window closes",
+            );
+        }
+        self.limiter
+            .meter
+            .add(&account.ig_user_id, class, |c| c.deferred += 1);
+        Gate::Defer(wait.saturating_sub(COME_BACK_EARLY))
     }
 
     /// Settles an action whose earlier attempt may or may not have reached Meta, without

@@ -39,6 +39,8 @@ counters!(
     duplicates,
     /// Messages handed back to the queue for a later attempt.
     retried,
+    /// Events sent back to the queue to wait for their account's next rate slot.
+    deferred,
     /// Messages given back unfinished at the shutdown deadline.
     handed_back,
     /// Messages that are not envelopes, left for the DLQ.
@@ -53,6 +55,16 @@ counters!(
     unparked,
     /// Accounts this worker paused (token or permission errors): the alarm metric.
     accounts_paused,
+    /// Comments whose intent the model decided.
+    classified_by_model,
+    /// Comments whose intent came from the classification cache.
+    classified_from_cache,
+    /// Comments decided on keywords alone because the model gave no answer (none configured,
+    /// breaker open, timeout, error).
+    classification_fallbacks,
+    /// Times the model's circuit breaker opened: an alarm metric (the current state is
+    /// `IntentClassifier::breaker_state`).
+    breaker_opened,
 );
 
 impl Stats {

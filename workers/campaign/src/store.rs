@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use igflow_core::campaign::{
-    AccountStatus, ActionKind, Actions, Campaign, LoginFlavor, MediaScope, Rule,
+    AccountStatus, ActionKind, Actions, Campaign, Intent, LoginFlavor, MediaScope, Rule,
 };
 use igflow_core::failure::Failure;
 use igflow_core::ids::{IgUserId, MediaId, PageId};
@@ -78,6 +78,16 @@ struct RuleRow {
     require: String,
     keywords: Vec<String>,
     exclude: Vec<String>,
+    fold_accents: bool,
+    stretch: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct IntentRow {
+    campaign_id: Uuid,
+    name: String,
+    description: String,
+    examples: Vec<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -203,8 +213,15 @@ impl Store {
         .await?;
         let ids: Vec<Uuid> = campaigns.iter().map(|c| c.id).collect();
         let rules: Vec<RuleRow> = sqlx::query_as(
-            "select campaign_id, match_mode, require, keywords, exclude
+            "select campaign_id, match_mode, require, keywords, exclude, fold_accents, stretch
              from rules where campaign_id = any($1) order by campaign_id, position",
+        )
+        .bind(&ids)
+        .fetch_all(&self.pool)
+        .await?;
+        let intents: Vec<IntentRow> = sqlx::query_as(
+            "select campaign_id, name, description, examples
+             from intents where campaign_id = any($1) order by campaign_id, position",
         )
         .bind(&ids)
         .fetch_all(&self.pool)
@@ -224,6 +241,16 @@ impl Store {
                 require: r.require.parse().map_err(&bad)?,
                 keywords: r.keywords,
                 exclude: r.exclude,
+                fold_accents: r.fold_accents,
+                stretch: r.stretch,
+            });
+        }
+        let mut intents_by: HashMap<Uuid, Vec<Intent>> = HashMap::new();
+        for i in intents {
+            intents_by.entry(i.campaign_id).or_default().push(Intent {
+                name: i.name,
+                description: i.description,
+                examples: i.examples,
             });
         }
         let mut actions_by: HashMap<Uuid, Actions> = HashMap::new();
@@ -260,8 +287,7 @@ impl Store {
                     media,
                     cooldown: Duration::from_secs(u64::try_from(c.cooldown_seconds).unwrap_or(0)),
                     rules: rules_by.remove(&c.id).unwrap_or_default(),
-                    // Loaded with the intents table (issue 6).
-                    intents: Vec::new(),
+                    intents: intents_by.remove(&c.id).unwrap_or_default(),
                     actions: actions_by.remove(&c.id).unwrap_or(Actions {
                         private_reply: None,
                         public_replies: Vec::new(),
@@ -455,6 +481,29 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(())
+    }
+
+    /// Whether the campaign already sent the contact a DM (for another event) within
+    /// `cooldown`: the durable side of the cooldown, which Redis may forget.
+    pub async fn dm_sent_within(
+        &self,
+        campaign_id: Uuid,
+        contact: &str,
+        cooldown: Duration,
+        except_event: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "select exists (select 1 from activity
+               where campaign_id = $1 and contact_igsid = $2 and event_id <> $3
+                 and step = 'private_reply' and outcome in ('sent', 'already_done', 'pending', 'uncertain')
+                 and updated_at > now() - make_interval(secs => $4))",
+        )
+        .bind(campaign_id)
+        .bind(contact)
+        .bind(except_event)
+        .bind(cooldown.as_secs_f64())
+        .fetch_one(&self.pool)
+        .await?)
     }
 
     /// Stops all actions for the account until an operator (or a token refresh) resumes it.

@@ -1,0 +1,365 @@
+//! Meta's limits and windows, enforced fleet-wide: several workers together pace an account
+//! at its budget, a busy account does not slow a quiet one, closed windows drop actions with
+//! a reason, high usage reports slow an account down before Meta throttles it, and a contact
+//! gets one DM per campaign cooldown. The Graph test server enforces the limits and throttles
+//! (code 80002) whatever exceeds them.
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use igflow_tests::fixtures::{ACCOUNT, campaigns_yaml};
+use igflow_tests::graph_server::{Call, CallKind, Limits};
+use igflow_tests::harness::TestEnv;
+use igflow_tests::meta::{CommentSpec, comment_delivery, meta_encode};
+
+const SETTLE: Duration = Duration::from_secs(120);
+/// 20 per second, the tests' small budget, as per-hour figures.
+const TWENTY_PER_SECOND_HOURLY: &str = "72000";
+
+fn comments(prefix: u32, n: u32) -> Vec<CommentSpec> {
+    (0..n)
+        .map(|i| {
+            CommentSpec::new(
+                &format!("179{prefix:03}{i:011}"),
+                &format!("7{prefix:03}{i:05}"),
+                "price?",
+            )
+        })
+        .collect()
+}
+
+fn ids(comments: &[CommentSpec]) -> Vec<String> {
+    comments.iter().map(|c| c.comment_id.clone()).collect()
+}
+
+fn private_replies(calls: &[Call]) -> Vec<&Call> {
+    calls
+        .iter()
+        .filter(|c| c.status == 200 && matches!(c.kind, CallKind::PrivateReply { .. }))
+        .collect()
+}
+
+/// Calls Meta refused for a rate limit: the Send API's (613) or the account's usage (80002).
+fn throttled(calls: &[Call]) -> usize {
+    calls
+        .iter()
+        .filter(|c| matches!(c.code, Some(613 | 80002)))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_ten_times_the_budget_over_three_workers_is_paced_at_the_budget() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    env.graph.set_limits(Limits {
+        send_api: Some((20, Duration::from_secs(1), 2)),
+        ..Limits::default()
+    });
+    let webhook = env.start_webhook().await.unwrap().url;
+    let budget = [
+        ("IGFLOW_PRIVATE_REPLIES_PER_HOUR", TWENTY_PER_SECOND_HOURLY),
+        ("IGFLOW_AUTOMATED_DMS_PER_HOUR", TWENTY_PER_SECOND_HOURLY),
+        ("IGFLOW_SEND_API_PER_SECOND", "20"),
+        ("IGFLOW_VISIBILITY_SECONDS", "10"),
+        ("IGFLOW_CONSUMERS", "3"),
+        ("IGFLOW_THROTTLE_PAUSE_SECONDS", "1"),
+    ];
+    let _workers: Vec<_> = (0..3)
+        .map(|i| {
+            env.spawn_worker_process(&format!("burst{i}"), &budget)
+                .unwrap()
+        })
+        .collect();
+    let comments = comments(11, 200);
+    for chunk in comments.chunks(10) {
+        assert_eq!(
+            env.post_signed(&webhook, &comment_delivery(ACCOUNT, chunk))
+                .await
+                .unwrap(),
+            200
+        );
+    }
+    let acc = env.settled(&ids(&comments), SETTLE).await.unwrap();
+    let calls = env.graph.calls();
+    let sends = private_replies(&calls);
+    let span = sends
+        .last()
+        .unwrap()
+        .at
+        .duration_since(sends[0].at)
+        .as_secs_f64();
+    let rate = (sends.len() - 1) as f64 / span;
+    println!(
+        "[burst] events={} acted={} private replies={} in {span:.2} s = {rate:.2}/s (budget 20/s) throttled={}",
+        acc.events,
+        acc.acted,
+        sends.len(),
+        throttled(&calls)
+    );
+    assert_eq!(acc.acted, 200, "{acc:?}");
+    assert_eq!(throttled(&calls), 0, "Meta never had to throttle");
+    assert!(
+        (18.0..=20.2).contains(&rate),
+        "achieved {rate:.2}/s of a 20/s budget"
+    );
+}
+
+/// A campaign file with a second, quiet account.
+fn two_accounts_yaml() -> String {
+    let quiet = r#"
+  - ig_user_id: "17841400000000777"
+    username: quiet.shop
+    login: instagram
+    access_token: "IGAAtest-quiet"
+    campaigns:
+      - slug: prices
+        name: Prices
+        rules:
+          - keywords: [price]
+        actions:
+          private_reply: "Our prices: https://quiet.example/prices"
+"#;
+    format!("{}{quiet}", campaigns_yaml())
+}
+
+/// Seconds from posting each quiet comment to its private reply at the Graph test server.
+async fn trickle(env: &TestEnv, webhook: &str, prefix: u32) -> Vec<f64> {
+    let mut posted = Vec::new();
+    for c in comments(prefix, 10) {
+        posted.push((c.comment_id.clone(), Instant::now()));
+        assert_eq!(
+            env.post_signed(webhook, &comment_delivery("17841400000000777", &[c]))
+                .await
+                .unwrap(),
+            200
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let ids: Vec<String> = posted.iter().map(|(id, _)| id.clone()).collect();
+    tokio::time::timeout(SETTLE, async {
+        while private_replies(&env.graph.calls()).iter().filter(|c| matches!(&c.kind, CallKind::PrivateReply { comment_id, .. } if ids.contains(comment_id))).count() < ids.len() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let calls = env.graph.calls();
+    let mut delays: Vec<f64> = posted
+        .iter()
+        .map(|(id, at)| {
+            let sent = private_replies(&calls)
+                .into_iter()
+                .find(|c| matches!(&c.kind, CallKind::PrivateReply { comment_id, .. } if comment_id == id))
+                .unwrap()
+                .at;
+            sent.duration_since(*at).as_secs_f64()
+        })
+        .collect();
+    delays.sort_by(f64::total_cmp);
+    delays
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flooded_account_does_not_delay_a_quiet_one() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&two_accounts_yaml()).await.unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
+    let worker = env
+        .start_worker_with(
+            &[
+                ("IGFLOW_PRIVATE_REPLIES_PER_HOUR", TWENTY_PER_SECOND_HOURLY),
+                ("IGFLOW_AUTOMATED_DMS_PER_HOUR", TWENTY_PER_SECOND_HOURLY),
+                ("IGFLOW_SEND_API_PER_SECOND", "20"),
+                ("IGFLOW_CONSUMERS", "4"),
+            ],
+            env.store.clone(),
+        )
+        .await
+        .unwrap();
+    let alone = trickle(&env, &webhook, 21).await;
+    let flood = comments(22, 200);
+    for chunk in flood.chunks(10) {
+        assert_eq!(
+            env.post_signed(&webhook, &comment_delivery(ACCOUNT, chunk))
+                .await
+                .unwrap(),
+            200
+        );
+    }
+    let flooded = trickle(&env, &webhook, 23).await;
+    let p50 = |d: &[f64]| d[d.len() / 2];
+    println!(
+        "[fairness] quiet account alone: p50 {:.3} s, max {:.3} s; next to a 200-comment flood: p50 {:.3} s, max {:.3} s",
+        p50(&alone),
+        alone[alone.len() - 1],
+        p50(&flooded),
+        flooded[flooded.len() - 1]
+    );
+    // Within a second of running alone: the flood's deferrals cost the quiet account no more
+    // than the time it takes to move them.
+    assert!(p50(&flooded) <= p50(&alone) + 1.0);
+    let acc = env.settled(&ids(&flood), SETTLE).await.unwrap();
+    assert_eq!(acc.acted, 200);
+    worker.stop().await.unwrap();
+}
+
+fn seconds_ago(days: u64) -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - days * 86_400
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_older_than_seven_days_gets_no_private_reply_and_says_why() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
+    let worker = env.start_worker().await.unwrap();
+    let old = serde_json::json!({
+        "object": "instagram",
+        "entry": [{ "id": ACCOUNT, "time": seconds_ago(8), "changes": [{ "field": "comments", "value": {
+            "id": "17900000000000501", "from": { "id": "6501", "username": "late" }, "text": "price?",
+            "media": { "id": "18000000000000001" } } }] }],
+    });
+    let recent = serde_json::json!({
+        "object": "instagram",
+        "entry": [{ "id": ACCOUNT, "time": seconds_ago(6), "changes": [{ "field": "comments", "value": {
+            "id": "17900000000000502", "from": { "id": "6502", "username": "fine" }, "text": "price?",
+            "media": { "id": "18000000000000001" } } }] }],
+    });
+    for body in [&old, &recent] {
+        assert_eq!(
+            env.post_signed(&webhook, &meta_encode(body)).await.unwrap(),
+            200
+        );
+    }
+    worker.wait_finished(2, SETTLE).await.unwrap();
+    let outcome: (String, Option<String>) = sqlx::query_as(
+        "select outcome, detail from activity where event_id = $1 and step = 'private_reply'",
+    )
+    .bind("comment:17900000000000501")
+    .fetch_one(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(outcome.0, "dropped");
+    assert!(outcome.1.unwrap().contains("7 days"));
+    let sent: Vec<String> = private_replies(&env.graph.calls())
+        .iter()
+        .filter_map(|c| match &c.kind {
+            CallKind::PrivateReply { comment_id, .. } => Some(comment_id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sent,
+        ["17900000000000502"],
+        "the 6-day-old comment still gets its DM"
+    );
+    let publics = env
+        .graph
+        .accepted(|k| matches!(k, CallKind::PublicReply { .. }))
+        .len();
+    assert_eq!(publics, 2, "public replies have no window");
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_reported_at_95_percent_slows_the_account_before_meta_throttles() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    // Meta reports 95% from the first answer and throttles a thirteenth call within 6 s. The
+    // first comments go out together before any answer came back; after that, one a second.
+    env.graph.set_limits(Limits {
+        usage: Some((12, Duration::from_secs(6))),
+        usage_floor: 95,
+        ..Limits::default()
+    });
+    let webhook = env.start_webhook().await.unwrap().url;
+    let worker = env
+        .start_worker_with(&[("IGFLOW_PACE_MAX_MS", "1000")], env.store.clone())
+        .await
+        .unwrap();
+    let comments = comments(31, 5);
+    assert_eq!(
+        env.post_signed(&webhook, &comment_delivery(ACCOUNT, &comments))
+            .await
+            .unwrap(),
+        200
+    );
+    let acc = env.settled(&ids(&comments), SETTLE).await.unwrap();
+    let calls = env.graph.calls();
+    let accepted: Vec<&Call> = calls.iter().filter(|c| c.status == 200).collect();
+    let gaps: Vec<f64> = accepted
+        .windows(2)
+        .map(|w| w[1].at.duration_since(w[0].at).as_secs_f64())
+        .collect();
+    println!(
+        "[usage 95%] calls={} throttled={} gaps between calls: {gaps:.2?}",
+        calls.len(),
+        throttled(&calls)
+    );
+    assert_eq!(acc.acted, 5);
+    assert_eq!(
+        throttled(&calls),
+        0,
+        "slowed down before Meta had to throttle"
+    );
+    // Once the first answers reported 95%, calls went out about a second apart.
+    let paced: f64 = gaps.iter().skip(2).sum();
+    assert!(paced >= 0.9 * (gaps.len() - 2) as f64, "{gaps:?}");
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_dm_per_contact_within_the_campaigns_cooldown() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
+    let worker = env.start_worker().await.unwrap();
+    let first = CommentSpec::new("17900000000000601", "6601", "price?");
+    let second = CommentSpec::new("17900000000000602", "6601", "how much??");
+    for c in [&first, &second] {
+        assert_eq!(
+            env.post_signed(
+                &webhook,
+                &comment_delivery(ACCOUNT, std::slice::from_ref(c))
+            )
+            .await
+            .unwrap(),
+            200
+        );
+        worker
+            .wait_finished(
+                if c.comment_id == first.comment_id {
+                    1
+                } else {
+                    2
+                },
+                SETTLE,
+            )
+            .await
+            .unwrap();
+    }
+    let dms = env
+        .graph
+        .accepted(|k| matches!(k, CallKind::PrivateReply { .. }));
+    assert_eq!(dms.len(), 1, "one DM within the cooldown");
+    let (outcome, detail): (String, Option<String>) = sqlx::query_as(
+        "select outcome, detail from activity where event_id = $1 and step = 'private_reply'",
+    )
+    .bind("comment:17900000000000602")
+    .fetch_one(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(outcome, "skipped");
+    assert!(detail.unwrap().contains("cooldown"));
+    assert_eq!(
+        env.graph
+            .accepted(|k| matches!(k, CallKind::PublicReply { .. }))
+            .len(),
+        2
+    );
+    worker.stop().await.unwrap();
+}

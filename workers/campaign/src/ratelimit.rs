@@ -1,0 +1,408 @@
+//! Meta's per-account limits, enforced fleet-wide. Every Graph API call books a slot in
+//! Redis with one atomic Lua script (GCRA over every budget the call draws on, plus a pacing
+//! bucket that widens as Meta reports the account's usage rising), so any number of workers
+//! together never exceed a budget. Idle time is not banked beyond one call's burst.
+//! A governor limiter smooths each process's own sends on top.
+
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use std::collections::HashMap;
+use std::sync::{Mutex, PoisonError};
+
+use fred::prelude::{Client, Expiration, KeysInterface, SetOptions};
+use fred::types::scripts::Script;
+use governor::{DefaultKeyedRateLimiter, Quota};
+use igflow_core::failure::Failure;
+use igflow_core::ids::{EventId, IgUserId};
+use igflow_core::runtime::now_ms;
+
+use crate::redis::RedisKeys;
+
+/// A budget: `limit` calls per `per`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub limit: u32,
+    pub per: Duration,
+}
+
+impl Rate {
+    pub const fn per_hour(limit: u32) -> Self {
+        Self {
+            limit,
+            per: Duration::from_secs(3600),
+        }
+    }
+
+    pub const fn per_second(limit: u32) -> Self {
+        Self {
+            limit,
+            per: Duration::from_secs(1),
+        }
+    }
+
+    /// GCRA's emission interval, in milliseconds (at least 1).
+    fn interval_ms(&self) -> u64 {
+        (u64::try_from(self.per.as_millis()).unwrap_or(u64::MAX) / u64::from(self.limit.max(1)))
+            .max(1)
+    }
+}
+
+/// The budgets of one account (ARCHITECTURE.md, "Meta's rules the worker obeys").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budgets {
+    /// Private replies: 750 per hour.
+    pub private_replies: Rate,
+    /// Send API calls (every POST to /messages): 100 per second.
+    pub send_api: Rate,
+    /// igflow's own ceiling on automated DMs: 200 per hour.
+    pub automated_dms: Rate,
+}
+
+impl Default for Budgets {
+    fn default() -> Self {
+        Self {
+            private_replies: Rate::per_hour(750),
+            send_api: Rate::per_second(100),
+            automated_dms: Rate::per_hour(200),
+        }
+    }
+}
+
+/// The budgets a call draws on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallClass {
+    /// A private reply: a DM through the Send API, once per comment.
+    PrivateReply,
+    /// A DM to someone who wrote to the account.
+    Message,
+    /// A public reply under a comment: paced by Meta's usage only.
+    PublicReply,
+}
+
+impl CallClass {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::PrivateReply => "private_reply",
+            Self::Message => "message",
+            Self::PublicReply => "public_reply",
+        }
+    }
+
+    fn buckets(self, b: &Budgets) -> Vec<(&'static str, Rate)> {
+        match self {
+            Self::PrivateReply => vec![
+                ("send_api", b.send_api),
+                ("private_replies", b.private_replies),
+                ("automated_dms", b.automated_dms),
+            ],
+            Self::Message => vec![("send_api", b.send_api), ("automated_dms", b.automated_dms)],
+            Self::PublicReply => Vec::new(),
+        }
+    }
+}
+
+/// Books the earliest slot every bucket allows (GCRA without burst tolerance: calls are
+/// spaced evenly at the budget's rate), on Redis's clock so that workers' clocks do not
+/// matter. KEYS: the buckets; ARGV: each bucket's interval in ms. Returns the wait in ms.
+const BOOK: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local slot = now
+for i = 1, #KEYS do
+  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+  if tat > slot then slot = tat end
+end
+for i = 1, #KEYS do
+  local next_tat = slot + tonumber(ARGV[i])
+  redis.call('SET', KEYS[i], next_tat, 'PX', next_tat - now + 1000)
+end
+return slot - now
+";
+
+/// Spaces an account's calls as Meta reports its usage rising: none below 80 percent, then
+/// 250 ms per point above 79, and `ARGV[1]` ms from 95 percent, for a call due `ARGV[2]` ms
+/// from now. KEYS: usage, pacing bucket. Returns the wait in ms and the usage percentage.
+const PACE: &str = r"
+local usage = tonumber(redis.call('GET', KEYS[1]) or '0')
+if usage < 80 then return {0, usage} end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = 250 * (usage - 79)
+if usage >= 95 then interval = tonumber(ARGV[1]) end
+local due = now + tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
+if tat < due then tat = due end
+redis.call('SET', KEYS[2], tat + interval, 'PX', tat + interval - now + 1000)
+return {tat - now, usage}
+";
+
+/// When a paced call may go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Slot {
+    pub wait: Duration,
+    /// The usage percentage Meta last reported for the account (0 when none).
+    pub usage: u8,
+}
+
+/// How long Meta's usage report stays in force without a newer one.
+const USAGE_TTL: Duration = Duration::from_secs(60);
+/// How late an event may be for its booked slot and still use it.
+const LATE_TOLERANCE_MS: i64 = 100;
+/// A booked slot kept while its event waits in the queue for it, beyond the wait itself.
+const SLOT_MEMORY: Duration = Duration::from_secs(3600);
+
+/// What happened per account and call class since the last metrics flush.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClassCounts {
+    pub sent: u64,
+    pub deferred: u64,
+    pub window_drops: u64,
+}
+
+/// Counts by (account, call class).
+pub type ClassCountsByAccount = HashMap<(String, &'static str), ClassCounts>;
+
+/// Per-account counts for the metrics (one EMF document per account and class).
+#[derive(Debug, Default)]
+pub struct Meter {
+    counts: Mutex<ClassCountsByAccount>,
+    usage: Mutex<HashMap<String, u8>>,
+}
+
+impl Meter {
+    pub fn add(&self, account: &IgUserId, class: CallClass, f: impl FnOnce(&mut ClassCounts)) {
+        let mut counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        f(counts
+            .entry((account.to_string(), class.as_str()))
+            .or_default());
+    }
+
+    fn usage(&self, account: &IgUserId, percent: u8) {
+        self.usage
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(account.to_string(), percent);
+    }
+
+    /// Takes the counts since the last call, and the last usage seen per account.
+    pub fn take(&self) -> (ClassCountsByAccount, HashMap<String, u8>) {
+        let counts =
+            std::mem::take(&mut *self.counts.lock().unwrap_or_else(PoisonError::into_inner));
+        let usage = std::mem::take(&mut *self.usage.lock().unwrap_or_else(PoisonError::into_inner));
+        (counts, usage)
+    }
+
+    pub fn peek(&self, account: &IgUserId, class: CallClass) -> ClassCounts {
+        let counts = self.counts.lock().unwrap_or_else(PoisonError::into_inner);
+        counts
+            .get(&(account.to_string(), class.as_str()))
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+pub struct RateLimiter {
+    redis: Client,
+    keys: RedisKeys,
+    book: Script,
+    pace: Script,
+    /// The spacing of an account's calls once Meta reports 95 percent usage.
+    pace_max: Duration,
+    budgets: Budgets,
+    /// In-process smoothing of Send API calls per account.
+    local: DefaultKeyedRateLimiter<String>,
+    pub meter: Meter,
+}
+
+impl RateLimiter {
+    pub fn new(redis: Client, keys: RedisKeys, budgets: Budgets, pace_max: Duration) -> Arc<Self> {
+        // Slots booked in Redis are already spaced; this only keeps a process from firing a
+        // pile of overdue slots at once (after an outage, say): at most twice the budget.
+        let per_second = NonZeroU32::new(budgets.send_api.limit.saturating_mul(2).max(1))
+            .unwrap_or(NonZeroU32::MIN);
+        let burst = NonZeroU32::MIN;
+        Arc::new(Self {
+            redis,
+            keys,
+            book: Script::from_lua(BOOK),
+            pace: Script::from_lua(PACE),
+            pace_max,
+            budgets,
+            local: governor::RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            meter: Meter::default(),
+        })
+    }
+
+    pub fn budgets(&self) -> Budgets {
+        self.budgets
+    }
+
+    /// The slot for one action of one event: the one booked when the event was deferred, or
+    /// a new booking. A booking that must wait is remembered, so the event does not book (and
+    /// use up budget) again when it comes back for it.
+    pub async fn reserve(
+        &self,
+        event: &EventId,
+        action: &str,
+        account: &IgUserId,
+        class: CallClass,
+        budgets: &Budgets,
+    ) -> Result<Duration, Failure> {
+        let key = self.keys.key(&["slot", event.as_str(), action]);
+        let unavailable = |e: fred::error::Error| {
+            Failure::retry(format!("redis unavailable for rate budgets: {e}"))
+        };
+        let booked: Option<i64> = self.redis.get(&key).await.map_err(unavailable)?;
+        let now = now_ms();
+        // A slot missed by more than a moment is not used: sending now would crowd the calls
+        // booked after it. The event books again (the missed slot's budget is lost).
+        if let Some(at) = booked.filter(|at| now.saturating_sub(*at) <= LATE_TOLERANCE_MS) {
+            return Ok(Duration::from_millis(
+                u64::try_from(at.saturating_sub(now)).unwrap_or(0),
+            ));
+        }
+        let budget = self.book(account, class, budgets).await?;
+        let pace = self.pace(account, budget).await?;
+        if pace.wait > budget {
+            tracing::info!(
+                usage = pace.usage,
+                wait_ms = pace.wait.as_millis(),
+                "account paced by Meta's usage report"
+            );
+        }
+        let wait = budget.max(pace.wait);
+        if !wait.is_zero() {
+            let at = now.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+            let ttl = i64::try_from((wait + SLOT_MEMORY).as_millis()).unwrap_or(i64::MAX);
+            self.redis
+                .set::<(), _, _>(&key, at, Some(Expiration::PX(ttl)), None, false)
+                .await
+                .map_err(unavailable)?;
+        }
+        Ok(wait)
+    }
+
+    /// Holds the contact's cooldown for this campaign for `event`. True when the event may
+    /// DM the contact: nobody held it, or this same event did (a retry).
+    pub async fn hold_cooldown(
+        &self,
+        campaign: &str,
+        contact: &str,
+        event: &EventId,
+        cooldown: Duration,
+    ) -> Result<bool, Failure> {
+        if cooldown.is_zero() {
+            return Ok(true);
+        }
+        let key = self.keys.key(&["cool", campaign, contact]);
+        let ttl = i64::try_from(cooldown.as_millis()).unwrap_or(i64::MAX);
+        let unavailable =
+            |e: fred::error::Error| Failure::retry(format!("redis unavailable for cooldowns: {e}"));
+        let set: Option<String> = self
+            .redis
+            .set(
+                &key,
+                event.as_str(),
+                Some(Expiration::PX(ttl)),
+                Some(SetOptions::NX),
+                false,
+            )
+            .await
+            .map_err(unavailable)?;
+        if set.is_some() {
+            return Ok(true);
+        }
+        let holder: Option<String> = self.redis.get(&key).await.map_err(unavailable)?;
+        Ok(holder.as_deref() == Some(event.as_str()))
+    }
+
+    /// Books the next call of `class` for `account` in every budget it draws on.
+    pub async fn book(
+        &self,
+        account: &IgUserId,
+        class: CallClass,
+        budgets: &Budgets,
+    ) -> Result<Duration, Failure> {
+        let buckets = class.buckets(budgets);
+        if buckets.is_empty() {
+            return Ok(Duration::ZERO);
+        }
+        let keys: Vec<String> = buckets
+            .iter()
+            .map(|(name, _)| self.keys.key(&["rl", account.as_str(), name]))
+            .collect();
+        let args: Vec<String> = buckets
+            .iter()
+            .map(|(_, rate)| rate.interval_ms().to_string())
+            .collect();
+        let wait_ms: i64 = self
+            .book
+            .evalsha_with_reload(&self.redis, keys, args)
+            .await
+            .map_err(|e| Failure::retry(format!("redis unavailable for rate budgets: {e}")))?;
+        Ok(Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)))
+    }
+
+    /// The account's pacing by Meta's last usage report, for a call due in `due`: how long to
+    /// wait before it.
+    async fn pace(&self, account: &IgUserId, due: Duration) -> Result<Slot, Failure> {
+        let keys = vec![
+            self.keys.key(&["usage", account.as_str()]),
+            self.keys.key(&["rl", account.as_str(), "pace"]),
+        ];
+        let (wait_ms, usage): (i64, i64) = self
+            .pace
+            .evalsha_with_reload(
+                &self.redis,
+                keys,
+                vec![
+                    self.pace_max.as_millis().to_string(),
+                    due.as_millis().to_string(),
+                ],
+            )
+            .await
+            .map_err(|e| Failure::retry(format!("redis unavailable for pacing: {e}")))?;
+        Ok(Slot {
+            wait: Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)),
+            usage: u8::try_from(usage.clamp(0, 100)).unwrap_or(100),
+        })
+    }
+
+    /// Waits for this process's own smoothing before a Send API call.
+    pub async fn smooth(&self, account: &IgUserId) {
+        self.local.until_key_ready(&account.to_string()).await;
+    }
+
+    /// Remembers the highest usage percentage Meta reported for the account.
+    pub async fn record_usage(&self, account: &IgUserId, percent: u8) -> Result<(), Failure> {
+        self.meter.usage(account, percent);
+        let ttl = i64::try_from(USAGE_TTL.as_secs()).unwrap_or(i64::MAX);
+        self.redis
+            .set::<(), _, _>(
+                self.keys.key(&["usage", account.as_str()]),
+                i64::from(percent),
+                Some(Expiration::EX(ttl)),
+                None,
+                false,
+            )
+            .await
+            .map_err(|e| Failure::retry(format!("redis unavailable for usage: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn intervals_and_classes() {
+        assert_eq!(Rate::per_hour(750).interval_ms(), 4800);
+        assert_eq!(Rate::per_second(100).interval_ms(), 10);
+        assert_eq!(Rate::per_second(0).interval_ms(), 1000);
+        let b = Budgets::default();
+        assert_eq!(CallClass::PrivateReply.buckets(&b).len(), 3);
+        assert!(CallClass::PublicReply.buckets(&b).is_empty());
+    }
+}
