@@ -82,11 +82,18 @@ text_enum!(
 );
 text_enum!(
     /// What makes a campaign look at an event.
-    Trigger { Comment => "comment" }
+    Trigger { Comment => "comment", Message => "message" }
 );
 text_enum!(
-    ActionKind { PrivateReply => "private_reply", PublicReply => "public_reply" }
+    ActionKind { PrivateReply => "private_reply", PublicReply => "public_reply", Dm => "dm" }
 );
+
+impl ActionKind {
+    /// A direct message to the person: counts against DM budgets and cooldowns.
+    pub fn is_dm(self) -> bool {
+        matches!(self, Self::PrivateReply | Self::Dm)
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
@@ -115,6 +122,18 @@ pub struct Intent {
     pub examples: Vec<String>,
 }
 
+/// An account's own rate budgets; absent ones take the worker's defaults.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountLimits {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_replies_per_hour: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub send_api_per_second: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub automated_dms_per_hour: Option<u32>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MediaScope {
     Any,
@@ -130,11 +149,13 @@ impl MediaScope {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Actions {
     pub private_reply: Option<String>,
     /// One is chosen per comment, so that replies do not all look the same.
     pub public_replies: Vec<String>,
+    /// The answer to a direct message, in the same thread (message-triggered campaigns).
+    pub dm: Option<String>,
 }
 
 /// An active campaign of one account.
@@ -142,6 +163,8 @@ pub struct Actions {
 pub struct Campaign {
     pub id: Uuid,
     pub slug: String,
+    /// What the campaign listens to: comments, or direct messages.
+    pub trigger: Trigger,
     pub priority: i32,
     pub media: MediaScope,
     pub cooldown: Duration,

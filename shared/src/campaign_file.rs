@@ -9,7 +9,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::campaign::{
-    Actions, CampaignStatus, Intent, LoginFlavor, MatchMode, MediaScope, Require, Rule, Trigger,
+    AccountLimits, Actions, CampaignStatus, Intent, LoginFlavor, MatchMode, MediaScope, Require,
+    Rule, Trigger,
 };
 use crate::ids::{IgUserId, MediaId, PageId};
 use crate::matcher::Normalized;
@@ -53,6 +54,10 @@ pub struct AccountSpec {
     access_token: Option<SecretString>,
     #[serde(default)]
     access_token_env: Option<String>,
+    /// The account's own rate budgets (defaults: 750 private replies per hour, 100 Send API
+    /// calls per second, 200 automated DMs per hour).
+    #[serde(default)]
+    pub limits: AccountLimits,
     #[serde(default)]
     pub campaigns: Vec<CampaignSpec>,
 }
@@ -150,6 +155,7 @@ impl CampaignSpec {
         Actions {
             private_reply: self.actions.private_reply.clone(),
             public_replies: self.actions.public_replies.clone(),
+            dm: self.actions.dm.clone(),
         }
     }
 }
@@ -198,6 +204,9 @@ pub struct ActionsSpec {
     pub private_reply: Option<String>,
     #[serde(default)]
     pub public_replies: Vec<String>,
+    /// The answer to a direct message (campaigns with `trigger: message`).
+    #[serde(default)]
+    pub dm: Option<String>,
 }
 
 /// Everything wrong with a file, one line per problem, each naming its field.
@@ -266,6 +275,19 @@ impl CampaignFile {
                     p.add(&format!("{at}.page_id"), "only applies to login: facebook");
                 }
                 _ => {}
+            }
+            let limits = account.limits;
+            for (field, value) in [
+                ("private_replies_per_hour", limits.private_replies_per_hour),
+                ("send_api_per_second", limits.send_api_per_second),
+                ("automated_dms_per_hour", limits.automated_dms_per_hour),
+            ] {
+                if value == Some(0) {
+                    p.add(
+                        &format!("{at}.limits.{field}"),
+                        "must be at least 1 (pause the account instead)",
+                    );
+                }
             }
             if account.token_source().is_none() {
                 p.add(
@@ -390,14 +412,48 @@ impl Problems {
         }
         self.intents(at, &campaign.intents);
         let actions = &campaign.actions;
-        if actions.private_reply.is_none() && actions.public_replies.is_empty() {
-            self.add(
-                &format!("{at}.actions"),
-                "set private_reply, public_replies or both",
-            );
+        match campaign.trigger {
+            Trigger::Comment => {
+                if actions.private_reply.is_none() && actions.public_replies.is_empty() {
+                    self.add(
+                        &format!("{at}.actions"),
+                        "set private_reply, public_replies or both",
+                    );
+                }
+                if actions.dm.is_some() {
+                    self.add(
+                        &format!("{at}.actions.dm"),
+                        "only applies to trigger: message (comments get private_reply)",
+                    );
+                }
+            }
+            Trigger::Message => {
+                if actions.dm.is_none() {
+                    self.add(
+                        &format!("{at}.actions.dm"),
+                        "is required with trigger: message",
+                    );
+                }
+                if actions.private_reply.is_some() || !actions.public_replies.is_empty() {
+                    self.add(
+                        &format!("{at}.actions"),
+                        "private_reply and public_replies only apply to trigger: comment",
+                    );
+                }
+                if !campaign.media_ids.is_empty() {
+                    self.add(
+                        &format!("{at}.media_ids"),
+                        "only applies to trigger: comment",
+                    );
+                }
+            }
         }
-        if let Some(text) = &actions.private_reply {
-            let field = format!("{at}.actions.private_reply");
+        for (field, text) in [
+            ("private_reply", &actions.private_reply),
+            ("dm", &actions.dm),
+        ] {
+            let Some(text) = text else { continue };
+            let field = format!("{at}.actions.{field}");
             self.non_blank(&field, text);
             if text.len() > MAX_DM_BYTES {
                 self.add(

@@ -52,6 +52,10 @@ struct MessageFlags {
     is_echo: bool,
     #[serde(default)]
     is_self: bool,
+    #[serde(default)]
+    is_deleted: bool,
+    #[serde(default)]
+    text: Option<String>,
 }
 
 /// The parts of a `messaging[]` item that decide whether igflow may react to it.
@@ -65,6 +69,21 @@ pub struct MessagingItem {
 }
 
 impl MessagingItem {
+    /// The person who wrote (the account itself for echoes).
+    pub fn sender(&self) -> Option<Igsid> {
+        self.sender
+            .as_ref()
+            .and_then(|s| Igsid::parse(s.id.clone()).ok())
+    }
+
+    /// The text of a message that is still there (not a deletion).
+    pub fn text(&self) -> Option<&str> {
+        self.message
+            .as_ref()
+            .filter(|m| !m.is_deleted)
+            .and_then(|m| m.text.as_deref())
+    }
+
     /// Echoes of the account's own sends and anything the account sent itself.
     pub fn is_own(&self, account: &IgUserId) -> bool {
         let flags = self.message.clone().unwrap_or_default();

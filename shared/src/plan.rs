@@ -4,8 +4,8 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::campaign::{ActionKind, Campaign};
-use crate::event::Comment;
+use crate::campaign::{ActionKind, Campaign, Trigger};
+use crate::event::{Comment, MessagingItem};
 use crate::ids::{EventId, IgUserId};
 use crate::matcher::{Matcher, Normalized};
 
@@ -36,12 +36,29 @@ pub struct PlannedAction {
     pub text: String,
 }
 
+/// What made a campaign fire, for the activity log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MatchedBy {
+    /// A keyword rule, by its index in the campaign and the keyword as the marketer wrote it.
+    Keyword { rule: usize, keyword: String },
+    /// An intent the model recognized.
+    Intent { name: String },
+}
+
+impl MatchedBy {
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Keyword { rule, keyword } => format!("rule {rule} matched keyword {keyword:?}"),
+            Self::Intent { name } => format!("intent {name:?}"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Plan {
     pub campaign_id: Uuid,
     pub campaign_slug: String,
-    pub rule: usize,
-    pub keyword: String,
+    pub matched_by: MatchedBy,
     /// The same contact gets at most one automated DM from the campaign in this time.
     pub cooldown: std::time::Duration,
     /// The private reply first, so the DM is there when the person reads "check your DMs".
@@ -109,19 +126,72 @@ impl CampaignSet {
             return Decision::Skip(SkipReason::NoText);
         };
         let media = comment.media.as_ref().map(|m| &m.id);
-        for (campaign, matcher) in &self.campaigns {
-            if !campaign.media.covers(media) {
-                continue;
-            }
-            if let Some(hit) = matcher.find(&text) {
-                return Decision::Matched(plan(event_id, campaign, hit.rule, hit.keyword));
-            }
+        self.first_match(event_id, Trigger::Comment, &text, |c| c.media.covers(media))
+    }
+
+    /// The same for a direct message, against the campaigns that listen to messages.
+    pub fn decide_message(
+        &self,
+        event_id: &EventId,
+        account: &IgUserId,
+        message: &MessagingItem,
+    ) -> Decision {
+        if message.is_own(account) {
+            return Decision::Skip(SkipReason::Own);
         }
-        Decision::NoMatch
+        let Some(text) = message
+            .text()
+            .map(Normalized::new)
+            .filter(|t| !t.is_empty())
+        else {
+            return Decision::Skip(SkipReason::NoText);
+        };
+        self.first_match(event_id, Trigger::Message, &text, |_| true)
+    }
+
+    fn first_match(
+        &self,
+        event_id: &EventId,
+        trigger: Trigger,
+        text: &Normalized,
+        applies: impl Fn(&Campaign) -> bool,
+    ) -> Decision {
+        self.campaigns
+            .iter()
+            .filter(|(c, _)| c.trigger == trigger && applies(c))
+            .find_map(|(campaign, matcher)| {
+                let hit = matcher.find(text)?;
+                Some(plan(
+                    event_id,
+                    campaign,
+                    MatchedBy::Keyword {
+                        rule: hit.rule,
+                        keyword: hit.keyword,
+                    },
+                ))
+            })
+            .map_or(Decision::NoMatch, Decision::Matched)
+    }
+
+    /// Campaigns a comment that matched no keyword may still fire by intent, highest
+    /// priority first: comment campaigns with intents whose media scope covers it.
+    pub fn intent_candidates<'a>(
+        &'a self,
+        comment: &'a Comment,
+    ) -> impl Iterator<Item = &'a Campaign> + 'a {
+        let media = comment.media.as_ref().map(|m| &m.id);
+        self.campaigns.iter().map(|(c, _)| c).filter(move |c| {
+            c.trigger == Trigger::Comment && !c.intents.is_empty() && c.media.covers(media)
+        })
+    }
+
+    /// The plan when the model recognized one of `campaign`'s intents.
+    pub fn plan_intent(event_id: &EventId, campaign: &Campaign, intent: String) -> Plan {
+        plan(event_id, campaign, MatchedBy::Intent { name: intent })
     }
 }
 
-fn plan(event_id: &EventId, campaign: &Campaign, rule: usize, keyword: String) -> Plan {
+fn plan(event_id: &EventId, campaign: &Campaign, matched_by: MatchedBy) -> Plan {
     let mut actions = Vec::with_capacity(2);
     if let Some(text) = &campaign.actions.private_reply {
         actions.push(PlannedAction {
@@ -135,11 +205,16 @@ fn plan(event_id: &EventId, campaign: &Campaign, rule: usize, keyword: String) -
             text: text.to_owned(),
         });
     }
+    if let Some(text) = &campaign.actions.dm {
+        actions.push(PlannedAction {
+            kind: ActionKind::Dm,
+            text: text.clone(),
+        });
+    }
     Plan {
         campaign_id: campaign.id,
         campaign_slug: campaign.slug.clone(),
-        rule,
-        keyword,
+        matched_by,
         cooldown: campaign.cooldown,
         actions,
     }
@@ -170,6 +245,7 @@ mod tests {
         Campaign {
             id: Uuid::new_v4(),
             slug: slug.to_owned(),
+            trigger: Trigger::Comment,
             priority,
             media,
             cooldown: Duration::ZERO,
@@ -185,6 +261,7 @@ mod tests {
             actions: Actions {
                 private_reply: Some(format!("dm from {slug}")),
                 public_replies: vec!["a".into(), "b".into(), "c".into()],
+                dm: None,
             },
         }
     }

@@ -78,6 +78,34 @@ pub fn echo_delivery(account: &str, recipient: &str, mid: &str, text: &str) -> S
     }))
 }
 
+/// A direct message from `sender` to `account`, sent at `timestamp_ms`.
+pub fn message_delivery(
+    account: &str,
+    sender: &str,
+    mid: &str,
+    text: &str,
+    timestamp_ms: u128,
+) -> String {
+    meta_encode(&json!({
+        "object": "instagram",
+        "entry": [{
+            "id": account,
+            "time": now().as_millis(),
+            "messaging": [{
+                "sender": { "id": sender },
+                "recipient": { "id": account },
+                "timestamp": timestamp_ms,
+                "message": { "mid": mid, "text": text },
+            }],
+        }],
+    }))
+}
+
+/// Now, in Unix milliseconds (for message timestamps).
+pub fn now_ms() -> u128 {
+    now().as_millis()
+}
+
 /// Serializes like Meta: non-ASCII as `\uXXXX` escapes (surrogate pairs beyond the BMP) and
 /// `/` as `\/`. Signatures must be computed over exactly these bytes.
 pub fn meta_encode(value: &Value) -> String {

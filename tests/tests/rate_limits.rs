@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use igflow_tests::fixtures::{ACCOUNT, campaigns_yaml};
 use igflow_tests::graph_server::{Call, CallKind, Limits};
 use igflow_tests::harness::TestEnv;
-use igflow_tests::meta::{CommentSpec, comment_delivery, meta_encode};
+use igflow_tests::meta::{self, CommentSpec, comment_delivery, meta_encode};
 
 const SETTLE: Duration = Duration::from_secs(120);
 /// 20 per second, the tests' small budget, as per-hour figures.
@@ -360,6 +360,70 @@ async fn one_dm_per_contact_within_the_campaigns_cooldown() {
             .accepted(|k| matches!(k, CallKind::PublicReply { .. }))
             .len(),
         2
+    );
+    worker.stop().await.unwrap();
+}
+
+/// The test campaigns plus one that answers direct messages asking for the price.
+fn with_dm_campaign() -> String {
+    format!(
+        r#"{}      - slug: dm-prices
+        name: Prices by DM
+        trigger: message
+        cooldown_seconds: 0
+        rules:
+          - keywords: [price]
+        actions:
+          dm: "Our prices: https://shop.example/prices"
+"#,
+        campaigns_yaml()
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dm_answer_past_the_24_hour_window_is_not_sent_and_says_why() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&with_dm_campaign()).await.unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
+    let worker = env.start_worker().await.unwrap();
+    let day_and_an_hour_ago = meta::now_ms() - 25 * 3_600_000;
+    let late = meta::message_delivery(
+        ACCOUNT,
+        "6701",
+        "aWdfZAG1late",
+        "price?",
+        day_and_an_hour_ago,
+    );
+    let fresh = meta::message_delivery(
+        ACCOUNT,
+        "6702",
+        "aWdfZAG1fresh",
+        "what's the price",
+        meta::now_ms(),
+    );
+    for body in [&late, &fresh] {
+        assert_eq!(env.post_signed(&webhook, body).await.unwrap(), 200);
+    }
+    worker.wait_finished(2, SETTLE).await.unwrap();
+    let (outcome, detail): (String, Option<String>) =
+        sqlx::query_as("select outcome, detail from activity where event_id = 'message:aWdfZAG1late' and step = 'dm'")
+            .fetch_one(env.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(outcome, "dropped");
+    assert!(detail.unwrap().contains("24 hours"));
+    let dms: Vec<CallKind> = env
+        .graph
+        .accepted(|k| matches!(k, CallKind::Message { .. }))
+        .into_iter()
+        .map(|c| c.kind)
+        .collect();
+    assert_eq!(
+        dms,
+        [CallKind::Message {
+            sender: ACCOUNT.into(),
+            recipient: "6702".into()
+        }]
     );
     worker.stop().await.unwrap();
 }

@@ -143,11 +143,11 @@ async fn upsert_account(
 ) -> Result<Uuid, sqlx::Error> {
     // Applying a file with a token resumes an account paused for its token.
     sqlx::query_scalar(
-        "insert into ig_accounts (tenant_id, ig_user_id, username, login_flavor, page_id, token_secret_ref)
-         values ($1, $2, $3, $4, $5, $6)
+        "insert into ig_accounts (tenant_id, ig_user_id, username, login_flavor, page_id, token_secret_ref, limits)
+         values ($1, $2, $3, $4, $5, $6, $7)
          on conflict (ig_user_id) do update set
            username = excluded.username, login_flavor = excluded.login_flavor, page_id = excluded.page_id,
-           token_secret_ref = excluded.token_secret_ref,
+           token_secret_ref = excluded.token_secret_ref, limits = excluded.limits,
            status = case when ig_accounts.status = 'paused' then 'active' else ig_accounts.status end,
            status_reason = case when ig_accounts.status = 'paused' then null else ig_accounts.status_reason end,
            updated_at = now()
@@ -159,6 +159,7 @@ async fn upsert_account(
     .bind(account.login.as_str())
     .bind(account.page_id.as_ref().map(|p| p.as_str()))
     .bind(secret_ref)
+    .bind(sqlx::types::Json(account.limits))
     .fetch_one(&mut **tx)
     .await
 }
@@ -240,6 +241,7 @@ async fn upsert_campaign(
             actions.private_reply.into_iter().collect::<Vec<_>>(),
         ),
         (ActionKind::PublicReply, actions.public_replies),
+        (ActionKind::Dm, actions.dm.into_iter().collect()),
     ];
     for (kind, variants) in rows.into_iter().filter(|(_, v)| !v.is_empty()) {
         sqlx::query("insert into actions (campaign_id, kind, variants) values ($1, $2, $3)")

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use igflow_core::campaign::LoginFlavor;
 use igflow_core::failure::Failure;
 use igflow_core::graph_error::{GraphErrorBody, Verdict};
-use igflow_core::ids::CommentId;
+use igflow_core::ids::{CommentId, Igsid};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -77,6 +77,20 @@ struct Paging {
 /// Pages of replies read back before giving up.
 const READ_BACK_PAGES: usize = 5;
 
+impl CallError {
+    /// A call that was never made, for a reason that will not change.
+    pub fn not_sent(reason: String) -> Self {
+        Self {
+            status: None,
+            code: None,
+            subcode: None,
+            verdict: Verdict::Failed(Failure::permanent(reason)),
+            latency: Duration::ZERO,
+            usage: None,
+        }
+    }
+}
+
 /// A read that failed: nothing was written, so it is simply retried later.
 fn read_error(reason: String, status: Option<u16>, started: Instant) -> CallError {
     CallError {
@@ -112,6 +126,14 @@ impl GraphClient {
         }
     }
 
+    /// Who sends messages: the IG user with Instagram Login, the linked Page with Facebook Login.
+    fn sender(account: &Account) -> &str {
+        match (&account.login, &account.page_id) {
+            (LoginFlavor::Facebook, Some(page)) => page.as_str(),
+            _ => account.ig_user_id.as_str(),
+        }
+    }
+
     /// The one private reply Meta allows per comment, sent as a DM to its author.
     pub async fn private_reply(
         &self,
@@ -120,13 +142,26 @@ impl GraphClient {
         comment: &CommentId,
         text: &str,
     ) -> Result<Sent, CallError> {
-        // Instagram Login sends from the IG user, Facebook Login from the linked Page.
-        let sender = match (&account.login, &account.page_id) {
-            (LoginFlavor::Facebook, Some(page)) => page.as_str(),
-            _ => account.ig_user_id.as_str(),
-        };
+        let sender = Self::sender(account);
         let url = format!("{}/{sender}/messages", self.base(account.login));
         let body = json!({ "recipient": { "comment_id": comment }, "message": { "text": text } });
+        self.post(&url, token, &body).await
+    }
+
+    /// A direct message in the thread of someone who wrote to the account.
+    pub async fn send_dm(
+        &self,
+        account: &Account,
+        token: &SecretString,
+        recipient: &Igsid,
+        text: &str,
+    ) -> Result<Sent, CallError> {
+        let url = format!(
+            "{}/{}/messages",
+            self.base(account.login),
+            Self::sender(account)
+        );
+        let body = json!({ "recipient": { "id": recipient }, "message": { "text": text } });
         self.post(&url, token, &body).await
     }
 

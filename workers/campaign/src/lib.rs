@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::classify::IntentClassifier;
 use crate::config::RunConfig;
 use crate::consumer::Consumer;
 use crate::dedupe::Dedupe;
@@ -71,6 +72,7 @@ impl Worker {
             stats: Arc::clone(&stats),
         };
         let keys = RedisKeys::new(config.redis_prefix);
+        let (redis_for_cache, keys_for_cache) = (redis.clone(), keys.clone());
         let limiter =
             RateLimiter::new(redis.clone(), keys.clone(), config.budgets, config.pace_max);
         let pipeline = Pipeline {
@@ -84,6 +86,12 @@ impl Worker {
             stats: Arc::clone(&stats),
             lease: config.visibility,
             limiter: Arc::clone(&limiter),
+            classifier: Arc::new(IntentClassifier::new(
+                &config.classifier,
+                redis_for_cache,
+                keys_for_cache,
+                Arc::clone(&stats),
+            )?),
             budgets: config.budgets,
         };
         let consumer = Consumer {

@@ -5,17 +5,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use igflow_core::campaign::{AccountStatus, ActionKind};
-use igflow_core::envelope::Envelope;
-use igflow_core::event::{Comment, Item};
+use igflow_core::envelope::{Envelope, EventKind};
+use igflow_core::event::{Comment, Item, MessagingItem};
 use igflow_core::failure::Failure;
 use igflow_core::graph_error::Verdict;
-use igflow_core::ids::EventId;
+use igflow_core::ids::{EventId, Igsid};
 use igflow_core::plan::{CampaignSet, Decision, Plan, PlannedAction, SkipReason};
 use igflow_core::runtime::now_ms;
 use igflow_core::window;
 use secrecy::SecretString;
 use tracing::Instrument;
 
+use crate::classify::{IntentClassifier, Source};
 use crate::dedupe::{Claim, ClaimToken, Dedupe};
 use crate::graph::{CallError, GraphClient, Sent};
 use crate::heartbeat::with_heartbeat;
@@ -59,10 +60,42 @@ enum Gate {
     Defer(Duration),
 }
 
+impl Gate {
+    fn stop(outcome: &'static str, detail: String) -> Self {
+        Self::Stop(Attempt {
+            record: ActionRecord {
+                outcome,
+                detail: Some(detail),
+                ..ActionRecord::default()
+            },
+            failure: None,
+        })
+    }
+}
+
+/// Who an event's actions go to.
+enum Target<'a> {
+    /// The comment: private and public replies.
+    Comment(&'a Comment),
+    /// The person who wrote a DM, and when they last wrote (the 24-hour window).
+    Sender { igsid: Igsid, last_message_ms: i64 },
+    /// Nobody: the event plans no action.
+    Nobody,
+}
+
+fn source_name(source: &Source) -> &'static str {
+    match source {
+        Source::Model => "model",
+        Source::Cache => "cache",
+        Source::Fallback { .. } => "fallback",
+    }
+}
+
 fn class_of(kind: ActionKind) -> CallClass {
     match kind {
         ActionKind::PrivateReply => CallClass::PrivateReply,
         ActionKind::PublicReply => CallClass::PublicReply,
+        ActionKind::Dm => CallClass::Message,
     }
 }
 
@@ -73,6 +106,17 @@ struct Attempt {
 }
 
 impl Attempt {
+    fn given_up(reason: &str) -> Self {
+        Self {
+            record: ActionRecord {
+                outcome: "failed",
+                detail: Some(reason.to_owned()),
+                ..ActionRecord::default()
+            },
+            failure: Some(Failure::permanent(reason)),
+        }
+    }
+
     fn from_call(result: Result<Sent, CallError>, detail: Option<&str>) -> Self {
         match result {
             Ok(sent) => Self {
@@ -125,6 +169,7 @@ pub struct Pipeline {
     pub lease: Duration,
     pub limiter: Arc<RateLimiter>,
     pub budgets: Budgets,
+    pub classifier: Arc<IntentClassifier>,
 }
 
 impl Pipeline {
@@ -244,6 +289,9 @@ impl Pipeline {
         };
         let acted = match item {
             Item::Comment(comment) => self.on_comment(env, &account, base, &comment).await,
+            Item::Messaging(m) if env.kind == EventKind::Message => {
+                self.on_message(env, &account, base, &m).await
+            }
             Item::Messaging(m) => {
                 let reason = if m.is_own(&account.ig_user_id) {
                     SkipReason::Own
@@ -302,24 +350,12 @@ impl Pipeline {
         comment: &Comment,
     ) -> Result<Option<Duration>, Failure> {
         let campaigns = CampaignSet::new(self.store.active_campaigns(account.id).await?);
-        let decision = campaigns.decide_comment(&env.event_id, &account.ig_user_id, comment);
+        let mut decision = campaigns.decide_comment(&env.event_id, &account.ig_user_id, comment);
+        let mut why = None;
+        if decision == Decision::NoMatch {
+            (decision, why) = self.by_intent(env, &campaigns, comment).await;
+        }
         let own = matches!(decision, Decision::Skip(SkipReason::Own));
-        let record = DecisionRecord {
-            contact: (!own).then_some(comment.from.id.as_str()),
-            outcome: decision.outcome(),
-            campaign_id: match &decision {
-                Decision::Matched(plan) => Some(plan.campaign_id),
-                _ => None,
-            },
-            detail: match &decision {
-                Decision::Matched(plan) => Some(format!(
-                    "rule {} matched keyword {:?}",
-                    plan.rule, plan.keyword
-                )),
-                _ => None,
-            },
-            ..base
-        };
         if !own {
             self.store
                 .touch_contact(
@@ -329,6 +365,119 @@ impl Pipeline {
                 )
                 .await?;
         }
+        let contact = (!own).then_some(comment.from.id.as_str());
+        let target = Target::Comment(comment);
+        self.decided(env, account, base, contact, decision, why, &target)
+            .await
+    }
+
+    /// When no keyword matched, asks the model about the intents of the campaigns that have
+    /// some, highest priority first. With the model unavailable the decision stays keyword
+    /// only, and the record says so.
+    async fn by_intent(
+        &self,
+        env: &Envelope,
+        campaigns: &CampaignSet,
+        comment: &Comment,
+    ) -> (Decision, Option<String>) {
+        let text = comment.text.as_deref().unwrap_or_default();
+        let mut why = None;
+        for campaign in campaigns.intent_candidates(comment) {
+            let c = self.classifier.classify(text, &campaign.intents).await;
+            match (c.intent, c.source) {
+                (Some(intent), source) => {
+                    let detail = format!("intent {intent:?} ({})", source_name(&source));
+                    return (
+                        Decision::Matched(CampaignSet::plan_intent(
+                            &env.event_id,
+                            campaign,
+                            intent,
+                        )),
+                        Some(detail),
+                    );
+                }
+                (None, Source::Fallback { reason }) => {
+                    // The breaker is shared: the next campaign would fall back the same way.
+                    return (
+                        Decision::NoMatch,
+                        Some(format!(
+                            "model not asked ({}); keyword rules only",
+                            reason.as_str()
+                        )),
+                    );
+                }
+                (None, source) => why = Some(format!("no intent ({})", source_name(&source))),
+            }
+        }
+        (Decision::NoMatch, why)
+    }
+
+    async fn on_message(
+        &self,
+        env: &Envelope,
+        account: &Account,
+        base: DecisionRecord<'_>,
+        message: &MessagingItem,
+    ) -> Result<Option<Duration>, Failure> {
+        let campaigns = CampaignSet::new(self.store.active_campaigns(account.id).await?);
+        let decision = campaigns.decide_message(&env.event_id, &account.ig_user_id, message);
+        let sender = message
+            .sender()
+            .filter(|_| !matches!(decision, Decision::Skip(SkipReason::Own)));
+        let Some(sender) = sender else {
+            return self
+                .decided(env, account, base, None, decision, None, &Target::Nobody)
+                .await;
+        };
+        self.store
+            .touch_contact(account.id, sender.as_str(), None)
+            .await?;
+        // The 24-hour window runs from the person's latest message, whichever event told us.
+        let last = self
+            .limiter
+            .note_user_message(&account.ig_user_id, &sender, env.occurred_at_ms)
+            .await?;
+        let target = Target::Sender {
+            igsid: sender.clone(),
+            last_message_ms: last,
+        };
+        self.decided(
+            env,
+            account,
+            base,
+            Some(sender.as_str()),
+            decision,
+            None,
+            &target,
+        )
+        .await
+    }
+
+    /// Records the decision and carries out its plan.
+    #[allow(clippy::too_many_arguments)]
+    async fn decided(
+        &self,
+        env: &Envelope,
+        account: &Account,
+        base: DecisionRecord<'_>,
+        contact: Option<&str>,
+        decision: Decision,
+        why: Option<String>,
+        target: &Target<'_>,
+    ) -> Result<Option<Duration>, Failure> {
+        let record = DecisionRecord {
+            contact,
+            outcome: decision.outcome(),
+            campaign_id: match &decision {
+                Decision::Matched(plan) => Some(plan.campaign_id),
+                _ => None,
+            },
+            detail: match &decision {
+                Decision::Matched(plan) => Some(why.unwrap_or_else(|| plan.matched_by.describe())),
+                _ => why,
+            },
+            ..base
+        };
         self.store.record_decision(&record).await?;
         let Decision::Matched(plan) = decision else {
             tracing::info!(outcome = record.outcome, "no action");
@@ -336,7 +485,7 @@ impl Pipeline {
         };
         tracing::Span::current().record("campaign_id", tracing::field::display(plan.campaign_id));
         tracing::info!(campaign = %plan.campaign_slug, "campaign matched");
-        self.act(env, account, &record, comment, &plan).await
+        self.act(env, account, &record, target, &plan).await
     }
 
     /// Sends the plan's actions, each at most once. A permanent failure of one action does
@@ -347,7 +496,7 @@ impl Pipeline {
         env: &Envelope,
         account: &Account,
         record: &DecisionRecord<'_>,
-        comment: &Comment,
+        target: &Target<'_>,
         plan: &Plan,
     ) -> Result<Option<Duration>, Failure> {
         let token = self.tokens.get(&account.token_secret_ref).await?;
@@ -356,13 +505,18 @@ impl Pipeline {
             let claim = self.store.claim_action(record, action.kind).await?;
             let attempt = match claim {
                 ActionClaim::Done => continue,
-                ActionClaim::Fresh => match self.gate(env, account, record, plan, action).await? {
+                ActionClaim::Fresh => match self
+                    .gate(env, account, record, target, plan, action)
+                    .await?
+                {
                     Gate::Go => {
-                        let sent = self.send(account, &token, comment, action).await;
-                        let attempt = Attempt::from_call(sent, None);
+                        let attempt = Attempt::from_call(
+                            self.send(account, &token, target, action).await,
+                            None,
+                        );
                         if matches!(attempt.failure, Some(Failure::Ambiguous { .. })) {
                             Stats::add(&self.stats.uncertain);
-                            self.resolve(account, &token, comment, action).await
+                            self.resolve(account, &token, target, action).await
                         } else {
                             attempt
                         }
@@ -390,7 +544,7 @@ impl Pipeline {
                 },
                 ActionClaim::Unresolved => {
                     Stats::add(&self.stats.uncertain);
-                    self.resolve(account, &token, comment, action).await
+                    self.resolve(account, &token, target, action).await
                 }
             };
             self.store
@@ -424,6 +578,31 @@ impl Pipeline {
         }
     }
 
+    /// Until when (Unix ms) Meta accepts `kind`: 7 days after the comment for a private
+    /// reply, 24 hours after the person's last message for a DM; public replies have no window.
+    fn window_closes(
+        env: &Envelope,
+        target: &Target<'_>,
+        kind: ActionKind,
+    ) -> Option<(i64, &'static str)> {
+        match (kind, target) {
+            (ActionKind::PrivateReply, _) => Some((
+                window::closes_at(env.occurred_at_ms, window::PRIVATE_REPLY_WINDOW),
+                "the private reply window (7 days after the comment)",
+            )),
+            (
+                ActionKind::Dm,
+                Target::Sender {
+                    last_message_ms, ..
+                },
+            ) => Some((
+                window::closes_at(*last_message_ms, window::MESSAGING_WINDOW),
+                "the messaging window (24 hours after the person's last message)",
+            )),
+            _ => None,
+        }
+    }
+
     /// Meta's rules before a first attempt: the messaging window, the contact's cooldown,
     /// and the account's rate budgets (a short wait is taken here; a long one defers the
     /// event to the moment its booked slot comes).
@@ -432,49 +611,43 @@ impl Pipeline {
         env: &Envelope,
         account: &Account,
         record: &DecisionRecord<'_>,
+        target: &Target<'_>,
         plan: &Plan,
         action: &PlannedAction,
     ) -> Result<Gate, Failure> {
         let class = class_of(action.kind);
-        let private = action.kind == ActionKind::PrivateReply;
-        let stop = |outcome: &'static str, detail: &str| {
-            Gate::Stop(Attempt {
-                record: ActionRecord {
-                    outcome,
-                    detail: Some(detail.to_owned()),
-                    ..ActionRecord::default()
-                },
-                failure: None,
-            })
+        let window = Self::window_closes(env, target, action.kind);
+        let dropped = |reason: String| {
+            self.limiter
+                .meter
+                .add(&account.ig_user_id, class, |c| c.window_drops += 1);
+            Gate::stop("dropped", reason)
         };
-        if private {
-            if !window::is_open(env.occurred_at_ms, window::PRIVATE_REPLY_WINDOW, now_ms()) {
-                self.limiter
-                    .meter
-                    .add(&account.ig_user_id, class, |c| c.window_drops += 1);
-                return Ok(stop(
-                    "dropped",
-                    "the private reply window (7 days after the comment) has closed",
+        if let Some((closes, name)) = window
+            && now_ms() >= closes
+        {
+            return Ok(dropped(format!("{name} has closed")));
+        }
+        if action.kind.is_dm()
+            && let Some(contact) = record.contact
+        {
+            let campaign = plan.campaign_id.to_string();
+            let free = self
+                .limiter
+                .hold_cooldown(&campaign, contact, &env.event_id, plan.cooldown)
+                .await?
+                && !self
+                    .store
+                    .dm_sent_within(plan.campaign_id, contact, plan.cooldown, record.event_id)
+                    .await?;
+            if !free {
+                return Ok(Gate::stop(
+                    "skipped",
+                    "the contact got a DM from this campaign within its cooldown".into(),
                 ));
             }
-            if let Some(contact) = record.contact {
-                let campaign = plan.campaign_id.to_string();
-                let free = self
-                    .limiter
-                    .hold_cooldown(&campaign, contact, &env.event_id, plan.cooldown)
-                    .await?
-                    && !self
-                        .store
-                        .dm_sent_within(plan.campaign_id, contact, plan.cooldown, record.event_id)
-                        .await?;
-                if !free {
-                    return Ok(stop(
-                        "skipped",
-                        "the contact got a DM from this campaign within its cooldown",
-                    ));
-                }
-            }
         }
+        let budgets = self.budgets.for_account(&account.limits);
         let wait = self
             .limiter
             .reserve(
@@ -482,11 +655,23 @@ impl Pipeline {
                 action.kind.as_str(),
                 &account.ig_user_id,
                 class,
-                &self.budgets,
+                &budgets,
             )
             .await?;
         if wait > INLINE_WAIT {
-            return Ok(self.defer(env, account, class, private, wait, &stop));
+            let send_at =
+                now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+            if let Some((closes, name)) = window
+                && send_at >= closes
+            {
+                return Ok(dropped(format!(
+                    "the rate budget frees a slot only after {name} closes"
+                )));
+            }
+            self.limiter
+                .meter
+                .add(&account.ig_user_id, class, |c| c.deferred += 1);
+            return Ok(Gate::Defer(wait.saturating_sub(COME_BACK_EARLY)));
         }
         tokio::time::sleep(wait).await;
         if class != CallClass::PublicReply {
@@ -499,19 +684,25 @@ impl Pipeline {
         &self,
         account: &Account,
         token: &SecretString,
-        comment: &Comment,
+        target: &Target<'_>,
         action: &PlannedAction,
     ) -> Result<Sent, CallError> {
-        let result = match action.kind {
-            ActionKind::PrivateReply => {
-                self.graph
-                    .private_reply(account, token, &comment.id, &action.text)
-                    .await
+        let text = &action.text;
+        let result = match (action.kind, target) {
+            (ActionKind::PrivateReply, Target::Comment(c)) => {
+                self.graph.private_reply(account, token, &c.id, text).await
             }
-            ActionKind::PublicReply => {
-                self.graph
-                    .public_reply(account, token, &comment.id, &action.text)
-                    .await
+            (ActionKind::PublicReply, Target::Comment(c)) => {
+                self.graph.public_reply(account, token, &c.id, text).await
+            }
+            (ActionKind::Dm, Target::Sender { igsid, .. }) => {
+                self.graph.send_dm(account, token, igsid, text).await
+            }
+            // Plans are built for their trigger, so this cannot happen; never guess a recipient.
+            (kind, _) => {
+                return Err(CallError::not_sent(format!(
+                    "{kind} has no recipient in this event"
+                )));
             }
         };
         let usage = match &result {
@@ -529,49 +720,20 @@ impl Pipeline {
         result
     }
 
-    /// Defers the event by `wait`, unless the private reply window closes first.
-    fn defer(
-        &self,
-        env: &Envelope,
-        account: &Account,
-        class: CallClass,
-        private: bool,
-        wait: Duration,
-        stop: &impl Fn(&'static str, &str) -> Gate,
-    ) -> Gate {
-        let send_at = now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
-        if private && !window::is_open(env.occurred_at_ms, window::PRIVATE_REPLY_WINDOW, send_at) {
-            self.limiter
-                .meter
-                .add(&account.ig_user_id, class, |c| c.window_drops += 1);
-            return stop(
-                "dropped",
-                "the rate budget frees a slot only after the private reply window closes",
-            );
-        }
-        self.limiter
-            .meter
-            .add(&account.ig_user_id, class, |c| c.deferred += 1);
-        Gate::Defer(wait.saturating_sub(COME_BACK_EARLY))
-    }
-
     /// Settles an action whose earlier attempt may or may not have reached Meta, without
     /// ever sending it twice.
     async fn resolve(
         &self,
         account: &Account,
         token: &SecretString,
-        comment: &Comment,
+        target: &Target<'_>,
         action: &PlannedAction,
     ) -> Attempt {
-        match action.kind {
+        match (action.kind, target) {
             // Meta accepts one private reply per comment and answers any further one with
             // "already replied": sending again is how to find out, and cannot double it.
-            ActionKind::PrivateReply => {
-                let sent = self
-                    .graph
-                    .private_reply(account, token, &comment.id, &action.text)
-                    .await;
+            (ActionKind::PrivateReply, _) => {
+                let sent = self.send(account, token, target, action).await;
                 Attempt::from_call(
                     sent,
                     Some(
@@ -580,42 +742,42 @@ impl Pipeline {
                 )
             }
             // A public reply could be posted twice: read the comment's replies instead.
-            ActionKind::PublicReply => match self
-                .graph
-                .find_public_reply(account, token, &comment.id, &action.text)
-                .await
-            {
-                Ok(Some(id)) => Attempt {
-                    record: ActionRecord {
-                        outcome: "sent",
-                        detail: Some("found on read-back after an unknown outcome".into()),
-                        response_id: Some(id),
-                        ..ActionRecord::default()
+            (ActionKind::PublicReply, Target::Comment(comment)) => {
+                match self
+                    .graph
+                    .find_public_reply(account, token, &comment.id, &action.text)
+                    .await
+                {
+                    Ok(Some(id)) => Attempt {
+                        record: ActionRecord {
+                            outcome: "sent",
+                            detail: Some("found on read-back after an unknown outcome".into()),
+                            response_id: Some(id),
+                            ..ActionRecord::default()
+                        },
+                        failure: None,
                     },
-                    failure: None,
-                },
-                Ok(None) => Attempt {
-                    record: ActionRecord {
-                        outcome: "failed",
-                        detail: Some(
-                            "outcome unknown and not found on read-back; not re-sent".into(),
-                        ),
-                        ..ActionRecord::default()
+                    Ok(None) => {
+                        Attempt::given_up("outcome unknown and not found on read-back; not re-sent")
+                    }
+                    Err(e) => Attempt {
+                        record: ActionRecord {
+                            outcome: "uncertain",
+                            detail: Some("read-back failed; will try again".into()),
+                            graph_status: e.status,
+                            ..ActionRecord::default()
+                        },
+                        failure: Some(Failure::Ambiguous {
+                            reason: "public reply read-back failed".into(),
+                        }),
                     },
-                    failure: Some(Failure::permanent("public reply not found on read-back")),
-                },
-                Err(e) => Attempt {
-                    record: ActionRecord {
-                        outcome: "uncertain",
-                        detail: Some("read-back failed; will try again".into()),
-                        graph_status: e.status,
-                        ..ActionRecord::default()
-                    },
-                    failure: Some(Failure::Ambiguous {
-                        reason: "public reply read-back failed".into(),
-                    }),
-                },
-            },
+                }
+            }
+            // Meta offers no way to look a sent DM up, and a second one is what must never
+            // happen: give it up, with the reason.
+            _ => Attempt::given_up(
+                "outcome unknown and Meta offers no read-back for it; not re-sent",
+            ),
         }
     }
 }

@@ -14,9 +14,11 @@ use std::sync::{Mutex, PoisonError};
 use fred::prelude::{Client, Expiration, KeysInterface, SetOptions};
 use fred::types::scripts::Script;
 use governor::{DefaultKeyedRateLimiter, Quota};
+use igflow_core::campaign::AccountLimits;
 use igflow_core::failure::Failure;
-use igflow_core::ids::{EventId, IgUserId};
+use igflow_core::ids::{EventId, IgUserId, Igsid};
 use igflow_core::runtime::now_ms;
+use igflow_core::window;
 
 use crate::redis::RedisKeys;
 
@@ -58,6 +60,23 @@ pub struct Budgets {
     pub send_api: Rate,
     /// igflow's own ceiling on automated DMs: 200 per hour.
     pub automated_dms: Rate,
+}
+
+impl Budgets {
+    /// These budgets with the account's own where it has any.
+    pub fn for_account(&self, limits: &AccountLimits) -> Self {
+        Self {
+            private_replies: limits
+                .private_replies_per_hour
+                .map_or(self.private_replies, Rate::per_hour),
+            send_api: limits
+                .send_api_per_second
+                .map_or(self.send_api, Rate::per_second),
+            automated_dms: limits
+                .automated_dms_per_hour
+                .map_or(self.automated_dms, Rate::per_hour),
+        }
+    }
 }
 
 impl Default for Budgets {
@@ -138,6 +157,17 @@ redis.call('SET', KEYS[2], tat + interval, 'PX', tat + interval - now + 1000)
 return {tat - now, usage}
 ";
 
+/// Keeps the later of the stored time and `ARGV[1]`, for `ARGV[2]` ms after it; returns it.
+const LATEST: &str = r"
+local stored = tonumber(redis.call('GET', KEYS[1]) or '0')
+local given = tonumber(ARGV[1])
+if given > stored then
+  redis.call('SET', KEYS[1], given, 'PX', ARGV[2])
+  return given
+end
+return stored
+";
+
 /// When a paced call may go.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot {
@@ -208,6 +238,7 @@ pub struct RateLimiter {
     keys: RedisKeys,
     book: Script,
     pace: Script,
+    latest: Script,
     /// The spacing of an account's calls once Meta reports 95 percent usage.
     pace_max: Duration,
     budgets: Budgets,
@@ -228,6 +259,7 @@ impl RateLimiter {
             keys,
             book: Script::from_lua(BOOK),
             pace: Script::from_lua(PACE),
+            latest: Script::from_lua(LATEST),
             pace_max,
             budgets,
             local: governor::RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
@@ -368,6 +400,28 @@ impl RateLimiter {
             wait: Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)),
             usage: u8::try_from(usage.clamp(0, 100)).unwrap_or(100),
         })
+    }
+
+    /// Remembers that `person` wrote to the account at `at_ms`; returns the latest time they
+    /// wrote that Redis knows of (the 24-hour messaging window runs from it).
+    pub async fn note_user_message(
+        &self,
+        account: &IgUserId,
+        person: &Igsid,
+        at_ms: i64,
+    ) -> Result<i64, Failure> {
+        let key = self
+            .keys
+            .key(&["lastmsg", account.as_str(), person.as_str()]);
+        let ttl_ms = i64::try_from(window::MESSAGING_WINDOW.as_millis()).unwrap_or(i64::MAX);
+        self.latest
+            .evalsha_with_reload::<i64, _, _>(
+                &self.redis,
+                key,
+                vec![at_ms.to_string(), ttl_ms.to_string()],
+            )
+            .await
+            .map_err(|e| Failure::retry(format!("redis unavailable for messaging windows: {e}")))
     }
 
     /// Waits for this process's own smoothing before a Send API call.

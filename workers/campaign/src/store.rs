@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use igflow_core::campaign::{
-    AccountStatus, ActionKind, Actions, Campaign, Intent, LoginFlavor, MediaScope, Rule,
+    AccountLimits, AccountStatus, ActionKind, Actions, Campaign, Intent, LoginFlavor, MediaScope,
+    Rule,
 };
 use igflow_core::failure::Failure;
 use igflow_core::ids::{IgUserId, MediaId, PageId};
@@ -49,6 +50,8 @@ pub struct Account {
     pub page_id: Option<PageId>,
     pub token_secret_ref: String,
     pub status: AccountStatus,
+    /// Its own rate budgets, where it has any.
+    pub limits: AccountLimits,
 }
 
 #[derive(sqlx::FromRow)]
@@ -60,12 +63,14 @@ struct AccountRow {
     page_id: Option<String>,
     token_secret_ref: String,
     status: String,
+    limits: sqlx::types::Json<AccountLimits>,
 }
 
 #[derive(sqlx::FromRow)]
 struct CampaignRow {
     id: Uuid,
     slug: String,
+    trigger: String,
     priority: i32,
     media_ids: Vec<String>,
     cooldown_seconds: i32,
@@ -177,7 +182,7 @@ impl Store {
 
     pub async fn account(&self, ig_user_id: &IgUserId) -> Result<Option<Account>, StoreError> {
         let row: Option<AccountRow> = sqlx::query_as(
-            "select id, tenant_id, ig_user_id, login_flavor, page_id, token_secret_ref, status
+            "select id, tenant_id, ig_user_id, login_flavor, page_id, token_secret_ref, status, limits
              from ig_accounts where ig_user_id = $1",
         )
         .bind(ig_user_id.as_str())
@@ -197,6 +202,7 @@ impl Store {
                     .map_err(|e| bad(e.to_string()))?,
                 token_secret_ref: r.token_secret_ref,
                 status: r.status.parse().map_err(&bad)?,
+                limits: r.limits.0,
             })
         })
         .transpose()
@@ -205,7 +211,7 @@ impl Store {
     /// The account's active campaigns with their rules and actions.
     pub async fn active_campaigns(&self, account_id: Uuid) -> Result<Vec<Campaign>, StoreError> {
         let campaigns: Vec<CampaignRow> = sqlx::query_as(
-            "select id, slug, priority, media_ids, cooldown_seconds
+            "select id, slug, trigger, priority, media_ids, cooldown_seconds
              from campaigns where account_id = $1 and status = 'active'",
         )
         .bind(account_id)
@@ -256,13 +262,11 @@ impl Store {
         let mut actions_by: HashMap<Uuid, Actions> = HashMap::new();
         for a in actions {
             let bad = corrupt("actions", a.campaign_id);
-            let entry = actions_by.entry(a.campaign_id).or_insert_with(|| Actions {
-                private_reply: None,
-                public_replies: Vec::new(),
-            });
+            let entry = actions_by.entry(a.campaign_id).or_default();
             match a.kind.parse::<ActionKind>().map_err(&bad)? {
                 ActionKind::PrivateReply => entry.private_reply = a.variants.into_iter().next(),
                 ActionKind::PublicReply => entry.public_replies = a.variants,
+                ActionKind::Dm => entry.dm = a.variants.into_iter().next(),
             }
         }
         campaigns
@@ -283,15 +287,13 @@ impl Store {
                 Ok(Campaign {
                     id: c.id,
                     slug: c.slug,
+                    trigger: c.trigger.parse().map_err(&bad)?,
                     priority: c.priority,
                     media,
                     cooldown: Duration::from_secs(u64::try_from(c.cooldown_seconds).unwrap_or(0)),
                     rules: rules_by.remove(&c.id).unwrap_or_default(),
                     intents: intents_by.remove(&c.id).unwrap_or_default(),
-                    actions: actions_by.remove(&c.id).unwrap_or(Actions {
-                        private_reply: None,
-                        public_replies: Vec::new(),
-                    }),
+                    actions: actions_by.remove(&c.id).unwrap_or_default(),
                 })
             })
             .collect()
