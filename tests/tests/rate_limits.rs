@@ -307,8 +307,8 @@ async fn usage_reported_at_95_percent_slows_the_account_before_meta_throttles() 
         "slowed down before Meta had to throttle"
     );
     // Once the first answers reported 95%, calls went out about a second apart.
-    let paced: f64 = gaps.iter().skip(2).sum();
-    assert!(paced >= 0.9 * (gaps.len() - 2) as f64, "{gaps:?}");
+    // The five comments' first calls may leave together, before any answer came back.
+    assert!(gaps.iter().rev().take(5).all(|g| *g >= 0.9), "{gaps:?}");
     worker.stop().await.unwrap();
 }
 

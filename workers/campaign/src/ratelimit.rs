@@ -17,7 +17,6 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use igflow_core::campaign::AccountLimits;
 use igflow_core::failure::Failure;
 use igflow_core::ids::{EventId, IgUserId, Igsid};
-use igflow_core::runtime::now_ms;
 use igflow_core::window;
 
 use crate::redis::RedisKeys;
@@ -122,39 +121,51 @@ impl CallClass {
     }
 }
 
-/// Books the earliest slot every bucket allows (GCRA without burst tolerance: calls are
-/// spaced evenly at the budget's rate), on Redis's clock so that workers' clocks do not
-/// matter. KEYS: the buckets; ARGV: each bucket's interval in ms. Returns the wait in ms.
-const BOOK: &str = r"
+/// Reserves the next call of an account in one round trip, on Redis's clock so that
+/// workers' clocks do not matter:
+/// 1. a slot this event booked before and is back for (not missed by more than a moment) is
+///    kept, so coming back for it uses no budget again;
+/// 2. otherwise the earliest slot every budget allows is booked (GCRA without burst
+///    tolerance: calls are spaced evenly at each budget's rate);
+/// 3. then the account's pacing by Meta's usage report: none below 80 percent, 250 ms per
+///    point above 79, and the pacing maximum from 95 percent;
+/// 4. a slot in the future is remembered for the event.
+///
+/// KEYS: slot memory, the budgets, usage, pacing. ARGV: the budgets' intervals in ms, then
+/// the pacing maximum, the lateness tolerance and how long to remember a slot, in ms.
+/// Returns the wait in ms and the usage percentage (-1 for a remembered slot).
+const RESERVE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local n = #KEYS - 3
+local pace_max = tonumber(ARGV[n + 1])
+local tolerance = tonumber(ARGV[n + 2])
+local memory = tonumber(ARGV[n + 3])
+local booked = tonumber(redis.call('GET', KEYS[1]) or '-1')
+if booked >= 0 and now - booked <= tolerance then
+  return {math.max(booked - now, 0), -1}
+end
 local slot = now
-for i = 1, #KEYS do
-  local tat = tonumber(redis.call('GET', KEYS[i]) or '0')
+for i = 1, n do
+  local tat = tonumber(redis.call('GET', KEYS[i + 1]) or '0')
   if tat > slot then slot = tat end
 end
-for i = 1, #KEYS do
+for i = 1, n do
   local next_tat = slot + tonumber(ARGV[i])
-  redis.call('SET', KEYS[i], next_tat, 'PX', next_tat - now + 1000)
+  redis.call('SET', KEYS[i + 1], next_tat, 'PX', next_tat - now + 1000)
 end
-return slot - now
-";
-
-/// Spaces an account's calls as Meta reports its usage rising: none below 80 percent, then
-/// 250 ms per point above 79, and `ARGV[1]` ms from 95 percent, for a call due `ARGV[2]` ms
-/// from now. KEYS: usage, pacing bucket. Returns the wait in ms and the usage percentage.
-const PACE: &str = r"
-local usage = tonumber(redis.call('GET', KEYS[1]) or '0')
-if usage < 80 then return {0, usage} end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local interval = 250 * (usage - 79)
-if usage >= 95 then interval = tonumber(ARGV[1]) end
-local due = now + tonumber(ARGV[2])
-local tat = tonumber(redis.call('GET', KEYS[2]) or '0')
-if tat < due then tat = due end
-redis.call('SET', KEYS[2], tat + interval, 'PX', tat + interval - now + 1000)
-return {tat - now, usage}
+local usage = tonumber(redis.call('GET', KEYS[n + 2]) or '0')
+if usage >= 80 then
+  local interval = 250 * (usage - 79)
+  if usage >= 95 then interval = pace_max end
+  local tat = tonumber(redis.call('GET', KEYS[n + 3]) or '0')
+  if tat > slot then slot = tat end
+  redis.call('SET', KEYS[n + 3], slot + interval, 'PX', slot + interval - now + 1000)
+end
+if slot > now then
+  redis.call('SET', KEYS[1], slot, 'PX', slot - now + memory)
+end
+return {slot - now, usage}
 ";
 
 /// Keeps the later of the stored time and `ARGV[1]`, for `ARGV[2]` ms after it; returns it.
@@ -168,18 +179,11 @@ end
 return stored
 ";
 
-/// When a paced call may go.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Slot {
-    pub wait: Duration,
-    /// The usage percentage Meta last reported for the account (0 when none).
-    pub usage: u8,
-}
-
 /// How long Meta's usage report stays in force without a newer one.
 const USAGE_TTL: Duration = Duration::from_secs(60);
-/// How late an event may be for its booked slot and still use it.
-const LATE_TOLERANCE_MS: i64 = 100;
+/// How late an event may be for its booked slot and still use it: later, sending would crowd
+/// the calls booked after it, so it books again (the missed slot's budget is lost).
+const LATE_TOLERANCE: Duration = Duration::from_millis(100);
 /// A booked slot kept while its event waits in the queue for it, beyond the wait itself.
 const SLOT_MEMORY: Duration = Duration::from_secs(3600);
 
@@ -236,8 +240,7 @@ impl Meter {
 pub struct RateLimiter {
     redis: Client,
     keys: RedisKeys,
-    book: Script,
-    pace: Script,
+    reserve: Script,
     latest: Script,
     /// The spacing of an account's calls once Meta reports 95 percent usage.
     pace_max: Duration,
@@ -257,8 +260,7 @@ impl RateLimiter {
         Arc::new(Self {
             redis,
             keys,
-            book: Script::from_lua(BOOK),
-            pace: Script::from_lua(PACE),
+            reserve: Script::from_lua(RESERVE),
             latest: Script::from_lua(LATEST),
             pace_max,
             budgets,
@@ -282,38 +284,36 @@ impl RateLimiter {
         class: CallClass,
         budgets: &Budgets,
     ) -> Result<Duration, Failure> {
-        let key = self.keys.key(&["slot", event.as_str(), action]);
-        let unavailable = |e: fred::error::Error| {
-            Failure::retry(format!("redis unavailable for rate budgets: {e}"))
-        };
-        let booked: Option<i64> = self.redis.get(&key).await.map_err(unavailable)?;
-        let now = now_ms();
-        // A slot missed by more than a moment is not used: sending now would crowd the calls
-        // booked after it. The event books again (the missed slot's budget is lost).
-        if let Some(at) = booked.filter(|at| now.saturating_sub(*at) <= LATE_TOLERANCE_MS) {
-            return Ok(Duration::from_millis(
-                u64::try_from(at.saturating_sub(now)).unwrap_or(0),
-            ));
+        let buckets = class.buckets(budgets);
+        let mut keys = vec![self.keys.key(&["slot", event.as_str(), action])];
+        keys.extend(
+            buckets
+                .iter()
+                .map(|(name, _)| self.keys.key(&["rl", account.as_str(), name])),
+        );
+        keys.push(self.keys.key(&["usage", account.as_str()]));
+        keys.push(self.keys.key(&["rl", account.as_str(), "pace"]));
+        let mut args: Vec<String> = buckets
+            .iter()
+            .map(|(_, rate)| rate.interval_ms().to_string())
+            .collect();
+        args.extend(
+            [
+                self.pace_max.as_millis(),
+                LATE_TOLERANCE.as_millis(),
+                SLOT_MEMORY.as_millis(),
+            ]
+            .map(|ms| ms.to_string()),
+        );
+        let (wait_ms, usage): (i64, i64) = self
+            .reserve
+            .evalsha_with_reload(&self.redis, keys, args)
+            .await
+            .map_err(|e| Failure::retry(format!("redis unavailable for rate budgets: {e}")))?;
+        if usage >= 80 {
+            tracing::info!(usage, wait_ms, "account paced by Meta's usage report");
         }
-        let budget = self.book(account, class, budgets).await?;
-        let pace = self.pace(account, budget).await?;
-        if pace.wait > budget {
-            tracing::info!(
-                usage = pace.usage,
-                wait_ms = pace.wait.as_millis(),
-                "account paced by Meta's usage report"
-            );
-        }
-        let wait = budget.max(pace.wait);
-        if !wait.is_zero() {
-            let at = now.saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
-            let ttl = i64::try_from((wait + SLOT_MEMORY).as_millis()).unwrap_or(i64::MAX);
-            self.redis
-                .set::<(), _, _>(&key, at, Some(Expiration::PX(ttl)), None, false)
-                .await
-                .map_err(unavailable)?;
-        }
-        Ok(wait)
+        Ok(Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)))
     }
 
     /// Holds the contact's cooldown for this campaign for `event`. True when the event may
@@ -348,58 +348,6 @@ impl RateLimiter {
         }
         let holder: Option<String> = self.redis.get(&key).await.map_err(unavailable)?;
         Ok(holder.as_deref() == Some(event.as_str()))
-    }
-
-    /// Books the next call of `class` for `account` in every budget it draws on.
-    pub async fn book(
-        &self,
-        account: &IgUserId,
-        class: CallClass,
-        budgets: &Budgets,
-    ) -> Result<Duration, Failure> {
-        let buckets = class.buckets(budgets);
-        if buckets.is_empty() {
-            return Ok(Duration::ZERO);
-        }
-        let keys: Vec<String> = buckets
-            .iter()
-            .map(|(name, _)| self.keys.key(&["rl", account.as_str(), name]))
-            .collect();
-        let args: Vec<String> = buckets
-            .iter()
-            .map(|(_, rate)| rate.interval_ms().to_string())
-            .collect();
-        let wait_ms: i64 = self
-            .book
-            .evalsha_with_reload(&self.redis, keys, args)
-            .await
-            .map_err(|e| Failure::retry(format!("redis unavailable for rate budgets: {e}")))?;
-        Ok(Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)))
-    }
-
-    /// The account's pacing by Meta's last usage report, for a call due in `due`: how long to
-    /// wait before it.
-    async fn pace(&self, account: &IgUserId, due: Duration) -> Result<Slot, Failure> {
-        let keys = vec![
-            self.keys.key(&["usage", account.as_str()]),
-            self.keys.key(&["rl", account.as_str(), "pace"]),
-        ];
-        let (wait_ms, usage): (i64, i64) = self
-            .pace
-            .evalsha_with_reload(
-                &self.redis,
-                keys,
-                vec![
-                    self.pace_max.as_millis().to_string(),
-                    due.as_millis().to_string(),
-                ],
-            )
-            .await
-            .map_err(|e| Failure::retry(format!("redis unavailable for pacing: {e}")))?;
-        Ok(Slot {
-            wait: Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)),
-            usage: u8::try_from(usage.clamp(0, 100)).unwrap_or(100),
-        })
     }
 
     /// Remembers that `person` wrote to the account at `at_ms`; returns the latest time they
