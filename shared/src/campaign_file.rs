@@ -9,8 +9,8 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use crate::campaign::{
-    AccountLimits, Actions, CampaignStatus, Intent, LoginFlavor, MatchMode, MediaScope, Require,
-    Rule, Trigger,
+    AccountLimits, Actions, Campaign, CampaignStatus, Intent, LoginFlavor, MatchMode, MediaScope,
+    Require, Rule, Trigger,
 };
 use crate::ids::{IgUserId, MediaId, PageId};
 use crate::matcher::Normalized;
@@ -149,6 +149,21 @@ impl CampaignSpec {
                 examples: i.examples.clone(),
             })
             .collect()
+    }
+
+    /// The campaign as the worker sees it, under `id`.
+    pub fn to_campaign(&self, id: uuid::Uuid) -> Campaign {
+        Campaign {
+            id,
+            slug: self.slug.clone(),
+            trigger: self.trigger,
+            priority: self.priority,
+            media: self.media_scope(),
+            cooldown: self.cooldown(),
+            rules: self.rules(),
+            intents: self.intents(),
+            actions: self.actions(),
+        }
     }
 
     pub fn actions(&self) -> Actions {

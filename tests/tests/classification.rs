@@ -65,7 +65,8 @@ impl Setup {
             .unwrap();
         let keys = RedisKeys::new(format!("igflow-test:{}:", tag()));
         let stats = Arc::new(Stats::default());
-        let classifier = IntentClassifier::new(&config, redis, keys, Arc::clone(&stats)).unwrap();
+        let classifier =
+            IntentClassifier::new(&config, Some((redis, keys)), Arc::clone(&stats)).unwrap();
         Self {
             server,
             classifier,

@@ -53,6 +53,16 @@ pub enum Source {
     },
 }
 
+impl Source {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Model => "model",
+            Self::Cache => "cache",
+            Self::Fallback { .. } => "fallback",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FallbackReason {
     /// `OLLAMA_URL` is not set.
@@ -252,16 +262,15 @@ impl Model {
 /// `Arc`), so that every consumer goes through the same breaker.
 pub struct IntentClassifier {
     model: Option<Model>,
-    redis: Client,
-    keys: RedisKeys,
+    /// Where answers are cached; `simulate` runs without one.
+    cache: Option<(Client, RedisKeys)>,
     stats: Arc<Stats>,
 }
 
 impl IntentClassifier {
     pub fn new(
         config: &ClassifierConfig,
-        redis: Client,
-        keys: RedisKeys,
+        cache: Option<(Client, RedisKeys)>,
         stats: Arc<Stats>,
     ) -> Result<Self, reqwest::Error> {
         let model = config
@@ -271,8 +280,7 @@ impl IntentClassifier {
             .transpose()?;
         Ok(Self {
             model,
-            redis,
-            keys,
+            cache,
             stats,
         })
     }
@@ -338,13 +346,13 @@ impl IntentClassifier {
             .collect();
         defs.sort();
         let material = serde_json::json!([model, normalize(text), defs]).to_string();
-        self.keys
-            .key(&["cls", &hex::encode(Sha256::digest(material.as_bytes()))])
+        format!("cls:{}", hex::encode(Sha256::digest(material.as_bytes())))
     }
 
     /// A cached label still allowed for these intents; Redis trouble is a miss.
     async fn cached<'a>(&self, key: &str, intents: &'a [Intent]) -> Option<&'a str> {
-        match self.redis.get::<Option<String>, _>(key).await {
+        let (redis, keys) = self.cache.as_ref()?;
+        match redis.get::<Option<String>, _>(keys.key(&[key])).await {
             Ok(label) => label.and_then(|l| allowed(&l, intents)),
             Err(e) => {
                 tracing::warn!(error = %e, "classification cache read failed");
@@ -354,10 +362,12 @@ impl IntentClassifier {
     }
 
     async fn remember(&self, key: &str, label: &str) {
+        let Some((redis, keys)) = &self.cache else {
+            return;
+        };
         let ttl = Expiration::EX(CACHE_TTL.as_secs().try_into().unwrap_or(i64::MAX));
-        if let Err(e) = self
-            .redis
-            .set::<(), _, _>(key, label, Some(ttl), None, false)
+        if let Err(e) = redis
+            .set::<(), _, _>(keys.key(&[key]), label, Some(ttl), None, false)
             .await
         {
             tracing::warn!(error = %e, "classification cache write failed");

@@ -9,11 +9,14 @@ use igflow_core::env::Env;
 use igflow_core::runtime;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::{RunConfig, SecretsConfig, StoreConfig};
+use std::sync::Arc;
+
+use crate::classify::IntentClassifier;
+use crate::config::{ClassifierConfig, RunConfig, SecretsConfig, StoreConfig};
 use crate::dlq::{Dlq, Selection};
 use crate::secrets::Tokens;
 use crate::store::Store;
-use crate::{Worker, apply, replay};
+use crate::{Worker, apply, replay, simulate};
 use igflow_core::runtime::queue::QueueSender;
 
 #[derive(Parser)]
@@ -43,6 +46,21 @@ enum Command {
         #[command(subcommand)]
         action: DlqAction,
     },
+    /// Show what the worker would decide and send for a comment, from a campaign file alone
+    /// (nothing is sent; the model is asked if OLLAMA_URL answers).
+    Simulate {
+        /// The campaign file.
+        #[arg(long)]
+        campaigns: PathBuf,
+        /// The account (ig_user_id) the comment is for; the file's first by default.
+        #[arg(long)]
+        account: Option<String>,
+        /// The media the comment is on.
+        #[arg(long)]
+        media: Option<String>,
+        /// The comment.
+        text: String,
+    },
     /// Re-enqueue raw deliveries captured from Meta (a JSON array, one document, or JSON
     /// Lines); events already handled are dropped by the dedupe.
     Replay { file: PathBuf },
@@ -69,6 +87,33 @@ enum DlqAction {
 impl Cli {
     pub async fn execute(self) -> anyhow::Result<()> {
         let env = Env::process();
+        // Needs no database: it runs from the file alone.
+        if let Command::Simulate {
+            campaigns,
+            account,
+            media,
+            text,
+        } = &self.command
+        {
+            let file = CampaignFile::parse(
+                &std::fs::read_to_string(campaigns)
+                    .with_context(|| format!("reading {}", campaigns.display()))?,
+            )?;
+            let classifier =
+                IntentClassifier::new(&ClassifierConfig::from_env(&env)?, None, Arc::default())?;
+            for line in simulate::simulate(
+                &file,
+                account.as_deref(),
+                media.as_deref(),
+                text,
+                &classifier,
+            )
+            .await?
+            {
+                println!("{line}");
+            }
+            return Ok(());
+        }
         let store = Store::connect(&StoreConfig::from_env(&env)?)
             .await
             .context("connecting to Postgres")?;
@@ -150,6 +195,7 @@ impl Cli {
                     summary.deliveries, summary.envelopes
                 );
             }
+            Command::Simulate { .. } => unreachable!("handled above"),
             Command::Run => {
                 let config = RunConfig::from_env(&env)?;
                 let worker = Worker::build(config, store, &runtime::aws_sdk_config().await).await?;

@@ -16,6 +16,7 @@ pub mod ratelimit;
 pub mod redis;
 pub mod replay;
 pub mod secrets;
+pub mod simulate;
 pub mod stats;
 pub mod store;
 pub mod unpark;
@@ -88,8 +89,7 @@ impl Worker {
             limiter: Arc::clone(&limiter),
             classifier: Arc::new(IntentClassifier::new(
                 &config.classifier,
-                redis_for_cache,
-                keys_for_cache,
+                Some((redis_for_cache, keys_for_cache)),
                 Arc::clone(&stats),
             )?),
             budgets: config.budgets,

@@ -83,14 +83,6 @@ enum Target<'a> {
     Nobody,
 }
 
-fn source_name(source: &Source) -> &'static str {
-    match source {
-        Source::Model => "model",
-        Source::Cache => "cache",
-        Source::Fallback { .. } => "fallback",
-    }
-}
-
 fn class_of(kind: ActionKind) -> CallClass {
     match kind {
         ActionKind::PrivateReply => CallClass::PrivateReply,
@@ -386,7 +378,7 @@ impl Pipeline {
             let c = self.classifier.classify(text, &campaign.intents).await;
             match (c.intent, c.source) {
                 (Some(intent), source) => {
-                    let detail = format!("intent {intent:?} ({})", source_name(&source));
+                    let detail = format!("intent {intent:?} ({})", source.as_str());
                     return (
                         Decision::Matched(CampaignSet::plan_intent(
                             &env.event_id,
@@ -406,7 +398,7 @@ impl Pipeline {
                         )),
                     );
                 }
-                (None, source) => why = Some(format!("no intent ({})", source_name(&source))),
+                (None, source) => why = Some(format!("no intent ({})", source.as_str())),
             }
         }
         (Decision::NoMatch, why)
