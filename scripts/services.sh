@@ -61,6 +61,11 @@ PY
 }
 
 start_moto() {
+  if [ -x "$root/.venv/bin/python" ] && [ "$("$root/.venv/bin/python" scripts/patch_moto.py)" = patched ]; then
+    log "moto patched (atomic SQS deletes); restarting it"
+    pkill -f "moto_server -H 127.0.0.1 -p $moto_port" || true
+    sleep 1
+  fi
   if moto_healthy; then log "moto already up on $moto_port"; return; fi
   if port_open "$moto_port"; then
     log "port $moto_port is taken by something that is not a working moto server; set IGFLOW_MOTO_PORT"
@@ -70,6 +75,7 @@ start_moto() {
     python3 -m venv "$root/.venv" 2>/dev/null || { apt_install python3-venv; python3 -m venv "$root/.venv"; }
     log "installing moto $moto_version into .venv"
     "$root/.venv/bin/pip" install -q "moto[server]==$moto_version"
+    "$root/.venv/bin/python" scripts/patch_moto.py >/dev/null
   fi
   log "starting moto on $moto_port"
   nohup "$root/.venv/bin/moto_server" -H 127.0.0.1 -p "$moto_port" >"$state/moto.log" 2>&1 &
