@@ -3,9 +3,10 @@
 //! no model, an open circuit breaker, a timeout or an error each give a keyword-only decision
 //! at once, and answers are cached in Redis so that repeated comments ask the model once.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use failsafe::backoff::{self, Constant};
@@ -262,6 +263,8 @@ impl Model {
 /// `Arc`), so that every consumer goes through the same breaker.
 pub struct IntentClassifier {
     model: Option<Model>,
+    /// One lock per text being classified right now.
+    flights: std::sync::Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
     /// Where answers are cached; `simulate` runs without one.
     cache: Option<(Client, RedisKeys)>,
     stats: Arc<Stats>,
@@ -280,6 +283,7 @@ impl IntentClassifier {
             .transpose()?;
         Ok(Self {
             model,
+            flights: std::sync::Mutex::default(),
             cache,
             stats,
         })
@@ -301,6 +305,10 @@ impl IntentClassifier {
             return self.fallback(FallbackReason::NoIntents);
         }
         let key = self.cache_key(&model.name, text, intents);
+        // Identical comments arriving together wait for the first one's answer instead of
+        // all asking the model: a viral post brings hundreds of "price?" at once.
+        let flight = self.in_flight(&key);
+        let _turn = flight.lock().await;
         if let Some(label) = self.cached(&key, intents).await {
             Stats::add(&self.stats.classified_from_cache);
             return Classification {
@@ -327,6 +335,21 @@ impl IntentClassifier {
             intent: label.and_then(intent_of),
             source: Source::Model,
         }
+    }
+
+    /// The lock shared by everyone classifying `key` now; gone once the last one is done.
+    fn in_flight(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut flights = self
+            .flights
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        flights.retain(|_, lock| lock.strong_count() > 0);
+        if let Some(lock) = flights.get(key).and_then(Weak::upgrade) {
+            return lock;
+        }
+        let lock = Arc::new(tokio::sync::Mutex::new(()));
+        flights.insert(key.to_owned(), Arc::downgrade(&lock));
+        lock
     }
 
     fn fallback(&self, reason: FallbackReason) -> Classification {
