@@ -27,6 +27,8 @@ impl Unit {
 pub struct Document {
     dimensions: Vec<(String, String)>,
     metrics: Vec<(String, Unit, Value)>,
+    /// Searchable in CloudWatch Logs, not metrics.
+    properties: Vec<(String, String)>,
 }
 
 impl Document {
@@ -36,6 +38,11 @@ impl Document {
 
     pub fn dimension(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.dimensions.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn property(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.properties.push((name.into(), value.into()));
         self
     }
 
@@ -60,6 +67,9 @@ impl Document {
     pub fn render(&self, timestamp_ms: i64) -> String {
         let mut doc = Map::new();
         for (name, value) in &self.dimensions {
+            doc.insert(name.clone(), json!(value));
+        }
+        for (name, value) in &self.properties {
             doc.insert(name.clone(), json!(value));
         }
         let mut definitions = Vec::new();

@@ -233,3 +233,36 @@ async fn own_comments_echoes_and_unmatched_comments_cause_no_action() {
     assert_eq!(contacts, 3, "people who commented, not the account itself");
     worker.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_change_reaches_a_running_worker_without_waiting_for_its_cache() {
+    let (env, webhook, worker) = fleet().await;
+    let first = comment_delivery(
+        ACCOUNT,
+        &[CommentSpec::new("17900000000000901", "6901", "price?")],
+    );
+    assert_eq!(env.post_signed(&webhook, &first).await.unwrap(), 200);
+    worker.wait_finished(1, WAIT).await.unwrap();
+
+    // Postgres notifies the worker of the change; give the notification a moment to arrive
+    // (the cache's own expiry is a minute).
+    env.apply(&campaigns_yaml().replace(PRIVATE_REPLY, "New prices from today!"))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let second = comment_delivery(
+        ACCOUNT,
+        &[CommentSpec::new("17900000000000902", "6902", "price?")],
+    );
+    assert_eq!(env.post_signed(&webhook, &second).await.unwrap(), 200);
+    worker.wait_finished(2, WAIT).await.unwrap();
+
+    let texts: Vec<String> = env
+        .graph
+        .accepted(|k| matches!(k, CallKind::PrivateReply { .. }))
+        .into_iter()
+        .map(|c| c.text)
+        .collect();
+    assert_eq!(texts, [PRIVATE_REPLY, "New prices from today!"]);
+    worker.stop().await.unwrap();
+}

@@ -262,6 +262,8 @@ async fn graph_api_errors_timeouts_and_throttling_are_absorbed() {
             &[
                 ("IGFLOW_THROTTLE_PAUSE_SECONDS", "1"),
                 ("IGFLOW_PACE_MAX_MS", "50"),
+                // Retries from 1 s, so that five failed attempts end within the test.
+                ("IGFLOW_BACKOFF_BASE_MS", "1000"),
                 ("IGFLOW_CONSUMERS", "4"),
             ],
             env.store.clone(),

@@ -173,6 +173,8 @@ pub struct RunConfig {
     /// Messages worked on at once in this process; a message waiting for its rate slot
     /// holds one.
     pub max_in_flight: usize,
+    /// The first retry's backoff after a transient failure; each further one doubles it.
+    pub backoff_base: Duration,
     /// SQS long-poll wait (at most 20 s).
     pub wait_seconds: i32,
     /// How long a received message stays hidden; also the dedupe claim's lease.
@@ -223,6 +225,7 @@ impl RunConfig {
             )?,
             consumers,
             max_in_flight: env.parse_or("IGFLOW_MAX_IN_FLIGHT", consumers * 50)?,
+            backoff_base: Duration::from_millis(env.parse_or("IGFLOW_BACKOFF_BASE_MS", 5000)?),
             wait_seconds,
             visibility: Duration::from_secs(env.parse_or("IGFLOW_VISIBILITY_SECONDS", 60)?),
             shutdown_deadline: Duration::from_secs(env.parse_or("IGFLOW_SHUTDOWN_SECONDS", 25)?),

@@ -19,9 +19,7 @@ use crate::pipeline::{Handled, Pipeline};
 use crate::stats::Stats;
 use crate::store::MessageError;
 
-/// Retries back off from this, doubling per receive...
-const BACKOFF_BASE: Duration = Duration::from_secs(5);
-/// ...up to this.
+/// Retries back off from `backoff_base` (5 s by default), doubling per receive, up to this.
 const BACKOFF_CAP: Duration = Duration::from_secs(15 * 60);
 /// SQS's longest message delay.
 const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
@@ -62,13 +60,15 @@ pub struct Consumer {
     pub shutdown_deadline: Duration,
     /// Messages worked on at once in this process (each in its own task).
     pub max_in_flight: usize,
+    /// The first retry's backoff; each further one doubles it.
+    pub backoff_base: Duration,
 }
 
 /// Capped exponential backoff on the receive count, with "equal jitter" (half fixed, half
-/// random): retries spread out, yet the first four span at least 37 s, so a database or
-/// Redis outage of half a minute does not push events to the DLQ.
-fn backoff(receive_count: u32) -> Duration {
-    let exp = BACKOFF_BASE
+/// random): retries spread out, yet with the default 5 s base the first four span at least
+/// 37 s, so a database or Redis outage of half a minute does not push events to the DLQ.
+fn backoff(base: Duration, receive_count: u32) -> Duration {
+    let exp = base
         .saturating_mul(1 << receive_count.saturating_sub(1).min(16))
         .min(BACKOFF_CAP);
     exp / 2 + (exp / 2).mul_f64(fastrand::f64())
@@ -306,12 +306,14 @@ impl Consumer {
                         ref reason,
                     } => {
                         self.record_error(m, Some(&envelope), reason).await;
-                        Settle::RetryIn(retry_after.unwrap_or_else(|| backoff(count)))
+                        Settle::RetryIn(
+                            retry_after.unwrap_or_else(|| backoff(self.backoff_base, count)),
+                        )
                     }
                     // Parking failed (Postgres unreachable): try again like any transient error.
                     Failure::Account { ref reason } => {
                         self.record_error(m, Some(&envelope), reason).await;
-                        Settle::RetryIn(backoff(count))
+                        Settle::RetryIn(backoff(self.backoff_base, count))
                     }
                 }
             }
@@ -388,15 +390,14 @@ mod tests {
 
     #[test]
     fn backoff_grows_is_capped_and_spans_outages() {
+        let base = Duration::from_secs(5);
         for count in [1, 2, 5, 30, u32::MAX] {
-            let d = backoff(count);
-            assert!(d >= BACKOFF_BASE / 2 && d <= BACKOFF_CAP, "{count}: {d:?}");
+            let d = backoff(base, count);
+            assert!(d >= base / 2 && d <= BACKOFF_CAP, "{count}: {d:?}");
         }
-        let first = (0..200).map(|_| backoff(1)).max().unwrap_or_default();
-        assert!(first <= BACKOFF_BASE);
-        let least: Duration = (1..=4)
-            .map(|n| BACKOFF_BASE.saturating_mul(1 << (n - 1)) / 2)
-            .sum();
+        let first = (0..200).map(|_| backoff(base, 1)).max().unwrap_or_default();
+        assert!(first <= base);
+        let least: Duration = (1..=4).map(|n| base.saturating_mul(1 << (n - 1)) / 2).sum();
         assert_eq!(least, Duration::from_millis(37_500));
     }
 }

@@ -2,6 +2,7 @@
 //! Instagram Graph API, exactly once per (event, action).
 
 pub mod apply;
+pub mod campaigns;
 pub mod classify;
 pub mod cli;
 pub mod config;
@@ -25,6 +26,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::campaigns::CampaignCache;
 use crate::classify::IntentClassifier;
 use crate::config::RunConfig;
 use crate::consumer::Consumer;
@@ -51,6 +53,7 @@ pub enum StartError {
 /// A running worker's parts, wired once at start-up.
 pub struct Worker {
     consumer: Arc<Consumer>,
+    campaigns: Arc<CampaignCache>,
     consumers: usize,
     unparker: Unparker,
     reporter: Reporter,
@@ -76,7 +79,14 @@ impl Worker {
         let (redis_for_cache, keys_for_cache) = (redis.clone(), keys.clone());
         let limiter =
             RateLimiter::new(redis.clone(), keys.clone(), config.budgets, config.pace_max);
+        let campaigns = CampaignCache::new(store.clone());
+        let classifier = Arc::new(IntentClassifier::new(
+            &config.classifier,
+            Some((redis_for_cache, keys_for_cache)),
+            Arc::clone(&stats),
+        )?);
         let pipeline = Pipeline {
+            campaigns: Arc::clone(&campaigns),
             store,
             dedupe: Dedupe::new(redis, keys),
             tokens: Arc::new(Tokens::new(
@@ -87,11 +97,7 @@ impl Worker {
             stats: Arc::clone(&stats),
             lease: config.visibility,
             limiter: Arc::clone(&limiter),
-            classifier: Arc::new(IntentClassifier::new(
-                &config.classifier,
-                Some((redis_for_cache, keys_for_cache)),
-                Arc::clone(&stats),
-            )?),
+            classifier: Arc::clone(&classifier),
             budgets: config.budgets,
         };
         let consumer = Consumer {
@@ -103,14 +109,17 @@ impl Worker {
             visibility: config.visibility,
             shutdown_deadline: config.shutdown_deadline,
             max_in_flight: config.max_in_flight,
+            backoff_base: config.backoff_base,
         };
         Ok(Self {
             consumer: Arc::new(consumer),
+            campaigns,
             consumers: config.consumers,
             unparker,
             reporter: Reporter {
                 stats: Arc::clone(&stats),
                 limiter,
+                classifier,
                 every: config.metrics_every,
             },
             stats,
@@ -124,11 +133,13 @@ impl Worker {
     /// Consumes until `shutdown` is cancelled, then finishes the batches in hand.
     pub async fn run(self, shutdown: CancellationToken) {
         let unparker = tokio::spawn(self.unparker.run(shutdown.clone()));
+        let listener = tokio::spawn(Arc::clone(&self.campaigns).listen(shutdown.clone()));
         // The reporter's last document goes out after the consumers stopped.
         let reporting = CancellationToken::new();
         let reporter = tokio::spawn(self.reporter.run(reporting.clone()));
         self.consumer.run(self.consumers, shutdown).await;
         unparker.abort();
+        listener.abort();
         reporting.cancel();
         let _ = reporter.await;
         tracing::info!(stats = ?self.stats.snapshot(), "worker stopped");

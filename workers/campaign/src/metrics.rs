@@ -8,6 +8,7 @@ use igflow_core::emf::Document;
 use igflow_core::runtime::{now_ms, write_metrics};
 use tokio_util::sync::CancellationToken;
 
+use crate::classify::{BreakerState, IntentClassifier};
 use crate::ratelimit::RateLimiter;
 use crate::stats::{Snapshot, Stats};
 
@@ -40,7 +41,19 @@ pub fn document(now: &Snapshot, earlier: &Snapshot, timestamp_ms: i64) -> Option
 pub struct Reporter {
     pub stats: Arc<Stats>,
     pub limiter: Arc<RateLimiter>,
+    pub classifier: Arc<IntentClassifier>,
     pub every: Duration,
+}
+
+/// The intent model's breaker as a metric: `BreakerOpen` is 1 while decisions fall back to
+/// keywords (open, or no model configured), 0 otherwise; the state is a dimension.
+fn breaker_document(state: BreakerState, timestamp_ms: i64) -> String {
+    let open = matches!(state, BreakerState::Open | BreakerState::Unavailable);
+    Document::new()
+        .dimension("Service", "worker")
+        .count("BreakerOpen", u64::from(open))
+        .property("BreakerState", state.as_str())
+        .render(timestamp_ms)
 }
 
 /// Sends, deferrals and window drops per account and call class, and Meta's last reported
@@ -82,6 +95,7 @@ impl Reporter {
             let timestamp = now_ms();
             let mut lines = account_documents(&self.limiter, timestamp);
             lines.extend(document(&now, &last, timestamp));
+            lines.push(breaker_document(self.classifier.breaker_state(), timestamp));
             write_metrics(&lines);
             last = now;
             if stop {

@@ -16,6 +16,7 @@ use igflow_core::window;
 use secrecy::SecretString;
 use tracing::Instrument;
 
+use crate::campaigns::CampaignCache;
 use crate::classify::{IntentClassifier, Source};
 use crate::dedupe::{Claim, ClaimToken, Dedupe};
 use crate::graph::{CallError, GraphClient, Sent};
@@ -162,6 +163,7 @@ pub struct Pipeline {
     pub limiter: Arc<RateLimiter>,
     pub budgets: Budgets,
     pub classifier: Arc<IntentClassifier>,
+    pub campaigns: Arc<CampaignCache>,
 }
 
 impl Pipeline {
@@ -341,7 +343,7 @@ impl Pipeline {
         base: DecisionRecord<'_>,
         comment: &Comment,
     ) -> Result<Option<Duration>, Failure> {
-        let campaigns = CampaignSet::new(self.store.active_campaigns(account.id).await?);
+        let campaigns = self.campaigns.get(account.id).await?;
         let mut decision = campaigns.decide_comment(&env.event_id, &account.ig_user_id, comment);
         let mut why = None;
         if decision == Decision::NoMatch {
@@ -411,7 +413,7 @@ impl Pipeline {
         base: DecisionRecord<'_>,
         message: &MessagingItem,
     ) -> Result<Option<Duration>, Failure> {
-        let campaigns = CampaignSet::new(self.store.active_campaigns(account.id).await?);
+        let campaigns = self.campaigns.get(account.id).await?;
         let decision = campaigns.decide_message(&env.event_id, &account.ig_user_id, message);
         let sender = message
             .sender()
