@@ -6,9 +6,9 @@
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
+use crate::locked::Locked;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -144,14 +144,7 @@ struct ServerState {
     usage_windows: Windows,
 }
 
-#[derive(Clone, Default)]
-struct Shared(Arc<Mutex<ServerState>>);
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, ServerState> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+type Shared = Locked<ServerState>;
 
 pub struct GraphTestServer {
     pub url: String,

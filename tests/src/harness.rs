@@ -399,7 +399,8 @@ impl TestEnv {
             ("IGFLOW_SECRETS_PREFIX".into(), self.secrets_prefix.clone()),
             ("IGFLOW_CONSUMERS".into(), "2".into()),
             ("IGFLOW_WAIT_SECONDS".into(), "1".into()),
-            ("IGFLOW_VISIBILITY_SECONDS".into(), "30".into()),
+            // Short, so that copies left for a busy event come back within a test.
+            ("IGFLOW_VISIBILITY_SECONDS".into(), "5".into()),
             ("IGFLOW_GRAPH_TIMEOUT_MS".into(), "2000".into()),
             // Meta's hourly DM budgets would stretch the fault tests over hours; the rate
             // tests set their own.

@@ -6,5 +6,6 @@ pub mod faults;
 pub mod fixtures;
 pub mod graph_server;
 pub mod harness;
+pub mod locked;
 pub mod meta;
 pub mod ollama_server;

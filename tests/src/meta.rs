@@ -61,21 +61,33 @@ pub fn comment_delivery(account: &str, comments: &[CommentSpec]) -> String {
     }))
 }
 
-/// The echo Meta sends of a message the account itself sent.
-pub fn echo_delivery(account: &str, recipient: &str, mid: &str, text: &str) -> String {
+/// A `messaging` delivery for `account` holding one message object.
+fn messaging_delivery(
+    account: &str,
+    sender: &str,
+    recipient: &str,
+    timestamp_ms: u128,
+    message: Value,
+) -> String {
     meta_encode(&json!({
         "object": "instagram",
         "entry": [{
             "id": account,
             "time": now().as_millis(),
             "messaging": [{
-                "sender": { "id": account },
+                "sender": { "id": sender },
                 "recipient": { "id": recipient },
-                "timestamp": now().as_millis(),
-                "message": { "mid": mid, "text": text, "is_echo": true, "is_self": true },
+                "timestamp": timestamp_ms,
+                "message": message,
             }],
         }],
     }))
+}
+
+/// The echo Meta sends of a message the account itself sent.
+pub fn echo_delivery(account: &str, recipient: &str, mid: &str, text: &str) -> String {
+    let message = json!({ "mid": mid, "text": text, "is_echo": true, "is_self": true });
+    messaging_delivery(account, account, recipient, now().as_millis(), message)
 }
 
 /// A direct message from `sender` to `account`, sent at `timestamp_ms`.
@@ -86,19 +98,13 @@ pub fn message_delivery(
     text: &str,
     timestamp_ms: u128,
 ) -> String {
-    meta_encode(&json!({
-        "object": "instagram",
-        "entry": [{
-            "id": account,
-            "time": now().as_millis(),
-            "messaging": [{
-                "sender": { "id": sender },
-                "recipient": { "id": account },
-                "timestamp": timestamp_ms,
-                "message": { "mid": mid, "text": text },
-            }],
-        }],
-    }))
+    messaging_delivery(
+        account,
+        sender,
+        account,
+        timestamp_ms,
+        json!({ "mid": mid, "text": text }),
+    )
 }
 
 /// Now, in Unix milliseconds (for message timestamps).

@@ -4,9 +4,9 @@
 //! inspect.
 
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
+use crate::locked::Locked;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -39,14 +39,7 @@ struct ServerState {
     requests: Vec<Value>,
 }
 
-#[derive(Clone)]
-struct Shared(Arc<Mutex<ServerState>>);
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, ServerState> {
-        self.0.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-}
+type Shared = Locked<ServerState>;
 
 pub struct OllamaTestServer {
     /// The base URL, as `OLLAMA_URL` takes it.
@@ -57,10 +50,10 @@ pub struct OllamaTestServer {
 impl OllamaTestServer {
     /// Serves on 127.0.0.1 at `port` (0 picks a free one) until the runtime ends.
     pub async fn start(port: u16, mode: Mode) -> std::io::Result<Self> {
-        let shared = Shared(Arc::new(Mutex::new(ServerState {
+        let shared = Locked::new(ServerState {
             mode,
             requests: Vec::new(),
-        })));
+        });
         let app = Router::new()
             .route("/api/chat", post(chat))
             .with_state(shared.clone());

@@ -163,16 +163,22 @@ async fn every_delivery_three_times_interleaved_acts_once() {
     }
     let acc = settle(&env, "3x delivery", &comments).await;
     assert_eq!(acc.acted, 200);
+    // Copies that met their event in progress come back once it is done, and are dropped then.
+    eventually("every copy finished", SETTLE, || async {
+        let (s1, s2) = (first.stats.snapshot(), second.stats.snapshot());
+        Ok(s1.handled + s2.handled + s1.duplicates + s2.duplicates >= 600)
+    })
+    .await
+    .unwrap();
     let (s1, s2) = (first.stats.snapshot(), second.stats.snapshot());
     println!(
-        "[3x delivery] handled={} duplicates_dropped={}",
+        "[3x delivery] handled={} duplicates_dropped={} left_while_busy={}",
         s1.handled + s2.handled,
-        s1.duplicates + s2.duplicates
+        s1.duplicates + s2.duplicates,
+        s1.busy + s2.busy
     );
-    // SQS (and moto) may deliver a message more than once: at least 600 receipts finished,
-    // exactly 200 of them did the work.
+    // SQS (and moto) may deliver a message more than once: exactly 200 receipts did the work.
     assert_eq!(s1.handled + s2.handled, 200);
-    assert!(s1.duplicates + s2.duplicates >= 400);
     first.stop().await.unwrap();
     second.stop().await.unwrap();
 }

@@ -37,6 +37,8 @@ enum Settle {
     /// Leave it: it reappears after its visibility timeout and, after the queue's
     /// `maxReceiveCount`, moves to the DLQ.
     LeaveForDlq,
+    /// Leave it untouched for now: it reappears after its visibility timeout.
+    Leave,
 }
 
 /// What the receive loops share: room for more work, the running tasks, the hard stop and
@@ -235,7 +237,7 @@ impl Consumer {
                     }
                 }
             }
-            Some(Settle::LeaveForDlq) => {}
+            Some(Settle::LeaveForDlq | Settle::Leave) => {}
             None => {
                 Stats::add(&self.stats.handed_back);
                 self.set_visibility(&[&receipt], Duration::ZERO).await;
@@ -293,6 +295,10 @@ impl Consumer {
             }
             // Counted by the pipeline.
             Ok(Handled::Duplicate | Handled::Parked) => Settle::Delete,
+            Ok(Handled::Busy) => {
+                Stats::add(&self.stats.busy);
+                Settle::Leave
+            }
             Ok(Handled::Deferred(wait)) => Settle::Requeue(wait),
             Err(f) => {
                 tracing::warn!(event_id = %envelope.event_id, receive_count = count, failure = %f, "event not completed");

@@ -31,6 +31,8 @@ use crate::store::{Account, ActionClaim, ActionRecord, DecisionRecord, Store};
 pub enum Handled {
     Done,
     Duplicate,
+    /// Another worker holds the event; this copy is left to come back.
+    Busy,
     /// Its account is paused: kept in Postgres until the account is active again.
     Parked,
     /// Waiting for the account's next rate slot, due in this long.
@@ -183,14 +185,13 @@ impl Pipeline {
                     tracing::info!("duplicate event dropped");
                     return Ok(Handled::Duplicate);
                 }
-                // Another worker holds this event through its own copy of the message, which
-                // it deletes only once the event is done and otherwise retries or hands back
-                // to the queue. This copy adds nothing: dropping it loses nothing, while
-                // retrying it would only burn receive counts towards the DLQ.
+                // Another worker is on this event right now. This copy may be the very message
+                // it holds (SQS delivers at least once, even concurrently), so deleting it could
+                // delete the holder's: leave it to come back once the holder is done, when the
+                // done-marker drops it.
                 Claim::Busy => {
-                    Stats::add(&self.stats.duplicates);
-                    tracing::info!("event in progress elsewhere; this copy dropped");
-                    return Ok(Handled::Duplicate);
+                    tracing::info!("event in progress elsewhere; this copy comes back later");
+                    return Ok(Handled::Busy);
                 }
             };
             let result = self

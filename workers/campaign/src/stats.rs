@@ -37,6 +37,8 @@ counters!(
     handled,
     /// Repeats of events already handled, dropped.
     duplicates,
+    /// Copies of events another worker was on, left to come back.
+    busy,
     /// Messages handed back to the queue for a later attempt.
     retried,
     /// Events sent back to the queue to wait for their account's next rate slot.
