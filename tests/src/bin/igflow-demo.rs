@@ -267,7 +267,7 @@ async fn main() -> anyhow::Result<()> {
                     .fetch_one(&store)
                     .await?;
             let pending: i64 =
-                sqlx::query_scalar("select count(*) from activity where outcome = 'pending'")
+                sqlx::query_scalar("select count(*) from activity where outcome in ('pending', 'retry')")
                     .fetch_one(&store)
                     .await?;
             Ok(decided >= expected && pending == 0)
