@@ -266,10 +266,11 @@ async fn main() -> anyhow::Result<()> {
                 sqlx::query_scalar("select count(*) from activity where step = 'decision'")
                     .fetch_one(&store)
                     .await?;
-            let pending: i64 =
-                sqlx::query_scalar("select count(*) from activity where outcome in ('pending', 'retry')")
-                    .fetch_one(&store)
-                    .await?;
+            let pending: i64 = sqlx::query_scalar(
+                "select count(*) from activity where outcome in ('pending', 'retry')",
+            )
+            .fetch_one(&store)
+            .await?;
             Ok(decided >= expected && pending == 0)
         },
     )
