@@ -427,3 +427,73 @@ async fn a_dm_answer_past_the_24_hour_window_is_not_sent_and_says_why() {
     );
     worker.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_comment_whose_window_is_closing_goes_before_newer_ones() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    env.graph.set_limits(Limits {
+        send_api: Some((2, Duration::from_secs(1), 1)),
+        ..Limits::default()
+    });
+    let webhook = env.start_webhook().await.unwrap().url;
+    // Two private replies a second: twenty fresh comments fill the next ten seconds.
+    let two_per_second = [
+        ("IGFLOW_PRIVATE_REPLIES_PER_HOUR", "7200"),
+        ("IGFLOW_AUTOMATED_DMS_PER_HOUR", "7200"),
+        ("IGFLOW_SEND_API_PER_SECOND", "2"),
+    ];
+    let worker = env
+        .start_worker_with(&two_per_second, env.store.clone())
+        .await
+        .unwrap();
+    let fresh = comments(41, 20);
+    assert_eq!(
+        env.post_signed(&webhook, &comment_delivery(ACCOUNT, &fresh))
+            .await
+            .unwrap(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // A comment from 7 days ago less 8 seconds: its private reply window closes in 8 s.
+    let written = seconds_ago(7) + 8;
+    let closing_at = (written + 7 * 86_400) * 1000;
+    let late = serde_json::json!({
+        "object": "instagram",
+        "entry": [{ "id": ACCOUNT, "time": written, "changes": [{ "field": "comments", "value": {
+            "id": "17900000000000999", "from": { "id": "6999", "username": "late" }, "text": "price?",
+            "media": { "id": "18000000000000001" } } }] }],
+    });
+    assert_eq!(
+        env.post_signed(&webhook, &meta_encode(&late))
+            .await
+            .unwrap(),
+        200
+    );
+
+    let mut all = ids(&fresh);
+    all.push("17900000000000999".into());
+    let acc = env.settled(&all, SETTLE).await.unwrap();
+    let calls = env.graph.calls();
+    let late_sent = private_replies(&calls)
+        .into_iter()
+        .find(|c| matches!(&c.kind, CallKind::PrivateReply { comment_id, .. } if comment_id == "17900000000000999"))
+        .map(|c| c.at)
+        .expect("the closing comment got its private reply");
+    let sent_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+        - u64::try_from(late_sent.elapsed().as_millis()).unwrap();
+    println!(
+        "[closing window] acted={} of {}; the closing comment's private reply went {} ms before its window closed; throttled={}",
+        acc.acted,
+        acc.events,
+        closing_at.saturating_sub(sent_ms),
+        throttled(&calls)
+    );
+    assert_eq!(acc.acted, 21, "{acc:?}");
+    assert!(sent_ms < closing_at, "sent inside its window");
+    assert_eq!(throttled(&calls), 0);
+    worker.stop().await.unwrap();
+}

@@ -106,6 +106,7 @@ async fn main() -> anyhow::Result<()> {
                         account,
                         CallClass::PrivateReply,
                         &huge,
+                        None,
                     )
                     .await;
             }

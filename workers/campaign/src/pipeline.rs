@@ -651,6 +651,7 @@ impl Pipeline {
                 &account.ig_user_id,
                 class,
                 &budgets,
+                window.map(|(closes, _)| closes),
             )
             .await?;
         if wait > INLINE_WAIT {

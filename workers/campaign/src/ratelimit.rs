@@ -127,24 +127,35 @@ impl CallClass {
 ///    kept, so coming back for it uses no budget again;
 /// 2. otherwise the earliest slot every budget allows is booked (GCRA without burst
 ///    tolerance: calls are spaced evenly at each budget's rate);
-/// 3. then the account's pacing by Meta's usage report: none below 80 percent, 250 ms per
+/// 3. if that slot falls after the call's window closes, the call takes instead the latest
+///    slot before its deadline held by a deferred booking that can still make its own window
+///    from the end of the queue, and that booking moves to the end (it finds its new slot
+///    when it comes back);
+/// 4. then the account's pacing by Meta's usage report: none below 80 percent, 250 ms per
 ///    point above 79, and the pacing maximum from 95 percent;
-/// 4. a slot in the future is remembered for the event.
+/// 5. a slot in the future is remembered for the event; one far enough ahead to be moved is
+///    listed in the account's ledger of deferred bookings.
 ///
-/// KEYS: slot memory, the budgets, usage, pacing. ARGV: the budgets' intervals in ms, then
-/// the pacing maximum, the lateness tolerance and how long to remember a slot, in ms.
-/// Returns the wait in ms and the usage percentage (-1 for a remembered slot).
+/// KEYS: slot memory, the budgets, usage, pacing, ledger. ARGV: the budgets' intervals in
+/// ms, then the pacing maximum, the lateness tolerance, how long to remember a slot, the
+/// call's deadline (0: none) and how close a booking may be and still be moved, in ms.
+/// Returns the wait in ms, the usage percentage (-1 for a remembered slot) and 1 when the
+/// slot was taken over from a booking with more time.
 const RESERVE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = #KEYS - 3
+local n = #KEYS - 4
 local pace_max = tonumber(ARGV[n + 1])
 local tolerance = tonumber(ARGV[n + 2])
 local memory = tonumber(ARGV[n + 3])
+local deadline = tonumber(ARGV[n + 4])
+local margin = tonumber(ARGV[n + 5])
+local ledger = KEYS[n + 4]
 local booked = tonumber(redis.call('GET', KEYS[1]) or '-1')
 if booked >= 0 and now - booked <= tolerance then
-  return {math.max(booked - now, 0), -1}
+  return {math.max(booked - now, 0), -1, 0}
 end
+redis.call('ZREMRANGEBYSCORE', ledger, '-inf', now + margin)
 local slot = now
 for i = 1, n do
   local tat = tonumber(redis.call('GET', KEYS[i + 1]) or '0')
@@ -153,6 +164,28 @@ end
 for i = 1, n do
   local next_tat = slot + tonumber(ARGV[i])
   redis.call('SET', KEYS[i + 1], next_tat, 'PX', next_tat - now + 1000)
+end
+local function remember(key, at, own_deadline)
+  redis.call('SET', key, at, 'PX', at - now + memory)
+  if at - now > margin then
+    redis.call('ZADD', ledger, at, own_deadline .. '|' .. key)
+    redis.call('PEXPIRE', ledger, at - now + memory)
+  end
+end
+if deadline > 0 and slot >= deadline then
+  local candidates = redis.call('ZREVRANGEBYSCORE', ledger, deadline - 1, '(' .. (now + margin), 'WITHSCORES', 'LIMIT', 0, 50)
+  for i = 1, #candidates, 2 do
+    local member = candidates[i]
+    local their_deadline, their_key = string.match(member, '^(%d+)|(.+)$')
+    their_deadline = tonumber(their_deadline)
+    if their_deadline == 0 or their_deadline > slot then
+      local theirs = tonumber(candidates[i + 1])
+      redis.call('ZREM', ledger, member)
+      remember(their_key, slot, their_deadline)
+      remember(KEYS[1], theirs, deadline)
+      return {theirs - now, 0, 1}
+    end
+  end
 end
 local usage = tonumber(redis.call('GET', KEYS[n + 2]) or '0')
 if usage >= 80 then
@@ -163,9 +196,9 @@ if usage >= 80 then
   redis.call('SET', KEYS[n + 3], slot + interval, 'PX', slot + interval - now + 1000)
 end
 if slot > now then
-  redis.call('SET', KEYS[1], slot, 'PX', slot - now + memory)
+  remember(KEYS[1], slot, deadline)
 end
-return {slot - now, usage}
+return {slot - now, usage, 0}
 ";
 
 /// Keeps the later of the stored time and `ARGV[1]`, for `ARGV[2]` ms after it; returns it.
@@ -184,6 +217,12 @@ const USAGE_TTL: Duration = Duration::from_secs(60);
 /// How late an event may be for its booked slot and still use it: later, sending would crowd
 /// the calls booked after it, so it books again (the missed slot's budget is lost).
 const LATE_TOLERANCE: Duration = Duration::from_millis(100);
+/// A deferred booking due further away than this may give its slot to a call whose window
+/// closes sooner: closer, its event may already be back and waiting on it.
+const MOVABLE_AFTER: Duration = Duration::from_secs(4);
+/// A slot taken over for a closing window is at least this far before the window closes, so
+/// a late receive or a slow call does not miss it.
+const SEND_MARGIN: Duration = Duration::from_secs(2);
 /// A booked slot kept while its event waits in the queue for it, beyond the wait itself.
 const SLOT_MEMORY: Duration = Duration::from_secs(3600);
 
@@ -275,7 +314,9 @@ impl RateLimiter {
 
     /// The slot for one action of one event: the one booked when the event was deferred, or
     /// a new booking. A booking that must wait is remembered, so the event does not book (and
-    /// use up budget) again when it comes back for it.
+    /// use up budget) again when it comes back for it. `window_closes_ms` is when Meta stops
+    /// accepting the call, if ever: a call whose window closes before its turn takes the slot
+    /// of a deferred booking with more time (see [`RESERVE`]).
     pub async fn reserve(
         &self,
         event: &EventId,
@@ -283,6 +324,7 @@ impl RateLimiter {
         account: &IgUserId,
         class: CallClass,
         budgets: &Budgets,
+        window_closes_ms: Option<i64>,
     ) -> Result<Duration, Failure> {
         let buckets = class.buckets(budgets);
         let mut keys = vec![self.keys.key(&["slot", event.as_str(), action])];
@@ -293,6 +335,7 @@ impl RateLimiter {
         );
         keys.push(self.keys.key(&["usage", account.as_str()]));
         keys.push(self.keys.key(&["rl", account.as_str(), "pace"]));
+        keys.push(self.keys.key(&["ledger", account.as_str()]));
         let mut args: Vec<String> = buckets
             .iter()
             .map(|(_, rate)| rate.interval_ms().to_string())
@@ -305,12 +348,22 @@ impl RateLimiter {
             ]
             .map(|ms| ms.to_string()),
         );
-        let (wait_ms, usage): (i64, i64) = self
+        let deadline = window_closes_ms.map_or(0, |closes| {
+            closes.saturating_sub(i64::try_from(SEND_MARGIN.as_millis()).unwrap_or(0))
+        });
+        args.push(deadline.max(0).to_string());
+        args.push(MOVABLE_AFTER.as_millis().to_string());
+        let (wait_ms, usage, took_over): (i64, i64, i64) = self
             .reserve
             .evalsha_with_reload(&self.redis, keys, args)
             .await
             .map_err(|e| Failure::retry(format!("redis unavailable for rate budgets: {e}")))?;
-        if usage >= 80 {
+        if took_over == 1 {
+            tracing::info!(
+                wait_ms,
+                "window closing: took the slot of a booking with more time"
+            );
+        } else if usage >= 80 {
             tracing::info!(usage, wait_ms, "account paced by Meta's usage report");
         }
         Ok(Duration::from_millis(u64::try_from(wait_ms).unwrap_or(0)))
