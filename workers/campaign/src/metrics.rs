@@ -9,7 +9,7 @@ use igflow_core::runtime::{now_ms, write_metrics};
 use tokio_util::sync::CancellationToken;
 
 use crate::classify::{BreakerState, IntentClassifier};
-use crate::ratelimit::RateLimiter;
+use crate::ratelimit::{Meter, RateLimiter};
 use crate::stats::{Snapshot, Stats};
 
 /// `accounts_paused` → `AccountsPaused`.
@@ -56,10 +56,10 @@ fn breaker_document(state: BreakerState, timestamp_ms: i64) -> String {
         .render(timestamp_ms)
 }
 
-/// Sends, deferrals and window drops per account and call class, and Meta's last reported
+/// Sends, deferrals, window drops and window-closing priorities per account and call class, and Meta's last reported
 /// usage per account.
-fn account_documents(limiter: &RateLimiter, timestamp_ms: i64) -> Vec<String> {
-    let (counts, usage) = limiter.meter.take();
+fn account_documents(meter: &Meter, timestamp_ms: i64) -> Vec<String> {
+    let (counts, usage) = meter.take();
     let mut lines: Vec<String> = counts
         .into_iter()
         .map(|((account, class), c)| {
@@ -70,6 +70,7 @@ fn account_documents(limiter: &RateLimiter, timestamp_ms: i64) -> Vec<String> {
                 .count("Sent", c.sent)
                 .count("Deferred", c.deferred)
                 .count("WindowDrops", c.window_drops)
+                .count("Prioritized", c.prioritized)
                 .render(timestamp_ms)
         })
         .collect();
@@ -93,7 +94,7 @@ impl Reporter {
             };
             let now = self.stats.snapshot();
             let timestamp = now_ms();
-            let mut lines = account_documents(&self.limiter, timestamp);
+            let mut lines = account_documents(&self.limiter.meter, timestamp);
             lines.extend(document(&now, &last, timestamp));
             lines.push(breaker_document(self.classifier.breaker_state(), timestamp));
             write_metrics(&lines);
@@ -107,9 +108,11 @@ impl Reporter {
 
 #[cfg(test)]
 mod tests {
+    use igflow_core::ids::IgUserId;
     use serde_json::Value;
 
     use super::*;
+    use crate::ratelimit::CallClass;
 
     #[test]
     fn deltas_become_camel_case_counts() {
@@ -134,5 +137,28 @@ mod tests {
         );
         assert_eq!(v["Service"], "worker");
         assert_eq!(document(&now, &now, 1), None);
+    }
+
+    #[test]
+    fn account_counts_become_one_document_per_account_and_class() {
+        let meter = Meter::default();
+        let account = IgUserId::parse("17841400000000001").unwrap();
+        meter.add(&account, CallClass::PrivateReply, |c| {
+            c.sent += 3;
+            c.prioritized += 1;
+        });
+        let lines = account_documents(&meter, 1);
+        let v: Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(
+            (&v["Account"], &v["Class"], &v["Sent"], &v["Prioritized"]),
+            (
+                &Value::from("17841400000000001"),
+                &Value::from(CallClass::PrivateReply.as_str()),
+                &Value::from(3),
+                &Value::from(1)
+            )
+        );
+        assert_eq!(lines.len(), 1);
+        assert!(account_documents(&meter, 2).is_empty(), "counts are taken");
     }
 }

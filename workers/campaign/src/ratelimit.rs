@@ -232,6 +232,8 @@ pub struct ClassCounts {
     pub sent: u64,
     pub deferred: u64,
     pub window_drops: u64,
+    /// Calls moved ahead of bookings with more time because their window was closing.
+    pub prioritized: u64,
 }
 
 /// Counts by (account, call class).
@@ -359,6 +361,7 @@ impl RateLimiter {
             .await
             .map_err(|e| Failure::retry(format!("redis unavailable for rate budgets: {e}")))?;
         if took_over == 1 {
+            self.meter.add(account, class, |c| c.prioritized += 1);
             tracing::info!(
                 wait_ms,
                 "window closing: took the slot of a booking with more time"
