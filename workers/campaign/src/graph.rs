@@ -11,7 +11,7 @@ use igflow_core::ids::{CommentId, Igsid};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::config::GraphConfig;
 use crate::store::Account;
@@ -142,10 +142,8 @@ impl GraphClient {
         comment: &CommentId,
         text: &str,
     ) -> Result<Sent, CallError> {
-        let sender = Self::sender(account);
-        let url = format!("{}/{sender}/messages", self.base(account.login));
-        let body = json!({ "recipient": { "comment_id": comment }, "message": { "text": text } });
-        self.post(&url, token, &body).await
+        let recipient = json!({ "comment_id": comment });
+        self.message(account, token, recipient, text).await
     }
 
     /// A direct message in the thread of someone who wrote to the account.
@@ -156,12 +154,21 @@ impl GraphClient {
         recipient: &Igsid,
         text: &str,
     ) -> Result<Sent, CallError> {
-        let url = format!(
-            "{}/{}/messages",
-            self.base(account.login),
-            Self::sender(account)
-        );
-        let body = json!({ "recipient": { "id": recipient }, "message": { "text": text } });
+        self.message(account, token, json!({ "id": recipient }), text)
+            .await
+    }
+
+    /// One Send API call: a text message to `recipient` (a comment or a person).
+    async fn message(
+        &self,
+        account: &Account,
+        token: &SecretString,
+        recipient: Value,
+        text: &str,
+    ) -> Result<Sent, CallError> {
+        let sender = Self::sender(account);
+        let url = format!("{}/{sender}/messages", self.base(account.login));
+        let body = json!({ "recipient": recipient, "message": { "text": text } });
         self.post(&url, token, &body).await
     }
 
