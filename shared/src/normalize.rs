@@ -90,6 +90,16 @@ impl Normalized {
         self.forms[0].text.is_empty() && self.emoji.is_empty()
     }
 
+    /// The words, case and accents folded, joined by single spaces.
+    pub fn words(&self) -> &str {
+        &self.forms[Folding {
+            fold_accents: true,
+            stretch: false,
+        }
+        .index()]
+        .text
+    }
+
     pub(crate) fn form(&self, folding: Folding) -> &Form {
         &self.forms[folding.index()]
     }

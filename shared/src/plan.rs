@@ -18,6 +18,8 @@ pub enum SkipReason {
     NoText,
     /// A kind igflow does not act on yet.
     KindNotHandled,
+    /// The person asked for no automated messages (by message, or in the dashboard).
+    OptedOut,
 }
 
 impl SkipReason {
@@ -26,6 +28,7 @@ impl SkipReason {
             Self::Own => "own_content",
             Self::NoText => "no_text",
             Self::KindNotHandled => "kind_not_handled",
+            Self::OptedOut => "contact_opted_out",
         }
     }
 }
@@ -65,9 +68,35 @@ pub struct Plan {
     pub actions: Vec<PlannedAction>,
 }
 
+/// A direct message that is nothing but a stop or start word, as with SMS short codes:
+/// the person's choice about automated messages, never a campaign trigger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    OptOut,
+    OptIn,
+}
+
+impl Consent {
+    pub fn requested(text: &Normalized) -> Option<Self> {
+        match text.words() {
+            "stop" | "stop all" | "stopall" | "unsubscribe" | "opt out" | "optout" => {
+                Some(Self::OptOut)
+            }
+            "start" | "unstop" | "subscribe" | "opt in" | "optin" => Some(Self::OptIn),
+            _ => None,
+        }
+    }
+
+    pub fn opted_out(self) -> bool {
+        self == Self::OptOut
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Skip(SkipReason),
+    /// The person opted out of or back into automated messages.
+    Consent(Consent),
     NoMatch,
     Matched(Plan),
 }
@@ -77,6 +106,8 @@ impl Decision {
     pub fn outcome(&self) -> &'static str {
         match self {
             Self::Skip(reason) => reason.as_str(),
+            Self::Consent(Consent::OptOut) => "opted_out",
+            Self::Consent(Consent::OptIn) => "opted_in",
             Self::NoMatch => "no_match",
             Self::Matched(_) => "matched",
         }
@@ -146,6 +177,9 @@ impl CampaignSet {
         else {
             return Decision::Skip(SkipReason::NoText);
         };
+        if let Some(consent) = Consent::requested(&text) {
+            return Decision::Consent(consent);
+        }
         self.first_match(event_id, Trigger::Message, &text, |_| true)
     }
 
@@ -268,6 +302,31 @@ mod tests {
 
     fn comment(json: &str) -> Comment {
         serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn only_a_bare_stop_or_start_word_is_consent() {
+        let consent = |text: &str| Consent::requested(&Normalized::new(text));
+        for stop in [
+            "STOP",
+            "Stop!",
+            " stop all ",
+            "Unsubscribe \u{1F6D1}",
+            "opt-out",
+        ] {
+            assert_eq!(consent(stop), Some(Consent::OptOut), "{stop:?}");
+        }
+        for start in ["START", "Opt in", "unstop"] {
+            assert_eq!(consent(start), Some(Consent::OptIn), "{start:?}");
+        }
+        for other in [
+            "don't stop",
+            "stop sending me stuff",
+            "price?",
+            "starter kit",
+        ] {
+            assert_eq!(consent(other), None, "{other:?}");
+        }
     }
 
     #[test]

@@ -344,24 +344,27 @@ impl Pipeline {
         base: DecisionRecord<'_>,
         comment: &Comment,
     ) -> Result<Option<Duration>, Failure> {
+        let target = Target::Comment(comment);
+        let contact = (!comment.is_own(&account.ig_user_id)).then_some(comment.from.id.as_str());
+        if let Some(igsid) = contact {
+            let username = comment.from.username.as_deref();
+            if self
+                .store
+                .touch_contact(account.id, igsid, username, None)
+                .await?
+            {
+                let decision = Decision::Skip(SkipReason::OptedOut);
+                return self
+                    .decided(env, account, base, contact, decision, None, &target)
+                    .await;
+            }
+        }
         let campaigns = self.campaigns.get(account.id).await?;
         let mut decision = campaigns.decide_comment(&env.event_id, &account.ig_user_id, comment);
         let mut why = None;
         if decision == Decision::NoMatch {
             (decision, why) = self.by_intent(env, &campaigns, comment).await;
         }
-        let own = matches!(decision, Decision::Skip(SkipReason::Own));
-        if !own {
-            self.store
-                .touch_contact(
-                    account.id,
-                    comment.from.id.as_str(),
-                    comment.from.username.as_deref(),
-                )
-                .await?;
-        }
-        let contact = (!own).then_some(comment.from.id.as_str());
-        let target = Target::Comment(comment);
         self.decided(env, account, base, contact, decision, why, &target)
             .await
     }
@@ -415,7 +418,7 @@ impl Pipeline {
         message: &MessagingItem,
     ) -> Result<Option<Duration>, Failure> {
         let campaigns = self.campaigns.get(account.id).await?;
-        let decision = campaigns.decide_message(&env.event_id, &account.ig_user_id, message);
+        let mut decision = campaigns.decide_message(&env.event_id, &account.ig_user_id, message);
         let sender = message
             .sender()
             .filter(|_| !matches!(decision, Decision::Skip(SkipReason::Own)));
@@ -424,9 +427,17 @@ impl Pipeline {
                 .decided(env, account, base, None, decision, None, &Target::Nobody)
                 .await;
         };
-        self.store
-            .touch_contact(account.id, sender.as_str(), None)
+        let consent = match decision {
+            Decision::Consent(c) => Some(c.opted_out()),
+            _ => None,
+        };
+        let opted_out = self
+            .store
+            .touch_contact(account.id, sender.as_str(), None, consent)
             .await?;
+        if opted_out && consent.is_none() {
+            decision = Decision::Skip(SkipReason::OptedOut);
+        }
         // The 24-hour window runs from the person's latest message, whichever event told us.
         let last = self
             .limiter

@@ -94,6 +94,7 @@ pub async fn simulate(
         }
         Decision::NoMatch => lines.push("no campaign fires".into()),
         Decision::Skip(reason) => lines.push(format!("skipped: {}", reason.as_str())),
+        consent @ Decision::Consent(_) => lines.push(consent.outcome().replace('_', " ")),
     }
     Ok(lines)
 }

@@ -299,23 +299,31 @@ impl Store {
             .collect()
     }
 
+    /// Notes that the person was seen, and their choice about automated messages if they
+    /// just made one. Returns whether they have opted out.
     pub async fn touch_contact(
         &self,
         account_id: Uuid,
         igsid: &str,
         username: Option<&str>,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "insert into contacts (account_id, igsid, username) values ($1, $2, $3)
+        opted_out: Option<bool>,
+    ) -> Result<bool, StoreError> {
+        let opted_out = sqlx::query_scalar(
+            "insert into contacts (account_id, igsid, username, opted_out)
+             values ($1, $2, $3, coalesce($4, false))
              on conflict (account_id, igsid) do update
-               set last_seen_at = now(), username = coalesce(excluded.username, contacts.username)",
+               set last_seen_at = now(),
+                   username = coalesce(excluded.username, contacts.username),
+                   opted_out = coalesce($4, contacts.opted_out)
+             returning opted_out",
         )
         .bind(account_id)
         .bind(igsid)
         .bind(username)
-        .execute(&self.pool)
+        .bind(opted_out)
+        .fetch_one(&self.pool)
         .await?;
-        Ok(())
+        Ok(opted_out)
     }
 
     /// Records the decision once; a redelivered event keeps the first record.
