@@ -5,7 +5,9 @@ use std::hint::black_box;
 use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use igflow_core::campaign::{Actions, Campaign, MatchMode, MediaScope, Require, Rule, Trigger};
+use igflow_core::campaign::{
+    Actions, Campaign, MatchMode, MediaScope, Require, Rule, Schedule, Trigger,
+};
 use igflow_core::event::Comment;
 use igflow_core::ids::{EventId, IgUserId};
 use igflow_core::plan::CampaignSet;
@@ -18,6 +20,7 @@ fn campaign(slug: &str, keywords: &[&str]) -> Campaign {
         trigger: Trigger::Comment,
         priority: 0,
         media: MediaScope::Any,
+        schedule: Schedule::default(),
         cooldown: Duration::ZERO,
         rules: vec![Rule {
             mode: MatchMode::WholeWord,
@@ -83,7 +86,7 @@ fn bench(c: &mut Criterion) {
         )
         .expect("comment");
         group.bench_function(name, |b| {
-            b.iter(|| black_box(set.decide_comment(&event, &account, black_box(&comment))))
+            b.iter(|| black_box(set.decide_comment(&event, &account, black_box(&comment), 0)))
         });
     }
     group.finish();

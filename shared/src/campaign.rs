@@ -149,6 +149,22 @@ impl MediaScope {
     }
 }
 
+/// When a campaign runs, in Unix milliseconds: from `starts_at` (inclusive) to `ends_at`
+/// (exclusive), either open-ended. What counts is when the comment or message was written, so
+/// an event queued or deferred past the end still gets the campaign it was written under.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Schedule {
+    pub starts_at_ms: Option<i64>,
+    pub ends_at_ms: Option<i64>,
+}
+
+impl Schedule {
+    pub fn covers(&self, at_ms: i64) -> bool {
+        self.starts_at_ms.is_none_or(|start| at_ms >= start)
+            && self.ends_at_ms.is_none_or(|end| at_ms < end)
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Actions {
     pub private_reply: Option<String>,
@@ -167,6 +183,7 @@ pub struct Campaign {
     pub trigger: Trigger,
     pub priority: i32,
     pub media: MediaScope,
+    pub schedule: Schedule,
     pub cooldown: Duration,
     pub rules: Vec<Rule>,
     /// Asked of the model only when no rule matches; empty means keywords only.

@@ -10,7 +10,7 @@ use serde::Deserialize;
 
 use crate::campaign::{
     AccountLimits, Actions, Campaign, CampaignStatus, Intent, LoginFlavor, MatchMode, MediaScope,
-    Require, Rule, Trigger,
+    Require, Rule, Schedule, Trigger,
 };
 use crate::ids::{IgUserId, MediaId, PageId};
 use crate::matcher::Normalized;
@@ -98,6 +98,12 @@ pub struct CampaignSpec {
     /// Posts and reels the campaign listens on; empty means all of the account's media.
     #[serde(default)]
     pub media_ids: Vec<MediaId>,
+    /// When the campaign runs (RFC 3339, e.g. `2026-12-01T09:00:00+01:00`): it fires for
+    /// what is written from `starts_at` until before `ends_at`; either may be left out.
+    #[serde(default)]
+    pub starts_at: Option<jiff::Timestamp>,
+    #[serde(default)]
+    pub ends_at: Option<jiff::Timestamp>,
     pub rules: Vec<RuleSpec>,
     /// Asked of the model when no rule matches.
     #[serde(default)]
@@ -119,6 +125,13 @@ impl CampaignSpec {
             MediaScope::Any
         } else {
             MediaScope::Only(self.media_ids.clone())
+        }
+    }
+
+    pub fn schedule(&self) -> Schedule {
+        Schedule {
+            starts_at_ms: self.starts_at.map(|t| t.as_millisecond()),
+            ends_at_ms: self.ends_at.map(|t| t.as_millisecond()),
         }
     }
 
@@ -159,6 +172,7 @@ impl CampaignSpec {
             trigger: self.trigger,
             priority: self.priority,
             media: self.media_scope(),
+            schedule: self.schedule(),
             cooldown: self.cooldown(),
             rules: self.rules(),
             intents: self.intents(),
@@ -325,6 +339,14 @@ impl CampaignFile {
                     p.add(
                         &format!("{at}.cooldown_seconds"),
                         format!("must be at most {MAX_COOLDOWN_SECONDS} (one year)"),
+                    );
+                }
+                if let (Some(start), Some(end)) = (campaign.starts_at, campaign.ends_at)
+                    && end <= start
+                {
+                    p.add(
+                        &format!("{at}.ends_at"),
+                        format!("{end} must be after starts_at ({start})"),
                     );
                 }
                 p.campaign(&at, campaign);
@@ -597,6 +619,37 @@ accounts:
             e.contains("rules[0].keywords[0]: \"!!!\" has no letters"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn a_schedule_parses_with_offsets_and_must_end_after_it_starts() {
+        let scheduled = |start: &str, end: &str| {
+            GOOD.replace(
+                "        priority: 10\n",
+                &format!("        priority: 10\n        starts_at: \"{start}\"\n        ends_at: \"{end}\"\n"),
+            )
+        };
+        let f = CampaignFile::parse(&scheduled(
+            "2026-12-01T09:00:00+01:00",
+            "2026-12-02T00:00:00Z",
+        ))
+        .unwrap();
+        assert_eq!(
+            f.accounts[0].campaigns[0].schedule(),
+            Schedule {
+                starts_at_ms: Some(1_796_112_000_000),
+                ends_at_ms: Some(1_796_169_600_000),
+            }
+        );
+        let e = problems(&scheduled("2026-12-02T00:00:00Z", "2026-12-01T00:00:00Z"));
+        assert!(
+            e.contains(
+                "accounts[0].campaigns[0].ends_at: 2026-12-01T00:00:00Z must be after starts_at"
+            ),
+            "{e}"
+        );
+        let e = problems(&scheduled("next monday", "2026-12-01T00:00:00Z"));
+        assert!(e.contains("starts_at"), "{e}");
     }
 
     const RULES: &str =

@@ -139,11 +139,13 @@ impl CampaignSet {
         }
     }
 
+    /// The decision for a comment written at `written_at_ms`, by the campaigns running then.
     pub fn decide_comment(
         &self,
         event_id: &EventId,
         account: &IgUserId,
         comment: &Comment,
+        written_at_ms: i64,
     ) -> Decision {
         if comment.is_own(account) {
             return Decision::Skip(SkipReason::Own);
@@ -157,7 +159,9 @@ impl CampaignSet {
             return Decision::Skip(SkipReason::NoText);
         };
         let media = comment.media.as_ref().map(|m| &m.id);
-        self.first_match(event_id, Trigger::Comment, &text, |c| c.media.covers(media))
+        self.first_match(event_id, Trigger::Comment, &text, |c| {
+            c.schedule.covers(written_at_ms) && c.media.covers(media)
+        })
     }
 
     /// The same for a direct message, against the campaigns that listen to messages.
@@ -166,6 +170,7 @@ impl CampaignSet {
         event_id: &EventId,
         account: &IgUserId,
         message: &MessagingItem,
+        written_at_ms: i64,
     ) -> Decision {
         if message.is_own(account) {
             return Decision::Skip(SkipReason::Own);
@@ -180,7 +185,9 @@ impl CampaignSet {
         if let Some(consent) = Consent::requested(&text) {
             return Decision::Consent(consent);
         }
-        self.first_match(event_id, Trigger::Message, &text, |_| true)
+        self.first_match(event_id, Trigger::Message, &text, |c| {
+            c.schedule.covers(written_at_ms)
+        })
     }
 
     fn first_match(
@@ -208,14 +215,19 @@ impl CampaignSet {
     }
 
     /// Campaigns a comment that matched no keyword may still fire by intent, highest
-    /// priority first: comment campaigns with intents whose media scope covers it.
+    /// priority first: comment campaigns with intents, running when it was written, whose
+    /// media scope covers it.
     pub fn intent_candidates<'a>(
         &'a self,
         comment: &'a Comment,
+        written_at_ms: i64,
     ) -> impl Iterator<Item = &'a Campaign> + 'a {
         let media = comment.media.as_ref().map(|m| &m.id);
         self.campaigns.iter().map(|(c, _)| c).filter(move |c| {
-            c.trigger == Trigger::Comment && !c.intents.is_empty() && c.media.covers(media)
+            c.trigger == Trigger::Comment
+                && !c.intents.is_empty()
+                && c.schedule.covers(written_at_ms)
+                && c.media.covers(media)
         })
     }
 
@@ -272,8 +284,11 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::campaign::{Actions, MatchMode, MediaScope, Require, Rule};
+    use crate::campaign::{Actions, MatchMode, MediaScope, Require, Rule, Schedule};
     use crate::ids::MediaId;
+
+    /// When the test comments were written (2026-11-22T00:00:00Z).
+    const NOW: i64 = 1_795_305_600_000;
 
     fn campaign(slug: &str, priority: i32, media: MediaScope, keyword: &str) -> Campaign {
         Campaign {
@@ -282,6 +297,7 @@ mod tests {
             trigger: Trigger::Comment,
             priority,
             media,
+            schedule: Schedule::default(),
             cooldown: Duration::ZERO,
             rules: vec![Rule {
                 mode: MatchMode::WholeWord,
@@ -344,7 +360,7 @@ mod tests {
         let id = EventId::parse("comment:1").unwrap();
         let on_m1 = comment(r#"{"id":"1","from":{"id":"7"},"text":"price?","media":{"id":"m1"}}"#);
         let on_m2 = comment(r#"{"id":"1","from":{"id":"7"},"text":"price?","media":{"id":"m2"}}"#);
-        let Decision::Matched(p) = set.decide_comment(&id, &account, &on_m1) else {
+        let Decision::Matched(p) = set.decide_comment(&id, &account, &on_m1, NOW) else {
             panic!()
         };
         assert_eq!(p.campaign_slug, "high");
@@ -356,22 +372,46 @@ mod tests {
             }
         );
         assert_eq!(p.actions[1].kind, ActionKind::PublicReply);
-        let Decision::Matched(p) = set.decide_comment(&id, &account, &on_m2) else {
+        let Decision::Matched(p) = set.decide_comment(&id, &account, &on_m2, NOW) else {
             panic!()
         };
         assert_eq!(p.campaign_slug, "low");
         let other = comment(r#"{"id":"1","from":{"id":"7"},"text":"hello","media":{"id":"m1"}}"#);
-        assert_eq!(set.decide_comment(&id, &account, &other), Decision::NoMatch);
+        assert_eq!(
+            set.decide_comment(&id, &account, &other, NOW),
+            Decision::NoMatch
+        );
         let own = comment(r#"{"id":"1","from":{"id":"100"},"text":"price","media":{"id":"m1"}}"#);
         assert_eq!(
-            set.decide_comment(&id, &account, &own),
+            set.decide_comment(&id, &account, &own, NOW),
             Decision::Skip(SkipReason::Own)
         );
         let sticker = comment(r#"{"id":"1","from":{"id":"7"},"media":{"id":"m1"}}"#);
         assert_eq!(
-            set.decide_comment(&id, &account, &sticker),
+            set.decide_comment(&id, &account, &sticker, NOW),
             Decision::Skip(SkipReason::NoText)
         );
+    }
+
+    #[test]
+    fn a_scheduled_campaign_fires_for_what_was_written_while_it_ran() {
+        let mut promo = campaign("promo", 9, MediaScope::Any, "price");
+        promo.schedule = Schedule {
+            starts_at_ms: Some(NOW),
+            ends_at_ms: Some(NOW + 3_600_000),
+        };
+        let set = CampaignSet::new(vec![promo, campaign("always", 1, MediaScope::Any, "price")]);
+        let account = IgUserId::parse("100").unwrap();
+        let id = EventId::parse("comment:1").unwrap();
+        let price = comment(r#"{"id":"1","from":{"id":"7"},"text":"price?"}"#);
+        let fired = |at| match set.decide_comment(&id, &account, &price, at) {
+            Decision::Matched(p) => p.campaign_slug,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(fired(NOW - 1), "always", "before the start");
+        assert_eq!(fired(NOW), "promo", "the start is inclusive");
+        assert_eq!(fired(NOW + 3_599_999), "promo");
+        assert_eq!(fired(NOW + 3_600_000), "always", "the end is exclusive");
     }
 
     #[test]

@@ -266,3 +266,49 @@ async fn a_campaign_change_reaches_a_running_worker_without_waiting_for_its_cach
     assert_eq!(texts, [PRIVATE_REPLY, "New prices from today!"]);
     worker.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_a_campaign_running_when_the_comment_was_written_fires() {
+    let env = TestEnv::new().await.unwrap();
+    let at = |hours: i64| {
+        jiff::Timestamp::now()
+            .checked_add(jiff::SignedDuration::from_hours(hours))
+            .unwrap()
+    };
+    // Three higher-priority campaigns on the same keyword: one running, one over, one to come.
+    let scheduled = |slug: &str, from: jiff::Timestamp, until: jiff::Timestamp, priority: u8| {
+        format!(
+            "      - slug: {slug}\n        name: {slug}\n        priority: {priority}\n        starts_at: \"{from}\"\n        ends_at: \"{until}\"\n        rules: [{{ keywords: [price] }}]\n        actions: {{ private_reply: \"{slug} offer\" }}\n"
+        )
+    };
+    let campaigns = [
+        scheduled("flash-sale", at(-1), at(1), 20),
+        scheduled("last-week", at(-170), at(-2), 30),
+        scheduled("next-week", at(2), at(170), 40),
+    ]
+    .concat();
+    let yaml = campaigns_yaml().replacen(
+        "    campaigns:\n",
+        &format!("    campaigns:\n{campaigns}"),
+        1,
+    );
+    env.apply(&yaml).await.unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
+    let worker = env.start_worker().await.unwrap();
+
+    let body = comment_delivery(
+        ACCOUNT,
+        &[CommentSpec::new("17900000000000951", "6951", "price?")],
+    );
+    assert_eq!(env.post_signed(&webhook, &body).await.unwrap(), 200);
+    worker.wait_finished(1, WAIT).await.unwrap();
+
+    let texts: Vec<String> = env
+        .graph
+        .accepted(|k| matches!(k, CallKind::PrivateReply { .. }))
+        .into_iter()
+        .map(|c| c.text)
+        .collect();
+    assert_eq!(texts, ["flash-sale offer"]);
+    worker.stop().await.unwrap();
+}

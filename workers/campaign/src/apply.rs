@@ -172,12 +172,13 @@ async fn upsert_campaign(
 ) -> Result<(), sqlx::Error> {
     let media: Vec<&str> = c.media_ids.iter().map(|m| m.as_str()).collect();
     let campaign_id: Uuid = sqlx::query_scalar(
-        "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status, priority, cooldown_seconds)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+        "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status, priority, cooldown_seconds, starts_at, ends_at)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11::timestamptz)
          on conflict (account_id, slug) do update set
            name = excluded.name, trigger = excluded.trigger, media_ids = excluded.media_ids,
            status = excluded.status, priority = excluded.priority,
-           cooldown_seconds = excluded.cooldown_seconds, updated_at = now()
+           cooldown_seconds = excluded.cooldown_seconds, starts_at = excluded.starts_at,
+           ends_at = excluded.ends_at, updated_at = now()
          returning id",
     )
     .bind(tenant_id)
@@ -189,6 +190,8 @@ async fn upsert_campaign(
     .bind(c.status.as_str())
     .bind(c.priority)
     .bind(i32::try_from(c.cooldown_seconds).unwrap_or(i32::MAX))
+    .bind(c.starts_at.map(|t| t.to_string()))
+    .bind(c.ends_at.map(|t| t.to_string()))
     .fetch_one(&mut **tx)
     .await?;
 

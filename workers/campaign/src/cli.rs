@@ -58,6 +58,9 @@ enum Command {
         /// The media the comment is on.
         #[arg(long)]
         media: Option<String>,
+        /// When the comment is written (RFC 3339), for scheduled campaigns; now by default.
+        #[arg(long)]
+        at: Option<jiff::Timestamp>,
         /// The comment.
         text: String,
     },
@@ -92,6 +95,7 @@ impl Cli {
             campaigns,
             account,
             media,
+            at,
             text,
         } = &self.command
         {
@@ -106,6 +110,7 @@ impl Cli {
                 account.as_deref(),
                 media.as_deref(),
                 text,
+                at.unwrap_or_else(jiff::Timestamp::now).as_millisecond(),
                 &classifier,
             )
             .await?

@@ -360,7 +360,12 @@ impl Pipeline {
             }
         }
         let campaigns = self.campaigns.get(account.id).await?;
-        let mut decision = campaigns.decide_comment(&env.event_id, &account.ig_user_id, comment);
+        let mut decision = campaigns.decide_comment(
+            &env.event_id,
+            &account.ig_user_id,
+            comment,
+            env.occurred_at_ms,
+        );
         let mut why = None;
         if decision == Decision::NoMatch {
             (decision, why) = self.by_intent(env, &campaigns, comment).await;
@@ -380,7 +385,7 @@ impl Pipeline {
     ) -> (Decision, Option<String>) {
         let text = comment.text.as_deref().unwrap_or_default();
         let mut why = None;
-        for campaign in campaigns.intent_candidates(comment) {
+        for campaign in campaigns.intent_candidates(comment, env.occurred_at_ms) {
             let c = self.classifier.classify(text, &campaign.intents).await;
             match (c.intent, c.source) {
                 (Some(intent), source) => {
@@ -418,7 +423,12 @@ impl Pipeline {
         message: &MessagingItem,
     ) -> Result<Option<Duration>, Failure> {
         let campaigns = self.campaigns.get(account.id).await?;
-        let mut decision = campaigns.decide_message(&env.event_id, &account.ig_user_id, message);
+        let mut decision = campaigns.decide_message(
+            &env.event_id,
+            &account.ig_user_id,
+            message,
+            env.occurred_at_ms,
+        );
         let sender = message
             .sender()
             .filter(|_| !matches!(decision, Decision::Skip(SkipReason::Own)));

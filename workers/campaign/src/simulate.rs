@@ -19,13 +19,14 @@ pub enum SimulateError {
     Comment(#[from] serde_json::Error),
 }
 
-/// The decision for `text` on `media` by account `account` (the file's first by default),
-/// as lines for a person to read.
+/// The decision for `text` on `media`, written at `at_ms`, by account `account` (the file's
+/// first by default), as lines for a person to read.
 pub async fn simulate(
     file: &CampaignFile,
     account: Option<&str>,
     media: Option<&str>,
     text: &str,
+    at_ms: i64,
     classifier: &IntentClassifier,
 ) -> Result<Vec<String>, SimulateError> {
     let spec = match account {
@@ -52,9 +53,9 @@ pub async fn simulate(
         "account {} ({}), comment {text:?}",
         spec.ig_user_id, spec.username
     )];
-    let mut decision = set.decide_comment(&event, &spec.ig_user_id, &comment);
+    let mut decision = set.decide_comment(&event, &spec.ig_user_id, &comment, at_ms);
     if decision == Decision::NoMatch {
-        for campaign in set.intent_candidates(&comment) {
+        for campaign in set.intent_candidates(&comment, at_ms) {
             let c = classifier.classify(text, &campaign.intents).await;
             match (c.intent, c.source) {
                 (Some(intent), source) => {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use igflow_core::campaign::{
     AccountLimits, AccountStatus, ActionKind, Actions, Campaign, Intent, LoginFlavor, MediaScope,
-    Rule,
+    Rule, Schedule,
 };
 use igflow_core::failure::Failure;
 use igflow_core::ids::{IgUserId, MediaId, PageId};
@@ -74,6 +74,8 @@ struct CampaignRow {
     priority: i32,
     media_ids: Vec<String>,
     cooldown_seconds: i32,
+    starts_at_ms: Option<i64>,
+    ends_at_ms: Option<i64>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -211,7 +213,9 @@ impl Store {
     /// The account's active campaigns with their rules and actions.
     pub async fn active_campaigns(&self, account_id: Uuid) -> Result<Vec<Campaign>, StoreError> {
         let campaigns: Vec<CampaignRow> = sqlx::query_as(
-            "select id, slug, trigger, priority, media_ids, cooldown_seconds
+            "select id, slug, trigger, priority, media_ids, cooldown_seconds,
+                    (extract(epoch from starts_at) * 1000)::bigint as starts_at_ms,
+                    (extract(epoch from ends_at) * 1000)::bigint as ends_at_ms
              from campaigns where account_id = $1 and status = 'active'",
         )
         .bind(account_id)
@@ -290,6 +294,10 @@ impl Store {
                     trigger: c.trigger.parse().map_err(&bad)?,
                     priority: c.priority,
                     media,
+                    schedule: Schedule {
+                        starts_at_ms: c.starts_at_ms,
+                        ends_at_ms: c.ends_at_ms,
+                    },
                     cooldown: Duration::from_secs(u64::try_from(c.cooldown_seconds).unwrap_or(0)),
                     rules: rules_by.remove(&c.id).unwrap_or_default(),
                     intents: intents_by.remove(&c.id).unwrap_or_default(),
