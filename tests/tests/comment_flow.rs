@@ -312,3 +312,60 @@ async fn only_a_campaign_running_when_the_comment_was_written_fires() {
     assert_eq!(texts, ["flash-sale offer"]);
     worker.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_paused_in_the_dashboard_stops_at_once_and_resumes() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
+    let worker = env
+        .start_worker_with(&[("IGFLOW_UNPARK_SECONDS", "1")], env.store.clone())
+        .await
+        .unwrap();
+    // Each from its own person: the campaign's cooldown allows one DM per person.
+    let comment = |id: &str| comment_delivery(ACCOUNT, &[CommentSpec::new(id, id, "price?")]);
+    let set_status = |status: &'static str| {
+        sqlx::query("update ig_accounts set status = $1 where ig_user_id = $2")
+            .bind(status)
+            .bind(ACCOUNT)
+            .execute(env.store.pool())
+    };
+
+    // The first event puts the active account in the worker's cache.
+    assert_eq!(
+        env.post_signed(&webhook, &comment("17900000000000961"))
+            .await
+            .unwrap(),
+        200
+    );
+    worker.wait_finished(1, WAIT).await.unwrap();
+    assert_eq!(private_replies_to(&env, "17900000000000961"), 1);
+
+    // Postgres notifies the worker of the change; give the notification a moment to arrive
+    // (the cache's own expiry is a minute).
+    set_status("paused").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        env.post_signed(&webhook, &comment("17900000000000962"))
+            .await
+            .unwrap(),
+        200
+    );
+    eventually("the event parked", WAIT, || async {
+        let parked: i64 = sqlx::query_scalar("select count(*) from parked_events")
+            .fetch_one(env.store.pool())
+            .await?;
+        Ok(parked == 1)
+    })
+    .await
+    .unwrap();
+    assert_eq!(private_replies_to(&env, "17900000000000962"), 0);
+
+    set_status("active").await.unwrap();
+    eventually("the parked event answered", WAIT, || async {
+        Ok(private_replies_to(&env, "17900000000000962") == 1)
+    })
+    .await
+    .unwrap();
+    worker.stop().await.unwrap();
+}

@@ -2,7 +2,7 @@
 //! Instagram Graph API, exactly once per (event, action).
 
 pub mod apply;
-pub mod campaigns;
+pub mod cache;
 pub mod classify;
 pub mod cli;
 pub mod config;
@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::campaigns::CampaignCache;
+use crate::cache::AccountCache;
 use crate::classify::IntentClassifier;
 use crate::config::RunConfig;
 use crate::consumer::Consumer;
@@ -53,7 +53,7 @@ pub enum StartError {
 /// A running worker's parts, wired once at start-up.
 pub struct Worker {
     consumer: Arc<Consumer>,
-    campaigns: Arc<CampaignCache>,
+    accounts: Arc<AccountCache>,
     consumers: usize,
     unparker: Unparker,
     reporter: Reporter,
@@ -79,14 +79,14 @@ impl Worker {
         let (redis_for_cache, keys_for_cache) = (redis.clone(), keys.clone());
         let limiter =
             RateLimiter::new(redis.clone(), keys.clone(), config.budgets, config.pace_max);
-        let campaigns = CampaignCache::new(store.clone());
+        let accounts = AccountCache::new(store.clone());
         let classifier = Arc::new(IntentClassifier::new(
             &config.classifier,
             Some((redis_for_cache, keys_for_cache)),
             Arc::clone(&stats),
         )?);
         let pipeline = Pipeline {
-            campaigns: Arc::clone(&campaigns),
+            accounts: Arc::clone(&accounts),
             store,
             dedupe: Dedupe::new(redis, keys),
             tokens: Arc::new(Tokens::new(
@@ -113,7 +113,7 @@ impl Worker {
         };
         Ok(Self {
             consumer: Arc::new(consumer),
-            campaigns,
+            accounts,
             consumers: config.consumers,
             unparker,
             reporter: Reporter {
@@ -133,7 +133,7 @@ impl Worker {
     /// Consumes until `shutdown` is cancelled, then finishes the batches in hand.
     pub async fn run(self, shutdown: CancellationToken) {
         let unparker = tokio::spawn(self.unparker.run(shutdown.clone()));
-        let listener = tokio::spawn(Arc::clone(&self.campaigns).listen(shutdown.clone()));
+        let listener = tokio::spawn(Arc::clone(&self.accounts).listen(shutdown.clone()));
         // The reporter's last document goes out after the consumers stopped.
         let reporting = CancellationToken::new();
         let reporter = tokio::spawn(self.reporter.run(reporting.clone()));

@@ -16,7 +16,7 @@ use igflow_core::window;
 use secrecy::SecretString;
 use tracing::Instrument;
 
-use crate::campaigns::CampaignCache;
+use crate::cache::AccountCache;
 use crate::classify::{IntentClassifier, Source};
 use crate::dedupe::{Claim, ClaimToken, Dedupe};
 use crate::graph::{CallError, GraphClient, Sent};
@@ -165,7 +165,7 @@ pub struct Pipeline {
     pub limiter: Arc<RateLimiter>,
     pub budgets: Budgets,
     pub classifier: Arc<IntentClassifier>,
-    pub campaigns: Arc<CampaignCache>,
+    pub accounts: Arc<AccountCache>,
 }
 
 impl Pipeline {
@@ -255,7 +255,7 @@ impl Pipeline {
     }
 
     async fn process(&self, env: &Envelope) -> Result<Outcome, Failure> {
-        let Some(account) = self.store.account(&env.account_id).await? else {
+        let Some(account) = self.accounts.account(&env.account_id).await? else {
             tracing::warn!("event for an account igflow does not manage");
             let record = DecisionRecord {
                 outcome: "unknown_account",
@@ -359,7 +359,7 @@ impl Pipeline {
                     .await;
             }
         }
-        let campaigns = self.campaigns.get(account.id).await?;
+        let campaigns = self.accounts.campaigns(account.id).await?;
         let mut decision = campaigns.decide_comment(
             &env.event_id,
             &account.ig_user_id,
@@ -422,7 +422,7 @@ impl Pipeline {
         base: DecisionRecord<'_>,
         message: &MessagingItem,
     ) -> Result<Option<Duration>, Failure> {
-        let campaigns = self.campaigns.get(account.id).await?;
+        let campaigns = self.accounts.campaigns(account.id).await?;
         let mut decision = campaigns.decide_message(
             &env.event_id,
             &account.ig_user_id,

@@ -1,0 +1,164 @@
+//! Each active account's row and its campaigns, compiled once (keyword automata included),
+//! shared by every event of the account until they change: Postgres notifies every worker on
+//! channel `igflow_campaigns` when an account, campaign, rule, action or intent changes. A
+//! short TTL bounds the staleness should a notification be missed while the listener
+//! reconnects.
+//!
+//! Only active accounts are kept: a paused one is read afresh each time, so its events are
+//! taken up again the moment it is resumed, whichever worker sees them first.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use igflow_core::campaign::AccountStatus;
+use igflow_core::ids::IgUserId;
+use igflow_core::plan::CampaignSet;
+use sqlx::postgres::PgListener;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::store::{Account, Store, StoreError};
+
+pub const CHANNEL: &str = "igflow_campaigns";
+/// Even without a notification, an entry is reloaded after this long.
+const TTL: Duration = Duration::from_secs(60);
+
+/// Entries by key, each with when it was loaded.
+type Timed<K, V> = Mutex<HashMap<K, (Arc<V>, Instant)>>;
+
+pub struct AccountCache {
+    store: Store,
+    accounts: Timed<IgUserId, Account>,
+    campaigns: Timed<Uuid, CampaignSet>,
+    /// Bumped by every change seen, so that a load that raced with one is not kept.
+    changes: AtomicU64,
+}
+
+fn lock<K, V>(entries: &Timed<K, V>) -> MutexGuard<'_, HashMap<K, (Arc<V>, Instant)>> {
+    entries.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn fresh<K: Eq + Hash, V>(entries: &Timed<K, V>, key: &K) -> Option<Arc<V>> {
+    lock(entries)
+        .get(key)
+        .filter(|(_, at)| at.elapsed() < TTL)
+        .map(|(value, _)| Arc::clone(value))
+}
+
+impl AccountCache {
+    pub fn new(store: Store) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            accounts: Mutex::default(),
+            campaigns: Mutex::default(),
+            changes: AtomicU64::new(0),
+        })
+    }
+
+    /// The account igflow manages under this Instagram id, if any.
+    pub async fn account(&self, ig_user_id: &IgUserId) -> Result<Option<Arc<Account>>, StoreError> {
+        if let Some(account) = fresh(&self.accounts, ig_user_id) {
+            return Ok(Some(account));
+        }
+        let (loaded_at, seen) = (Instant::now(), self.changes.load(Ordering::SeqCst));
+        let Some(account) = self.store.account(ig_user_id).await?.map(Arc::new) else {
+            return Ok(None);
+        };
+        if account.status == AccountStatus::Active {
+            self.keep(
+                &self.accounts,
+                ig_user_id.clone(),
+                &account,
+                loaded_at,
+                seen,
+            );
+        }
+        Ok(Some(account))
+    }
+
+    /// The account's active campaigns, compiled.
+    pub async fn campaigns(&self, account: Uuid) -> Result<Arc<CampaignSet>, StoreError> {
+        if let Some(set) = fresh(&self.campaigns, &account) {
+            return Ok(set);
+        }
+        let (loaded_at, seen) = (Instant::now(), self.changes.load(Ordering::SeqCst));
+        let set = Arc::new(CampaignSet::new(
+            self.store.active_campaigns(account).await?,
+        ));
+        self.keep(&self.campaigns, account, &set, loaded_at, seen);
+        Ok(set)
+    }
+
+    /// Keeps what was loaded unless a change was notified while loading: it may not be in
+    /// what was read, so it is used once and not kept.
+    fn keep<K: Eq + Hash, V>(
+        &self,
+        entries: &Timed<K, V>,
+        key: K,
+        value: &Arc<V>,
+        loaded_at: Instant,
+        seen: u64,
+    ) {
+        let mut entries = lock(entries);
+        if self.changes.load(Ordering::SeqCst) == seen {
+            entries.insert(key, (Arc::clone(value), loaded_at));
+        }
+    }
+
+    fn forget(&self, account: Option<Uuid>) {
+        let (mut accounts, mut campaigns) = (lock(&self.accounts), lock(&self.campaigns));
+        self.changes.fetch_add(1, Ordering::SeqCst);
+        match account {
+            Some(id) => {
+                campaigns.remove(&id);
+                accounts.retain(|_, (a, _)| a.id != id);
+            }
+            None => {
+                campaigns.clear();
+                accounts.clear();
+            }
+        }
+    }
+
+    /// Listens for changes until `shutdown`, reconnecting after errors (and then forgetting
+    /// everything, as notifications may have been missed).
+    pub async fn listen(self: Arc<Self>, shutdown: CancellationToken) {
+        loop {
+            let mut listener = match PgListener::connect_with(self.store.pool()).await {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "change listener not connected; retrying in 5 s");
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(Duration::from_secs(5)) => continue,
+                    }
+                }
+            };
+            if let Err(e) = listener.listen(CHANNEL).await {
+                tracing::warn!(error = %e, "LISTEN failed; retrying");
+                continue;
+            }
+            self.forget(None);
+            loop {
+                let notification = tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    n = listener.recv() => n,
+                };
+                match notification {
+                    Ok(n) => self.forget(
+                        Some(n.payload().parse().unwrap_or_default())
+                            .filter(|id: &Uuid| !id.is_nil()),
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "change listener lost its connection");
+                        self.forget(None);
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
