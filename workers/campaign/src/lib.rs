@@ -32,7 +32,7 @@ use crate::config::RunConfig;
 use crate::consumer::Consumer;
 use crate::dedupe::Dedupe;
 use crate::graph::GraphClient;
-use crate::metrics::Reporter;
+use crate::metrics::{Latencies, Reporter};
 use crate::pipeline::Pipeline;
 use crate::ratelimit::RateLimiter;
 use crate::redis::RedisKeys;
@@ -80,6 +80,7 @@ impl Worker {
         let limiter =
             RateLimiter::new(redis.clone(), keys.clone(), config.budgets, config.pace_max);
         let accounts = AccountCache::new(store.clone());
+        let latencies = Arc::new(Latencies::default());
         let classifier = Arc::new(IntentClassifier::new(
             &config.classifier,
             Some((redis_for_cache, keys_for_cache)),
@@ -99,6 +100,7 @@ impl Worker {
             limiter: Arc::clone(&limiter),
             classifier: Arc::clone(&classifier),
             budgets: config.budgets,
+            latencies: Arc::clone(&latencies),
         };
         let consumer = Consumer {
             sqs,
@@ -118,6 +120,7 @@ impl Worker {
             unparker,
             reporter: Reporter {
                 stats: Arc::clone(&stats),
+                latencies,
                 limiter,
                 classifier,
                 every: config.metrics_every,

@@ -1,7 +1,8 @@
 //! The worker's counters as CloudWatch EMF documents, written every `IGFLOW_METRICS_SECONDS`
 //! and at shutdown. `AccountsPaused` feeds the token-failure alarm.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use igflow_core::emf::Document;
@@ -9,7 +10,7 @@ use igflow_core::runtime::{now_ms, write_metrics};
 use tokio_util::sync::CancellationToken;
 
 use crate::classify::{BreakerState, IntentClassifier};
-use crate::ratelimit::{Meter, RateLimiter};
+use crate::ratelimit::{CallClass, Meter, RateLimiter};
 use crate::stats::{Snapshot, Stats};
 
 /// `accounts_paused` → `AccountsPaused`.
@@ -38,8 +39,48 @@ pub fn document(now: &Snapshot, earlier: &Snapshot, timestamp_ms: i64) -> Option
     Some(doc.render(timestamp_ms))
 }
 
+/// Most samples kept per call class between flushes; beyond, a flush reports the first ones.
+const MAX_SAMPLES: usize = 10_000;
+/// CloudWatch reads at most 100 values of one metric from one document.
+const VALUES_PER_DOCUMENT: usize = 100;
+
+/// How long sent actions took end to end: from the webhook receiving the event to Meta's
+/// answer, deferrals for the rate budget included, by call class.
+#[derive(Debug, Default)]
+pub struct Latencies(Mutex<HashMap<&'static str, Vec<f64>>>);
+
+impl Latencies {
+    pub fn record(&self, class: CallClass, took: Duration) {
+        let mut samples = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let class = samples.entry(class.as_str()).or_default();
+        if class.len() < MAX_SAMPLES {
+            class.push(took.as_secs_f64() * 1000.0);
+        }
+    }
+
+    fn documents(&self, timestamp_ms: i64) -> Vec<String> {
+        let samples = std::mem::take(&mut *self.0.lock().unwrap_or_else(PoisonError::into_inner));
+        samples
+            .into_iter()
+            .flat_map(|(class, values)| {
+                values
+                    .chunks(VALUES_PER_DOCUMENT)
+                    .map(|chunk| {
+                        Document::new()
+                            .dimension("Service", "worker")
+                            .dimension("Class", class)
+                            .milliseconds("EndToEndLatency", chunk)
+                            .render(timestamp_ms)
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
 pub struct Reporter {
     pub stats: Arc<Stats>,
+    pub latencies: Arc<Latencies>,
     pub limiter: Arc<RateLimiter>,
     pub classifier: Arc<IntentClassifier>,
     pub every: Duration,
@@ -56,8 +97,8 @@ fn breaker_document(state: BreakerState, timestamp_ms: i64) -> String {
         .render(timestamp_ms)
 }
 
-/// Sends, deferrals, window drops and window-closing priorities per account and call class, and Meta's last reported
-/// usage per account.
+/// Sends, deferrals, window drops and window-closing priorities per account and call class,
+/// and Meta's last reported usage per account.
 fn account_documents(meter: &Meter, timestamp_ms: i64) -> Vec<String> {
     let (counts, usage) = meter.take();
     let mut lines: Vec<String> = counts
@@ -95,6 +136,7 @@ impl Reporter {
             let now = self.stats.snapshot();
             let timestamp = now_ms();
             let mut lines = account_documents(&self.limiter.meter, timestamp);
+            lines.extend(self.latencies.documents(timestamp));
             lines.extend(document(&now, &last, timestamp));
             lines.push(breaker_document(self.classifier.breaker_state(), timestamp));
             write_metrics(&lines);
@@ -112,7 +154,6 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::ratelimit::CallClass;
 
     #[test]
     fn deltas_become_camel_case_counts() {
@@ -160,5 +201,24 @@ mod tests {
         );
         assert_eq!(lines.len(), 1);
         assert!(account_documents(&meter, 2).is_empty(), "counts are taken");
+    }
+
+    #[test]
+    fn latencies_go_out_at_most_a_hundred_values_per_document() {
+        let latencies = Latencies::default();
+        for ms in 0..250 {
+            latencies.record(CallClass::PrivateReply, Duration::from_millis(ms));
+        }
+        let lines = latencies.documents(1);
+        let sizes: Vec<usize> = lines
+            .iter()
+            .map(|line| {
+                let v: Value = serde_json::from_str(line).unwrap();
+                assert_eq!(v["Class"], CallClass::PrivateReply.as_str());
+                v["EndToEndLatency"].as_array().unwrap().len()
+            })
+            .collect();
+        assert_eq!(sizes, [100, 100, 50]);
+        assert!(latencies.documents(2).is_empty(), "samples are taken");
     }
 }

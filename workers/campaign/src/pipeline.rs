@@ -21,6 +21,7 @@ use crate::classify::{IntentClassifier, Source};
 use crate::dedupe::{Claim, ClaimToken, Dedupe};
 use crate::graph::{CallError, GraphClient, Sent};
 use crate::heartbeat::with_heartbeat;
+use crate::metrics::Latencies;
 use crate::ratelimit::{Budgets, CallClass, RateLimiter};
 use crate::secrets::Tokens;
 use crate::stats::Stats;
@@ -166,6 +167,7 @@ pub struct Pipeline {
     pub budgets: Budgets,
     pub classifier: Arc<IntentClassifier>,
     pub accounts: Arc<AccountCache>,
+    pub latencies: Arc<Latencies>,
 }
 
 impl Pipeline {
@@ -575,9 +577,15 @@ impl Pipeline {
             );
             if outcome == "sent" && attempt.record.response_id.is_some() {
                 Stats::add(&self.stats.sent);
+                let class = class_of(action.kind);
                 self.limiter
                     .meter
-                    .add(&account.ig_user_id, class_of(action.kind), |c| c.sent += 1);
+                    .add(&account.ig_user_id, class, |c| c.sent += 1);
+                let since_received = now_ms().saturating_sub(env.received_at_ms);
+                self.latencies.record(
+                    class,
+                    Duration::from_millis(u64::try_from(since_received).unwrap_or(0)),
+                );
             }
             match attempt.failure {
                 None | Some(Failure::Permanent { .. }) => {}
