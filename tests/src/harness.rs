@@ -285,6 +285,18 @@ impl RunningWorker {
     }
 }
 
+/// The whole path for one test: a fresh environment with `campaigns` applied, its webhook's
+/// URL and a running in-process worker.
+pub async fn fleet(campaigns: &str) -> (TestEnv, String, RunningWorker) {
+    let env = TestEnv::new()
+        .await
+        .expect("test environment (run scripts/services.sh)");
+    env.apply(campaigns).await.expect("campaigns apply");
+    let webhook = env.start_webhook().await.expect("webhook starts").url;
+    let worker = env.start_worker().await.expect("worker starts");
+    (env, webhook, worker)
+}
+
 impl TestEnv {
     pub async fn new() -> anyhow::Result<Self> {
         init_test_tracing();

@@ -7,21 +7,10 @@ use igflow_tests::fixtures::{
     ACCOUNT, LAUNCH_MEDIA, PRIVATE_REPLY, PUBLIC_REPLIES, TOKEN, campaigns_yaml,
 };
 use igflow_tests::graph_server::CallKind;
-use igflow_tests::harness::{RunningWorker, TestEnv, eventually};
+use igflow_tests::harness::{TestEnv, eventually, fleet};
 use igflow_tests::meta::{CommentSpec, comment_delivery, echo_delivery};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// A fresh environment with the test campaigns, its webhook's URL and a running worker.
-async fn fleet() -> (TestEnv, String, RunningWorker) {
-    let env = TestEnv::new()
-        .await
-        .expect("test environment (run scripts/services.sh)");
-    env.apply(&campaigns_yaml()).await.expect("campaigns apply");
-    let webhook = env.start_webhook().await.expect("webhook starts").url;
-    let worker = env.start_worker().await.expect("worker starts");
-    (env, webhook, worker)
-}
 
 async fn drained(env: &TestEnv) {
     eventually("events queue drained", WAIT, || async {
@@ -39,6 +28,15 @@ fn private_replies_to(env: &TestEnv, comment: &str) -> usize {
         .len()
 }
 
+/// The texts of the private replies Meta accepted, in order.
+fn private_reply_texts(env: &TestEnv) -> Vec<String> {
+    env.graph
+        .accepted(|k| matches!(k, CallKind::PrivateReply { .. }))
+        .into_iter()
+        .map(|c| c.text)
+        .collect()
+}
+
 fn public_replies_to(env: &TestEnv, comment: &str) -> usize {
     env.graph
         .accepted(|k| matches!(k, CallKind::PublicReply { comment_id } if comment_id == comment))
@@ -47,7 +45,7 @@ fn public_replies_to(env: &TestEnv, comment: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_comment_becomes_one_private_and_one_public_reply() {
-    let (env, webhook, worker) = fleet().await;
+    let (env, webhook, worker) = fleet(&campaigns_yaml()).await;
 
     let body = comment_delivery(
         ACCOUNT,
@@ -120,7 +118,7 @@ async fn a_signed_comment_becomes_one_private_and_one_public_reply() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_deliveries_and_repeated_items_act_once() {
-    let (env, webhook, worker) = fleet().await;
+    let (env, webhook, worker) = fleet(&campaigns_yaml()).await;
 
     let once = comment_delivery(
         ACCOUNT,
@@ -157,7 +155,7 @@ async fn repeated_deliveries_and_repeated_items_act_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_ascii_comments_arrive_escaped_verify_and_match() {
-    let (env, webhook, worker) = fleet().await;
+    let (env, webhook, worker) = fleet(&campaigns_yaml()).await;
 
     let comments = [
         CommentSpec::new("17900000000000021", "6021", "इसकी कीमत क्या है? \u{1F60D}"),
@@ -179,7 +177,7 @@ async fn non_ascii_comments_arrive_escaped_verify_and_match() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn own_comments_echoes_and_unmatched_comments_cause_no_action() {
-    let (env, webhook, worker) = fleet().await;
+    let (env, webhook, worker) = fleet(&campaigns_yaml()).await;
 
     let by_account = CommentSpec::new("17900000000000031", ACCOUNT, "price list in bio");
     let mut self_scoped = CommentSpec::new("17900000000000032", "6032", "price drop!");
@@ -236,7 +234,7 @@ async fn own_comments_echoes_and_unmatched_comments_cause_no_action() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_campaign_change_reaches_a_running_worker_without_waiting_for_its_cache() {
-    let (env, webhook, worker) = fleet().await;
+    let (env, webhook, worker) = fleet(&campaigns_yaml()).await;
     let first = comment_delivery(
         ACCOUNT,
         &[CommentSpec::new("17900000000000901", "6901", "price?")],
@@ -257,19 +255,15 @@ async fn a_campaign_change_reaches_a_running_worker_without_waiting_for_its_cach
     assert_eq!(env.post_signed(&webhook, &second).await.unwrap(), 200);
     worker.wait_finished(2, WAIT).await.unwrap();
 
-    let texts: Vec<String> = env
-        .graph
-        .accepted(|k| matches!(k, CallKind::PrivateReply { .. }))
-        .into_iter()
-        .map(|c| c.text)
-        .collect();
-    assert_eq!(texts, [PRIVATE_REPLY, "New prices from today!"]);
+    assert_eq!(
+        private_reply_texts(&env),
+        [PRIVATE_REPLY, "New prices from today!"]
+    );
     worker.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_a_campaign_running_when_the_comment_was_written_fires() {
-    let env = TestEnv::new().await.unwrap();
     let at = |hours: i64| {
         jiff::Timestamp::now()
             .checked_add(jiff::SignedDuration::from_hours(hours))
@@ -292,9 +286,7 @@ async fn only_a_campaign_running_when_the_comment_was_written_fires() {
         &format!("    campaigns:\n{campaigns}"),
         1,
     );
-    env.apply(&yaml).await.unwrap();
-    let webhook = env.start_webhook().await.unwrap().url;
-    let worker = env.start_worker().await.unwrap();
+    let (env, webhook, worker) = fleet(&yaml).await;
 
     let body = comment_delivery(
         ACCOUNT,
@@ -303,13 +295,7 @@ async fn only_a_campaign_running_when_the_comment_was_written_fires() {
     assert_eq!(env.post_signed(&webhook, &body).await.unwrap(), 200);
     worker.wait_finished(1, WAIT).await.unwrap();
 
-    let texts: Vec<String> = env
-        .graph
-        .accepted(|k| matches!(k, CallKind::PrivateReply { .. }))
-        .into_iter()
-        .map(|c| c.text)
-        .collect();
-    assert_eq!(texts, ["flash-sale offer"]);
+    assert_eq!(private_reply_texts(&env), ["flash-sale offer"]);
     worker.stop().await.unwrap();
 }
 

@@ -4,20 +4,10 @@
 use std::time::Duration;
 
 use igflow_tests::fixtures::{ACCOUNT, campaigns_yaml};
-use igflow_tests::harness::{RunningWorker, TestEnv};
+use igflow_tests::harness::{RunningWorker, TestEnv, fleet};
 use igflow_tests::meta::{self, CommentSpec, comment_delivery};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-async fn fleet() -> (TestEnv, String, RunningWorker) {
-    let env = TestEnv::new()
-        .await
-        .expect("test environment (run scripts/services.sh)");
-    env.apply(&campaigns_yaml()).await.expect("campaigns apply");
-    let webhook = env.start_webhook().await.expect("webhook starts").url;
-    let worker = env.start_worker().await.expect("worker starts");
-    (env, webhook, worker)
-}
 
 async fn decision(env: &TestEnv, event_id: &str) -> String {
     sqlx::query_scalar("select outcome from activity where event_id = $1 and step = 'decision'")
@@ -50,7 +40,7 @@ async fn deliver(env: &TestEnv, webhook: &str, worker: &RunningWorker, body: &st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_contact_opted_out_in_the_dashboard_gets_nothing() {
-    let (env, webhook, worker) = fleet().await;
+    let (env, webhook, worker) = fleet(&campaigns_yaml()).await;
     sqlx::query(
         "insert into contacts (account_id, igsid, opted_out)
          select id, '6401', true from ig_accounts where ig_user_id = $1",
@@ -94,7 +84,7 @@ async fn a_contact_opted_out_in_the_dashboard_gets_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_by_message_opts_out_and_start_opts_back_in() {
-    let (env, webhook, worker) = fleet().await;
+    let (env, webhook, worker) = fleet(&campaigns_yaml()).await;
     let message =
         |mid: &str, text: &str| meta::message_delivery(ACCOUNT, "6501", mid, text, meta::now_ms());
     let comment = |id: &str| comment_delivery(ACCOUNT, &[CommentSpec::new(id, "6501", "price?")]);
