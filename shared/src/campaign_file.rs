@@ -14,6 +14,7 @@ use crate::campaign::{
 };
 use crate::ids::{IgUserId, MediaId, PageId};
 use crate::matcher::Normalized;
+use crate::template;
 
 pub const FILE_VERSION: u32 = 1;
 /// Meta's limit for a text message.
@@ -485,34 +486,56 @@ impl Problems {
                 }
             }
         }
+        let username_known = campaign.trigger == Trigger::Comment;
         for (field, text) in [
             ("private_reply", &actions.private_reply),
             ("dm", &actions.dm),
         ] {
             let Some(text) = text else { continue };
             let field = format!("{at}.actions.{field}");
-            self.non_blank(&field, text);
-            if text.len() > MAX_DM_BYTES {
+            self.text(&field, text, username_known);
+            let bytes = template::longest(text).len();
+            if bytes > MAX_DM_BYTES {
                 self.add(
                     &field,
                     format!(
-                        "is {} bytes; Meta accepts at most {MAX_DM_BYTES}",
-                        text.len()
+                        "is {bytes} bytes{}; Meta accepts at most {MAX_DM_BYTES}",
+                        filled_in(text)
                     ),
                 );
             }
         }
         for (v, text) in actions.public_replies.iter().enumerate() {
             let field = format!("{at}.actions.public_replies[{v}]");
-            self.non_blank(&field, text);
-            let chars = text.chars().count();
+            self.text(&field, text, username_known);
+            let chars = template::longest(text).chars().count();
             if chars > MAX_COMMENT_CHARS {
                 self.add(
                     &field,
-                    format!("is {chars} characters; Instagram accepts at most {MAX_COMMENT_CHARS}"),
+                    format!(
+                        "is {chars} characters{}; Instagram accepts at most {MAX_COMMENT_CHARS}",
+                        filled_in(text)
+                    ),
                 );
             }
         }
+    }
+
+    /// A text to send: not blank, and only known placeholders.
+    fn text(&mut self, field: &str, text: &str, username_known: bool) {
+        self.non_blank(field, text);
+        for problem in template::problems(text, username_known) {
+            self.add(field, problem);
+        }
+    }
+}
+
+/// How a length was counted, when placeholders make it differ from the text as written.
+fn filled_in(text: &str) -> &'static str {
+    if template::longest(text) == text {
+        ""
+    } else {
+        " with the longest username filled in"
     }
 }
 
@@ -617,6 +640,26 @@ accounts:
         let e = problems(&GOOD.replace("[price, \"how much\"]", "[\"!!!\"]"));
         assert!(
             e.contains("rules[0].keywords[0]: \"!!!\" has no letters"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn placeholders_are_checked_and_lengths_counted_filled_in() {
+        let good = GOOD.replace("\"Sent you a DM!\"", "\"@{username} sent you a DM!\"");
+        assert!(CampaignFile::parse(&good).is_ok());
+        let e = problems(&GOOD.replace("\"Sent you a DM!\"", "\"Hi {first_name}\""));
+        assert!(
+            e.contains("actions.public_replies[0]: {first_name} is not a placeholder"),
+            "{e}"
+        );
+        let near_limit = format!("{{username}} {}", "x".repeat(990));
+        let e = problems(&GOOD.replace(
+            "\"Our prices: https://acme.example/prices\"",
+            &format!("\"{near_limit}\""),
+        ));
+        assert!(
+            e.contains("actions.private_reply: is 1021 bytes with the longest username filled in"),
             "{e}"
         );
     }

@@ -16,6 +16,7 @@ mod normalize;
 pub mod plan;
 pub mod signature;
 pub mod splitter;
+pub mod template;
 pub mod time;
 pub mod window;
 

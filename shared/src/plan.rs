@@ -8,6 +8,7 @@ use crate::campaign::{ActionKind, Campaign, Trigger};
 use crate::event::{Comment, MessagingItem};
 use crate::ids::{EventId, IgUserId};
 use crate::matcher::{Matcher, Normalized};
+use crate::template::{self, Vars};
 
 /// Why an event causes no action at all.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,7 +160,10 @@ impl CampaignSet {
             return Decision::Skip(SkipReason::NoText);
         };
         let media = comment.media.as_ref().map(|m| &m.id);
-        self.first_match(event_id, Trigger::Comment, &text, |c| {
+        let vars = Vars {
+            username: comment.from.username.as_deref(),
+        };
+        self.first_match(event_id, Trigger::Comment, &text, vars, |c| {
             c.schedule.covers(written_at_ms) && c.media.covers(media)
         })
     }
@@ -185,7 +189,7 @@ impl CampaignSet {
         if let Some(consent) = Consent::requested(&text) {
             return Decision::Consent(consent);
         }
-        self.first_match(event_id, Trigger::Message, &text, |c| {
+        self.first_match(event_id, Trigger::Message, &text, Vars::default(), |c| {
             c.schedule.covers(written_at_ms)
         })
     }
@@ -195,6 +199,7 @@ impl CampaignSet {
         event_id: &EventId,
         trigger: Trigger,
         text: &Normalized,
+        vars: Vars<'_>,
         applies: impl Fn(&Campaign) -> bool,
     ) -> Decision {
         self.campaigns
@@ -209,6 +214,7 @@ impl CampaignSet {
                         rule: hit.rule,
                         keyword: hit.keyword,
                     },
+                    vars,
                 ))
             })
             .map_or(Decision::NoMatch, Decision::Matched)
@@ -231,32 +237,41 @@ impl CampaignSet {
         })
     }
 
-    /// The plan when the model recognized one of `campaign`'s intents.
-    pub fn plan_intent(event_id: &EventId, campaign: &Campaign, intent: String) -> Plan {
-        plan(event_id, campaign, MatchedBy::Intent { name: intent })
+    /// The plan when the model recognized one of `campaign`'s intents in `comment`.
+    pub fn plan_intent(
+        event_id: &EventId,
+        campaign: &Campaign,
+        intent: String,
+        comment: &Comment,
+    ) -> Plan {
+        let vars = Vars {
+            username: comment.from.username.as_deref(),
+        };
+        plan(event_id, campaign, MatchedBy::Intent { name: intent }, vars)
     }
 }
 
-fn plan(event_id: &EventId, campaign: &Campaign, matched_by: MatchedBy) -> Plan {
-    let mut actions = Vec::with_capacity(2);
-    if let Some(text) = &campaign.actions.private_reply {
-        actions.push(PlannedAction {
-            kind: ActionKind::PrivateReply,
-            text: text.clone(),
-        });
-    }
-    if let Some(text) = pick_variant(event_id, &campaign.actions.public_replies) {
-        actions.push(PlannedAction {
-            kind: ActionKind::PublicReply,
-            text: text.to_owned(),
-        });
-    }
-    if let Some(text) = &campaign.actions.dm {
-        actions.push(PlannedAction {
-            kind: ActionKind::Dm,
-            text: text.clone(),
-        });
-    }
+/// The campaign's actions for one event, their texts written out for its author.
+fn plan(event_id: &EventId, campaign: &Campaign, matched_by: MatchedBy, vars: Vars<'_>) -> Plan {
+    let actions = [
+        (
+            ActionKind::PrivateReply,
+            campaign.actions.private_reply.as_ref(),
+        ),
+        (
+            ActionKind::PublicReply,
+            pick_variant(event_id, &campaign.actions.public_replies),
+        ),
+        (ActionKind::Dm, campaign.actions.dm.as_ref()),
+    ]
+    .into_iter()
+    .filter_map(|(kind, text)| {
+        Some(PlannedAction {
+            kind,
+            text: template::render(text?, vars),
+        })
+    })
+    .collect();
     Plan {
         campaign_id: campaign.id,
         campaign_slug: campaign.slug.clone(),

@@ -355,3 +355,41 @@ async fn an_account_paused_in_the_dashboard_stops_at_once_and_resumes() {
     .unwrap();
     worker.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replies_greet_the_commenter_by_username() {
+    let yaml = campaigns_yaml()
+        .replace(PUBLIC_REPLIES[0], "@{username} check your DMs")
+        .replace(PUBLIC_REPLIES[1], "@{username} check your DMs")
+        .replace(PRIVATE_REPLY, "Hi {username|there}, here are our prices");
+    let (env, webhook, worker) = fleet(&yaml).await;
+    let mut anonymous = CommentSpec::new("17900000000000972", "6972", "price?");
+    anonymous.username = String::new();
+    let body = comment_delivery(
+        ACCOUNT,
+        &[
+            CommentSpec::new("17900000000000971", "6971", "price?"),
+            anonymous,
+        ],
+    );
+    assert_eq!(env.post_signed(&webhook, &body).await.unwrap(), 200);
+    worker.wait_finished(2, WAIT).await.unwrap();
+
+    let mut texts: Vec<String> = env
+        .graph
+        .accepted(|_| true)
+        .into_iter()
+        .map(|c| c.text)
+        .collect();
+    texts.sort();
+    assert_eq!(
+        texts,
+        [
+            "@ check your DMs",
+            "@user6971 check your DMs",
+            "Hi there, here are our prices",
+            "Hi user6971, here are our prices",
+        ]
+    );
+    worker.stop().await.unwrap();
+}

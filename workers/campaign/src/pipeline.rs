@@ -397,6 +397,7 @@ impl Pipeline {
                             &env.event_id,
                             campaign,
                             intent,
+                            comment,
                         )),
                         Some(detail),
                     );

@@ -63,8 +63,9 @@ pub async fn simulate(
                         "no keyword matched; the model recognized intent {intent:?} ({})",
                         source.as_str()
                     ));
-                    decision =
-                        Decision::Matched(CampaignSet::plan_intent(&event, campaign, intent));
+                    decision = Decision::Matched(CampaignSet::plan_intent(
+                        &event, campaign, intent, &comment,
+                    ));
                     break;
                 }
                 (None, Source::Fallback { reason }) => {
