@@ -381,6 +381,52 @@ fn with_dm_campaign() -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dm_campaigns_cooldown_holds_when_redis_has_forgotten_it() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&with_dm_campaign().replace("cooldown_seconds: 0", "cooldown_seconds: 3600"))
+        .await
+        .unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
+    let ask = |mid: &str| meta::message_delivery(ACCOUNT, "6801", mid, "price?", meta::now_ms());
+
+    let worker = env.start_worker().await.unwrap();
+    assert_eq!(
+        env.post_signed(&webhook, &ask("aWdfCool1")).await.unwrap(),
+        200
+    );
+    worker.wait_finished(1, SETTLE).await.unwrap();
+    worker.stop().await.unwrap();
+
+    // A worker on an empty Redis, as after losing it: Postgres still knows about the DM.
+    let forgetful = env
+        .start_worker_with(
+            &[("IGFLOW_REDIS_PREFIX", &format!("{}lost:", env.redis_prefix))],
+            env.store.clone(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        env.post_signed(&webhook, &ask("aWdfCool2")).await.unwrap(),
+        200
+    );
+    forgetful.wait_finished(1, SETTLE).await.unwrap();
+
+    let dms = env
+        .graph
+        .accepted(|k| matches!(k, CallKind::Message { .. }));
+    assert_eq!(dms.len(), 1, "one DM within the cooldown");
+    let (outcome, detail): (String, Option<String>) = sqlx::query_as(
+        "select outcome, detail from activity where event_id = 'message:aWdfCool2' and step = 'dm'",
+    )
+    .fetch_one(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(outcome, "skipped");
+    assert!(detail.unwrap().contains("cooldown"));
+    forgetful.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dm_answer_past_the_24_hour_window_is_not_sent_and_says_why() {
     let env = TestEnv::new().await.unwrap();
     env.apply(&with_dm_campaign()).await.unwrap();

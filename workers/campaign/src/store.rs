@@ -513,7 +513,7 @@ impl Store {
         Ok(sqlx::query_scalar(
             "select exists (select 1 from activity
                where campaign_id = $1 and contact_igsid = $2 and event_id <> $3
-                 and step = 'private_reply' and outcome in ('sent', 'already_done', 'pending', 'uncertain')
+                 and step in ('private_reply', 'dm') and outcome in ('sent', 'already_done', 'pending', 'uncertain')
                  and updated_at > now() - make_interval(secs => $4))",
         )
         .bind(campaign_id)
