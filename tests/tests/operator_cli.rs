@@ -138,3 +138,65 @@ async fn simulate_shows_the_decision_without_sending_anything() {
     assert!(env.graph.calls().is_empty(), "nothing is sent");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_deletes_old_rows_but_keeps_cooldowns_and_opt_outs() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    // The price-list campaign has a one-hour cooldown; give it a year to cover old DMs.
+    sqlx::query("update campaigns set cooldown_seconds = 365 * 86400 where slug = 'price-list'")
+        .execute(env.store.pool())
+        .await
+        .unwrap();
+    let setup = "
+        insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id, contact_igsid, outcome, created_at, updated_at)
+        select c.tenant_id, '17841400000000000', e.id, 'comment', e.step, c.id, e.contact, e.outcome, now() - e.age, now() - e.age
+        from campaigns c,
+             (values ('comment:old-decision', 'decision', '7001', 'matched', interval '100 days'),
+                     ('comment:old-dm', 'private_reply', '7001', 'sent', interval '100 days'),
+                     ('comment:old-reply', 'public_reply', '7001', 'sent', interval '100 days'),
+                     ('comment:new-decision', 'decision', '7002', 'matched', interval '1 day'))
+               as e (id, step, contact, outcome, age)
+        where c.slug = 'price-list';
+        insert into contacts (account_id, igsid, opted_out, last_seen_at)
+        select a.id, v.igsid, v.opted_out, now() - v.age from ig_accounts a,
+             (values ('7001', false, interval '100 days'), ('7003', true, interval '100 days'),
+                     ('7002', false, interval '1 day')) as v (igsid, opted_out, age);
+        insert into message_errors (message_id, error, receive_count, updated_at)
+        values ('m-old', 'x', 1, now() - interval '100 days'), ('m-new', 'x', 1, now());";
+    sqlx::raw_sql(setup)
+        .execute(env.store.pool())
+        .await
+        .unwrap();
+
+    let (ok, out) = run(&env, &["prune"]).await;
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("older than 90 days, deleted: 2 activity rows, 1 queue errors, 1 contacts"),
+        "{out}"
+    );
+    let left: Vec<String> =
+        sqlx::query_scalar("select event_id || '/' || step from activity order by event_id, step")
+            .fetch_all(env.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        left,
+        [
+            "comment:new-decision/decision",
+            "comment:old-dm/private_reply"
+        ],
+        "the old DM still counts for the campaign's cooldown"
+    );
+    let contacts: Vec<String> = sqlx::query_scalar("select igsid from contacts order by igsid")
+        .fetch_all(env.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(contacts, ["7002", "7003"], "an opt-out is never forgotten");
+
+    let (ok, out) = run(&env, &["prune"]).await;
+    assert!(
+        ok && out.contains("deleted: 0 activity rows, 0 queue errors, 0 contacts"),
+        "{out}"
+    );
+}

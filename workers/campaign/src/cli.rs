@@ -12,11 +12,11 @@ use tokio_util::sync::CancellationToken;
 use std::sync::Arc;
 
 use crate::classify::IntentClassifier;
-use crate::config::{ClassifierConfig, RunConfig, SecretsConfig, StoreConfig};
+use crate::config::{ClassifierConfig, RunConfig, SecretsConfig, StoreConfig, retention_days};
 use crate::dlq::{Dlq, Selection};
 use crate::secrets::Tokens;
 use crate::store::Store;
-use crate::{Worker, apply, replay, simulate};
+use crate::{Worker, apply, replay, retention, simulate};
 use igflow_core::runtime::queue::QueueSender;
 
 #[derive(Parser)]
@@ -64,6 +64,9 @@ enum Command {
         /// The comment.
         text: String,
     },
+    /// Delete activity, queue errors and contacts older than IGFLOW_RETENTION_DAYS (90 by
+    /// default), as a running worker does every hour; prints what was deleted.
+    Prune,
     /// Re-enqueue raw deliveries captured from Meta (a JSON array, one document, or JSON
     /// Lines); events already handled are dropped by the dedupe.
     Replay { file: PathBuf },
@@ -198,6 +201,17 @@ impl Cli {
                 println!(
                     "replayed {} delivery(ies) as {} envelope(s)",
                     summary.deliveries, summary.envelopes
+                );
+            }
+            Command::Prune => {
+                let Some(days) = retention_days(&env)? else {
+                    println!("IGFLOW_RETENTION_DAYS is 0: everything is kept");
+                    return Ok(());
+                };
+                let p = retention::prune(&store, days).await?;
+                println!(
+                    "older than {days} days, deleted: {} activity rows, {} queue errors, {} contacts",
+                    p.activity, p.message_errors, p.contacts
                 );
             }
             Command::Simulate { .. } => unreachable!("handled above"),

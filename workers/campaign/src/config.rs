@@ -7,6 +7,7 @@ use igflow_core::env::{ConfigError, Env};
 use igflow_core::graph_error::DEFAULT_THROTTLE_PAUSE;
 
 use crate::ratelimit::{Budgets, Rate};
+use crate::retention;
 use secrecy::SecretString;
 
 #[derive(Debug)]
@@ -186,6 +187,8 @@ pub struct RunConfig {
     pub unpark_every: Duration,
     /// How often the worker writes its EMF metrics.
     pub metrics_every: Duration,
+    /// Days old activity, queue errors and contacts are kept; `None`: for ever.
+    pub retention_days: Option<u32>,
     pub graph: GraphConfig,
     pub secrets: SecretsConfig,
     /// Every account's budgets unless its row sets its own.
@@ -193,6 +196,21 @@ pub struct RunConfig {
     /// The spacing of an account's calls once Meta reports 95 percent usage.
     pub pace_max: Duration,
     pub classifier: ClassifierConfig,
+}
+
+/// `IGFLOW_RETENTION_DAYS`: 90 by default, 0 to keep everything.
+pub fn retention_days(env: &Env) -> Result<Option<u32>, ConfigError> {
+    match env.parse_or("IGFLOW_RETENTION_DAYS", 90)? {
+        0 => Ok(None),
+        days if days < retention::MIN_DAYS => Err(ConfigError::Invalid {
+            var: "IGFLOW_RETENTION_DAYS",
+            problem: format!(
+                "must be 0 (keep everything) or at least {} (SQS may deliver a message for 14 days, and activity is what stops a second send)",
+                retention::MIN_DAYS
+            ),
+        }),
+        days => Ok(Some(days)),
+    }
 }
 
 impl RunConfig {
@@ -231,6 +249,7 @@ impl RunConfig {
             shutdown_deadline: Duration::from_secs(env.parse_or("IGFLOW_SHUTDOWN_SECONDS", 25)?),
             unpark_every: Duration::from_secs(env.parse_or("IGFLOW_UNPARK_SECONDS", 10)?),
             metrics_every: Duration::from_secs(env.parse_or("IGFLOW_METRICS_SECONDS", 60)?),
+            retention_days: retention_days(env)?,
             graph: GraphConfig::from_env(env)?,
             secrets: SecretsConfig::from_env(env)?,
             classifier: ClassifierConfig::from_env(env)?,
@@ -243,5 +262,29 @@ impl RunConfig {
             },
             pace_max: Duration::from_millis(env.parse_or("IGFLOW_PACE_MAX_MS", 10_000)?),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn days(value: Option<&str>) -> Result<Option<u32>, ConfigError> {
+        let vars = value.map(|v| ("IGFLOW_RETENTION_DAYS".to_owned(), v.to_owned()));
+        retention_days(&Env::from_map(HashMap::from_iter(vars)))
+    }
+
+    #[test]
+    fn retention_is_90_days_by_default_0_for_ever_and_never_under_15() {
+        assert_eq!(days(None).unwrap(), Some(90));
+        assert_eq!(days(Some("0")).unwrap(), None);
+        assert_eq!(days(Some("15")).unwrap(), Some(15));
+        let e = days(Some("7")).unwrap_err().to_string();
+        assert!(
+            e.contains("IGFLOW_RETENTION_DAYS") && e.contains("at least 15"),
+            "{e}"
+        );
     }
 }

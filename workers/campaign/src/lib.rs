@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod ratelimit;
 pub mod redis;
 pub mod replay;
+pub mod retention;
 pub mod secrets;
 pub mod simulate;
 pub mod stats;
@@ -58,6 +59,8 @@ pub struct Worker {
     unparker: Unparker,
     reporter: Reporter,
     stats: Arc<Stats>,
+    /// The store and the retention in days, when old rows are to be pruned.
+    retention: Option<(Store, u32)>,
 }
 
 impl Worker {
@@ -69,6 +72,7 @@ impl Worker {
         let redis = redis::connect(&config.redis_url).await?;
         let stats = Arc::new(Stats::default());
         let sqs = aws_sdk_sqs::Client::new(aws);
+        let retention = config.retention_days.map(|days| (store.clone(), days));
         let unparker = Unparker {
             store: store.clone(),
             queue: QueueSender::new(sqs.clone(), config.queue_url.clone()),
@@ -126,6 +130,7 @@ impl Worker {
                 every: config.metrics_every,
             },
             stats,
+            retention,
         })
     }
 
@@ -137,11 +142,17 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) {
         let unparker = tokio::spawn(self.unparker.run(shutdown.clone()));
         let listener = tokio::spawn(Arc::clone(&self.accounts).listen(shutdown.clone()));
+        let pruner = self
+            .retention
+            .map(|(store, days)| tokio::spawn(retention::run(store, days, shutdown.clone())));
         // The reporter's last document goes out after the consumers stopped.
         let reporting = CancellationToken::new();
         let reporter = tokio::spawn(self.reporter.run(reporting.clone()));
         self.consumer.run(self.consumers, shutdown).await;
         unparker.abort();
+        if let Some(pruner) = pruner {
+            pruner.abort();
+        }
         listener.abort();
         reporting.cancel();
         let _ = reporter.await;
