@@ -24,6 +24,10 @@ pub enum EventKind {
     Referral,
     Optin,
     Handover,
+    /// Meta's deauthorize callback: the account removed the app (not a webhook item).
+    AppDeauthorized,
+    /// Meta's data deletion request callback for the account (not a webhook item).
+    DataDeletion,
     #[serde(other)]
     Other,
 }
@@ -42,6 +46,8 @@ impl EventKind {
             Self::Referral => "referral",
             Self::Optin => "optin",
             Self::Handover => "handover",
+            Self::AppDeauthorized => "app_deauthorized",
+            Self::DataDeletion => "data_deletion",
             Self::Other => "other",
         }
     }

@@ -132,7 +132,11 @@ impl Item {
             | EventKind::Referral
             | EventKind::Optin
             | EventKind::Handover => Self::Messaging(serde_json::from_str(raw).map_err(err)?),
-            EventKind::Mention | EventKind::Other => Self::Unhandled,
+            // The app callbacks are handled by account, before any item is read.
+            EventKind::Mention
+            | EventKind::AppDeauthorized
+            | EventKind::DataDeletion
+            | EventKind::Other => Self::Unhandled,
         })
     }
 }

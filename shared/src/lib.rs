@@ -15,6 +15,7 @@ pub mod matcher;
 mod normalize;
 pub mod plan;
 pub mod signature;
+pub mod signed_request;
 pub mod splitter;
 pub mod template;
 pub mod time;

@@ -71,18 +71,24 @@ impl Verifier {
     ) -> Result<VerifiedDelivery<'a>, SignatureError> {
         let header = header.ok_or(SignatureError::Missing)?;
         let expected = parse_header(header)?;
-        // Every secret is tried so the time taken does not tell which one matched.
-        let mut matched = false;
-        for secret in &self.secrets {
-            let mut mac = mac(secret);
-            mac.update(body);
-            matched |= mac.verify_slice(&expected).is_ok();
-        }
-        if matched {
+        if self.matches_any(body, &expected) {
             Ok(VerifiedDelivery { body })
         } else {
             Err(SignatureError::Mismatch)
         }
+    }
+
+    /// Whether `tag` is the HMAC-SHA256 of `data` under one of the secrets, compared in
+    /// constant time. Also checks the app callbacks' `signed_request`.
+    pub(crate) fn matches_any(&self, data: &[u8], tag: &[u8]) -> bool {
+        // Every secret is tried so the time taken does not tell which one matched.
+        let mut matched = false;
+        for secret in &self.secrets {
+            let mut mac = mac(secret);
+            mac.update(data);
+            matched |= mac.verify_slice(tag).is_ok();
+        }
+        matched
     }
 }
 

@@ -257,6 +257,8 @@ pub const WEBHOOK_MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
 pub struct Webhook {
     /// Its `/webhook` URL.
     pub url: String,
+    /// `http://host:port`, for the other routes (`/meta/deauthorize`, ...).
+    pub base: String,
     pub metrics: Arc<Metrics>,
 }
 
@@ -374,8 +376,17 @@ impl TestEnv {
     }
 
     /// The webhook's Router and metrics, with its keys read from Secrets Manager (refreshed
-    /// every second) and SQS as its sink: the production wiring.
+    /// every second) and SQS as its sink: the production wiring, without
+    /// `IGFLOW_DELETION_STATUS_URL` (its default).
     pub async fn webhook_app(&self) -> anyhow::Result<(axum::Router, Arc<Metrics>)> {
+        self.webhook_app_with(None).await
+    }
+
+    /// [`TestEnv::webhook_app`] with the data deletion status page set (or not).
+    pub async fn webhook_app_with(
+        &self,
+        deletion_status_url: Option<&str>,
+    ) -> anyhow::Result<(axum::Router, Arc<Metrics>)> {
         self.put_webhook_secret(&[&self.app_secret]).await?;
         let source = KeySource::SecretsManager {
             secret_id: self.webhook_secret_id(),
@@ -388,17 +399,30 @@ impl TestEnv {
             self.queue_url.clone(),
             Arc::clone(&metrics),
         ));
-        let state = AppState::new(keys, sink, Arc::clone(&metrics), false);
+        let state = AppState::new(keys, sink, Arc::clone(&metrics), false)
+            .with_deletion_status_url(deletion_status_url.map(str::to_owned));
         Ok((igflow_webhook::app(state, WEBHOOK_MAX_BODY_BYTES), metrics))
     }
 
     /// Serves the webhook on a free port.
     pub async fn start_webhook(&self) -> anyhow::Result<Webhook> {
-        let (app, metrics) = self.webhook_app().await?;
+        self.start_webhook_with(None).await
+    }
+
+    /// Serves the webhook on a free port, with the data deletion status page set (or not).
+    pub async fn start_webhook_with(
+        &self,
+        deletion_status_url: Option<&str>,
+    ) -> anyhow::Result<Webhook> {
+        let (app, metrics) = self.webhook_app_with(deletion_status_url).await?;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}/webhook", listener.local_addr()?);
+        let base = format!("http://{}", listener.local_addr()?);
         tokio::spawn(async move { axum::serve(listener, app).await });
-        Ok(Webhook { url, metrics })
+        Ok(Webhook {
+            url: format!("{base}/webhook"),
+            base,
+            metrics,
+        })
     }
 
     /// The worker's environment, as a deployment would set it.
@@ -477,6 +501,28 @@ impl TestEnv {
             request = request.header("X-Hub-Signature-256", s);
         }
         Ok(request.send().await?.status())
+    }
+
+    /// POSTs a form body (`signed_request=...`) as Meta posts its app callbacks; returns the
+    /// status and the JSON answer (`null` when the answer is not JSON).
+    pub async fn post_form(
+        &self,
+        url: &str,
+        form_body: &str,
+    ) -> anyhow::Result<(reqwest::StatusCode, serde_json::Value)> {
+        let response = self
+            .http
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body.to_owned())
+            .send()
+            .await?;
+        let status = response.status();
+        let text = response.text().await?;
+        Ok((
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        ))
     }
 
     /// The environment of an `igflow-worker run` process against this test's services.

@@ -2,6 +2,10 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use igflow_core::signature::sign;
+use secrecy::SecretString;
 use serde_json::{Value, json};
 
 /// Deliveries carry the current time, as Meta's do: windows are measured from it.
@@ -110,6 +114,37 @@ pub fn message_delivery(
 /// Now, in Unix milliseconds (for message timestamps).
 pub fn now_ms() -> u128 {
     now().as_millis()
+}
+
+/// The payload of an app callback's `signed_request` (deauthorize, data deletion), as Meta's
+/// documentation shows it.
+pub fn callback_payload(user_id: &str, issued_at: i64) -> Value {
+    json!({
+        "algorithm": "HMAC-SHA256",
+        "expires": 0,
+        "issued_at": issued_at,
+        "user_id": user_id,
+    })
+}
+
+/// Meta's `signed_request`: base64url (no padding) of the HMAC-SHA256 of the encoded payload
+/// part under the app secret, a dot, and the payload part, base64url of the JSON.
+pub fn signed_request(app_secret: &SecretString, payload: &Value) -> String {
+    signed_request_over(app_secret, &URL_SAFE_NO_PAD.encode(meta_encode(payload)))
+}
+
+/// A `signed_request` whose payload part is `part` exactly as given (any text: the refusal
+/// tests sign parts that are not base64url or not JSON), signed as Meta signs it.
+pub fn signed_request_over(app_secret: &SecretString, part: &str) -> String {
+    // The webhook's own `sha256=<hex>` signer, turned into raw bytes for base64url.
+    let header = sign(app_secret, part.as_bytes());
+    let mac = hex::decode(header.trim_start_matches("sha256=")).expect("sign() writes hex");
+    format!("{}.{part}", URL_SAFE_NO_PAD.encode(mac))
+}
+
+/// The form body of an app callback.
+pub fn callback_form(signed_request: &str) -> String {
+    format!("signed_request={signed_request}")
 }
 
 /// Serializes like Meta: non-ASCII as `\uXXXX` escapes (surrogate pairs beyond the BMP) and

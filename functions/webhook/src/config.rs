@@ -42,6 +42,9 @@ pub struct WebhookConfig {
     pub max_body_bytes: usize,
     /// How often a server writes its metrics (Lambda writes them after every invocation).
     pub metrics_interval: Duration,
+    /// The page Meta links a user to after a data deletion request (`?code=` is appended).
+    /// Without it the data deletion callback answers 503.
+    pub deletion_status_url: Option<String>,
 }
 
 impl WebhookConfig {
@@ -80,8 +83,32 @@ impl WebhookConfig {
             keys,
             max_body_bytes: env.parse_or("IGFLOW_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
             metrics_interval: Duration::from_secs(env.parse_or("IGFLOW_METRICS_SECONDS", 10)?),
+            deletion_status_url: env
+                .optional("IGFLOW_DELETION_STATUS_URL")
+                .map(deletion_status_url)
+                .transpose()?,
         })
     }
+}
+
+/// Meta shows the URL to the user: an absolute http(s) URL without a fragment (the code is
+/// appended as a query parameter).
+fn deletion_status_url(raw: String) -> Result<String, ConfigError> {
+    let invalid = |problem: &str| ConfigError::Invalid {
+        var: "IGFLOW_DELETION_STATUS_URL",
+        problem: format!("{raw:?} {problem}"),
+    };
+    let rest = raw
+        .strip_prefix("https://")
+        .or_else(|| raw.strip_prefix("http://"))
+        .ok_or_else(|| invalid("must start with https:// (or http:// locally)"))?;
+    if rest.is_empty() || rest.starts_with('/') {
+        return Err(invalid("has no host"));
+    }
+    if raw.contains('#') || raw.chars().any(char::is_whitespace) {
+        return Err(invalid("must not contain '#' or whitespace"));
+    }
+    Ok(raw)
 }
 
 fn app_secrets(raw: &str) -> Result<Vec<SecretString>, ConfigError> {
@@ -98,4 +125,50 @@ fn app_secrets(raw: &str) -> Result<Vec<SecretString>, ConfigError> {
         });
     }
     Ok(secrets)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(extra: &[(&str, &str)]) -> Result<WebhookConfig, ConfigError> {
+        let vars: HashMap<String, String> = [
+            ("IGFLOW_APP_SECRET", "s"),
+            ("IGFLOW_VERIFY_TOKEN", "t"),
+            ("IGFLOW_QUEUE_URL", "http://q"),
+        ]
+        .iter()
+        .chain(extra)
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+        WebhookConfig::from_env(&Env::from_map(vars))
+    }
+
+    #[test]
+    fn the_deletion_status_url_is_optional_and_checked() {
+        assert_eq!(config(&[]).unwrap().deletion_status_url, None);
+        let url = "https://app.example/data-deletion?lang=en";
+        assert_eq!(
+            config(&[("IGFLOW_DELETION_STATUS_URL", url)])
+                .unwrap()
+                .deletion_status_url
+                .as_deref(),
+            Some(url)
+        );
+        for bad in [
+            "app.example/status",
+            "https://",
+            "https://a.example/#s",
+            "ftp://a",
+        ] {
+            let e = config(&[("IGFLOW_DELETION_STATUS_URL", bad)]).unwrap_err();
+            assert!(
+                e.to_string()
+                    .starts_with("IGFLOW_DELETION_STATUS_URL is invalid"),
+                "{bad}: {e}"
+            );
+        }
+    }
 }

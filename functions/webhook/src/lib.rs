@@ -1,6 +1,7 @@
 //! The ingress. One axum [`Router`] verifies Meta's deliveries and enqueues one envelope per
 //! item; it runs under `lambda_http` in AWS and on a local port everywhere else.
 
+pub mod callbacks;
 pub mod config;
 pub mod keys;
 pub mod metrics;
@@ -23,6 +24,8 @@ pub struct AppState {
     metrics: Arc<Metrics>,
     /// In Lambda the process may be frozen after any response: write metrics every time.
     flush_each_request: bool,
+    /// `IGFLOW_DELETION_STATUS_URL`; the data deletion callback answers 503 without it.
+    deletion_status_url: Option<Arc<str>>,
 }
 
 impl AppState {
@@ -37,13 +40,24 @@ impl AppState {
             sink,
             metrics,
             flush_each_request,
+            deletion_status_url: None,
         }
+    }
+
+    /// The page data deletion requests are reported on (`?code=` is appended).
+    #[must_use]
+    pub fn with_deletion_status_url(mut self, url: Option<String>) -> Self {
+        self.deletion_status_url = url.map(Arc::from);
+        self
     }
 }
 
-/// The whole HTTP surface: `GET /webhook` (Meta's handshake) and `POST /webhook`.
+/// The whole HTTP surface: `GET /webhook` (Meta's handshake), `POST /webhook`, and Meta's
+/// app callbacks `POST /meta/deauthorize` and `POST /meta/data-deletion`.
 pub fn app(state: AppState, max_body_bytes: usize) -> Router {
-    routes::router(max_body_bytes).with_state(state)
+    routes::router(max_body_bytes)
+        .merge(callbacks::router())
+        .with_state(state)
 }
 
 /// The keys the configuration names, read from Secrets Manager when it says so.
@@ -76,8 +90,14 @@ pub async fn run(config: WebhookConfig, aws: &aws_config::SdkConfig) -> anyhow::
         Arc::clone(&metrics),
     ));
     let in_lambda = config.listen == Listen::Lambda;
+    if config.deletion_status_url.is_none() {
+        tracing::warn!(
+            "IGFLOW_DELETION_STATUS_URL is not set: Meta's data deletion callback will be answered 503"
+        );
+    }
     let app = app(
-        AppState::new(keys, sink, Arc::clone(&metrics), in_lambda),
+        AppState::new(keys, sink, Arc::clone(&metrics), in_lambda)
+            .with_deletion_status_url(config.deletion_status_url.clone()),
         config.max_body_bytes,
     );
     match config.listen {

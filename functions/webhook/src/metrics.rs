@@ -26,6 +26,14 @@ pub struct Window {
     /// Items larger than SQS accepts, dropped.
     pub oversized_items: u64,
     pub items_by_kind: BTreeMap<&'static str, u64>,
+    /// App callbacks (deauthorize, data deletion) verified and enqueued; their envelopes also
+    /// count in `items_by_kind`.
+    pub callbacks: u64,
+    /// App callbacks whose signed request did not match any app secret.
+    pub callback_signature_failures: u64,
+    /// App callbacks refused as malformed: no or bad `signed_request`, bad base64 or JSON,
+    /// another algorithm, a missing field.
+    pub malformed_callbacks: u64,
     /// Milliseconds per SendMessageBatch call.
     pub batch_ms: Vec<f64>,
 }
@@ -75,6 +83,21 @@ impl Metrics {
         self.with(|w| w.oversized_items += 1);
     }
 
+    pub fn callback(&self, envelope: &Envelope) {
+        self.with(|w| {
+            w.callbacks += 1;
+            *w.items_by_kind.entry(envelope.kind.as_str()).or_default() += 1;
+        });
+    }
+
+    pub fn callback_signature_failure(&self) {
+        self.with(|w| w.callback_signature_failures += 1);
+    }
+
+    pub fn malformed_callback(&self) {
+        self.with(|w| w.malformed_callbacks += 1);
+    }
+
     pub fn batch_latency(&self, took: Duration) {
         self.with(|w| {
             if w.batch_ms.len() < MAX_SAMPLES {
@@ -104,7 +127,10 @@ impl Metrics {
             .count("MalformedDeliveries", w.malformed)
             .count("OversizedDeliveries", w.too_large)
             .count("EnqueueFailures", w.enqueue_failures)
-            .count("OversizedItems", w.oversized_items);
+            .count("OversizedItems", w.oversized_items)
+            .count("AppCallbacks", w.callbacks)
+            .count("CallbackSignatureFailures", w.callback_signature_failures)
+            .count("MalformedCallbacks", w.malformed_callbacks);
         if !w.batch_ms.is_empty() {
             doc = doc.milliseconds("EnqueueBatchLatency", &w.batch_ms);
         }
@@ -163,5 +189,31 @@ mod tests {
             m.take_emf(2).is_empty(),
             "flushed counts start again from zero"
         );
+    }
+
+    #[test]
+    fn app_callbacks_are_counted_apart_from_deliveries() {
+        let m = Metrics::default();
+        m.callback_signature_failure();
+        m.malformed_callback();
+        m.malformed_callback();
+        let env: Envelope = Envelope::decode(
+            r#"{"v":1,"event_id":"deauthorize:1:2","kind":"app_deauthorized","account_id":"1","occurred_at_ms":1,"received_at_ms":1,"delivery_id":"d","item":{}}"#,
+        )
+        .unwrap();
+        m.callback(&env);
+        let lines = m.take_emf(1);
+        let main: Value = serde_json::from_str(&lines[0]).unwrap();
+        assert_eq!(
+            (
+                &main["Deliveries"],
+                &main["AppCallbacks"],
+                &main["CallbackSignatureFailures"],
+                &main["MalformedCallbacks"]
+            ),
+            (&json!(0), &json!(1), &json!(1), &json!(2))
+        );
+        let kinds: Value = serde_json::from_str(&lines[1]).unwrap();
+        assert_eq!(kinds["Kind"], "app_deauthorized");
     }
 }

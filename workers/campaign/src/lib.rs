@@ -1,6 +1,7 @@
 //! The campaign worker: consumes the events queue, decides per campaign and acts through the
 //! Instagram Graph API, exactly once per (event, action).
 
+pub mod account_events;
 pub mod apply;
 pub mod cache;
 pub mod classify;

@@ -16,6 +16,7 @@ use igflow_core::window;
 use secrecy::SecretString;
 use tracing::Instrument;
 
+use crate::account_events;
 use crate::cache::AccountCache;
 use crate::classify::{IntentClassifier, Source};
 use crate::dedupe::{Claim, ClaimToken, Dedupe};
@@ -257,6 +258,15 @@ impl Pipeline {
     }
 
     async fn process(&self, env: &Envelope) -> Result<Outcome, Failure> {
+        // Meta's app callbacks concern the account itself: handled (and done) whether or not
+        // igflow knows it, and whatever its status.
+        if matches!(
+            env.kind,
+            EventKind::AppDeauthorized | EventKind::DataDeletion
+        ) {
+            account_events::handle(&self.store, env).await?;
+            return Ok(Outcome::Done);
+        }
         let Some(account) = self.accounts.account(&env.account_id).await? else {
             tracing::warn!("event for an account igflow does not manage");
             let record = DecisionRecord {
