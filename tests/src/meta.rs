@@ -167,6 +167,46 @@ pub fn meta_encode(value: &Value) -> String {
     out
 }
 
+/// API Gateway's REST API proxy event (payload 1.0) for a POST to `route` under the `prod`
+/// stage, as Lambda hands it to `lambda_http`; `base64`: the body arrives base64-encoded.
+pub fn rest_api_event(route: &str, headers: &[(&str, &str)], body: &str, base64: bool) -> String {
+    let body = if base64 {
+        base64::engine::general_purpose::STANDARD.encode(body)
+    } else {
+        body.to_owned()
+    };
+    let host = ("Host", "abc.execute-api.us-east-1.amazonaws.com");
+    let single: serde_json::Map<String, Value> = headers
+        .iter()
+        .chain([&host])
+        .map(|(k, v)| ((*k).to_owned(), json!(v)))
+        .collect();
+    let multi: serde_json::Map<String, Value> = single
+        .iter()
+        .map(|(k, v)| (k.clone(), json!([v])))
+        .collect();
+    json!({
+        "resource": route,
+        "path": route,
+        "httpMethod": "POST",
+        "headers": single,
+        "multiValueHeaders": multi,
+        "queryStringParameters": null,
+        "multiValueQueryStringParameters": null,
+        "pathParameters": null,
+        "stageVariables": null,
+        "requestContext": {
+            "resourceId": "abc", "resourcePath": route, "httpMethod": "POST", "path": format!("/prod{route}"),
+            "accountId": "123456789012", "stage": "prod", "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
+            "identity": { "sourceIp": "173.252.127.1", "userAgent": "facebookexternalua" },
+            "apiId": "abc", "protocol": "HTTP/1.1", "requestTimeEpoch": 1_732_200_000_000_i64
+        },
+        "body": body,
+        "isBase64Encoded": base64
+    })
+    .to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

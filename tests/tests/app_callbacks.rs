@@ -12,7 +12,7 @@ use igflow_core::signed_request::{self, Callback};
 use igflow_tests::fixtures::{ACCOUNT, campaigns_yaml};
 use igflow_tests::harness::{RunningWorker, TestEnv, eventually};
 use igflow_tests::meta::{
-    CommentSpec, callback_form, callback_payload, comment_delivery, signed_request,
+    CommentSpec, callback_form, callback_payload, comment_delivery, rest_api_event, signed_request,
     signed_request_over,
 };
 use igflow_worker::account_events;
@@ -508,30 +508,6 @@ async fn a_callback_the_queue_refuses_is_answered_503_so_meta_retries() {
     assert_eq!(webhook.metrics.peek().enqueue_failures, 2);
 }
 
-/// An API Gateway REST API proxy event (payload 1.0) of a callback under the `prod` stage.
-fn rest_api_form_event(route: &str, form_body: &str) -> String {
-    json!({
-        "resource": route,
-        "path": route,
-        "httpMethod": "POST",
-        "headers": { "Content-Type": "application/x-www-form-urlencoded", "Host": "abc.execute-api.us-east-1.amazonaws.com" },
-        "multiValueHeaders": { "Content-Type": ["application/x-www-form-urlencoded"], "Host": ["abc.execute-api.us-east-1.amazonaws.com"] },
-        "queryStringParameters": null,
-        "multiValueQueryStringParameters": null,
-        "pathParameters": null,
-        "stageVariables": null,
-        "requestContext": {
-            "resourceId": "abc", "resourcePath": route, "httpMethod": "POST", "path": format!("/prod{route}"),
-            "accountId": "123456789012", "stage": "prod", "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-            "identity": { "sourceIp": "173.252.127.1", "userAgent": "facebookexternalua" },
-            "apiId": "abc", "protocol": "HTTP/1.1", "requestTimeEpoch": 1732200000000_i64
-        },
-        "body": form_body,
-        "isBase64Encoded": false
-    })
-    .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lambda_entry_point_takes_the_callbacks_form_posts() {
     use tower::ServiceExt;
@@ -545,7 +521,13 @@ async fn the_lambda_entry_point_takes_the_callbacks_form_posts() {
         .into_iter()
         .enumerate()
     {
-        let request = lambda_http::request::from_str(&rest_api_form_event(route, &form)).unwrap();
+        let request = lambda_http::request::from_str(&rest_api_event(
+            route,
+            &[("Content-Type", "application/x-www-form-urlencoded")],
+            &form,
+            false,
+        ))
+        .unwrap();
         let response = app.clone().oneshot(request).await.unwrap();
         assert_eq!(response.status(), 200, "{route}");
         assert_eq!(env.queue_depth().await.unwrap(), (i as u64 + 1, 0));

@@ -6,7 +6,7 @@ use igflow_core::runtime::queue::MAX_SQS_PAYLOAD;
 use igflow_core::signature::sign;
 use igflow_tests::fixtures::ACCOUNT;
 use igflow_tests::harness::{TestEnv, WEBHOOK_MAX_BODY_BYTES, eventually};
-use igflow_tests::meta::{CommentSpec, comment_delivery};
+use igflow_tests::meta::{CommentSpec, comment_delivery, rest_api_event};
 use secrecy::{ExposeSecret, SecretString};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,36 +293,6 @@ async fn a_queue_that_refuses_makes_the_delivery_fail_so_meta_redelivers() {
     assert_eq!(m.batch_ms.len(), 3, "the batch was tried three times");
 }
 
-/// API Gateway's REST API proxy event (payload 1.0), as Lambda hands it to `lambda_http`.
-fn rest_api_event(body: &str, signature: &str, base64: bool) -> String {
-    use base64::Engine;
-    let body = if base64 {
-        base64::engine::general_purpose::STANDARD.encode(body)
-    } else {
-        body.to_owned()
-    };
-    serde_json::json!({
-        "resource": "/webhook",
-        "path": "/webhook",
-        "httpMethod": "POST",
-        "headers": { "Content-Type": "application/json", "X-Hub-Signature-256": signature, "Host": "abc.execute-api.us-east-1.amazonaws.com" },
-        "multiValueHeaders": { "Content-Type": ["application/json"], "X-Hub-Signature-256": [signature], "Host": ["abc.execute-api.us-east-1.amazonaws.com"] },
-        "queryStringParameters": null,
-        "multiValueQueryStringParameters": null,
-        "pathParameters": null,
-        "stageVariables": null,
-        "requestContext": {
-            "resourceId": "abc", "resourcePath": "/webhook", "httpMethod": "POST", "path": "/prod/webhook",
-            "accountId": "123456789012", "stage": "prod", "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-            "identity": { "sourceIp": "173.252.127.1", "userAgent": "facebookexternalua" },
-            "apiId": "abc", "protocol": "HTTP/1.1", "requestTimeEpoch": 1732200000000_i64
-        },
-        "body": body,
-        "isBase64Encoded": base64
-    })
-    .to_string()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_lambda_entry_point_accepts_api_gateway_rest_events() {
     use tower::ServiceExt;
@@ -338,14 +308,31 @@ async fn the_lambda_entry_point_accepts_api_gateway_rest_events() {
     );
     let good = sign(&env.app_secret, body.as_bytes());
     for (i, base64) in [false, true].into_iter().enumerate() {
-        let request =
-            lambda_http::request::from_str(&rest_api_event(&body, &good, base64)).unwrap();
+        let request = lambda_http::request::from_str(&rest_api_event(
+            "/webhook",
+            &[
+                ("Content-Type", "application/json"),
+                ("X-Hub-Signature-256", &good),
+            ],
+            &body,
+            base64,
+        ))
+        .unwrap();
         let response = app.clone().oneshot(request).await.unwrap();
         assert_eq!(response.status(), 200, "base64: {base64}");
         assert_eq!(env.queue_depth().await.unwrap(), (i as u64 + 1, 0));
     }
     let forged = sign(&SecretString::from("x".to_owned()), body.as_bytes());
-    let request = lambda_http::request::from_str(&rest_api_event(&body, &forged, true)).unwrap();
+    let request = lambda_http::request::from_str(&rest_api_event(
+        "/webhook",
+        &[
+            ("Content-Type", "application/json"),
+            ("X-Hub-Signature-256", &forged),
+        ],
+        &body,
+        true,
+    ))
+    .unwrap();
     assert_eq!(app.oneshot(request).await.unwrap().status(), 403);
     assert_eq!(env.queue_depth().await.unwrap(), (2, 0));
 }
