@@ -172,6 +172,8 @@ pub struct Actions {
     pub public_replies: Vec<String>,
     /// The answer to a direct message, in the same thread (message-triggered campaigns).
     pub dm: Option<String>,
+    /// Buttons under the private reply or DM; a tap comes back as a message with the title.
+    pub quick_replies: Vec<String>,
 }
 
 /// An active campaign of one account.

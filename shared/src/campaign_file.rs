@@ -22,6 +22,9 @@ pub const MAX_DM_BYTES: usize = 1000;
 /// Instagram's limit for a comment.
 pub const MAX_COMMENT_CHARS: usize = 2200;
 const MAX_COOLDOWN_SECONDS: u32 = 365 * 24 * 3600;
+/// Instagram's limits for quick-reply buttons.
+const MAX_QUICK_REPLIES: usize = 13;
+const MAX_QUICK_REPLY_CHARS: usize = 20;
 const MAX_INTENT_NAME_CHARS: usize = 40;
 /// Examples go into every classification prompt: a few show the model enough.
 const MAX_INTENT_EXAMPLES: usize = 10;
@@ -186,6 +189,7 @@ impl CampaignSpec {
             private_reply: self.actions.private_reply.clone(),
             public_replies: self.actions.public_replies.clone(),
             dm: self.actions.dm.clone(),
+            quick_replies: self.actions.quick_replies.clone(),
         }
     }
 }
@@ -237,6 +241,9 @@ pub struct ActionsSpec {
     /// The answer to a direct message (campaigns with `trigger: message`).
     #[serde(default)]
     pub dm: Option<String>,
+    /// Buttons under the private reply or DM (at most 13 of at most 20 characters).
+    #[serde(default)]
+    pub quick_replies: Vec<String>,
 }
 
 /// Everything wrong with a file, one line per problem, each naming its field.
@@ -505,6 +512,7 @@ impl Problems {
                 );
             }
         }
+        self.quick_replies(at, actions);
         for (v, text) in actions.public_replies.iter().enumerate() {
             let field = format!("{at}.actions.public_replies[{v}]");
             self.text(&field, text, username_known);
@@ -517,6 +525,43 @@ impl Problems {
                         filled_in(text)
                     ),
                 );
+            }
+        }
+    }
+
+    fn quick_replies(&mut self, at: &str, actions: &ActionsSpec) {
+        let field = format!("{at}.actions.quick_replies");
+        let titles = &actions.quick_replies;
+        if titles.is_empty() {
+            return;
+        }
+        if actions.private_reply.is_none() && actions.dm.is_none() {
+            self.add(&field, "need a private_reply or dm to go under");
+        }
+        if titles.len() > MAX_QUICK_REPLIES {
+            self.add(
+                &field,
+                format!(
+                    "lists {}; Instagram shows at most {MAX_QUICK_REPLIES}",
+                    titles.len()
+                ),
+            );
+        }
+        let mut seen = HashSet::new();
+        for (q, title) in titles.iter().enumerate() {
+            let field = format!("{field}[{q}]");
+            self.non_blank(&field, title);
+            let chars = title.chars().count();
+            if chars > MAX_QUICK_REPLY_CHARS {
+                self.add(
+                    &field,
+                    format!(
+                        "is {chars} characters; Instagram cuts titles at {MAX_QUICK_REPLY_CHARS}"
+                    ),
+                );
+            }
+            if !seen.insert(title) {
+                self.add(&field, format!("{title:?} is listed twice"));
             }
         }
     }
@@ -642,6 +687,30 @@ accounts:
             e.contains("rules[0].keywords[0]: \"!!!\" has no letters"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn quick_replies_follow_instagrams_limits() {
+        let with = |titles: &str| {
+            GOOD.replace(
+                "          public_replies:",
+                &format!("          quick_replies: {titles}\n          public_replies:"),
+            )
+        };
+        let f = CampaignFile::parse(&with("[\"Send me the link\", Later]")).unwrap();
+        assert_eq!(
+            f.accounts[0].campaigns[0].actions().quick_replies,
+            ["Send me the link", "Later"]
+        );
+        let e = problems(&with("[\"Send me the link right now\", Later, Later]"));
+        assert!(
+            e.contains("actions.quick_replies[0]: is 26 characters; Instagram cuts titles at 20")
+                && e.contains("actions.quick_replies[2]: \"Later\" is listed twice"),
+            "{e}"
+        );
+        let fourteen: Vec<String> = (0..14).map(|i| format!("b{i}")).collect();
+        let e = problems(&with(&format!("[{}]", fourteen.join(", "))));
+        assert!(e.contains("lists 14; Instagram shows at most 13"), "{e}");
     }
 
     #[test]

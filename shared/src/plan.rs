@@ -38,6 +38,8 @@ impl SkipReason {
 pub struct PlannedAction {
     pub kind: ActionKind,
     pub text: String,
+    /// Quick-reply buttons, for DMs.
+    pub quick_replies: Vec<String>,
 }
 
 /// What made a campaign fire, for the activity log.
@@ -269,6 +271,11 @@ fn plan(event_id: &EventId, campaign: &Campaign, matched_by: MatchedBy, vars: Va
         Some(PlannedAction {
             kind,
             text: template::render(text?, vars),
+            quick_replies: if kind.is_dm() {
+                campaign.actions.quick_replies.clone()
+            } else {
+                Vec::new()
+            },
         })
     })
     .collect();
@@ -327,6 +334,7 @@ mod tests {
                 private_reply: Some(format!("dm from {slug}")),
                 public_replies: vec!["a".into(), "b".into(), "c".into()],
                 dm: None,
+                quick_replies: vec![],
             },
         }
     }
@@ -383,7 +391,8 @@ mod tests {
             p.actions[0],
             PlannedAction {
                 kind: ActionKind::PrivateReply,
-                text: "dm from high".into()
+                text: "dm from high".into(),
+                quick_replies: vec![],
             }
         );
         assert_eq!(p.actions[1].kind, ActionKind::PublicReply);

@@ -41,6 +41,8 @@ impl CallKind {
 pub struct Call {
     pub kind: CallKind,
     pub text: String,
+    /// The quick-reply titles sent with a message.
+    pub quick_replies: Vec<String>,
     pub token: Option<String>,
     /// The HTTP status the server answered.
     pub status: u16,
@@ -434,6 +436,7 @@ async fn admit(
     headers: &HeaderMap,
     kind: CallKind,
     text: String,
+    quick_replies: Vec<String>,
 ) -> Result<Admitted, Refusal> {
     let token = bearer(headers);
     // The guard must go before the await: the handler's future has to be `Send`.
@@ -457,6 +460,7 @@ async fn admit(
         state.calls.push(Call {
             kind,
             text,
+            quick_replies,
             token,
             status,
             at: Instant::now(),
@@ -526,13 +530,47 @@ async fn messages(
         .as_str()
         .unwrap_or("17840000000000001")
         .to_owned();
-    match admit(&shared, &headers, kind, text).await {
+    let quick_replies = match quick_reply_titles(&body["message"]["quick_replies"]) {
+        Ok(titles) => titles,
+        Err(problem) => {
+            return Refusal::new(100, None, "OAuthException", problem).into_response();
+        }
+    };
+    match admit(&shared, &headers, kind, text, quick_replies).await {
         Ok(admitted) => {
             let id = admitted.id.clone();
             admitted.respond(json!({ "recipient_id": recipient_id, "message_id": id }))
         }
         Err(refusal) => refusal.into_response(),
     }
+}
+
+/// The titles of a message's quick replies, refused as Meta does past 13 or without a
+/// text content type, title and payload.
+fn quick_reply_titles(quick_replies: &Value) -> Result<Vec<String>, &'static str> {
+    let Some(list) = quick_replies.as_array() else {
+        return Ok(Vec::new());
+    };
+    if list.len() > 13 {
+        return Err("(#100) Param message[quick_replies] must contain at most 13 elements");
+    }
+    list.iter()
+        .map(|q| {
+            let fields = (
+                q["content_type"].as_str(),
+                q["title"].as_str(),
+                q["payload"].as_str(),
+            );
+            match fields {
+                (Some("text"), Some(title), Some(payload))
+                    if !title.is_empty() && !payload.is_empty() =>
+                {
+                    Ok(title.to_owned())
+                }
+                _ => Err("(#100) A text quick reply needs a title and a payload"),
+            }
+        })
+        .collect()
 }
 
 async fn replies(
@@ -555,6 +593,7 @@ async fn replies(
         &headers,
         CallKind::PublicReply { comment_id },
         text,
+        Vec::new(),
     )
     .await
     {
@@ -621,6 +660,34 @@ mod tests {
             .json()
             .await
             .expect("read is JSON")
+    }
+
+    #[tokio::test]
+    async fn quick_replies_are_recorded_and_refused_past_thirteen() {
+        let server = server_with(Faults::default()).await;
+        let client = reqwest::Client::new();
+        let send = |n: usize, recipient: &str| {
+            let buttons: Vec<Value> = (0..n)
+                .map(
+                    |i| json!({ "content_type": "text", "title": format!("b{i}"), "payload": "p" }),
+                )
+                .collect();
+            client
+                .post(format!("{}/17841400000000001/messages", server.url))
+                .bearer_auth("token")
+                .json(&json!({ "recipient": { "id": recipient },
+                               "message": { "text": "hi", "quick_replies": buttons } }))
+                .send()
+        };
+        let too_many = send(14, "7").await.expect("answered");
+        assert_eq!(too_many.status(), StatusCode::BAD_REQUEST);
+        let body: Value = too_many.json().await.expect("JSON body");
+        assert_eq!(body["error"]["code"], 100);
+        assert_eq!(
+            send(2, "8").await.expect("answered").status(),
+            StatusCode::OK
+        );
+        assert_eq!(server.accepted(|_| true)[0].quick_replies, ["b0", "b1"]);
     }
 
     #[tokio::test]

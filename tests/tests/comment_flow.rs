@@ -8,7 +8,7 @@ use igflow_tests::fixtures::{
 };
 use igflow_tests::graph_server::CallKind;
 use igflow_tests::harness::{TestEnv, eventually, fleet};
-use igflow_tests::meta::{CommentSpec, comment_delivery, echo_delivery};
+use igflow_tests::meta::{CommentSpec, comment_delivery, echo_delivery, message_delivery, now_ms};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -391,5 +391,49 @@ async fn replies_greet_the_commenter_by_username() {
             "Hi user6971, here are our prices",
         ]
     );
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tapped_quick_reply_gets_the_follow_up_dm() {
+    let with_buttons = campaigns_yaml().replace(
+        &format!("          private_reply: \"{PRIVATE_REPLY}\"\n"),
+        &format!(
+            "          private_reply: \"{PRIVATE_REPLY}\"\n          quick_replies: [\"Send me the link\", \"No thanks\"]\n"
+        ),
+    );
+    let yaml = format!(
+        "{with_buttons}      - slug: link-follow-up
+        name: Link follow-up
+        trigger: message
+        rules:
+          - keywords: [\"send me the link\"]
+        actions:
+          dm: \"Here it is: https://shop.example/launch\"
+"
+    );
+    let (env, webhook, worker) = fleet(&yaml).await;
+    let comment = comment_delivery(
+        ACCOUNT,
+        &[CommentSpec::new("17900000000000981", "6981", "price?")],
+    );
+    assert_eq!(env.post_signed(&webhook, &comment).await.unwrap(), 200);
+    worker.wait_finished(1, WAIT).await.unwrap();
+    let private = env
+        .graph
+        .accepted(|k| matches!(k, CallKind::PrivateReply { .. }));
+    assert_eq!(private.len(), 1);
+    assert_eq!(private[0].quick_replies, ["Send me the link", "No thanks"]);
+
+    // Tapping a button posts its title into the conversation as the person's message.
+    let tap = message_delivery(ACCOUNT, "6981", "aWdfTap1", "Send me the link", now_ms());
+    assert_eq!(env.post_signed(&webhook, &tap).await.unwrap(), 200);
+    worker.wait_finished(2, WAIT).await.unwrap();
+    let dms = env
+        .graph
+        .accepted(|k| matches!(k, CallKind::Message { recipient, .. } if recipient == "6981"));
+    assert_eq!(dms.len(), 1);
+    assert_eq!(dms[0].text, "Here it is: https://shop.example/launch");
+    assert!(dms[0].quick_replies.is_empty());
     worker.stop().await.unwrap();
 }

@@ -246,13 +246,22 @@ async fn upsert_campaign(
         (ActionKind::PublicReply, actions.public_replies),
         (ActionKind::Dm, actions.dm.into_iter().collect()),
     ];
+    let no_buttons = Vec::new();
     for (kind, variants) in rows.into_iter().filter(|(_, v)| !v.is_empty()) {
-        sqlx::query("insert into actions (campaign_id, kind, variants) values ($1, $2, $3)")
-            .bind(campaign_id)
-            .bind(kind.as_str())
-            .bind(&variants)
-            .execute(&mut **tx)
-            .await?;
+        let buttons = if kind.is_dm() {
+            &actions.quick_replies
+        } else {
+            &no_buttons
+        };
+        sqlx::query(
+            "insert into actions (campaign_id, kind, variants, quick_replies) values ($1, $2, $3, $4)",
+        )
+        .bind(campaign_id)
+        .bind(kind.as_str())
+        .bind(&variants)
+        .bind(buttons)
+        .execute(&mut **tx)
+        .await?;
     }
     Ok(())
 }

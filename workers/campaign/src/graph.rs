@@ -103,6 +103,29 @@ fn read_error(reason: String, status: Option<u16>, started: Instant) -> CallErro
     }
 }
 
+/// A text message to one person, optionally with quick-reply buttons.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectMessage<'a> {
+    pub text: &'a str,
+    /// Button titles; tapping one sends its title back as the person's message, which a
+    /// `trigger: message` campaign can answer. The title is also the payload.
+    pub quick_replies: &'a [String],
+}
+
+impl DirectMessage<'_> {
+    fn body(&self) -> Value {
+        let mut body = json!({ "text": self.text });
+        if !self.quick_replies.is_empty() {
+            body["quick_replies"] = self
+                .quick_replies
+                .iter()
+                .map(|title| json!({ "content_type": "text", "title": title, "payload": title }))
+                .collect();
+        }
+        body
+    }
+}
+
 #[derive(Clone)]
 pub struct GraphClient {
     http: reqwest::Client,
@@ -140,10 +163,10 @@ impl GraphClient {
         account: &Account,
         token: &SecretString,
         comment: &CommentId,
-        text: &str,
+        message: &DirectMessage<'_>,
     ) -> Result<Sent, CallError> {
         let recipient = json!({ "comment_id": comment });
-        self.message(account, token, recipient, text).await
+        self.message(account, token, recipient, message).await
     }
 
     /// A direct message in the thread of someone who wrote to the account.
@@ -152,23 +175,23 @@ impl GraphClient {
         account: &Account,
         token: &SecretString,
         recipient: &Igsid,
-        text: &str,
+        message: &DirectMessage<'_>,
     ) -> Result<Sent, CallError> {
-        self.message(account, token, json!({ "id": recipient }), text)
+        self.message(account, token, json!({ "id": recipient }), message)
             .await
     }
 
-    /// One Send API call: a text message to `recipient` (a comment or a person).
+    /// One Send API call: a message to `recipient` (a comment or a person).
     async fn message(
         &self,
         account: &Account,
         token: &SecretString,
         recipient: Value,
-        text: &str,
+        message: &DirectMessage<'_>,
     ) -> Result<Sent, CallError> {
         let sender = Self::sender(account);
         let url = format!("{}/{sender}/messages", self.base(account.login));
-        let body = json!({ "recipient": recipient, "message": { "text": text } });
+        let body = json!({ "recipient": recipient, "message": message.body() });
         self.post(&url, token, &body).await
     }
 

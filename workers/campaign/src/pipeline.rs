@@ -20,7 +20,7 @@ use crate::account_events;
 use crate::cache::AccountCache;
 use crate::classify::{IntentClassifier, Source};
 use crate::dedupe::{Claim, ClaimToken, Dedupe};
-use crate::graph::{CallError, GraphClient, Sent};
+use crate::graph::{CallError, DirectMessage, GraphClient, Sent};
 use crate::heartbeat::with_heartbeat;
 use crate::metrics::Latencies;
 use crate::ratelimit::{Budgets, CallClass, RateLimiter};
@@ -724,15 +724,21 @@ impl Pipeline {
         action: &PlannedAction,
     ) -> Result<Sent, CallError> {
         let text = &action.text;
+        let message = DirectMessage {
+            text,
+            quick_replies: &action.quick_replies,
+        };
         let result = match (action.kind, target) {
             (ActionKind::PrivateReply, Target::Comment(c)) => {
-                self.graph.private_reply(account, token, &c.id, text).await
+                self.graph
+                    .private_reply(account, token, &c.id, &message)
+                    .await
             }
             (ActionKind::PublicReply, Target::Comment(c)) => {
                 self.graph.public_reply(account, token, &c.id, text).await
             }
             (ActionKind::Dm, Target::Sender { igsid, .. }) => {
-                self.graph.send_dm(account, token, igsid, text).await
+                self.graph.send_dm(account, token, igsid, &message).await
             }
             // Plans are built for their trigger, so this cannot happen; never guess a recipient.
             (kind, _) => {

@@ -102,6 +102,7 @@ struct ActionRow {
     campaign_id: Uuid,
     kind: String,
     variants: Vec<String>,
+    quick_replies: Vec<String>,
 }
 
 fn corrupt(table: &'static str, id: Uuid) -> impl Fn(String) -> StoreError {
@@ -237,7 +238,7 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let actions: Vec<ActionRow> = sqlx::query_as(
-            "select campaign_id, kind, variants from actions where campaign_id = any($1)",
+            "select campaign_id, kind, variants, quick_replies from actions where campaign_id = any($1)",
         )
         .bind(&ids)
         .fetch_all(&self.pool)
@@ -267,7 +268,11 @@ impl Store {
         for a in actions {
             let bad = corrupt("actions", a.campaign_id);
             let entry = actions_by.entry(a.campaign_id).or_default();
-            match a.kind.parse::<ActionKind>().map_err(&bad)? {
+            let kind = a.kind.parse::<ActionKind>().map_err(&bad)?;
+            if kind.is_dm() && !a.quick_replies.is_empty() {
+                entry.quick_replies = a.quick_replies;
+            }
+            match kind {
                 ActionKind::PrivateReply => entry.private_reply = a.variants.into_iter().next(),
                 ActionKind::PublicReply => entry.public_replies = a.variants,
                 ActionKind::Dm => entry.dm = a.variants.into_iter().next(),
