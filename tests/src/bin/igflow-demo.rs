@@ -143,11 +143,15 @@ async fn main() -> anyhow::Result<()> {
     let database_url = services.database_url_for(DATABASE);
     let aws = services.aws().await;
     let sqs = aws_sdk_sqs::Client::new(&aws);
-    let (queue_url, dlq_url) =
-        create_queues(&sqs, "igflow-demo-events", Duration::from_secs(60)).await?;
-    for url in [&queue_url, &dlq_url] {
-        sqs.purge_queue().queue_url(url).send().await?;
-    }
+    // A queue of its own per run: nothing left over from an earlier run, and no PurgeQueue,
+    // which SQS allows once a minute (a second demo run right after the first failed on it).
+    let run = tag();
+    let (queue_url, _) = create_queues(
+        &sqs,
+        &format!("igflow-demo-events-{run}"),
+        Duration::from_secs(60),
+    )
+    .await?;
     let graph = GraphTestServer::start(0).await?;
     // The webhook reads its keys from Secrets Manager, as in AWS.
     let keys = serde_json::json!({ "app_secrets": [APP_SECRET], "verify_token": VERIFY_TOKEN });
@@ -170,7 +174,7 @@ async fn main() -> anyhow::Result<()> {
     let env = vec![
         ("DATABASE_URL", database_url.clone()),
         ("REDIS_URL", services.redis_url.clone()),
-        ("IGFLOW_REDIS_PREFIX", format!("igflow-demo:{}:", tag())),
+        ("IGFLOW_REDIS_PREFIX", format!("igflow-demo:{run}:")),
         ("IGFLOW_SECRETS_PREFIX", "igflow-demo/".into()),
         ("IGFLOW_QUEUE_URL", queue_url.clone()),
         ("IGFLOW_GRAPH_API_URL", graph.url.clone()),
