@@ -412,3 +412,123 @@ async fn poison_goes_to_the_dlq_with_its_reason_and_operators_redrive_and_replay
     drop(webhook);
     worker.stop().await.unwrap();
 }
+
+/// Sends one Redis command to the test's Redis.
+async fn redis_command(env: &TestEnv, command: &'static str, args: &[&str]) {
+    use fred::prelude::*;
+    let redis = Client::new(
+        Config::from_url(&env.services.redis_url).unwrap(),
+        None,
+        None,
+        None,
+    );
+    redis.init().await.unwrap();
+    let args: Vec<Value> = args.iter().map(|a| Value::from(*a)).collect();
+    let _: Value = redis.custom(fred::cmd!(command), args).await.unwrap();
+    redis.quit().await.unwrap();
+}
+
+/// Turns one Redis key into a list, so that the worker's next use of it fails with WRONGTYPE:
+/// a Redis error at one precise point of the pipeline, as during a failover.
+async fn poison(env: &TestEnv, key: &str) {
+    redis_command(env, "DEL", &[key]).await;
+    redis_command(env, "LPUSH", &[key, "x"]).await;
+}
+
+async fn cure(env: &TestEnv, key: &str) {
+    redis_command(env, "DEL", &[key]).await;
+}
+
+async fn action_outcome(env: &TestEnv, event_id: &str, step: &str) -> Option<String> {
+    sqlx::query_scalar("select outcome from activity where event_id = $1 and step = $2")
+        .bind(event_id)
+        .bind(step)
+        .fetch_optional(env.store.pool())
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_error_in_the_checks_before_a_call_is_retried_as_fresh_not_as_maybe_sent() {
+    let env = env().await;
+    let webhook = env.start_webhook().await.unwrap().url;
+    let worker = env
+        .start_worker_with(&[("IGFLOW_BACKOFF_BASE_MS", "300")], env.store.clone())
+        .await
+        .unwrap();
+    let campaign: uuid::Uuid =
+        sqlx::query_scalar("select id from campaigns where slug = 'price-list'")
+            .fetch_one(env.store.pool())
+            .await
+            .unwrap();
+    let first = CommentSpec::new("17900000000008001", "8001", "price?");
+    env.post_signed(&webhook, &comment_delivery(ACCOUNT, &[first]))
+        .await
+        .unwrap();
+    worker.wait_finished(1, SETTLE).await.unwrap();
+
+    // The same person again, within the campaign's hour of cooldown, while the cooldown
+    // check fails; and a third comment whose public reply's slot booking fails.
+    let cooldown = format!("{}cool:{campaign}:8001", env.redis_prefix);
+    let slot = format!(
+        "{}slot:comment:17900000000008003:public_reply",
+        env.redis_prefix
+    );
+    poison(&env, &cooldown).await;
+    poison(&env, &slot).await;
+    let again = [
+        CommentSpec::new("17900000000008002", "8001", "how much?"),
+        CommentSpec::new("17900000000008003", "8003", "price?"),
+    ];
+    env.post_signed(&webhook, &comment_delivery(ACCOUNT, &again))
+        .await
+        .unwrap();
+    let held_up = [
+        ("comment:17900000000008002", "private_reply"),
+        ("comment:17900000000008003", "public_reply"),
+    ];
+    eventually(
+        "both actions held up by the failed checks",
+        SETTLE,
+        || async {
+            for (event, step) in held_up {
+                if action_outcome(&env, event, step).await.is_none() {
+                    return Ok(false);
+                }
+            }
+            Ok(true)
+        },
+    )
+    .await
+    .unwrap();
+    // No call was made: the rows say so, and a retry will not take them for maybe sent.
+    for (event, step) in held_up {
+        assert_eq!(
+            action_outcome(&env, event, step).await,
+            Some("claimed".into())
+        );
+    }
+    cure(&env, &cooldown).await;
+    cure(&env, &slot).await;
+    worker.wait_finished(3, SETTLE).await.unwrap();
+
+    let to_8001 = env.graph.accepted(|k| {
+        matches!(k, igflow_tests::graph_server::CallKind::PrivateReply { comment_id, .. }
+            if comment_id.starts_with("1790000000000800") && comment_id != "17900000000008003")
+    });
+    assert_eq!(to_8001.len(), 1, "one DM per person within the cooldown");
+    assert_eq!(
+        action_outcome(&env, "comment:17900000000008002", "private_reply").await,
+        Some("skipped".into())
+    );
+    let public_8003 = env.graph.accepted(|k| {
+        matches!(k, igflow_tests::graph_server::CallKind::PublicReply { comment_id }
+            if comment_id == "17900000000008003")
+    });
+    assert_eq!(public_8003.len(), 1, "the public reply is posted, once");
+    assert_eq!(
+        action_outcome(&env, "comment:17900000000008003", "public_reply").await,
+        Some("sent".into())
+    );
+    worker.stop().await.unwrap();
+}

@@ -271,7 +271,7 @@ async fn main() -> anyhow::Result<()> {
                     .fetch_one(&store)
                     .await?;
             let pending: i64 = sqlx::query_scalar(
-                "select count(*) from activity where outcome in ('pending', 'retry')",
+                "select count(*) from activity where outcome in ('claimed', 'pending', 'retry')",
             )
             .fetch_one(&store)
             .await?;

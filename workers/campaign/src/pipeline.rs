@@ -534,11 +534,22 @@ impl Pipeline {
             let claim = self.store.claim_action(record, action.kind).await?;
             let attempt = match claim {
                 ActionClaim::Done => continue,
-                ActionClaim::Fresh => match self
+                ActionClaim::Fresh(claim) => match self
                     .gate(env, account, record, target, plan, action)
                     .await?
                 {
                     Gate::Go => {
+                        if !self
+                            .store
+                            .start_sending(record.event_id, action.kind, claim)
+                            .await?
+                        {
+                            Stats::add(&self.stats.busy);
+                            return Err(Failure::retry(format!(
+                                "another copy of this event took over its {}",
+                                action.kind
+                            )));
+                        }
                         let attempt = Attempt::from_call(
                             self.send(account, &token, target, action).await,
                             None,

@@ -112,8 +112,9 @@ fn corrupt(table: &'static str, id: Uuid) -> impl Fn(String) -> StoreError {
 /// What the activity log says about one action of one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActionClaim {
-    /// Nobody attempted it yet (or an attempt released it for a retry): send it.
-    Fresh,
+    /// Nobody attempted it yet, or an earlier attempt stopped before calling Meta: check it
+    /// and send it, holding this claim token.
+    Fresh(Uuid),
     /// An earlier attempt may or may not have reached Meta (it died mid-send, or timed out
     /// after sending). Now marked `uncertain`: resolve it before anything else.
     Unresolved,
@@ -359,18 +360,21 @@ impl Store {
         Ok(())
     }
 
-    /// Takes the (event, action) idempotency key before sending. Only a fresh key, or one an
-    /// earlier attempt released as `retry`, may be sent blindly.
+    /// Takes the (event, action) idempotency key before its checks. A fresh key, one an
+    /// earlier attempt released as `retry`, or one an attempt `claimed` but never sent is
+    /// taken (`claimed`, with a new token); see [`Store::start_sending`].
     pub async fn claim_action(
         &self,
         d: &DecisionRecord<'_>,
         kind: ActionKind,
     ) -> Result<ActionClaim, StoreError> {
+        let token = Uuid::new_v4();
         let claimed: Option<i64> = sqlx::query_scalar(
-            "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id, contact_igsid, outcome)
-             values ($1, $2, $3, $4, $5, $6, $7, 'pending')
-             on conflict (event_id, step) do update set outcome = 'pending', updated_at = now()
-               where activity.outcome = 'retry'
+            "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id, contact_igsid, outcome, claim_token)
+             values ($1, $2, $3, $4, $5, $6, $7, 'claimed', $8)
+             on conflict (event_id, step) do update
+               set outcome = 'claimed', claim_token = excluded.claim_token, updated_at = now()
+               where activity.outcome in ('retry', 'claimed')
              returning id",
         )
         .bind(d.tenant_id)
@@ -380,10 +384,11 @@ impl Store {
         .bind(kind.as_str())
         .bind(d.campaign_id)
         .bind(d.contact)
+        .bind(token)
         .fetch_optional(&self.pool)
         .await?;
         if claimed.is_some() {
-            return Ok(ActionClaim::Fresh);
+            return Ok(ActionClaim::Fresh(token));
         }
         // A `pending` left behind means that attempt died after possibly sending.
         let unresolved: Option<i64> = sqlx::query_scalar(
@@ -401,6 +406,28 @@ impl Store {
         } else {
             ActionClaim::Done
         })
+    }
+
+    /// Marks the claimed action `pending` just before its Graph API call: from here on an
+    /// attempt that dies may have reached Meta. False when another copy of the event has
+    /// claimed it since; that copy sends it.
+    pub async fn start_sending(
+        &self,
+        event_id: &str,
+        kind: ActionKind,
+        token: Uuid,
+    ) -> Result<bool, StoreError> {
+        let started: Option<i64> = sqlx::query_scalar(
+            "update activity set outcome = 'pending', updated_at = now()
+             where event_id = $1 and step = $2 and outcome = 'claimed' and claim_token = $3
+             returning id",
+        )
+        .bind(event_id)
+        .bind(kind.as_str())
+        .bind(token)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(started.is_some())
     }
 
     /// Keeps a paused account's event until the account is active again.
@@ -518,7 +545,8 @@ impl Store {
         Ok(sqlx::query_scalar(
             "select exists (select 1 from activity
                where campaign_id = $1 and contact_igsid = $2 and event_id <> $3
-                 and step in ('private_reply', 'dm') and outcome in ('sent', 'already_done', 'pending', 'uncertain')
+                 and step in ('private_reply', 'dm')
+                 and outcome in ('sent', 'already_done', 'pending', 'uncertain')
                  and updated_at > now() - make_interval(secs => $4))",
         )
         .bind(campaign_id)
