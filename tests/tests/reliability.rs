@@ -532,3 +532,42 @@ async fn a_redis_error_in_the_checks_before_a_call_is_retried_as_fresh_not_as_ma
     );
     worker.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_parked_again_while_it_is_being_unparked_stays_parked() {
+    let env = env().await;
+    let account: uuid::Uuid = sqlx::query_scalar("select id from ig_accounts")
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap();
+    let parked = || async {
+        sqlx::query_scalar::<_, i64>("select count(*) from parked_events")
+            .fetch_one(env.store.pool())
+            .await
+            .unwrap()
+    };
+    env.store
+        .park(
+            account,
+            "comment:17900000000008101",
+            "{}",
+            "account is paused",
+        )
+        .await
+        .unwrap();
+    // An unparker reads it once the account is resumed, and is slow to delete it...
+    let read = env.store.parked_ready(10).await.unwrap();
+    assert_eq!(read.len(), 1);
+    // ...while its copy already failed again (the token was not fixed yet) and parked again.
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    env.store
+        .park(account, "comment:17900000000008101", "{}", "token rejected")
+        .await
+        .unwrap();
+    env.store.unpark(&read).await.unwrap();
+    assert_eq!(parked().await, 1, "the second parking is kept");
+
+    let again = env.store.parked_ready(10).await.unwrap();
+    env.store.unpark(&again).await.unwrap();
+    assert_eq!(parked().await, 0);
+}

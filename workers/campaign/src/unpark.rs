@@ -44,25 +44,24 @@ impl Unparker {
         if parked.is_empty() {
             return Ok(0);
         }
-        let bodies: Vec<&str> = parked
-            .iter()
-            .map(|(_, envelope)| envelope.as_str())
-            .collect();
+        let bodies: Vec<&str> = parked.iter().map(|p| p.envelope.as_str()).collect();
         let report = self.queue.send_raw(&bodies).await;
         if report.failed > 0 {
             // Nothing is removed: a second send of some is absorbed by the dedupe.
             tracing::warn!(failed = report.failed, error = ?report.last_error, "parked events not re-enqueued; next round retries");
             return Err(());
         }
-        let ids: Vec<String> = parked.into_iter().map(|(id, _)| id).collect();
         self.store
-            .unpark(&ids)
+            .unpark(&parked)
             .await
             .map_err(|e| tracing::warn!(error = %e, "re-enqueued events still parked; they will be sent again and deduped"))?;
-        for _ in &ids {
+        for _ in &parked {
             Stats::add(&self.stats.unparked);
         }
-        tracing::info!(events = ids.len(), "parked events sent back to the queue");
-        Ok(ids.len())
+        tracing::info!(
+            events = parked.len(),
+            "parked events sent back to the queue"
+        );
+        Ok(parked.len())
     }
 }
