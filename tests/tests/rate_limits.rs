@@ -427,6 +427,42 @@ async fn a_dm_campaigns_cooldown_holds_when_redis_has_forgotten_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slot_a_moment_away_is_still_too_late_for_a_window_closing_sooner() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&with_dm_campaign()).await.unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
+    // One automated DM every 2 s: the next slot is always within the 2 s waited inline.
+    let worker = env
+        .start_worker_with(
+            &[("IGFLOW_AUTOMATED_DMS_PER_HOUR", "1800")],
+            env.store.clone(),
+        )
+        .await
+        .unwrap();
+    let first = meta::message_delivery(ACCOUNT, "6911", "aWdfEdge1", "price?", meta::now_ms());
+    assert_eq!(env.post_signed(&webhook, &first).await.unwrap(), 200);
+    worker.wait_finished(1, SETTLE).await.unwrap();
+    // Its 24 hours end 1.2 s from now, before the next slot.
+    let closing = meta::now_ms() - 24 * 3_600_000 + 1_200;
+    let late = meta::message_delivery(ACCOUNT, "6912", "aWdfEdge2", "price?", closing);
+    assert_eq!(env.post_signed(&webhook, &late).await.unwrap(), 200);
+    worker.wait_finished(2, SETTLE).await.unwrap();
+
+    let (outcome, detail): (String, Option<String>) = sqlx::query_as(
+        "select outcome, detail from activity where event_id = 'message:aWdfEdge2' and step = 'dm'",
+    )
+    .fetch_one(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(outcome, "dropped", "{detail:?}");
+    let to_late = env
+        .graph
+        .accepted(|k| matches!(k, CallKind::Message { recipient, .. } if recipient == "6912"));
+    assert!(to_late.is_empty(), "nothing sent after the window closed");
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dm_answer_past_the_24_hour_window_is_not_sent_and_says_why() {
     let env = TestEnv::new().await.unwrap();
     env.apply(&with_dm_campaign()).await.unwrap();

@@ -705,16 +705,16 @@ impl Pipeline {
                 window.map(|(closes, _)| closes),
             )
             .await?;
+        // Also for a short wait: a slot a second away is too late for a window closing now.
+        let send_at = now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
+        if let Some((closes, name)) = window
+            && send_at >= closes
+        {
+            return Ok(dropped(format!(
+                "the rate budget frees a slot only after {name} closes"
+            )));
+        }
         if wait > INLINE_WAIT {
-            let send_at =
-                now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));
-            if let Some((closes, name)) = window
-                && send_at >= closes
-            {
-                return Ok(dropped(format!(
-                    "the rate budget frees a slot only after {name} closes"
-                )));
-            }
             self.limiter
                 .meter
                 .add(&account.ig_user_id, class, |c| c.deferred += 1);
