@@ -22,6 +22,9 @@ pub const MAX_DM_BYTES: usize = 1000;
 /// Instagram's limit for a comment.
 pub const MAX_COMMENT_CHARS: usize = 2200;
 const MAX_COOLDOWN_SECONDS: u32 = 365 * 24 * 3600;
+/// Meta's published limits per Instagram account; an account's own budgets may only be lower.
+const MAX_PRIVATE_REPLIES_PER_HOUR: u32 = 750;
+const MAX_SEND_API_PER_SECOND: u32 = 100;
 /// Instagram's limits for quick-reply buttons.
 const MAX_QUICK_REPLIES: usize = 13;
 const MAX_QUICK_REPLY_CHARS: usize = 20;
@@ -314,16 +317,33 @@ impl CampaignFile {
                 _ => {}
             }
             let limits = account.limits;
-            for (field, value) in [
-                ("private_replies_per_hour", limits.private_replies_per_hour),
-                ("send_api_per_second", limits.send_api_per_second),
-                ("automated_dms_per_hour", limits.automated_dms_per_hour),
+            for (field, value, meta_max) in [
+                (
+                    "private_replies_per_hour",
+                    limits.private_replies_per_hour,
+                    Some(MAX_PRIVATE_REPLIES_PER_HOUR),
+                ),
+                (
+                    "send_api_per_second",
+                    limits.send_api_per_second,
+                    Some(MAX_SEND_API_PER_SECOND),
+                ),
+                (
+                    "automated_dms_per_hour",
+                    limits.automated_dms_per_hour,
+                    None,
+                ),
             ] {
-                if value == Some(0) {
-                    p.add(
-                        &format!("{at}.limits.{field}"),
-                        "must be at least 1 (pause the account instead)",
-                    );
+                let field = format!("{at}.limits.{field}");
+                match (value, meta_max) {
+                    (Some(0), _) => p.add(&field, "must be at least 1 (pause the account instead)"),
+                    (Some(v), Some(max)) if v > max => p.add(
+                        &field,
+                        format!(
+                            "is {v}; Meta allows at most {max}, and restricts accounts that go over"
+                        ),
+                    ),
+                    _ => {}
                 }
             }
             if account.token_source().is_none() {
@@ -685,6 +705,26 @@ accounts:
         let e = problems(&GOOD.replace("[price, \"how much\"]", "[\"!!!\"]"));
         assert!(
             e.contains("rules[0].keywords[0]: \"!!!\" has no letters"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn account_budgets_stay_within_metas_limits() {
+        let with = |limits: &str| {
+            GOOD.replace(
+                "    campaigns:\n",
+                &format!("    limits: {limits}\n    campaigns:\n"),
+            )
+        };
+        assert!(CampaignFile::parse(&with("{ private_replies_per_hour: 750 }")).is_ok());
+        let e = problems(&with(
+            "{ private_replies_per_hour: 5000, send_api_per_second: 0 }",
+        ));
+        assert!(
+            e.contains(
+                "accounts[0].limits.private_replies_per_hour: is 5000; Meta allows at most 750"
+            ) && e.contains("accounts[0].limits.send_api_per_second: must be at least 1"),
             "{e}"
         );
     }

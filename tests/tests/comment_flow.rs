@@ -437,3 +437,73 @@ async fn a_tapped_quick_reply_gets_the_follow_up_dm() {
     assert!(dms[0].quick_replies.is_empty());
     worker.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_campaign_row_the_worker_cannot_read_pauses_the_account_and_loses_nothing() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    let db = env.store.pool();
+    // Postgres refuses what the dashboard must not save...
+    let bad_media = sqlx::query("update campaigns set media_ids = '{\"18000000000000001 \"}'")
+        .execute(db)
+        .await;
+    assert!(bad_media.is_err(), "a media id with a blank is refused");
+    let over_meta =
+        sqlx::query("update ig_accounts set limits = '{\"private_replies_per_hour\": 5000}'")
+            .execute(db)
+            .await;
+    assert!(over_meta.is_err(), "a budget above Meta's limit is refused");
+    // ...and should such a row get in anyway (an older schema, a manual fix gone wrong), the
+    // account's events wait for it instead of being dropped.
+    sqlx::raw_sql(
+        "alter table campaigns drop constraint campaigns_media_ids_check;
+         update campaigns set media_ids = '{\"18000000000000001 \"}' where slug = 'launch'",
+    )
+    .execute(db)
+    .await
+    .unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
+    let worker = env
+        .start_worker_with(&[("IGFLOW_UNPARK_SECONDS", "1")], env.store.clone())
+        .await
+        .unwrap();
+    let body = comment_delivery(
+        ACCOUNT,
+        &[CommentSpec::new("17900000000000991", "6991", "price?")],
+    );
+    assert_eq!(env.post_signed(&webhook, &body).await.unwrap(), 200);
+    eventually("the account paused and the event parked", WAIT, || async {
+        let (status, parked): (String, i64) = sqlx::query_as(
+            "select a.status, (select count(*) from parked_events) from ig_accounts a",
+        )
+        .fetch_one(db)
+        .await?;
+        Ok(status == "paused" && parked == 1)
+    })
+    .await
+    .unwrap();
+    let reason: String = sqlx::query_scalar("select status_reason from ig_accounts")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert!(
+        reason.contains("campaigns") && reason.contains("fix the row"),
+        "{reason}"
+    );
+    assert_eq!(private_replies_to(&env, "17900000000000991"), 0);
+
+    sqlx::query("update campaigns set media_ids = '{\"18000000000000099\"}' where slug = 'launch'")
+        .execute(db)
+        .await
+        .unwrap();
+    sqlx::query("update ig_accounts set status = 'active', status_reason = null")
+        .execute(db)
+        .await
+        .unwrap();
+    eventually("the parked comment answered", WAIT, || async {
+        Ok(private_replies_to(&env, "17900000000000991") == 1)
+    })
+    .await
+    .unwrap();
+    worker.stop().await.unwrap();
+}

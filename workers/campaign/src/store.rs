@@ -31,11 +31,16 @@ pub enum StoreError {
 }
 
 impl From<StoreError> for Failure {
-    /// A database we cannot reach or read now may work in a moment; corrupt rows will not.
+    /// A database we cannot reach or read now may work in a moment. A corrupt row (say a
+    /// campaign the dashboard saved with a bad media id) will not, but dropping the account's
+    /// events for it would lose them all: the account is paused and its events parked until
+    /// the row is fixed and the account resumed.
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Db(_) => Failure::retry(e.to_string()),
-            StoreError::Corrupt { .. } => Failure::permanent(e.to_string()),
+            StoreError::Corrupt { .. } => Failure::Account {
+                reason: format!("{e}; fix the row, then resume the account"),
+            },
         }
     }
 }
