@@ -26,7 +26,7 @@ pub struct MetaError {
 }
 
 /// Throttling codes: application (4), user (17), page (32), custom (613), business use case.
-const THROTTLING: &[i64] = &[4, 17, 32, 613, 80001, 80002, 80004, 80006];
+const THROTTLING: &[i64] = &[4, 17, 32, 613, 80001, 80002, 80003, 80004, 80005, 80006];
 /// Used when Meta throttles without saying for how long.
 pub const DEFAULT_THROTTLE_PAUSE: Duration = Duration::from_secs(60);
 
@@ -36,6 +36,11 @@ pub enum Verdict {
     /// Meta says the action already happened (one private reply per comment).
     AlreadyDone,
     Failed(Failure),
+}
+
+/// Whether Meta's code says the caller is being throttled (rate or usage limits).
+pub fn is_throttling(code: i64) -> bool {
+    THROTTLING.contains(&code)
 }
 
 impl MetaError {

@@ -8,7 +8,7 @@
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use igflow_tests::fixtures::{ACCOUNT, campaigns_yaml};
-use igflow_tests::graph_server::{Call, CallKind, Limits};
+use igflow_tests::graph_server::{Call, CallKind, Faults, Limits};
 use igflow_tests::harness::TestEnv;
 use igflow_tests::meta::{self, CommentSpec, comment_delivery, meta_encode};
 
@@ -577,5 +577,66 @@ async fn a_comment_whose_window_is_closing_goes_before_newer_ones() {
     assert_eq!(acc.acted, 21, "{acc:?}");
     assert!(sent_ms < closing_at, "sent inside its window");
     assert_eq!(throttled(&calls), 0);
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn once_meta_throttles_an_account_none_of_its_calls_go_out_until_the_wait_is_over() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
+    // Meta gives no estimate here, so the worker waits its configured throttle pause. The
+    // throttled answer also reports 100% usage; pacing for it is kept short here.
+    let worker = env
+        .start_worker_with(
+            &[
+                ("IGFLOW_THROTTLE_PAUSE_SECONDS", "3"),
+                ("IGFLOW_PACE_MAX_MS", "100"),
+            ],
+            env.store.clone(),
+        )
+        .await
+        .unwrap();
+    env.graph.set_faults(Faults {
+        throttle_share: 1.0,
+        ..Faults::default()
+    });
+    let first = comments(91, 1);
+    env.post_signed(&webhook, &comment_delivery(ACCOUNT, &first))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + SETTLE;
+    let throttled_at = loop {
+        if let Some(c) = env.graph.calls().into_iter().find(|c| c.code.is_some()) {
+            break c.at;
+        }
+        assert!(Instant::now() < deadline, "Meta never throttled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    env.graph.set_faults(Faults::default());
+    let more = comments(92, 10);
+    env.post_signed(&webhook, &comment_delivery(ACCOUNT, &more))
+        .await
+        .unwrap();
+
+    let mut all = ids(&first);
+    all.extend(ids(&more));
+    let acc = env.settled(&all, SETTLE).await.unwrap();
+    assert_eq!(acc.acted, 11, "{acc:?}");
+    let calls = env.graph.calls();
+    let refused = calls.iter().filter(|c| c.code.is_some()).count();
+    let earliest_after = calls
+        .iter()
+        .filter(|c| c.code.is_none())
+        .map(|c| c.at.duration_since(throttled_at).as_secs_f64())
+        .fold(f64::MAX, f64::min);
+    println!(
+        "[throttled] refused={refused}; first call after the throttle: {earliest_after:.2} s (pause 3 s)"
+    );
+    assert_eq!(refused, 1, "only the call Meta throttled was refused");
+    assert!(
+        earliest_after >= 2.9,
+        "calls held back for the pause: {earliest_after:.2} s"
+    );
     worker.stop().await.unwrap();
 }

@@ -8,7 +8,7 @@ use igflow_core::campaign::{AccountStatus, ActionKind};
 use igflow_core::envelope::{Envelope, EventKind};
 use igflow_core::event::{Comment, Item, MessagingItem};
 use igflow_core::failure::Failure;
-use igflow_core::graph_error::Verdict;
+use igflow_core::graph_error::{Verdict, is_throttling};
 use igflow_core::ids::{EventId, Igsid};
 use igflow_core::plan::{CampaignSet, Decision, Plan, PlannedAction, SkipReason};
 use igflow_core::runtime::now_ms;
@@ -758,6 +758,26 @@ impl Pipeline {
                 )));
             }
         };
+        if let Err(CallError {
+            code,
+            status,
+            verdict:
+                Verdict::Failed(Failure::Retryable {
+                    retry_after: Some(wait),
+                    ..
+                }),
+            ..
+        }) = &result
+            && (code.is_some_and(is_throttling) || *status == Some(429))
+        {
+            tracing::warn!(
+                wait_ms = wait.as_millis(),
+                "Meta throttled the account; holding its calls"
+            );
+            if let Err(e) = self.limiter.block(&account.ig_user_id, *wait).await {
+                tracing::warn!(error = %e, "throttle not shared; other workers learn it from Meta");
+            }
+        }
         let usage = match &result {
             Ok(sent) => sent.usage,
             Err(e) => e.usage,

@@ -17,6 +17,7 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use igflow_core::campaign::AccountLimits;
 use igflow_core::failure::Failure;
 use igflow_core::ids::{EventId, IgUserId, Igsid};
+use igflow_core::runtime::now_ms;
 use igflow_core::window;
 
 use crate::redis::RedisKeys;
@@ -136,7 +137,9 @@ impl CallClass {
 /// 5. a slot in the future is remembered for the event; one far enough ahead to be moved is
 ///    listed in the account's ledger of deferred bookings.
 ///
-/// KEYS: slot memory, the budgets, usage, pacing, ledger. ARGV: the budgets' intervals in
+/// Nothing is booked before the account's `blocked` time (Meta throttled it).
+///
+/// KEYS: slot memory, the budgets, usage, pacing, ledger, blocked. ARGV: the budgets' intervals in
 /// ms, then the pacing maximum, the lateness tolerance, how long to remember a slot, the
 /// call's deadline (0: none) and how close a booking may be and still be moved, in ms.
 /// Returns the wait in ms, the usage percentage (-1 for a remembered slot) and 1 when the
@@ -144,19 +147,20 @@ impl CallClass {
 const RESERVE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = #KEYS - 4
+local n = #KEYS - 5
 local pace_max = tonumber(ARGV[n + 1])
 local tolerance = tonumber(ARGV[n + 2])
 local memory = tonumber(ARGV[n + 3])
 local deadline = tonumber(ARGV[n + 4])
 local margin = tonumber(ARGV[n + 5])
 local ledger = KEYS[n + 4]
+local blocked = tonumber(redis.call('GET', KEYS[n + 5]) or '0')
 local booked = tonumber(redis.call('GET', KEYS[1]) or '-1')
 if booked >= 0 and now - booked <= tolerance then
   return {math.max(booked - now, 0), -1, 0}
 end
 redis.call('ZREMRANGEBYSCORE', ledger, '-inf', now + margin)
-local slot = now
+local slot = math.max(now, blocked)
 for i = 1, n do
   local tat = tonumber(redis.call('GET', KEYS[i + 1]) or '0')
   if tat > slot then slot = tat end
@@ -338,6 +342,7 @@ impl RateLimiter {
         keys.push(self.keys.key(&["usage", account.as_str()]));
         keys.push(self.keys.key(&["rl", account.as_str(), "pace"]));
         keys.push(self.keys.key(&["ledger", account.as_str()]));
+        keys.push(self.blocked_key(account));
         let mut args: Vec<String> = buckets
             .iter()
             .map(|(_, rate)| rate.interval_ms().to_string())
@@ -434,6 +439,27 @@ impl RateLimiter {
     }
 
     /// Remembers the highest usage percentage Meta reported for the account.
+    fn blocked_key(&self, account: &IgUserId) -> String {
+        self.keys.key(&["rl", account.as_str(), "blocked"])
+    }
+
+    /// Meta throttled the account for `wait`: no call of the account is booked before then,
+    /// in any worker, so its other events wait in the queue instead of being refused too.
+    pub async fn block(&self, account: &IgUserId, wait: Duration) -> Result<(), Failure> {
+        let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+        let until = now_ms().saturating_add(wait_ms);
+        let _: i64 = self
+            .latest
+            .evalsha_with_reload(
+                &self.redis,
+                vec![self.blocked_key(account)],
+                vec![until.to_string(), wait_ms.saturating_add(1000).to_string()],
+            )
+            .await
+            .map_err(|e| Failure::retry(format!("redis unavailable for throttling: {e}")))?;
+        Ok(())
+    }
+
     pub async fn record_usage(&self, account: &IgUserId, percent: u8) -> Result<(), Failure> {
         self.meter.usage(account, percent);
         let ttl = i64::try_from(USAGE_TTL.as_secs()).unwrap_or(i64::MAX);
