@@ -98,12 +98,23 @@ pub struct Faults {
     pub throttle_share: f64,
     /// `estimated_time_to_regain_access` in the throttled answer's usage header.
     pub regain_access_minutes: u64,
+    /// Performed and recorded as accepted, but answered 504 by a gateway, without a Graph
+    /// error body: Meta acted, the client sees a server error.
+    pub gateway_error_share: f64,
 }
 
 enum Fault {
     ServerError,
     Throttle,
     Slow,
+    Gateway,
+}
+
+/// How an accepted write is answered.
+enum Answer {
+    Now,
+    After(Duration),
+    GatewayError,
 }
 
 impl Faults {
@@ -114,6 +125,7 @@ impl Faults {
             (self.server_error_share, Fault::ServerError),
             (self.throttle_share, Fault::Throttle),
             (self.slow_share, Fault::Slow),
+            (self.gateway_error_share, Fault::Gateway),
         ]
         .into_iter()
         .find(|(share, _)| {
@@ -329,7 +341,7 @@ impl ServerState {
         kind: &CallKind,
         text: &str,
         account: &str,
-    ) -> Result<Option<Duration>, Refusal> {
+    ) -> Result<Answer, Refusal> {
         self.authorize(token)?;
         if text.len() > 1000 && !matches!(kind, CallKind::PublicReply { .. }) {
             return Err(Refusal::new(
@@ -368,7 +380,7 @@ impl ServerState {
             return Err(Refusal::throttled(account, 1));
         }
         let fault = self.faults.draw();
-        if fault.is_none() || matches!(fault, Some(Fault::Slow)) {
+        if fault.is_none() || matches!(fault, Some(Fault::Slow | Fault::Gateway)) {
             if sends {
                 self.send_windows.add(kind.node(), now);
             }
@@ -380,8 +392,9 @@ impl ServerState {
                 kind.node(),
                 self.faults.regain_access_minutes,
             )),
-            Some(Fault::Slow) => Ok(Some(self.faults.slow_delay)),
-            None => Ok(None),
+            Some(Fault::Slow) => Ok(Answer::After(self.faults.slow_delay)),
+            Some(Fault::Gateway) => Ok(Answer::GatewayError),
+            None => Ok(Answer::Now),
         }
     }
 
@@ -466,23 +479,36 @@ async fn admit(
             at: Instant::now(),
             code,
         });
-        outcome.map(|(id, delay)| (id, delay, usage))
+        outcome.map(|(id, answer)| (id, answer, usage))
     };
-    let (id, delay, usage) = outcome?;
-    if let Some(delay) = delay {
+    let (id, answer, usage) = outcome?;
+    if let Answer::After(delay) = answer {
         tokio::time::sleep(delay).await;
     }
-    Ok(Admitted { id, usage })
+    Ok(Admitted {
+        id,
+        usage,
+        gateway_error: matches!(answer, Answer::GatewayError),
+    })
 }
 
 /// An accepted write: Meta's id for it, and the usage header to answer with.
 struct Admitted {
     id: String,
     usage: Option<Value>,
+    /// Written, but answered by a gateway error instead.
+    gateway_error: bool,
 }
 
 impl Admitted {
     fn respond(self, body: Value) -> Response {
+        if self.gateway_error {
+            return (
+                StatusCode::GATEWAY_TIMEOUT,
+                "<html><body><h1>504 Gateway Time-out</h1></body></html>",
+            )
+                .into_response();
+        }
         let mut response = Json(body).into_response();
         if let Some(value) = self
             .usage

@@ -260,6 +260,8 @@ async fn graph_api_errors_timeouts_and_throttling_are_absorbed() {
         slow_delay: Duration::from_millis(2500),
         throttle_share: 0.1,
         regain_access_minutes: 0,
+        // Written, then answered 504 by a gateway with no Graph error body.
+        gateway_error_share: 0.05,
     });
     // Throttled answers report 100% usage; the account is then paced, here by 50 ms per call
     // so that the run ends in seconds.
@@ -288,6 +290,53 @@ async fn graph_api_errors_timeouts_and_throttling_are_absorbed() {
     );
     assert_eq!(acc.acted + acc.in_dlq, 200);
     assert!(s.uncertain > 0, "some outcomes were unknown and resolved");
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dm_answered_by_a_gateway_error_after_meta_sent_it_is_not_sent_again() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&format!(
+        "{}      - slug: dm-prices
+        name: Prices by DM
+        trigger: message
+        rules:
+          - keywords: [price]
+        actions:
+          dm: \"Our prices: https://shop.example/prices\"
+",
+        campaigns_yaml()
+    ))
+    .await
+    .unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
+    let worker = env
+        .start_worker_with(&[("IGFLOW_BACKOFF_BASE_MS", "300")], env.store.clone())
+        .await
+        .unwrap();
+    env.graph.set_faults(Faults {
+        gateway_error_share: 1.0,
+        ..Faults::default()
+    });
+    let ask = igflow_tests::meta::message_delivery(
+        ACCOUNT,
+        "8201",
+        "aWdfGateway",
+        "price?",
+        igflow_tests::meta::now_ms(),
+    );
+    env.post_signed(&webhook, &ask).await.unwrap();
+    worker.wait_finished(1, SETTLE).await.unwrap();
+    let dms = env.graph.accepted(|k| {
+        matches!(k, igflow_tests::graph_server::CallKind::Message { recipient, .. } if recipient == "8201")
+    });
+    assert_eq!(dms.len(), 1, "Meta sent it once; it is never sent again");
+    let outcome = action_outcome(&env, "message:aWdfGateway", "dm").await;
+    assert_ne!(
+        outcome.as_deref(),
+        Some("sent"),
+        "the worker cannot know it was sent"
+    );
     worker.stop().await.unwrap();
 }
 

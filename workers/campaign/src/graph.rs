@@ -308,7 +308,15 @@ impl GraphClient {
                 status: Some(status),
                 code: None,
                 subcode: None,
-                verdict: Verdict::Failed(if status >= 500 || status == 429 {
+                // No Graph error body: a gateway answered, and a 500, 502 or 504 may come
+                // after Meta already wrote. Resolved like a timeout, never sent blindly again.
+                verdict: Verdict::Failed(if matches!(status, 500 | 502 | 504) {
+                    Failure::Ambiguous {
+                        reason: format!(
+                            "graph HTTP {status} without an error body: the write may have happened"
+                        ),
+                    }
+                } else if status >= 500 || status == 429 {
                     Failure::Retryable {
                         retry_after,
                         reason: format!("graph HTTP {status}"),
