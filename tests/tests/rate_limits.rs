@@ -640,3 +640,51 @@ async fn once_meta_throttles_an_account_none_of_its_calls_go_out_until_the_wait_
     );
     worker.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_comment_gets_its_private_reply_only_while_the_broadcast_may_last() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
+    let worker = env
+        .start_worker_with(
+            &[("IGFLOW_LIVE_REPLY_WINDOW_SECONDS", "600")],
+            env.store.clone(),
+        )
+        .await
+        .unwrap();
+    let now_s = seconds_ago(0);
+    let live = |id: &str, from: &str, written: u64| {
+        meta_encode(&serde_json::json!({
+            "object": "instagram",
+            "entry": [{ "id": ACCOUNT, "time": written, "changes": [{ "field": "live_comments", "value": {
+                "id": id, "from": { "id": from, "username": "viewer" }, "text": "price?",
+                "media": { "id": "18000000000000555", "media_product_type": "LIVE" } } }] }],
+        }))
+    };
+    for body in [
+        live("17900000000009001", "9001", now_s - 20 * 60),
+        live("17900000000009002", "9002", now_s),
+    ] {
+        assert_eq!(env.post_signed(&webhook, &body).await.unwrap(), 200);
+    }
+    worker.wait_finished(2, SETTLE).await.unwrap();
+
+    let (outcome, detail): (String, Option<String>) = sqlx::query_as(
+        "select outcome, detail from activity where event_id = 'comment:17900000000009001' and step = 'private_reply'",
+    )
+    .fetch_one(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(outcome, "dropped");
+    assert!(detail.unwrap().contains("Live"));
+    let replied: Vec<String> = private_replies(&env.graph.calls())
+        .into_iter()
+        .filter_map(|c| match &c.kind {
+            CallKind::PrivateReply { comment_id, .. } => Some(comment_id.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replied, ["17900000000009002"]);
+    worker.stop().await.unwrap();
+}

@@ -195,6 +195,8 @@ pub struct RunConfig {
     pub budgets: Budgets,
     /// The spacing of an account's calls once Meta reports 95 percent usage.
     pub pace_max: Duration,
+    /// How long after a Live comment a private reply may still go out (the broadcast).
+    pub live_reply_window: Duration,
     pub classifier: ClassifierConfig,
 }
 
@@ -261,6 +263,9 @@ impl RunConfig {
                 automated_dms: Rate::per_hour(env.parse_or("IGFLOW_AUTOMATED_DMS_PER_HOUR", 200)?),
             },
             pace_max: Duration::from_millis(env.parse_or("IGFLOW_PACE_MAX_MS", 10_000)?),
+            live_reply_window: Duration::from_secs(
+                env.parse_or("IGFLOW_LIVE_REPLY_WINDOW_SECONDS", 1800)?,
+            ),
         })
     }
 }

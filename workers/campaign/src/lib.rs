@@ -105,6 +105,7 @@ impl Worker {
             limiter: Arc::clone(&limiter),
             classifier: Arc::clone(&classifier),
             budgets: config.budgets,
+            live_reply_window: config.live_reply_window,
             latencies: Arc::clone(&latencies),
         };
         let consumer = Consumer {

@@ -166,6 +166,8 @@ pub struct Pipeline {
     pub lease: Duration,
     pub limiter: Arc<RateLimiter>,
     pub budgets: Budgets,
+    /// How long after a Live comment its private reply is still sent.
+    pub live_reply_window: Duration,
     pub classifier: Arc<IntentClassifier>,
     pub accounts: Arc<AccountCache>,
     pub latencies: Arc<Latencies>,
@@ -627,11 +629,18 @@ impl Pipeline {
     /// Until when (Unix ms) Meta accepts `kind`: 7 days after the comment for a private
     /// reply, 24 hours after the person's last message for a DM; public replies have no window.
     fn window_closes(
+        &self,
         env: &Envelope,
         target: &Target<'_>,
         kind: ActionKind,
     ) -> Option<(i64, &'static str)> {
         match (kind, target) {
+            // Meta takes a private reply to a Live comment only during the broadcast, which
+            // igflow cannot see end: it assumes the configured span after the comment.
+            (ActionKind::PrivateReply, _) if env.kind == EventKind::LiveComment => Some((
+                window::closes_at(env.occurred_at_ms, self.live_reply_window),
+                "the Live private reply window (the broadcast, IGFLOW_LIVE_REPLY_WINDOW_SECONDS after the comment)",
+            )),
             (ActionKind::PrivateReply, _) => Some((
                 window::closes_at(env.occurred_at_ms, window::PRIVATE_REPLY_WINDOW),
                 "the private reply window (7 days after the comment)",
@@ -662,7 +671,7 @@ impl Pipeline {
         action: &PlannedAction,
     ) -> Result<Gate, Failure> {
         let class = class_of(action.kind);
-        let window = Self::window_closes(env, target, action.kind);
+        let window = self.window_closes(env, target, action.kind);
         let dropped = |reason: String| {
             self.limiter
                 .meter
