@@ -693,3 +693,45 @@ async fn the_worker_connection_sees_and_writes_everything() {
     .unwrap();
     assert_eq!((activity, priorities), (6, vec![7, 7]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_owner_cannot_leave_or_be_demoted() {
+    let f = fixture().await;
+    const DEMOTE: &str = "update memberships set role = 'viewer' where user_id = $1";
+    const LEAVE: &str = "delete from memberships where user_id = $1";
+    for sql in [DEMOTE, LEAVE] {
+        let err = run_as(&f.pool, A, sql, &[A]).await.expect_err(sql);
+        let db = err.as_database_error().expect("a database error");
+        assert_eq!(db.code().as_deref(), Some("23514"), "{}", db.message());
+        assert!(
+            db.message().contains("without an owner"),
+            "{}",
+            db.message()
+        );
+    }
+    // With a second owner, the first may go.
+    assert_eq!(
+        run_as(
+            &f.pool,
+            A,
+            "update memberships set role = 'owner' where user_id = $1",
+            &[B]
+        )
+        .await
+        .unwrap(),
+        1
+    );
+    assert_eq!(run_as(&f.pool, A, LEAVE, &[A]).await.unwrap(), 1);
+    // Deleting a tenant still takes its memberships with it.
+    sqlx::query("delete from tenants where id = $1")
+        .bind(f.t1.id)
+        .execute(&f.pool)
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("select count(*) from memberships where tenant_id = $1")
+        .bind(f.t1.id)
+        .fetch_one(&f.pool)
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
+}
