@@ -17,7 +17,6 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use igflow_core::campaign::AccountLimits;
 use igflow_core::failure::Failure;
 use igflow_core::ids::{EventId, IgUserId, Igsid};
-use igflow_core::runtime::now_ms;
 use igflow_core::window;
 
 use crate::redis::RedisKeys;
@@ -216,6 +215,19 @@ end
 return stored
 ";
 
+/// Blocks the account's bookings for `ARGV[1]` ms from now on Redis's clock, the clock the
+/// slots are booked on; an earlier, longer block stays.
+const BLOCK: &str = r"
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local wait = tonumber(ARGV[1])
+local stored = tonumber(redis.call('GET', KEYS[1]) or '0')
+if now + wait > stored then
+  redis.call('SET', KEYS[1], now + wait, 'PX', wait + 1000)
+end
+return 0
+";
+
 /// How long Meta's usage report stays in force without a newer one.
 const USAGE_TTL: Duration = Duration::from_secs(60);
 /// How late an event may be for its booked slot and still use it: later, sending would crowd
@@ -287,6 +299,7 @@ pub struct RateLimiter {
     keys: RedisKeys,
     reserve: Script,
     latest: Script,
+    block: Script,
     /// The spacing of an account's calls once Meta reports 95 percent usage.
     pace_max: Duration,
     budgets: Budgets,
@@ -307,6 +320,7 @@ impl RateLimiter {
             keys,
             reserve: Script::from_lua(RESERVE),
             latest: Script::from_lua(LATEST),
+            block: Script::from_lua(BLOCK),
             pace_max,
             budgets,
             local: governor::RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
@@ -447,13 +461,12 @@ impl RateLimiter {
     /// in any worker, so its other events wait in the queue instead of being refused too.
     pub async fn block(&self, account: &IgUserId, wait: Duration) -> Result<(), Failure> {
         let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
-        let until = now_ms().saturating_add(wait_ms);
         let _: i64 = self
-            .latest
+            .block
             .evalsha_with_reload(
                 &self.redis,
                 vec![self.blocked_key(account)],
-                vec![until.to_string(), wait_ms.saturating_add(1000).to_string()],
+                vec![wait_ms.to_string()],
             )
             .await
             .map_err(|e| Failure::retry(format!("redis unavailable for throttling: {e}")))?;
