@@ -101,6 +101,8 @@ pub struct Faults {
     /// Performed and recorded as accepted, but answered 504 by a gateway, without a Graph
     /// error body: Meta acted, the client sees a server error.
     pub gateway_error_share: f64,
+    /// Answered 400 with the app's own rate limit error (code 4); the write does not happen.
+    pub app_throttle_share: f64,
 }
 
 enum Fault {
@@ -108,6 +110,7 @@ enum Fault {
     Throttle,
     Slow,
     Gateway,
+    AppThrottle,
 }
 
 /// How an accepted write is answered.
@@ -126,6 +129,7 @@ impl Faults {
             (self.throttle_share, Fault::Throttle),
             (self.slow_share, Fault::Slow),
             (self.gateway_error_share, Fault::Gateway),
+            (self.app_throttle_share, Fault::AppThrottle),
         ]
         .into_iter()
         .find(|(share, _)| {
@@ -394,6 +398,12 @@ impl ServerState {
             )),
             Some(Fault::Slow) => Ok(Answer::After(self.faults.slow_delay)),
             Some(Fault::Gateway) => Ok(Answer::GatewayError),
+            Some(Fault::AppThrottle) => Err(Refusal::new(
+                4,
+                None,
+                "OAuthException",
+                "(#4) Application request limit reached",
+            )),
             None => Ok(Answer::Now),
         }
     }

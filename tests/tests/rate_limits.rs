@@ -688,3 +688,67 @@ async fn a_live_comment_gets_its_private_reply_only_while_the_broadcast_may_last
     assert_eq!(replied, ["17900000000009002"]);
     worker.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_meta_throttles_the_app_every_account_waits() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&two_accounts_yaml()).await.unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
+    let worker = env
+        .start_worker_with(&[("IGFLOW_THROTTLE_PAUSE_SECONDS", "3")], env.store.clone())
+        .await
+        .unwrap();
+    env.graph.set_faults(Faults {
+        app_throttle_share: 1.0,
+        ..Faults::default()
+    });
+    let first = comments(93, 1);
+    env.post_signed(&webhook, &comment_delivery(ACCOUNT, &first))
+        .await
+        .unwrap();
+    let deadline = Instant::now() + SETTLE;
+    let throttled_at = loop {
+        if let Some(c) = env.graph.calls().into_iter().find(|c| c.code == Some(4)) {
+            break c.at;
+        }
+        assert!(Instant::now() < deadline, "Meta never throttled the app");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    env.graph.set_faults(Faults::default());
+    // Another account's comments: the app's limit holds them too.
+    let other = comments(94, 3);
+    env.post_signed(&webhook, &comment_delivery("17841400000000777", &other))
+        .await
+        .unwrap();
+
+    let acc = env.settled(&ids(&first), SETTLE).await.unwrap();
+    assert_eq!(acc.acted, 1, "{acc:?}");
+    // The quiet account's campaign sends private replies only.
+    let others = ids(&other);
+    let answered = || {
+        private_replies(&env.graph.calls())
+            .iter()
+            .filter(|c| matches!(&c.kind, CallKind::PrivateReply { comment_id, .. } if others.contains(comment_id)))
+            .count()
+    };
+    let deadline = Instant::now() + SETTLE;
+    while answered() < others.len() {
+        assert!(
+            Instant::now() < deadline,
+            "the other account's comments were answered"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let calls = env.graph.calls();
+    let earliest_after = calls
+        .iter()
+        .filter(|c| c.code.is_none())
+        .map(|c| c.at.duration_since(throttled_at).as_secs_f64())
+        .fold(f64::MAX, f64::min);
+    assert_eq!(calls.iter().filter(|c| c.code.is_some()).count(), 1);
+    assert!(
+        earliest_after >= 2.9,
+        "every account waited: {earliest_after:.2} s"
+    );
+    worker.stop().await.unwrap();
+}

@@ -262,6 +262,7 @@ async fn graph_api_errors_timeouts_and_throttling_are_absorbed() {
         regain_access_minutes: 0,
         // Written, then answered 504 by a gateway with no Graph error body.
         gateway_error_share: 0.05,
+        app_throttle_share: 0.0,
     });
     // Throttled answers report 100% usage; the account is then paced, here by 50 ms per call
     // so that the run ends in seconds.

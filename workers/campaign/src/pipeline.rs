@@ -23,7 +23,7 @@ use crate::dedupe::{Claim, ClaimToken, Dedupe};
 use crate::graph::{CallError, DirectMessage, GraphClient, Sent};
 use crate::heartbeat::with_heartbeat;
 use crate::metrics::Latencies;
-use crate::ratelimit::{Budgets, CallClass, RateLimiter};
+use crate::ratelimit::{Budgets, CallClass, RateLimiter, Throttled};
 use crate::secrets::Tokens;
 use crate::stats::Stats;
 use crate::store::{Account, ActionClaim, ActionRecord, DecisionRecord, Store};
@@ -49,6 +49,8 @@ enum Outcome {
     Deferred(Duration),
 }
 
+/// Meta's code for the app's own rate limit.
+const APP_THROTTLED: i64 = 4;
 /// A wait for the rate budget longer than this defers the event instead of holding it.
 const INLINE_WAIT: Duration = Duration::from_secs(2);
 /// A deferred event comes back this much before its slot and waits the rest here: SQS hides
@@ -779,11 +781,18 @@ impl Pipeline {
         }) = &result
             && (code.is_some_and(is_throttling) || *status == Some(429))
         {
+            // Code 4 is the app's own limit: every account's calls wait.
+            let scope = if *code == Some(APP_THROTTLED) {
+                Throttled::App
+            } else {
+                Throttled::Account(&account.ig_user_id)
+            };
             tracing::warn!(
                 wait_ms = wait.as_millis(),
-                "Meta throttled the account; holding its calls"
+                ?scope,
+                "Meta throttled; holding calls"
             );
-            if let Err(e) = self.limiter.block(&account.ig_user_id, *wait).await {
+            if let Err(e) = self.limiter.block(scope, *wait).await {
                 tracing::warn!(error = %e, "throttle not shared; other workers learn it from Meta");
             }
         }

@@ -136,9 +136,10 @@ impl CallClass {
 /// 5. a slot in the future is remembered for the event; one far enough ahead to be moved is
 ///    listed in the account's ledger of deferred bookings.
 ///
-/// Nothing is booked before the account's `blocked` time (Meta throttled it).
+/// Nothing is booked before the account's or the app's `blocked` time (Meta throttled it).
 ///
-/// KEYS: slot memory, the budgets, usage, pacing, ledger, blocked. ARGV: the budgets' intervals in
+/// KEYS: slot memory, the budgets, usage, pacing, ledger, blocked (account), blocked (app).
+/// ARGV: the budgets' intervals in
 /// ms, then the pacing maximum, the lateness tolerance, how long to remember a slot, the
 /// call's deadline (0: none) and how close a booking may be and still be moved, in ms.
 /// Returns the wait in ms, the usage percentage (-1 for a remembered slot) and 1 when the
@@ -146,14 +147,15 @@ impl CallClass {
 const RESERVE: &str = r"
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local n = #KEYS - 5
+local n = #KEYS - 6
 local pace_max = tonumber(ARGV[n + 1])
 local tolerance = tonumber(ARGV[n + 2])
 local memory = tonumber(ARGV[n + 3])
 local deadline = tonumber(ARGV[n + 4])
 local margin = tonumber(ARGV[n + 5])
 local ledger = KEYS[n + 4]
-local blocked = tonumber(redis.call('GET', KEYS[n + 5]) or '0')
+local blocked = math.max(tonumber(redis.call('GET', KEYS[n + 5]) or '0'),
+  tonumber(redis.call('GET', KEYS[n + 6]) or '0'))
 local booked = tonumber(redis.call('GET', KEYS[1]) or '-1')
 if booked >= 0 and now - booked <= tolerance then
   return {math.max(booked - now, 0), -1, 0}
@@ -241,6 +243,13 @@ const MOVABLE_AFTER: Duration = Duration::from_secs(4);
 const SEND_MARGIN: Duration = Duration::from_secs(2);
 /// A booked slot kept while its event waits in the queue for it, beyond the wait itself.
 const SLOT_MEMORY: Duration = Duration::from_secs(3600);
+
+/// Whom Meta throttled: one account (business use case limits), or the app (code 4).
+#[derive(Debug, Clone, Copy)]
+pub enum Throttled<'a> {
+    Account(&'a IgUserId),
+    App,
+}
 
 /// What happened per account and call class since the last metrics flush.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -356,7 +365,8 @@ impl RateLimiter {
         keys.push(self.keys.key(&["usage", account.as_str()]));
         keys.push(self.keys.key(&["rl", account.as_str(), "pace"]));
         keys.push(self.keys.key(&["ledger", account.as_str()]));
-        keys.push(self.blocked_key(account));
+        keys.push(self.blocked_key(Throttled::Account(account)));
+        keys.push(self.blocked_key(Throttled::App));
         let mut args: Vec<String> = buckets
             .iter()
             .map(|(_, rate)| rate.interval_ms().to_string())
@@ -453,19 +463,23 @@ impl RateLimiter {
     }
 
     /// Remembers the highest usage percentage Meta reported for the account.
-    fn blocked_key(&self, account: &IgUserId) -> String {
-        self.keys.key(&["rl", account.as_str(), "blocked"])
+    fn blocked_key(&self, scope: Throttled<'_>) -> String {
+        match scope {
+            Throttled::Account(account) => self.keys.key(&["rl", account.as_str(), "blocked"]),
+            Throttled::App => self.keys.key(&["rl", "app", "blocked"]),
+        }
     }
 
-    /// Meta throttled the account for `wait`: no call of the account is booked before then,
-    /// in any worker, so its other events wait in the queue instead of being refused too.
-    pub async fn block(&self, account: &IgUserId, wait: Duration) -> Result<(), Failure> {
+    /// Meta throttled the account (or the whole app) for `wait`: no call of it is booked
+    /// before then, in any worker, so other events wait in the queue instead of being refused
+    /// too.
+    pub async fn block(&self, scope: Throttled<'_>, wait: Duration) -> Result<(), Failure> {
         let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
         let _: i64 = self
             .block
             .evalsha_with_reload(
                 &self.redis,
-                vec![self.blocked_key(account)],
+                vec![self.blocked_key(scope)],
                 vec![wait_ms.to_string()],
             )
             .await
