@@ -163,7 +163,11 @@ async fn prune_deletes_old_rows_but_keeps_cooldowns_and_opt_outs() {
              (values ('7001', false, interval '100 days'), ('7003', true, interval '100 days'),
                      ('7002', false, interval '1 day')) as v (igsid, opted_out, age);
         insert into message_errors (message_id, error, receive_count, updated_at)
-        values ('m-old', 'x', 1, now() - interval '100 days'), ('m-new', 'x', 1, now());";
+        values ('m-old', 'x', 1, now() - interval '100 days'), ('m-new', 'x', 1, now());
+        insert into parked_events (event_id, account_id, envelope, reason, parked_at)
+        select v.id, a.id, '{}', 'account is disabled', now() - v.age from ig_accounts a,
+             (values ('comment:parked-old', interval '100 days'), ('comment:parked-new', interval '1 day'))
+               as v (id, age);";
     sqlx::raw_sql(setup)
         .execute(env.store.pool())
         .await
@@ -172,7 +176,9 @@ async fn prune_deletes_old_rows_but_keeps_cooldowns_and_opt_outs() {
     let (ok, out) = run(&env, &["prune"]).await;
     assert!(ok, "{out}");
     assert!(
-        out.contains("older than 90 days, deleted: 2 activity rows, 1 queue errors, 1 contacts"),
+        out.contains(
+            "older than 90 days, deleted: 2 activity rows, 1 queue errors, 1 contacts, 1 parked events"
+        ),
         "{out}"
     );
     let left: Vec<String> =
@@ -196,7 +202,7 @@ async fn prune_deletes_old_rows_but_keeps_cooldowns_and_opt_outs() {
 
     let (ok, out) = run(&env, &["prune"]).await;
     assert!(
-        ok && out.contains("deleted: 0 activity rows, 0 queue errors, 0 contacts"),
+        ok && out.contains("deleted: 0 activity rows, 0 queue errors, 0 contacts, 0 parked events"),
         "{out}"
     );
 }

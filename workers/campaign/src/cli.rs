@@ -210,8 +210,8 @@ impl Cli {
                 };
                 let p = retention::prune(&store, days).await?;
                 println!(
-                    "older than {days} days, deleted: {} activity rows, {} queue errors, {} contacts",
-                    p.activity, p.message_errors, p.contacts
+                    "older than {days} days, deleted: {} activity rows, {} queue errors, {} contacts, {} parked events",
+                    p.activity, p.message_errors, p.contacts, p.parked_events
                 );
             }
             Command::Simulate { .. } => unreachable!("handled above"),

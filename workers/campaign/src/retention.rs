@@ -1,5 +1,6 @@
-//! Old activity, queue errors and contacts are deleted after the retention period, so the
-//! database stays the size of its recent traffic. Kept whatever their age: a sent DM a
+//! Old activity, queue errors, contacts and parked events are deleted after the retention
+//! period, so the database stays the size of its recent traffic. (An event parked that long,
+//! say of an account disabled months ago, is past every window Meta allows a DM in.) Kept whatever their age: a sent DM a
 //! campaign's cooldown still counts (the cooldown's durable side), and a contact who opted
 //! out (forgetting them would let automated messages reach them again).
 
@@ -23,6 +24,7 @@ pub struct Pruned {
     pub activity: u64,
     pub message_errors: u64,
     pub contacts: u64,
+    pub parked_events: u64,
 }
 
 const ACTIVITY: &str = "
@@ -47,6 +49,12 @@ const CONTACTS: &str = "
         where last_seen_at < now() - make_interval(days => $1) and not opted_out
         limit $2 for update skip locked)";
 
+const PARKED_EVENTS: &str = "
+    delete from parked_events where event_id in (
+        select event_id from parked_events
+        where parked_at < now() - make_interval(days => $1)
+        limit $2 for update skip locked)";
+
 /// Deletes what is older than `days`, in batches; several workers may run it at once (each
 /// batch skips rows another is deleting).
 pub async fn prune(store: &Store, days: u32) -> Result<Pruned, StoreError> {
@@ -56,6 +64,7 @@ pub async fn prune(store: &Store, days: u32) -> Result<Pruned, StoreError> {
         (ACTIVITY, &mut pruned.activity),
         (MESSAGE_ERRORS, &mut pruned.message_errors),
         (CONTACTS, &mut pruned.contacts),
+        (PARKED_EVENTS, &mut pruned.parked_events),
     ] {
         loop {
             let deleted = sqlx::query(query)
@@ -86,6 +95,7 @@ pub async fn run(store: Store, days: u32, shutdown: CancellationToken) {
                 activity = p.activity,
                 message_errors = p.message_errors,
                 contacts = p.contacts,
+                parked_events = p.parked_events,
                 "retention: old rows deleted"
             ),
             Err(e) => tracing::warn!(error = %e, "retention pass failed; next one in an hour"),
