@@ -63,7 +63,7 @@ impl MetaError {
         let reason = self.describe();
         let failure = match (self.code, self.error_subcode) {
             (100, Some(2_534_025)) => return Verdict::AlreadyDone,
-            (code, _) if THROTTLING.contains(&code) => Failure::Retryable {
+            (code, _) if is_throttling(code) => Failure::Retryable {
                 retry_after: Some(retry_after.unwrap_or(throttle_pause)),
                 reason,
             },

@@ -5,7 +5,6 @@
 //! to inspect.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use crate::locked::Locked;
@@ -272,10 +271,7 @@ impl GraphTestServer {
             .route("/{node}/messages", post(messages))
             .route("/{node}/replies", post(replies).get(list_replies))
             .with_state(shared.clone());
-        let listener =
-            tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let url = crate::serve_local(app, port).await?;
         Ok(Self { url, shared })
     }
 

@@ -415,9 +415,7 @@ impl TestEnv {
         deletion_status_url: Option<&str>,
     ) -> anyhow::Result<Webhook> {
         let (app, metrics) = self.webhook_app_with(deletion_status_url).await?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let base = crate::serve_local(app, 0).await?;
         Ok(Webhook {
             url: format!("{base}/webhook"),
             base,

@@ -9,3 +9,13 @@ pub mod harness;
 pub mod locked;
 pub mod meta;
 pub mod ollama_server;
+
+/// Serves `app` on 127.0.0.1 at `port` (0 picks a free one) until the runtime ends; returns
+/// its base URL.
+pub async fn serve_local(app: axum::Router, port: u16) -> std::io::Result<String> {
+    let listener =
+        tokio::net::TcpListener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], port))).await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}

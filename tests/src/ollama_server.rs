@@ -3,7 +3,6 @@
 //! answer, a server error, no answer at all), and a log of every request for the tests to
 //! inspect.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use crate::locked::Locked;
@@ -57,10 +56,7 @@ impl OllamaTestServer {
         let app = Router::new()
             .route("/api/chat", post(chat))
             .with_state(shared.clone());
-        let listener =
-            tokio::net::TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], port))).await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        tokio::spawn(async move { axum::serve(listener, app).await });
+        let url = crate::serve_local(app, port).await?;
         Ok(Self { url, shared })
     }
 
