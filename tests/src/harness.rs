@@ -113,10 +113,41 @@ impl Services {
                 .connect(&url)
                 .await?,
         );
+        sqlx::raw_sql(SUPABASE_DEFAULTS)
+            .execute(store.pool())
+            .await
+            .context("simulating Supabase's roles and default privileges")?;
         store.migrate().await?;
         Ok((store, url))
     }
 }
+
+/// What a Supabase project's database has before igflow's first migration: its API roles, and
+/// default privileges granting them everything on whatever the migrations create in `public`
+/// (as Supabase's own setup does), so that tests see what Supabase would expose. Roles are
+/// cluster-wide and databases are set up in parallel: a concurrent creator shows up as
+/// duplicate_object, or as unique_violation while its transaction is open.
+const SUPABASE_DEFAULTS: &str = r#"
+do $$
+declare
+    r text;
+begin
+    foreach r in array array['anon', 'authenticated', 'service_role'] loop
+        if not exists (select 1 from pg_roles where rolname = r) then
+            begin
+                execute format('create role %I nologin', r);
+            exception when duplicate_object or unique_violation then
+                null;
+            end;
+        end if;
+    end loop;
+end
+$$;
+grant usage on schema public to anon, authenticated, service_role;
+alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
+alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
+alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
+"#;
 
 /// Logs go through the test harness's capture, so they show only for failing tests.
 fn init_test_tracing() {

@@ -13,6 +13,7 @@ pub mod dlq;
 pub mod graph;
 pub mod heartbeat;
 pub mod metrics;
+pub mod migrate;
 pub mod pipeline;
 pub mod ratelimit;
 pub mod redis;

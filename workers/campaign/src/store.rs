@@ -16,8 +16,6 @@ use uuid::Uuid;
 
 use crate::config::StoreConfig;
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../shared/migrations");
-
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("postgres: {0}")]
@@ -195,7 +193,7 @@ impl Store {
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        MIGRATOR.run(&self.pool).await
+        crate::migrate::run(&self.pool).await
     }
 
     pub async fn account(&self, ig_user_id: &IgUserId) -> Result<Option<Account>, StoreError> {
