@@ -82,7 +82,8 @@ impl Windows {
     }
 }
 
-/// Faults injected into writes that Meta would otherwise accept; reads never fail. One draw per
+/// Faults injected into writes that Meta would otherwise accept (reads fail only as
+/// [`GraphTestServer::fail_reads`] says). One draw per
 /// call picks at most one fault: the first `server_error_share` of the unit interval is a
 /// server error, the next `throttle_share` throttling, the next `slow_share` a slow answer.
 #[derive(Debug, Clone, Default)]
@@ -159,6 +160,8 @@ struct ServerState {
     limits: Limits,
     send_windows: Windows,
     usage_windows: Windows,
+    /// Reads still to be answered 500 (code 2) before reads work again.
+    failing_reads: u32,
 }
 
 type Shared = Locked<ServerState>;
@@ -298,6 +301,12 @@ impl GraphTestServer {
         self.shared.lock().faults = faults;
     }
 
+    /// Answers the next `n` reads 500 with Meta's transient error (code 2), as when a read
+    /// back lands on a bad moment; reads work again after them.
+    pub fn fail_reads(&self, n: u32) {
+        self.shared.lock().failing_reads = n;
+    }
+
     /// Every write, refused ones included; reads are not recorded.
     pub fn calls(&self) -> Vec<Call> {
         self.shared.lock().calls.clone()
@@ -313,6 +322,15 @@ impl GraphTestServer {
 }
 
 impl ServerState {
+    /// Meta's checks of a read: the token, and the read faults.
+    fn admit_read(&mut self, token: Option<&str>) -> Result<(), Refusal> {
+        if self.failing_reads > 0 {
+            self.failing_reads -= 1;
+            return Err(Refusal::server_error());
+        }
+        self.authorize(token)
+    }
+
     /// Meta's token check, the same for reads and writes.
     fn authorize(&self, token: Option<&str>) -> Result<(), Refusal> {
         match token {
@@ -643,8 +661,8 @@ async fn list_replies(
     Path(comment_id): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let state = shared.lock();
-    if let Err(refusal) = state.authorize(bearer(&headers).as_deref()) {
+    let mut state = shared.lock();
+    if let Err(refusal) = state.admit_read(bearer(&headers).as_deref()) {
         return refusal.into_response();
     }
     let data = state

@@ -11,6 +11,7 @@ use igflow_core::ids::{CommentId, Igsid};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::config::GraphConfig;
@@ -78,6 +79,14 @@ struct Paging {
 const READ_BACK_PAGES: usize = 5;
 
 impl CallError {
+    /// Why the call failed, in words.
+    pub fn reason(&self) -> String {
+        match &self.verdict {
+            Verdict::AlreadyDone => "already done".to_owned(),
+            Verdict::Failed(f) => f.to_string(),
+        }
+    }
+
     /// A call that was never made, for a reason that will not change.
     pub fn not_sent(reason: String) -> Self {
         Self {
@@ -208,7 +217,8 @@ impl GraphClient {
     }
 
     /// Looks for the account's reply with exactly `text` under the comment: the read-back for
-    /// a public reply whose outcome was unknown. Returns the reply's id if it is there.
+    /// a public reply whose outcome was unknown. Returns the reply's id if it is there; an
+    /// error answer is an error ("could not check"), never "not there".
     pub async fn find_public_reply(
         &self,
         account: &Account,
@@ -222,22 +232,7 @@ impl GraphClient {
         );
         // A viral comment has many replies; ours is recent, a few pages are enough.
         for _ in 0..READ_BACK_PAGES {
-            let started = Instant::now();
-            let response = self
-                .http
-                .get(&url)
-                .bearer_auth(token.expose_secret())
-                .send()
-                .await
-                .map_err(|e| read_error(format!("graph API read failed: {e}"), None, started))?;
-            let status = response.status().as_u16();
-            let page: RepliesPage = response.json().await.map_err(|e| {
-                read_error(
-                    format!("graph API read gave no reply list: {e}"),
-                    Some(status),
-                    started,
-                )
-            })?;
+            let page: RepliesPage = self.read(&url, token).await?;
             let ours = page.data.into_iter().find(|r| {
                 r.text.as_deref() == Some(text)
                     && r.from
@@ -253,6 +248,55 @@ impl GraphClient {
             }
         }
         Ok(None)
+    }
+
+    /// One Graph API read. Only a 2xx answer with the expected body is an answer: an error
+    /// status (a 500, a throttle, a token error) is returned as the error Meta gave.
+    async fn read<T: DeserializeOwned>(
+        &self,
+        url: &str,
+        token: &SecretString,
+    ) -> Result<T, CallError> {
+        let started = Instant::now();
+        let response = self
+            .http
+            .get(url)
+            .bearer_auth(token.expose_secret())
+            .send()
+            .await
+            .map_err(|e| {
+                read_error(
+                    format!("graph API read failed: {}", e.without_url()),
+                    None,
+                    started,
+                )
+            })?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let bytes = response.bytes().await;
+        if !(200..300).contains(&status) {
+            let latency = started.elapsed();
+            let mut error = self.refused(status, &headers, bytes.ok().as_deref(), latency);
+            // Nothing was written: anything but a token or permission error is worth
+            // checking again later.
+            if !matches!(error.verdict, Verdict::Failed(Failure::Account { .. })) {
+                error.verdict = Verdict::Failed(Failure::retry(format!(
+                    "graph API read answered HTTP {status}: {}",
+                    error.reason()
+                )));
+            }
+            return Err(error);
+        }
+        bytes
+            .map_err(|e| e.without_url().to_string())
+            .and_then(|b| serde_json::from_slice(&b).map_err(|e| e.to_string()))
+            .map_err(|e| {
+                read_error(
+                    format!("graph API read gave an unreadable body: {e}"),
+                    Some(status),
+                    started,
+                )
+            })
     }
 
     async fn post(
@@ -274,9 +318,8 @@ impl GraphClient {
             Err(e) => return Err(transport_error(&e, started.elapsed())),
         };
         let status = response.status().as_u16();
-        let retry_after =
-            retry_after(response.headers()).or_else(|| regain_access(response.headers()));
-        let usage = usage(response.headers());
+        let headers = response.headers().clone();
+        let usage = usage(&headers);
         let bytes = response.bytes().await;
         let latency = started.elapsed();
         if (200..300).contains(&status) {
@@ -292,10 +335,21 @@ impl GraphClient {
                 usage,
             });
         }
-        let parsed = bytes
-            .ok()
-            .and_then(|b| serde_json::from_slice::<GraphErrorBody>(&b).ok());
-        Err(match parsed {
+        Err(self.refused(status, &headers, bytes.ok().as_deref(), latency))
+    }
+
+    /// What a non-2xx answer means, from Meta's error body if it sent one.
+    fn refused(
+        &self,
+        status: u16,
+        headers: &HeaderMap,
+        body: Option<&[u8]>,
+        latency: Duration,
+    ) -> CallError {
+        let retry_after = retry_after(headers).or_else(|| regain_access(headers));
+        let usage = usage(headers);
+        let parsed = body.and_then(|b| serde_json::from_slice::<GraphErrorBody>(b).ok());
+        match parsed {
             Some(GraphErrorBody { error }) => CallError {
                 status: Some(status),
                 code: Some(error.code),
@@ -327,7 +381,7 @@ impl GraphClient {
                 latency,
                 usage,
             },
-        })
+        }
     }
 }
 

@@ -116,6 +116,32 @@ impl Attempt {
         }
     }
 
+    /// A read-back that could not tell: the action stays `uncertain` and is checked again
+    /// later (a token error pauses the account first), never taken for "not there".
+    fn unchecked(e: &CallError) -> Self {
+        let reason = format!("read-back failed, will check again: {}", e.reason());
+        let failure = match &e.verdict {
+            Verdict::Failed(Failure::Account { reason }) => Failure::Account {
+                reason: reason.clone(),
+            },
+            _ => Failure::Ambiguous {
+                reason: reason.clone(),
+            },
+        };
+        Self {
+            record: ActionRecord {
+                outcome: "uncertain",
+                detail: Some(reason),
+                graph_status: e.status,
+                graph_code: e.code,
+                graph_subcode: e.subcode,
+                latency: Some(e.latency),
+                ..ActionRecord::default()
+            },
+            failure: Some(failure),
+        }
+    }
+
     fn from_call(result: Result<Sent, CallError>, detail: Option<&str>) -> Self {
         match result {
             Ok(sent) => Self {
@@ -851,17 +877,7 @@ impl Pipeline {
                     Ok(None) => {
                         Attempt::given_up("outcome unknown and not found on read-back; not re-sent")
                     }
-                    Err(e) => Attempt {
-                        record: ActionRecord {
-                            outcome: "uncertain",
-                            detail: Some("read-back failed; will try again".into()),
-                            graph_status: e.status,
-                            ..ActionRecord::default()
-                        },
-                        failure: Some(Failure::Ambiguous {
-                            reason: "public reply read-back failed".into(),
-                        }),
-                    },
+                    Err(e) => Attempt::unchecked(&e),
                 }
             }
             // Meta offers no way to look a sent DM up, and a second one is what must never
