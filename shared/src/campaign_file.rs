@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::campaign::{
     AccountLimits, Actions, Campaign, CampaignStatus, Intent, LoginFlavor, MatchMode, MediaScope,
@@ -87,7 +87,7 @@ impl AccountSpec {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignSpec {
     pub slug: String,
@@ -187,6 +187,14 @@ impl CampaignSpec {
         }
     }
 
+    /// Everything wrong with this campaign, fields named relative to it. Campaign files and
+    /// the dashboard both use this one validator.
+    pub fn problems(&self) -> Vec<FieldError> {
+        let mut p = Problems::default();
+        p.campaign(self);
+        p.0
+    }
+
     pub fn actions(&self) -> Actions {
         Actions {
             private_reply: self.actions.private_reply.clone(),
@@ -197,7 +205,7 @@ impl CampaignSpec {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuleSpec {
     pub keywords: Vec<String>,
@@ -221,7 +229,7 @@ fn default_fold_accents() -> bool {
     true
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IntentSpec {
     pub name: String,
@@ -234,7 +242,7 @@ fn default_require() -> Require {
     Require::Any
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionsSpec {
     #[serde(default)]
@@ -355,41 +363,45 @@ impl CampaignFile {
             let mut slugs = HashSet::new();
             for (j, campaign) in account.campaigns.iter().enumerate() {
                 let at = format!("{at}.campaigns[{j}]");
-                p.slug(&format!("{at}.slug"), &campaign.slug);
                 if !slugs.insert(&campaign.slug) {
                     p.add(
                         &format!("{at}.slug"),
                         format!("{:?} is used twice in this account", campaign.slug),
                     );
                 }
-                p.non_blank(&format!("{at}.name"), &campaign.name);
-                if campaign.cooldown_seconds > MAX_COOLDOWN_SECONDS {
-                    p.add(
-                        &format!("{at}.cooldown_seconds"),
-                        format!("must be at most {MAX_COOLDOWN_SECONDS} (one year)"),
-                    );
+                for problem in campaign.problems() {
+                    p.add(&format!("{at}.{}", problem.field), problem.message);
                 }
-                if let (Some(start), Some(end)) = (campaign.starts_at, campaign.ends_at)
-                    && end <= start
-                {
-                    p.add(
-                        &format!("{at}.ends_at"),
-                        format!("{end} must be after starts_at ({start})"),
-                    );
-                }
-                p.campaign(&at, campaign);
             }
         }
-        p.0
+        p.0.iter().map(ToString::to_string).collect()
+    }
+}
+
+/// One problem with one field, the field named relative to what was checked
+/// (`rules[0].keywords` in a campaign, `accounts[0].campaigns[0].rules[0].keywords` in a file),
+/// so the dashboard can show it next to the field and a file's reader finds the line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
     }
 }
 
 #[derive(Default)]
-struct Problems(Vec<String>);
+struct Problems(Vec<FieldError>);
 
 impl Problems {
     fn add(&mut self, field: &str, problem: impl std::fmt::Display) {
-        self.0.push(format!("{field}: {problem}"));
+        self.0.push(FieldError {
+            field: field.to_owned(),
+            message: problem.to_string(),
+        });
     }
 
     fn non_blank(&mut self, field: &str, value: &str) {
@@ -422,10 +434,10 @@ impl Problems {
         }
     }
 
-    fn intents(&mut self, at: &str, intents: &[IntentSpec]) {
+    fn intents(&mut self, intents: &[IntentSpec]) {
         let mut names = HashSet::new();
         for (i, intent) in intents.iter().enumerate() {
-            let at = format!("{at}.intents[{i}]");
+            let at = format!("intents[{i}]");
             let name = &intent.name;
             let well_formed = (1..=MAX_INTENT_NAME_CHARS).contains(&name.len())
                 && name
@@ -463,53 +475,60 @@ impl Problems {
         }
     }
 
-    fn campaign(&mut self, at: &str, campaign: &CampaignSpec) {
+    fn campaign(&mut self, campaign: &CampaignSpec) {
+        self.slug("slug", &campaign.slug);
+        self.non_blank("name", &campaign.name);
+        if campaign.cooldown_seconds > MAX_COOLDOWN_SECONDS {
+            self.add(
+                "cooldown_seconds",
+                format!("must be at most {MAX_COOLDOWN_SECONDS} (one year)"),
+            );
+        }
+        if let (Some(start), Some(end)) = (campaign.starts_at, campaign.ends_at)
+            && end <= start
+        {
+            self.add(
+                "ends_at",
+                format!("{end} must be after starts_at ({start})"),
+            );
+        }
         if campaign.rules.is_empty() {
-            self.add(&format!("{at}.rules"), "must list at least one rule");
+            self.add("rules", "must list at least one rule");
         }
         for (r, rule) in campaign.rules.iter().enumerate() {
-            let field = format!("{at}.rules[{r}].keywords");
+            let field = format!("rules[{r}].keywords");
             if rule.keywords.is_empty() {
                 self.add(&field, "must list at least one keyword");
             }
             self.keywords(&field, &rule.keywords);
-            self.keywords(&format!("{at}.rules[{r}].exclude"), &rule.exclude);
+            self.keywords(&format!("rules[{r}].exclude"), &rule.exclude);
         }
-        self.intents(at, &campaign.intents);
+        self.intents(&campaign.intents);
         let actions = &campaign.actions;
         match campaign.trigger {
             Trigger::Comment => {
                 if actions.private_reply.is_none() && actions.public_replies.is_empty() {
-                    self.add(
-                        &format!("{at}.actions"),
-                        "set private_reply, public_replies or both",
-                    );
+                    self.add("actions", "set private_reply, public_replies or both");
                 }
                 if actions.dm.is_some() {
                     self.add(
-                        &format!("{at}.actions.dm"),
+                        "actions.dm",
                         "only applies to trigger: message (comments get private_reply)",
                     );
                 }
             }
             Trigger::Message => {
                 if actions.dm.is_none() {
-                    self.add(
-                        &format!("{at}.actions.dm"),
-                        "is required with trigger: message",
-                    );
+                    self.add("actions.dm", "is required with trigger: message");
                 }
                 if actions.private_reply.is_some() || !actions.public_replies.is_empty() {
                     self.add(
-                        &format!("{at}.actions"),
+                        "actions",
                         "private_reply and public_replies only apply to trigger: comment",
                     );
                 }
                 if !campaign.media_ids.is_empty() {
-                    self.add(
-                        &format!("{at}.media_ids"),
-                        "only applies to trigger: comment",
-                    );
+                    self.add("media_ids", "only applies to trigger: comment");
                 }
             }
         }
@@ -519,7 +538,7 @@ impl Problems {
             ("dm", &actions.dm),
         ] {
             let Some(text) = text else { continue };
-            let field = format!("{at}.actions.{field}");
+            let field = format!("actions.{field}");
             self.text(&field, text, username_known);
             let bytes = template::longest(text).len();
             if bytes > MAX_DM_BYTES {
@@ -532,9 +551,9 @@ impl Problems {
                 );
             }
         }
-        self.quick_replies(at, actions);
+        self.quick_replies(actions);
         for (v, text) in actions.public_replies.iter().enumerate() {
-            let field = format!("{at}.actions.public_replies[{v}]");
+            let field = format!("actions.public_replies[{v}]");
             self.text(&field, text, username_known);
             let chars = template::longest(text).chars().count();
             if chars > MAX_COMMENT_CHARS {
@@ -549,18 +568,18 @@ impl Problems {
         }
     }
 
-    fn quick_replies(&mut self, at: &str, actions: &ActionsSpec) {
-        let field = format!("{at}.actions.quick_replies");
+    fn quick_replies(&mut self, actions: &ActionsSpec) {
+        let field = "actions.quick_replies";
         let titles = &actions.quick_replies;
         if titles.is_empty() {
             return;
         }
         if actions.private_reply.is_none() && actions.dm.is_none() {
-            self.add(&field, "need a private_reply or dm to go under");
+            self.add(field, "need a private_reply or dm to go under");
         }
         if titles.len() > MAX_QUICK_REPLIES {
             self.add(
-                &field,
+                field,
                 format!(
                     "lists {}; Instagram shows at most {MAX_QUICK_REPLIES}",
                     titles.len()
@@ -862,6 +881,22 @@ accounts:
             e.contains(&format!("{at}[0]")) && e.contains("description"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn one_campaign_is_checked_alone_with_fields_relative_to_it() {
+        let f = CampaignFile::parse(GOOD).unwrap();
+        let mut c = f.accounts[0].campaigns[0].clone();
+        assert!(c.problems().is_empty());
+        // The dashboard sends campaigns as JSON: the same shape as in a file.
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(serde_json::from_value::<CampaignSpec>(json).unwrap(), c);
+        c.slug = "Black Friday".into();
+        c.rules[0].keywords.clear();
+        c.actions.private_reply = None;
+        c.actions.public_replies.clear();
+        let fields: Vec<String> = c.problems().into_iter().map(|p| p.field).collect();
+        assert_eq!(fields, ["slug", "rules[0].keywords", "actions"]);
     }
 
     #[test]

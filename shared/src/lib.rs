@@ -18,6 +18,7 @@ pub mod signature;
 pub mod signed_request;
 pub mod splitter;
 pub mod template;
+pub mod tester;
 pub mod time;
 pub mod window;
 

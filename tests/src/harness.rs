@@ -381,6 +381,7 @@ impl TestEnv {
         }
         apply(
             &file,
+            "test.yaml",
             &self.store,
             &self.tokens(),
             &Env::from_map(HashMap::new()),

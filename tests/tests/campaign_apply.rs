@@ -156,3 +156,119 @@ async fn a_malformed_file_is_refused_by_field_and_changes_nothing() {
         "nothing in the database changed"
     );
 }
+
+/// An editor's transaction as PostgREST runs it: role `authenticated`, the JWT's claims set.
+async fn as_editor(env: &TestEnv) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let user = uuid::Uuid::new_v4();
+    sqlx::query(
+        "insert into memberships (tenant_id, user_id, role) select id, $1, 'editor' from tenants",
+    )
+    .bind(user)
+    .execute(env.store.pool())
+    .await
+    .unwrap();
+    let mut tx = env.store.pool().begin().await.unwrap();
+    sqlx::raw_sql("set local role authenticated")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("select set_config('request.jwt.claims', $1, true)")
+        .bind(serde_json::json!({ "sub": user, "role": "authenticated" }).to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_and_the_dashboard_never_lose_each_others_campaigns() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    let mut tx = as_editor(&env).await;
+    // The dashboard's own campaign: managed_by defaults to the dashboard for its writes.
+    let id: uuid::Uuid = sqlx::query_scalar(
+        "insert into campaigns (tenant_id, account_id, slug, name)
+         select tenant_id, id, 'black-friday', 'Black Friday' from ig_accounts returning id",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .unwrap();
+    sqlx::query("insert into rules (campaign_id, position, match_mode, keywords) values ($1, 0, 'whole_word', '{deal}')")
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    // File campaigns are read-only for the dashboard: the next apply would undo the change.
+    let changed = sqlx::query("update campaigns set name = 'renamed' where slug = 'price-list'")
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 0);
+    let visible: i64 = sqlx::query_scalar("select count(*) from campaigns")
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(visible, 3, "file campaigns are still shown");
+    let e = sqlx::query("insert into rules (campaign_id, position, match_mode, keywords) select id, 5, 'whole_word', '{x}' from campaigns where slug = 'launch'")
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("row-level security"), "{e}");
+    tx.rollback().await.unwrap();
+
+    let mut tx = as_editor(&env).await;
+    sqlx::query(
+        "insert into campaigns (tenant_id, account_id, slug, name)
+         select tenant_id, id, 'black-friday', 'Black Friday' from ig_accounts",
+    )
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    // A file that lists neither the dashboard's campaign nor `launch` archives only `launch`.
+    let without_launch = campaigns_yaml()
+        .split("      - slug: launch")
+        .next()
+        .unwrap()
+        .to_owned();
+    assert_eq!(env.apply(&without_launch).await.unwrap().archived, 1);
+    let (_, statuses) = snapshot(&env).await;
+    assert_eq!(
+        statuses,
+        [
+            ("black-friday", "active"),
+            ("launch", "archived"),
+            ("price-list", "active")
+        ]
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+    );
+    let sources: Vec<(String, String, Option<String>)> =
+        sqlx::query_as("select slug, managed_by, source from campaigns order by slug")
+            .fetch_all(env.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        sources[0],
+        ("black-friday".into(), "dashboard".into(), None)
+    );
+    assert_eq!(
+        sources[2],
+        ("price-list".into(), "file".into(), Some("test.yaml".into()))
+    );
+
+    // A file naming the dashboard's campaign is refused, by field, and changes nothing.
+    let before = snapshot(&env).await;
+    let e = env
+        .apply(&campaigns_yaml().replace("slug: launch", "slug: black-friday"))
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains(
+            "accounts[0].campaigns[1].slug: \"black-friday\" is a campaign made in the dashboard"
+        ),
+        "{e}"
+    );
+    assert_eq!(snapshot(&env).await, before);
+}

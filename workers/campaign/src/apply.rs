@@ -1,5 +1,6 @@
 //! `igflow-worker apply FILE`: upserts a campaign file. Everything is checked before anything
-//! is written; tokens go to Secrets Manager, the rest in one Postgres transaction.
+//! is written; tokens go to Secrets Manager, the rest in one Postgres transaction. A file owns
+//! only the campaigns it wrote (`managed_by = 'file'`): the dashboard's are never touched.
 
 use igflow_core::campaign::ActionKind;
 use igflow_core::campaign_file::{AccountSpec, CampaignFile, CampaignSpec, TokenSource};
@@ -26,12 +27,15 @@ pub struct ApplySummary {
     pub tenant: String,
     pub accounts: usize,
     pub campaigns: usize,
-    /// Campaigns in the database that the file no longer lists, now archived.
+    /// File campaigns in the database that the file no longer lists, now archived.
     pub archived: u64,
 }
 
+/// Applies `file`; `source` names it (its path) for the dashboard, which shows file campaigns
+/// read-only with where they come from.
 pub async fn apply(
     file: &CampaignFile,
+    source: &str,
     store: &Store,
     tokens: &Tokens,
     env: &Env,
@@ -69,12 +73,13 @@ pub async fn apply(
         )
         .await?;
         for campaign in &account.campaigns {
-            upsert_campaign(&mut tx, tenant_id, account_id, campaign).await?;
+            upsert_campaign(&mut tx, tenant_id, account_id, campaign, source).await?;
         }
         let slugs: Vec<&str> = account.campaigns.iter().map(|c| c.slug.as_str()).collect();
         summary.archived += sqlx::query(
             "update campaigns set status = 'archived', updated_at = now()
-             where account_id = $1 and status <> 'archived' and not (slug = any($2))",
+             where account_id = $1 and managed_by = 'file' and status <> 'archived'
+               and not (slug = any($2))",
         )
         .bind(account_id)
         .bind(&slugs)
@@ -111,10 +116,29 @@ fn resolve_tokens(file: &CampaignFile, env: &Env) -> Result<Vec<SecretString>, A
     }
 }
 
-/// An account belongs to one tenant; a file for another tenant must not take it over.
+/// An account belongs to one tenant; a file for another tenant must not take it over. A
+/// campaign made in the dashboard belongs to the dashboard: a file must not overwrite it.
 async fn check_ownership(file: &CampaignFile, store: &Store) -> Result<(), ApplyError> {
     let mut problems = Vec::new();
     for (i, account) in file.accounts.iter().enumerate() {
+        let slugs: Vec<&str> = account.campaigns.iter().map(|c| c.slug.as_str()).collect();
+        let taken: Vec<String> = sqlx::query_scalar(
+            "select c.slug from campaigns c join ig_accounts a on a.id = c.account_id
+             where a.ig_user_id = $1 and c.managed_by = 'dashboard' and c.slug = any($2)",
+        )
+        .bind(account.ig_user_id.as_str())
+        .bind(&slugs)
+        .fetch_all(store.pool())
+        .await?;
+        for (j, campaign) in account.campaigns.iter().enumerate() {
+            if taken.contains(&campaign.slug) {
+                problems.push(format!(
+                    "accounts[{i}].campaigns[{j}].slug: {:?} is a campaign made in the dashboard; \
+                     rename it in the file (the dashboard's campaigns are never overwritten)",
+                    campaign.slug
+                ));
+            }
+        }
         let owner: Option<String> = sqlx::query_scalar(
             "select t.slug from ig_accounts a join tenants t on t.id = a.tenant_id where a.ig_user_id = $1",
         )
@@ -169,13 +193,14 @@ async fn upsert_campaign(
     tenant_id: Uuid,
     account_id: Uuid,
     c: &CampaignSpec,
+    source: &str,
 ) -> Result<(), sqlx::Error> {
     let media: Vec<&str> = c.media_ids.iter().map(|m| m.as_str()).collect();
     let campaign_id: Uuid = sqlx::query_scalar(
-        "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status, priority, cooldown_seconds, starts_at, ends_at)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11::timestamptz)
+        "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status, priority, cooldown_seconds, starts_at, ends_at, managed_by, source)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11::timestamptz, 'file', $12)
          on conflict (account_id, slug) do update set
-           name = excluded.name, trigger = excluded.trigger, media_ids = excluded.media_ids,
+           source = excluded.source, name = excluded.name, trigger = excluded.trigger, media_ids = excluded.media_ids,
            status = excluded.status, priority = excluded.priority,
            cooldown_seconds = excluded.cooldown_seconds, starts_at = excluded.starts_at,
            ends_at = excluded.ends_at, updated_at = now()
@@ -192,6 +217,7 @@ async fn upsert_campaign(
     .bind(i32::try_from(c.cooldown_seconds).unwrap_or(i32::MAX))
     .bind(c.starts_at.map(|t| t.to_string()))
     .bind(c.ends_at.map(|t| t.to_string()))
+    .bind(source)
     .fetch_one(&mut **tx)
     .await?;
 

@@ -138,7 +138,9 @@ impl Cli {
                     aws_sdk_secretsmanager::Client::new(&runtime::aws_sdk_config().await),
                     SecretsConfig::from_env(&env)?,
                 );
-                let summary = apply::apply(&parsed, &store, &tokens, &env).await?;
+                let summary =
+                    apply::apply(&parsed, &file.display().to_string(), &store, &tokens, &env)
+                        .await?;
                 println!(
                     "applied {}: tenant {}, {} account(s), {} campaign(s), {} archived",
                     file.display(),

@@ -2,11 +2,9 @@
 //! for a comment, from a campaign file alone: no database, no queue, nothing sent. The model
 //! is asked when one is configured (`OLLAMA_URL`) and reachable; the output says when not.
 
-use igflow_core::campaign::CampaignStatus;
+use igflow_core::campaign::{Campaign, CampaignStatus};
 use igflow_core::campaign_file::CampaignFile;
-use igflow_core::event::Comment;
-use igflow_core::ids::EventId;
-use igflow_core::plan::{CampaignSet, Decision};
+use igflow_core::tester::{self, ModelAnswer, TestComment};
 use uuid::Uuid;
 
 use crate::classify::{IntentClassifier, Source};
@@ -15,8 +13,6 @@ use crate::classify::{IntentClassifier, Source};
 pub enum SimulateError {
     #[error("the campaign file has no account {0}")]
     NoSuchAccount(String),
-    #[error("the comment could not be built: {0}")]
-    Comment(#[from] serde_json::Error),
 }
 
 /// The decision for `text` on `media`, written at `at_ms`, by account `account` (the file's
@@ -40,63 +36,41 @@ pub async fn simulate(
         .filter(|c| c.status == CampaignStatus::Active)
         .map(|c| c.to_campaign(Uuid::nil()))
         .collect();
-    let set = CampaignSet::new(campaigns);
-    let comment: Comment = serde_json::from_value(serde_json::json!({
-        "id": "simulated",
-        "from": { "id": "0", "username": "simulated" },
-        "text": text,
-        "media": { "id": media.unwrap_or("0") },
-    }))?;
-    let event =
-        EventId::parse("comment:simulated").unwrap_or_else(|_| unreachable!("a valid literal id"));
+    let comment = TestComment {
+        text,
+        media_id: media,
+        username: "simulated",
+        written_at_ms: at_ms,
+    };
+    let result = tester::test_comment(campaigns, &spec.ig_user_id, &comment, |campaign| {
+        ask_model(classifier, text, campaign)
+    })
+    .await;
     let mut lines = vec![format!(
         "account {} ({}), comment {text:?}",
         spec.ig_user_id, spec.username
     )];
-    let mut decision = set.decide_comment(&event, &spec.ig_user_id, &comment, at_ms);
-    if decision == Decision::NoMatch {
-        for campaign in set.intent_candidates(&comment, at_ms) {
-            let c = classifier.classify(text, &campaign.intents).await;
-            match (c.intent, c.source) {
-                (Some(intent), source) => {
-                    lines.push(format!(
-                        "no keyword matched; the model recognized intent {intent:?} ({})",
-                        source.as_str()
-                    ));
-                    decision = Decision::Matched(CampaignSet::plan_intent(
-                        &event, campaign, intent, &comment,
-                    ));
-                    break;
-                }
-                (None, Source::Fallback { reason }) => {
-                    lines.push(format!(
-                        "no keyword matched; the model was not asked ({}): keyword rules only",
-                        reason.as_str()
-                    ));
-                    break;
-                }
-                (None, source) => lines.push(format!(
-                    "campaign {}: the model saw none of its intents ({})",
-                    campaign.slug,
-                    source.as_str()
-                )),
-            }
-        }
-    }
-    match decision {
-        Decision::Matched(plan) => {
-            lines.push(format!(
-                "campaign {} fires: {}",
-                plan.campaign_slug,
-                plan.matched_by.describe()
-            ));
-            for action in plan.actions {
-                lines.push(format!("  would send {}: {:?}", action.kind, action.text));
-            }
-        }
-        Decision::NoMatch => lines.push("no campaign fires".into()),
-        Decision::Skip(reason) => lines.push(format!("skipped: {}", reason.as_str())),
-        consent @ Decision::Consent(_) => lines.push(consent.outcome().replace('_', " ")),
-    }
+    lines.extend(result.lines());
     Ok(lines)
+}
+
+/// The worker's classifier, answering the tester's question about one campaign's intents.
+pub async fn ask_model(
+    classifier: &IntentClassifier,
+    text: &str,
+    campaign: Campaign,
+) -> ModelAnswer {
+    let c = classifier.classify(text, &campaign.intents).await;
+    match (c.intent, c.source) {
+        (Some(name), source) => ModelAnswer::Intent {
+            name,
+            source: source.as_str().to_owned(),
+        },
+        (None, Source::Fallback { reason }) => ModelAnswer::NotAsked {
+            reason: reason.as_str().to_owned(),
+        },
+        (None, source) => ModelAnswer::NoIntent {
+            source: source.as_str().to_owned(),
+        },
+    }
 }

@@ -1,0 +1,278 @@
+//! The keyword tester: which campaign a comment would fire, by which rule, keyword or intent,
+//! and the exact texts that would go out. `igflow-worker simulate` and the dashboard's tester
+//! both run this, so what a marketer sees is what the worker decides.
+
+use std::future::Future;
+
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::campaign::Campaign;
+use crate::event::Comment;
+use crate::ids::{EventId, IgUserId};
+use crate::plan::{CampaignSet, Decision, MatchedBy};
+
+/// What the model said about one campaign's intents (the worker's classifier answers this).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelAnswer {
+    /// It recognized this intent; `source` is `model` or `cache`.
+    Intent { name: String, source: String },
+    /// None of the campaign's intents.
+    NoIntent { source: String },
+    /// The model was not asked (`no_model`, `breaker_open`, ...): keyword rules only.
+    NotAsked { reason: String },
+}
+
+/// The comment to test, as the worker would receive it.
+#[derive(Debug, Clone)]
+pub struct TestComment<'a> {
+    pub text: &'a str,
+    pub media_id: Option<&'a str>,
+    pub username: &'a str,
+    pub written_at_ms: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestAction {
+    pub kind: String,
+    pub text: String,
+    pub quick_replies: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Fired {
+    pub campaign_id: Uuid,
+    pub campaign_slug: String,
+    /// `rule 0 matched keyword "price"` or `intent "purchase"`.
+    pub matched_by: String,
+    pub rule: Option<usize>,
+    pub keyword: Option<String>,
+    pub intent: Option<String>,
+    pub actions: Vec<TestAction>,
+}
+
+/// The verdict, with the steps that led to it in words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestResult {
+    pub fired: Option<Fired>,
+    /// Why nothing was considered at all (`own_content`, `no_text`).
+    pub skipped: Option<String>,
+    pub notes: Vec<String>,
+}
+
+impl TestResult {
+    /// For a person reading a terminal.
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = self.notes.clone();
+        match (&self.fired, &self.skipped) {
+            (Some(fired), _) => {
+                lines.push(format!(
+                    "campaign {} fires: {}",
+                    fired.campaign_slug, fired.matched_by
+                ));
+                for action in &fired.actions {
+                    lines.push(format!("  would send {}: {:?}", action.kind, action.text));
+                }
+            }
+            (None, Some(reason)) => lines.push(format!("skipped: {reason}")),
+            (None, None) => lines.push("no campaign fires".into()),
+        }
+        lines
+    }
+}
+
+/// The tester's comment id: stable, so the public-reply variant shown is the same each time.
+const TEST_EVENT: &str = "comment:tester";
+
+/// Decides `comment` against `campaigns` as the worker would: keyword rules first, then, if
+/// none matches, each intent campaign in priority order through `ask`.
+pub async fn test_comment<F, Fut>(
+    campaigns: Vec<Campaign>,
+    account: &IgUserId,
+    comment: &TestComment<'_>,
+    mut ask: F,
+) -> TestResult
+where
+    F: FnMut(Campaign) -> Fut,
+    Fut: Future<Output = ModelAnswer>,
+{
+    let set = CampaignSet::new(campaigns);
+    let Ok(event) = EventId::parse(TEST_EVENT) else {
+        unreachable!("a valid literal id")
+    };
+    let built: Result<Comment, _> = serde_json::from_value(serde_json::json!({
+        "id": "tester",
+        // Not the account itself, so the comment is someone else's.
+        "from": { "id": "0", "username": comment.username },
+        "text": comment.text,
+        "media": { "id": comment.media_id.unwrap_or("0") },
+    }));
+    let Ok(built) = built else {
+        unreachable!("the literal comment shape always parses")
+    };
+    let mut notes = Vec::new();
+    let mut decision = set.decide_comment(&event, account, &built, comment.written_at_ms);
+    if decision == Decision::NoMatch {
+        for campaign in set.intent_candidates(&built, comment.written_at_ms) {
+            match ask(campaign.clone()).await {
+                ModelAnswer::Intent { name, source } => {
+                    notes.push(format!(
+                        "no keyword matched; the model recognized intent {name:?} ({source})"
+                    ));
+                    decision =
+                        Decision::Matched(CampaignSet::plan_intent(&event, campaign, name, &built));
+                    break;
+                }
+                ModelAnswer::NotAsked { reason } => {
+                    notes.push(format!(
+                        "no keyword matched; the model was not asked ({reason}): keyword rules only"
+                    ));
+                    break;
+                }
+                ModelAnswer::NoIntent { source } => notes.push(format!(
+                    "campaign {}: the model saw none of its intents ({source})",
+                    campaign.slug
+                )),
+            }
+        }
+    }
+    let (fired, skipped) = match decision {
+        Decision::Matched(plan) => {
+            let (rule, keyword, intent) = match &plan.matched_by {
+                MatchedBy::Keyword { rule, keyword } => (Some(*rule), Some(keyword.clone()), None),
+                MatchedBy::Intent { name } => (None, None, Some(name.clone())),
+            };
+            let fired = Fired {
+                campaign_id: plan.campaign_id,
+                campaign_slug: plan.campaign_slug,
+                matched_by: plan.matched_by.describe(),
+                rule,
+                keyword,
+                intent,
+                actions: plan
+                    .actions
+                    .into_iter()
+                    .map(|a| TestAction {
+                        kind: a.kind.as_str().to_owned(),
+                        text: a.text,
+                        quick_replies: a.quick_replies,
+                    })
+                    .collect(),
+            };
+            (Some(fired), None)
+        }
+        Decision::NoMatch => (None, None),
+        other => (None, Some(other.outcome().to_owned())),
+    };
+    TestResult {
+        fired,
+        skipped,
+        notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    use super::*;
+    use crate::campaign_file::CampaignFile;
+
+    const FILE: &str = r#"
+version: 1
+tenant: { slug: acme, name: Acme }
+accounts:
+  - ig_user_id: "17841400000000000"
+    username: acme
+    login: instagram
+    access_token: t
+    campaigns:
+      - slug: price-list
+        name: Price list
+        rules: [{ keywords: [price] }]
+        actions:
+          private_reply: "Hi {username}, prices: https://acme.example/p"
+          public_replies: ["Sent you a DM"]
+          quick_replies: [More]
+      - slug: buy
+        name: Buy
+        rules: [{ keywords: [zzz] }]
+        intents: [{ name: purchase, description: wants to buy }]
+        actions: { private_reply: "Shop: https://acme.example/shop" }
+"#;
+
+    /// The model stand-ins answer at once, so one poll finishes the test.
+    fn run(text: &str, answer: ModelAnswer) -> TestResult {
+        let file = CampaignFile::parse(FILE).unwrap();
+        let account = &file.accounts[0];
+        let campaigns = account
+            .campaigns
+            .iter()
+            .map(|c| c.to_campaign(Uuid::nil()))
+            .collect();
+        let comment = TestComment {
+            text,
+            media_id: None,
+            username: "maria",
+            written_at_ms: 1_795_305_600_000,
+        };
+        let future = test_comment(campaigns, &account.ig_user_id, &comment, |_| {
+            std::future::ready(answer.clone())
+        });
+        match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(result) => result,
+            Poll::Pending => panic!("the stand-in model answers at once"),
+        }
+    }
+
+    #[test]
+    fn a_keyword_fires_with_the_texts_written_out() {
+        let r = run(
+            "PRICE?",
+            ModelAnswer::NoIntent {
+                source: "model".into(),
+            },
+        );
+        let fired = r.fired.unwrap();
+        assert_eq!(fired.campaign_slug, "price-list");
+        assert_eq!(
+            (fired.rule, fired.keyword.as_deref()),
+            (Some(0), Some("price"))
+        );
+        assert_eq!(
+            fired.actions[0].text,
+            "Hi maria, prices: https://acme.example/p"
+        );
+        assert_eq!(fired.actions[0].quick_replies, ["More"]);
+        assert_eq!(fired.actions[1].kind, "public_reply");
+    }
+
+    #[test]
+    fn the_model_decides_when_no_keyword_matches_and_its_absence_is_said() {
+        let r = run(
+            "where can I get these",
+            ModelAnswer::Intent {
+                name: "purchase".into(),
+                source: "model".into(),
+            },
+        );
+        assert_eq!(r.fired.unwrap().intent.as_deref(), Some("purchase"));
+        let r = run(
+            "where can I get these",
+            ModelAnswer::NotAsked {
+                reason: "no_model".into(),
+            },
+        );
+        assert!(r.fired.is_none() && r.skipped.is_none());
+        assert_eq!(r.lines().last().unwrap(), "no campaign fires");
+        assert!(r.notes[0].contains("not asked (no_model)"), "{:?}", r.notes);
+        let r = run(
+            "  ",
+            ModelAnswer::NotAsked {
+                reason: "no_model".into(),
+            },
+        );
+        assert_eq!(r.skipped.as_deref(), Some("no_text"));
+    }
+}
