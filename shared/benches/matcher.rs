@@ -68,7 +68,7 @@ fn bench(c: &mut Criterion) {
             "🔥",
         ],
     ));
-    let set = CampaignSet::new(campaigns);
+    let set = CampaignSet::new(campaigns).expect("campaigns compile");
     let account = IgUserId::parse("1").expect("id");
     let event = EventId::parse("comment:1").expect("id");
     let mut group = c.benchmark_group("decide_comment");

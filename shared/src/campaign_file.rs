@@ -21,16 +21,28 @@ pub const FILE_VERSION: u32 = 1;
 pub const MAX_DM_BYTES: usize = 1000;
 /// Instagram's limit for a comment.
 pub const MAX_COMMENT_CHARS: usize = 2200;
-const MAX_COOLDOWN_SECONDS: u32 = 365 * 24 * 3600;
+pub const MAX_COOLDOWN_SECONDS: u32 = 365 * 24 * 3600;
 /// Meta's published limits per Instagram account; an account's own budgets may only be lower.
 const MAX_PRIVATE_REPLIES_PER_HOUR: u32 = 750;
 const MAX_SEND_API_PER_SECOND: u32 = 100;
 /// Instagram's limits for quick-reply buttons.
-const MAX_QUICK_REPLIES: usize = 13;
-const MAX_QUICK_REPLY_CHARS: usize = 20;
+pub const MAX_QUICK_REPLIES: usize = 13;
+pub const MAX_QUICK_REPLY_CHARS: usize = 20;
 const MAX_INTENT_NAME_CHARS: usize = 40;
+// Rules and keywords are compiled into an automaton per campaign, and intents go into every
+// classification prompt: these bound the memory and the prompt one campaign can cost, far
+// above what a campaign needs. Postgres holds the same bounds (migration
+// 20261129000200), so the dashboard cannot store more either.
+pub const MAX_RULES: usize = 20;
+/// Per rule, for its keywords and for its excluded words each.
+pub const MAX_KEYWORDS: usize = 50;
+pub const MAX_KEYWORD_CHARS: usize = 100;
+pub const MAX_INTENTS: usize = 20;
+pub const MAX_INTENT_DESCRIPTION_CHARS: usize = 500;
 /// Examples go into every classification prompt: a few show the model enough.
-const MAX_INTENT_EXAMPLES: usize = 10;
+pub const MAX_INTENT_EXAMPLES: usize = 10;
+pub const MAX_INTENT_EXAMPLE_CHARS: usize = 300;
+pub const MAX_PUBLIC_REPLIES: usize = 20;
 /// The model's answer when no intent fits.
 const NO_INTENT: &str = "none";
 
@@ -423,7 +435,27 @@ impl Problems {
         }
     }
 
+    /// A list of at most `max` entries, each at most `max_chars` characters.
+    fn bounded(&mut self, field: &str, what: &str, list: &[String], max: usize, max_chars: usize) {
+        if list.len() > max {
+            self.add(
+                field,
+                format!("lists {} {what}; at most {max} are allowed", list.len()),
+            );
+        }
+        for (i, text) in list.iter().enumerate() {
+            let chars = text.chars().count();
+            if chars > max_chars {
+                self.add(
+                    &format!("{field}[{i}]"),
+                    format!("is {chars} characters; at most {max_chars} are allowed"),
+                );
+            }
+        }
+    }
+
     fn keywords(&mut self, field: &str, keywords: &[String]) {
+        self.bounded(field, "words", keywords, MAX_KEYWORDS, MAX_KEYWORD_CHARS);
         for (k, keyword) in keywords.iter().enumerate() {
             if Normalized::new(keyword).is_empty() {
                 self.add(
@@ -435,6 +467,12 @@ impl Problems {
     }
 
     fn intents(&mut self, intents: &[IntentSpec]) {
+        if intents.len() > MAX_INTENTS {
+            self.add(
+                "intents",
+                format!("lists {}; at most {MAX_INTENTS} are allowed", intents.len()),
+            );
+        }
         let mut names = HashSet::new();
         for (i, intent) in intents.iter().enumerate() {
             let at = format!("intents[{i}]");
@@ -460,15 +498,22 @@ impl Problems {
                 );
             }
             self.non_blank(&format!("{at}.description"), &intent.description);
-            if intent.examples.len() > MAX_INTENT_EXAMPLES {
+            let chars = intent.description.chars().count();
+            if chars > MAX_INTENT_DESCRIPTION_CHARS {
                 self.add(
-                    &format!("{at}.examples"),
+                    &format!("{at}.description"),
                     format!(
-                        "lists {}; at most {MAX_INTENT_EXAMPLES} are allowed",
-                        intent.examples.len()
+                        "is {chars} characters; at most {MAX_INTENT_DESCRIPTION_CHARS} are allowed"
                     ),
                 );
             }
+            self.bounded(
+                &format!("{at}.examples"),
+                "examples",
+                &intent.examples,
+                MAX_INTENT_EXAMPLES,
+                MAX_INTENT_EXAMPLE_CHARS,
+            );
             for (e, example) in intent.examples.iter().enumerate() {
                 self.non_blank(&format!("{at}.examples[{e}]"), example);
             }
@@ -494,6 +539,15 @@ impl Problems {
         }
         if campaign.rules.is_empty() {
             self.add("rules", "must list at least one rule");
+        }
+        if campaign.rules.len() > MAX_RULES {
+            self.add(
+                "rules",
+                format!(
+                    "lists {}; at most {MAX_RULES} are allowed",
+                    campaign.rules.len()
+                ),
+            );
         }
         for (r, rule) in campaign.rules.iter().enumerate() {
             let field = format!("rules[{r}].keywords");
@@ -552,6 +606,15 @@ impl Problems {
             }
         }
         self.quick_replies(actions);
+        if actions.public_replies.len() > MAX_PUBLIC_REPLIES {
+            self.add(
+                "actions.public_replies",
+                format!(
+                    "lists {} variants; at most {MAX_PUBLIC_REPLIES} are allowed",
+                    actions.public_replies.len()
+                ),
+            );
+        }
         for (v, text) in actions.public_replies.iter().enumerate() {
             let field = format!("actions.public_replies[{v}]");
             self.text(&field, text, username_known);
@@ -871,7 +934,7 @@ accounts:
             format!("{at}[1].name: \"none\" is reserved"),
             format!("{at}[3].name: \"ok\" is used twice in this campaign"),
             format!("{at}[3].description: must not be empty"),
-            format!("{at}[3].examples: lists 11; at most 10 are allowed"),
+            format!("{at}[3].examples: lists 11 examples; at most 10 are allowed"),
         ] {
             assert!(e.contains(&expected), "{expected} in: {e}");
         }
@@ -897,6 +960,43 @@ accounts:
         c.actions.public_replies.clear();
         let fields: Vec<String> = c.problems().into_iter().map(|p| p.field).collect();
         assert_eq!(fields, ["slug", "rules[0].keywords", "actions"]);
+    }
+
+    #[test]
+    fn sizes_are_bounded() {
+        let many = |n: usize, len: usize| {
+            (0..n)
+                .map(|i| format!("\"{}{i}\"", "k".repeat(len)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let rules = (0..=MAX_RULES)
+            .map(|i| format!("          - keywords: [w{i}]\n"))
+            .collect::<String>();
+        let yaml = with_intents(&format!(
+            "          - {{ name: a, description: \"{}\", examples: [{}] }}\n",
+            "d".repeat(MAX_INTENT_DESCRIPTION_CHARS + 1),
+            many(1, MAX_INTENT_EXAMPLE_CHARS),
+        ))
+        .replace(RULES, &rules)
+        .replace("[w0]", &format!("[{}]", many(MAX_KEYWORDS + 1, 1)))
+        .replace("[w1]", &format!("[{}]", many(1, MAX_KEYWORD_CHARS)))
+        .replace(
+            "[\"Sent you a DM!\", \"Check your inbox\"]",
+            &format!("[{}]", many(MAX_PUBLIC_REPLIES + 1, 1)),
+        );
+        let e = problems(&yaml);
+        let at = "accounts[0].campaigns[0]";
+        for expected in [
+            format!("{at}.rules: lists 21; at most 20 are allowed"),
+            format!("{at}.rules[0].keywords: lists 51 words; at most 50 are allowed"),
+            format!("{at}.rules[1].keywords[0]: is 101 characters; at most 100 are allowed"),
+            format!("{at}.intents[0].description: is 501 characters; at most 500 are allowed"),
+            format!("{at}.intents[0].examples[0]: is 301 characters; at most 300 are allowed"),
+            format!("{at}.actions.public_replies: lists 21 variants; at most 20 are allowed"),
+        ] {
+            assert!(e.contains(&expected), "{expected} in: {e}");
+        }
     }
 
     #[test]

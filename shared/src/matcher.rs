@@ -15,6 +15,22 @@ use crate::normalize::{Folding, Form, MANY};
 
 pub use crate::normalize::Normalized;
 
+/// The most keyword text one campaign's automaton is built from: above what the bounds on
+/// rules and keywords (campaign files and Postgres) allow, and small enough that building it
+/// costs a few megabytes at most, whatever a row holds.
+pub const MAX_PATTERN_BYTES: usize = 1 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MatcherError {
+    #[error(
+        "its keywords come to {bytes} bytes, more than the {MAX_PATTERN_BYTES} one campaign may \
+         use: remove rules or keywords"
+    )]
+    TooLarge { bytes: usize },
+    #[error("its keywords cannot be compiled ({0}): remove rules or keywords")]
+    Build(#[from] aho_corasick::BuildError),
+}
+
 /// Which rule of a campaign matched, on which keyword (as the marketer wrote it), and how.
 /// With `require: all` the keyword is the rule's last one.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,7 +140,7 @@ pub struct Matcher {
 }
 
 impl Matcher {
-    pub fn new(rules: &[Rule]) -> Self {
+    pub fn new(rules: &[Rule]) -> Result<Self, MatcherError> {
         let mut terms = Vec::new();
         let mut compiled = Vec::with_capacity(rules.len());
         let mut foldings = Vec::new();
@@ -169,16 +185,18 @@ impl Matcher {
                 targets[id].push(t);
             }
         }
-        // Patterns are a campaign's keywords: far below the automaton's size limits.
-        let automaton =
-            AhoCorasick::new(&patterns).expect("keyword automaton exceeds aho-corasick's limits");
-        Self {
+        let bytes = patterns.iter().map(|p| p.len()).sum();
+        if bytes > MAX_PATTERN_BYTES {
+            return Err(MatcherError::TooLarge { bytes });
+        }
+        let automaton = AhoCorasick::new(&patterns)?;
+        Ok(Self {
             rules: compiled,
             terms,
             automaton,
             targets,
             foldings,
-        }
+        })
     }
 
     /// The first rule, in order, that the text satisfies.
@@ -275,6 +293,7 @@ mod tests {
 
     fn hit(r: &Rule, text: &str) -> Option<String> {
         Matcher::new(std::slice::from_ref(r))
+            .unwrap()
             .find(&Normalized::new(text))
             .map(|m| m.keyword)
     }
@@ -419,7 +438,7 @@ mod tests {
 
     #[test]
     fn first_matching_rule_wins_and_the_mode_is_reported() {
-        let m = Matcher::new(&[exact(&["price"]), word(&["info", "price"])]);
+        let m = Matcher::new(&[exact(&["price"]), word(&["info", "price"])]).unwrap();
         let at = |text: &str| m.find(&Normalized::new(text));
         let first = at("Price!").unwrap();
         assert_eq!((first.rule, first.mode), (0, MatchMode::Exact));
@@ -435,11 +454,24 @@ mod tests {
             keep_accents(word(&["café"])),
             stretch(word(&["cafe"])),
             word(&["cafe"]),
-        ]);
+        ])
+        .unwrap();
         let rule = |text: &str| m.find(&Normalized::new(text)).map(|h| h.rule);
         assert_eq!(rule("un café"), Some(0));
         assert_eq!(rule("caaafe"), Some(1));
         assert_eq!(rule("cafe"), Some(1));
         assert_eq!(rule("cafés"), None);
+    }
+
+    #[test]
+    fn too_much_keyword_text_is_an_error_not_a_panic() {
+        let keywords: Vec<String> = (0..20_000).map(|i| format!("{i:0>60}")).collect();
+        let refs: Vec<&str> = keywords.iter().map(String::as_str).collect();
+        let e = Matcher::new(&[word(&refs)]).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("more than the 1048576 one campaign may use"),
+            "{e}"
+        );
     }
 }

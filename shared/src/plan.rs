@@ -7,7 +7,7 @@ use uuid::Uuid;
 use crate::campaign::{ActionKind, Campaign, Trigger};
 use crate::event::{Comment, MessagingItem};
 use crate::ids::{EventId, IgUserId};
-use crate::matcher::{Matcher, Normalized};
+use crate::matcher::{Matcher, MatcherError, Normalized};
 use crate::template::{self, Vars};
 
 /// Why an event causes no action at all.
@@ -117,6 +117,14 @@ impl Decision {
     }
 }
 
+#[derive(Debug, thiserror::Error)]
+#[error("campaign {slug:?}: {source}")]
+pub struct CampaignSetError {
+    pub campaign: Uuid,
+    pub slug: String,
+    pub source: MatcherError,
+}
+
 /// An account's active campaigns, highest priority first, with their rules compiled.
 #[derive(Debug, Clone, Default)]
 pub struct CampaignSet {
@@ -124,22 +132,27 @@ pub struct CampaignSet {
 }
 
 impl CampaignSet {
-    pub fn new(mut campaigns: Vec<Campaign>) -> Self {
+    /// Fails on a campaign whose rules cannot be compiled (rows written around the bounds).
+    pub fn new(mut campaigns: Vec<Campaign>) -> Result<Self, CampaignSetError> {
         // Ties are broken by slug so the choice never depends on load order.
         campaigns.sort_by(|a, b| {
             b.priority
                 .cmp(&a.priority)
                 .then_with(|| a.slug.cmp(&b.slug))
         });
-        Self {
+        Ok(Self {
             campaigns: campaigns
                 .into_iter()
-                .map(|c| {
-                    let m = Matcher::new(&c.rules);
-                    (c, m)
+                .map(|c| match Matcher::new(&c.rules) {
+                    Ok(m) => Ok((c, m)),
+                    Err(source) => Err(CampaignSetError {
+                        campaign: c.id,
+                        slug: c.slug,
+                        source,
+                    }),
                 })
-                .collect(),
-        }
+                .collect::<Result<_, _>>()?,
+        })
     }
 
     /// The decision for a comment written at `written_at_ms`, by the campaigns running then.
@@ -378,7 +391,8 @@ mod tests {
                 MediaScope::Only(vec![MediaId::parse("m1").unwrap()]),
                 "price",
             ),
-        ]);
+        ])
+        .unwrap();
         let account = IgUserId::parse("100").unwrap();
         let id = EventId::parse("comment:1").unwrap();
         let on_m1 = comment(r#"{"id":"1","from":{"id":"7"},"text":"price?","media":{"id":"m1"}}"#);
@@ -424,7 +438,8 @@ mod tests {
             starts_at_ms: Some(NOW),
             ends_at_ms: Some(NOW + 3_600_000),
         };
-        let set = CampaignSet::new(vec![promo, campaign("always", 1, MediaScope::Any, "price")]);
+        let set =
+            CampaignSet::new(vec![promo, campaign("always", 1, MediaScope::Any, "price")]).unwrap();
         let account = IgUserId::parse("100").unwrap();
         let id = EventId::parse("comment:1").unwrap();
         let price = comment(r#"{"id":"1","from":{"id":"7"},"text":"price?"}"#);

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::campaign::Campaign;
 use crate::event::Comment;
 use crate::ids::{EventId, IgUserId};
-use crate::plan::{CampaignSet, Decision, MatchedBy};
+use crate::plan::{CampaignSet, CampaignSetError, Decision, MatchedBy};
 
 /// What the model said about one campaign's intents (the worker's classifier answers this).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,12 +91,12 @@ pub async fn test_comment<F, Fut>(
     account: &IgUserId,
     comment: &TestComment<'_>,
     mut ask: F,
-) -> TestResult
+) -> Result<TestResult, CampaignSetError>
 where
     F: FnMut(Campaign) -> Fut,
     Fut: Future<Output = ModelAnswer>,
 {
-    let set = CampaignSet::new(campaigns);
+    let set = CampaignSet::new(campaigns)?;
     let Ok(event) = EventId::parse(TEST_EVENT) else {
         unreachable!("a valid literal id")
     };
@@ -164,11 +164,11 @@ where
         Decision::NoMatch => (None, None),
         other => (None, Some(other.outcome().to_owned())),
     };
-    TestResult {
+    Ok(TestResult {
         fired,
         skipped,
         notes,
-    }
+    })
 }
 
 #[cfg(test)]
@@ -221,7 +221,7 @@ accounts:
             std::future::ready(answer.clone())
         });
         match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
-            Poll::Ready(result) => result,
+            Poll::Ready(result) => result.unwrap(),
             Poll::Pending => panic!("the stand-in model answers at once"),
         }
     }

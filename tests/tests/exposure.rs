@@ -123,6 +123,7 @@ async fn migrating_moves_the_old_bookkeeping_out_of_public() {
 /// What `authenticated` (the dashboard's PostgREST role) may do; `anon` holds nothing.
 const INTENDED: &[&str] = &[
     "igflow_can_edit(uuid) authenticated EXECUTE (security definer)",
+    "igflow_can_edit_campaign(uuid) authenticated EXECUTE (security definer)",
     "igflow_is_member(uuid) authenticated EXECUTE (security definer)",
     "igflow_is_owner(uuid) authenticated EXECUTE (security definer)",
     "public.actions authenticated DELETE",

@@ -85,9 +85,17 @@ impl AccountCache {
             return Ok(set);
         }
         let (loaded_at, seen) = (Instant::now(), self.changes.load(Ordering::SeqCst));
-        let set = Arc::new(CampaignSet::new(
-            self.store.active_campaigns(account).await?,
-        ));
+        // A campaign that cannot be compiled is a corrupt row: the account is paused with
+        // the reason, as for any row the worker cannot use.
+        let set = Arc::new(
+            CampaignSet::new(self.store.active_campaigns(account).await?).map_err(|e| {
+                StoreError::Corrupt {
+                    table: "campaigns",
+                    id: e.campaign,
+                    problem: e.to_string(),
+                }
+            })?,
+        );
         self.keep(&self.campaigns, account, &set, loaded_at, seen);
         Ok(set)
     }

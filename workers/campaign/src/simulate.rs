@@ -13,6 +13,8 @@ use crate::classify::{IntentClassifier, Source};
 pub enum SimulateError {
     #[error("the campaign file has no account {0}")]
     NoSuchAccount(String),
+    #[error("{0}")]
+    Campaigns(#[from] igflow_core::plan::CampaignSetError),
 }
 
 /// The decision for `text` on `media`, written at `at_ms`, by account `account` (the file's
@@ -45,7 +47,7 @@ pub async fn simulate(
     let result = tester::test_comment(campaigns, &spec.ig_user_id, &comment, |campaign| {
         ask_model(classifier, text, campaign)
     })
-    .await;
+    .await?;
     let mut lines = vec![format!(
         "account {} ({}), comment {text:?}",
         spec.ig_user_id, spec.username
