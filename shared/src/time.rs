@@ -13,7 +13,8 @@ pub struct UnixMillis(pub i64);
 impl UnixMillis {
     /// Interprets a raw number as seconds or milliseconds by its magnitude.
     pub fn from_either(raw: i64) -> Self {
-        if raw.abs() < SECONDS_CUTOFF {
+        // `unsigned_abs`: `abs` of `i64::MIN` overflows (a panic in debug builds).
+        if raw.unsigned_abs() < SECONDS_CUTOFF.unsigned_abs() {
             Self(raw.saturating_mul(1000))
         } else {
             Self(raw)
@@ -59,5 +60,19 @@ mod tests {
             assert_eq!(t.0, want, "{raw}");
         }
         assert!(serde_json::from_str::<UnixMillis>("\"<TIME>\"").is_err());
+    }
+
+    #[test]
+    fn extreme_values_do_not_panic() {
+        for (raw, want) in [
+            (i64::MIN, i64::MIN),
+            (i64::MAX, i64::MAX),
+            (-1, -1000),
+            (-SECONDS_CUTOFF, -SECONDS_CUTOFF),
+        ] {
+            assert_eq!(UnixMillis::from_either(raw).0, want, "{raw}");
+        }
+        let t: UnixMillis = serde_json::from_str("\"-9223372036854775808\"").unwrap();
+        assert_eq!(t.0, i64::MIN);
     }
 }

@@ -29,6 +29,16 @@ use crate::faults::{Proc, workspace_bin};
 use crate::graph_server::{CallKind, GraphTestServer};
 use igflow_worker::dlq::Dlq;
 
+/// The SDK pointed at `endpoint` with dummy credentials and `calls`' timeouts.
+pub async fn aws_at(endpoint: &str, calls: runtime::AwsCalls) -> aws_config::SdkConfig {
+    runtime::aws_loader(calls)
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "igflow-tests"))
+        .load()
+        .await
+}
+
 /// Test databases older than this are left over from aborted runs and are dropped.
 const STALE_DATABASE_SECS: u64 = 3600;
 /// How often a message is received before SQS moves it to the DLQ, in tests.
@@ -60,14 +70,10 @@ impl Services {
         }
     }
 
-    /// The SDK pointed at the emulator, with dummy credentials.
+    /// The SDK pointed at the emulator, with dummy credentials and the worker's timeouts
+    /// (moto on a busy test machine is slower than SQS).
     pub async fn aws(&self) -> aws_config::SdkConfig {
-        runtime::aws_loader()
-            .endpoint_url(&self.aws_endpoint)
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "igflow-tests"))
-            .load()
-            .await
+        aws_at(&self.aws_endpoint, runtime::AwsCalls::Worker).await
     }
 
     /// The same server with another database.

@@ -1,12 +1,15 @@
 //! The webhook's handshake and its refusals: nothing unverified or malformed is enqueued.
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use igflow_core::runtime::AwsCalls;
 use igflow_core::runtime::queue::MAX_SQS_PAYLOAD;
 use igflow_core::signature::sign;
 use igflow_tests::fixtures::ACCOUNT;
-use igflow_tests::harness::{TestEnv, WEBHOOK_MAX_BODY_BYTES, eventually};
+use igflow_tests::harness::{TestEnv, WEBHOOK_MAX_BODY_BYTES, aws_at, eventually};
 use igflow_tests::meta::{CommentSpec, comment_delivery, rest_api_event};
+use igflow_webhook::{AppState, KeyStore, Keys, Metrics, SqsSink};
 use secrecy::{ExposeSecret, SecretString};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -335,4 +338,50 @@ async fn the_lambda_entry_point_accepts_api_gateway_rest_events() {
     .unwrap();
     assert_eq!(app.oneshot(request).await.unwrap().status(), 403);
     assert_eq!(env.queue_depth().await.unwrap(), (2, 0));
+}
+
+/// A queue endpoint that takes the connection and never answers: the SDK's timeouts end the
+/// send and the delivery is answered 503, instead of waiting until Lambda kills the invocation
+/// (the SDK has no timeouts of its own). The outer timeout only guards against a hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_that_never_answers_gets_a_503_not_a_hang() {
+    use tower::ServiceExt;
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", hole.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((conn, _)) = hole.accept().await {
+            held.push(conn);
+        }
+    });
+    let aws = aws_at(&endpoint, AwsCalls::Ingress).await;
+    let secret = SecretString::from("stalled-queue-secret".to_owned());
+    let metrics = Arc::new(Metrics::default());
+    let sink = Arc::new(SqsSink::new(
+        aws_sdk_sqs::Client::new(&aws),
+        format!("{endpoint}/123456789012/events"),
+        Arc::clone(&metrics),
+    ));
+    let keys = KeyStore::fixed(Keys::new(
+        vec![secret.clone()],
+        SecretString::from("verify".to_owned()),
+    ));
+    let app = igflow_webhook::app(
+        AppState::new(keys, sink, metrics, false),
+        WEBHOOK_MAX_BODY_BYTES,
+    );
+    let body = comment_delivery(
+        ACCOUNT,
+        &[CommentSpec::new("17900000000000081", "6081", "price?")],
+    );
+    let request = axum::http::Request::post("/webhook")
+        .header("Content-Type", "application/json")
+        .header("X-Hub-Signature-256", sign(&secret, body.as_bytes()))
+        .body(axum::body::Body::from(body))
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(120), app.oneshot(request))
+        .await
+        .expect("the SDK's timeouts end the send")
+        .unwrap();
+    assert_eq!(response.status(), 503);
 }

@@ -6,5 +6,9 @@ use igflow_webhook::WebhookConfig;
 async fn main() -> anyhow::Result<()> {
     runtime::init_tracing();
     let config = WebhookConfig::from_env(&Env::process())?;
-    igflow_webhook::run(config, &runtime::aws_sdk_config().await).await
+    igflow_webhook::run(
+        config,
+        &runtime::aws_sdk_config(runtime::AwsCalls::Ingress).await,
+    )
+    .await
 }

@@ -4,8 +4,9 @@
 
 pub mod queue;
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use aws_config::timeout::TimeoutConfig;
 use aws_smithy_http_client::tls;
 use tracing_subscriber::EnvFilter;
 
@@ -21,20 +22,52 @@ pub fn init_tracing() {
         .try_init();
 }
 
-/// An AWS SDK config loader with rustls and ring as the only TLS stack.
-pub fn aws_loader() -> aws_config::ConfigLoader {
+/// Who makes the AWS calls, which decides how long they may take. The SDK sets no timeouts
+/// of its own: a connection that stalls would hold the webhook's answer to Meta, or one of the
+/// worker's consumers, until something else kills it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AwsCalls {
+    /// The webhook: `SendMessageBatch` (and the secret read at a cold start) answer in tens of
+    /// milliseconds in-region. The sink tries a batch 3 times, so 3 s per operation (3 SDK
+    /// attempts of at most 1.5 s) keeps the worst case at about 9 s, inside the Lambda's 10 s
+    /// timeout: the delivery gets a 503 and its metrics instead of a killed invocation.
+    Ingress,
+    /// The worker and the operator CLI: a `ReceiveMessage` long poll holds its answer up to
+    /// 20 s (SQS's maximum wait), so an attempt gets 25 s and an operation, retries included,
+    /// 60 s.
+    Worker,
+}
+
+impl AwsCalls {
+    pub fn timeouts(self) -> TimeoutConfig {
+        let (connect, attempt, operation) = match self {
+            Self::Ingress => (1_000, 1_500, 3_000),
+            Self::Worker => (2_000, 25_000, 60_000),
+        };
+        TimeoutConfig::builder()
+            .connect_timeout(Duration::from_millis(connect))
+            .operation_attempt_timeout(Duration::from_millis(attempt))
+            .operation_timeout(Duration::from_millis(operation))
+            .build()
+    }
+}
+
+/// An AWS SDK config loader with rustls and ring as the only TLS stack and `calls`' timeouts.
+pub fn aws_loader(calls: AwsCalls) -> aws_config::ConfigLoader {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(tls::Provider::Rustls(
             tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https();
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(http)
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .http_client(http)
+        .timeout_config(calls.timeouts())
 }
 
 /// The AWS SDK configuration. Region, credentials and `AWS_ENDPOINT_URL` (the emulator
 /// locally) come from the SDK's own chain.
-pub async fn aws_sdk_config() -> aws_config::SdkConfig {
-    aws_loader().load().await
+pub async fn aws_sdk_config(calls: AwsCalls) -> aws_config::SdkConfig {
+    aws_loader(calls).load().await
 }
 
 /// Resolves when the process is asked to stop: SIGTERM (ECS, Lambda) or Ctrl-C.

@@ -157,10 +157,23 @@ enum CallError {
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     #[error("ollama: {0}")]
-    Ollama(#[from] OllamaError),
+    Ollama(OllamaError),
+    #[error("ollama not reached: {0}")]
+    Transport(reqwest::Error),
     /// An answer, used, but slow enough to count against the model.
     #[error("answered after {took:?}")]
     Slow { took: Duration, content: String },
+}
+
+impl From<OllamaError> for CallError {
+    fn from(e: OllamaError) -> Self {
+        match e {
+            // ollama-rs prints only "Reqwest error"; the cause is worth logging, its URL is
+            // not (`OLLAMA_URL` may carry credentials).
+            OllamaError::ReqwestError(e) => Self::Transport(e.without_url()),
+            other => Self::Ollama(other),
+        }
+    }
 }
 
 struct Model {
@@ -509,6 +522,20 @@ fn chat_request(model: &str, text: &str, intents: &[Intent]) -> ChatMessageReque
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn transport_errors_name_the_cause_but_not_the_url() {
+        // Nothing listens on port 1.
+        let e = reqwest::Client::new()
+            .post("http://igflow:hunter2@127.0.0.1:1/api/chat")
+            .send()
+            .await
+            .unwrap_err();
+        let text = CallError::from(OllamaError::ReqwestError(e)).to_string();
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(!text.contains("127.0.0.1"), "{text}");
+        assert!(text.contains("error sending request"), "{text}");
+    }
 
     fn intent(name: &str) -> Intent {
         Intent {

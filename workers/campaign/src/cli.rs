@@ -135,7 +135,9 @@ impl Cli {
                     .with_context(|| format!("reading {}", file.display()))?;
                 let parsed = CampaignFile::parse(&text)?;
                 let tokens = Tokens::new(
-                    aws_sdk_secretsmanager::Client::new(&runtime::aws_sdk_config().await),
+                    aws_sdk_secretsmanager::Client::new(
+                        &runtime::aws_sdk_config(runtime::AwsCalls::Worker).await,
+                    ),
                     SecretsConfig::from_env(&env)?,
                 );
                 let summary =
@@ -155,7 +157,9 @@ impl Cli {
                     "IGFLOW_QUEUE_URL",
                     "set it to the URL of the events SQS queue",
                 )?;
-                let sqs = aws_sdk_sqs::Client::new(&runtime::aws_sdk_config().await);
+                let sqs = aws_sdk_sqs::Client::new(
+                    &runtime::aws_sdk_config(runtime::AwsCalls::Worker).await,
+                );
                 let dlq = Dlq::connect(sqs, queue_url, store).await?;
                 match action {
                     DlqAction::List { max } => {
@@ -196,7 +200,9 @@ impl Cli {
                 )?;
                 let text = std::fs::read_to_string(&file)
                     .with_context(|| format!("reading {}", file.display()))?;
-                let sqs = aws_sdk_sqs::Client::new(&runtime::aws_sdk_config().await);
+                let sqs = aws_sdk_sqs::Client::new(
+                    &runtime::aws_sdk_config(runtime::AwsCalls::Worker).await,
+                );
                 let summary =
                     replay::replay(&text, &QueueSender::new(sqs, queue_url), runtime::now_ms())
                         .await?;
@@ -219,7 +225,12 @@ impl Cli {
             Command::Simulate { .. } => unreachable!("handled above"),
             Command::Run => {
                 let config = RunConfig::from_env(&env)?;
-                let worker = Worker::build(config, store, &runtime::aws_sdk_config().await).await?;
+                let worker = Worker::build(
+                    config,
+                    store,
+                    &runtime::aws_sdk_config(runtime::AwsCalls::Worker).await,
+                )
+                .await?;
                 let shutdown = CancellationToken::new();
                 tokio::spawn({
                     let shutdown = shutdown.clone();

@@ -315,7 +315,7 @@ impl GraphClient {
             .await;
         let response = match response {
             Ok(r) => r,
-            Err(e) => return Err(transport_error(&e, started.elapsed())),
+            Err(e) => return Err(transport_error(e, started.elapsed())),
         };
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -387,7 +387,10 @@ impl GraphClient {
 
 /// A request that never got an answer. Before the connection existed nothing was sent and a
 /// retry is safe; after that, Meta may have acted, so the outcome is ambiguous.
-fn transport_error(e: &reqwest::Error, latency: Duration) -> CallError {
+/// reqwest's errors print their URL, and `paging.next` URLs carry the access token: every
+/// reqwest error loses its URL (`without_url`) before it becomes text.
+fn transport_error(e: reqwest::Error, latency: Duration) -> CallError {
+    let e = e.without_url();
     let failure = if e.is_connect() || e.is_builder() {
         Failure::retry(format!("graph API unreachable: {e}"))
     } else {
@@ -454,6 +457,20 @@ mod tests {
     use reqwest::header::HeaderValue;
 
     use super::*;
+
+    #[tokio::test]
+    async fn transport_errors_do_not_carry_the_url_or_its_token() {
+        // Nothing listens on port 1: the request fails before anything is sent.
+        let e = reqwest::Client::new()
+            .get("http://127.0.0.1:1/v24.0/1/replies?access_token=IGQWRsecret")
+            .send()
+            .await
+            .unwrap_err();
+        let text = format!("{:?}", transport_error(e, Duration::ZERO));
+        assert!(!text.contains("IGQWRsecret"), "{text}");
+        assert!(!text.contains("access_token"), "{text}");
+        assert!(text.contains("unreachable"), "{text}");
+    }
 
     #[test]
     fn metas_regain_access_estimate_becomes_the_retry_delay() {
