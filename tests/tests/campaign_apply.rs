@@ -54,8 +54,8 @@ async fn applying_twice_changes_nothing_and_dropped_campaigns_are_archived() {
 async fn tokens_go_to_secrets_manager_and_never_to_postgres() {
     let env = TestEnv::new().await.unwrap();
     env.apply(&campaigns_yaml()).await.unwrap();
-    let secret_ref: String =
-        sqlx::query_scalar("select token_secret_ref from ig_accounts where ig_user_id = $1")
+    let (account, secret_ref): (uuid::Uuid, String) =
+        sqlx::query_as("select id, token_secret_ref from ig_accounts where ig_user_id = $1")
             .bind(ACCOUNT)
             .fetch_one(env.store.pool())
             .await
@@ -65,7 +65,11 @@ async fn tokens_go_to_secrets_manager_and_never_to_postgres() {
         format!("{}accounts/{ACCOUNT}/access-token", env.secrets_prefix)
     );
     assert_eq!(
-        env.tokens().get(&secret_ref).await.unwrap().expose_secret(),
+        env.tokens()
+            .get(account, &secret_ref)
+            .await
+            .unwrap()
+            .expose_secret(),
         TOKEN
     );
     let leaked: i64 = sqlx::query_scalar(
@@ -85,7 +89,11 @@ async fn tokens_go_to_secrets_manager_and_never_to_postgres() {
         .await
         .unwrap();
     assert_eq!(
-        env.tokens().get(&secret_ref).await.unwrap().expose_secret(),
+        env.tokens()
+            .get(account, &secret_ref)
+            .await
+            .unwrap()
+            .expose_secret(),
         "IGAA-rotated"
     );
 }

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use igflow_tests::fixtures::{ACCOUNT, TOKEN};
+use igflow_tests::fixtures::{ACCOUNT, TOKEN, campaigns_yaml};
 use igflow_tests::graph_server::{CallKind, Faults};
 use igflow_tests::harness::{TestEnv, eventually};
 use igflow_tests::meta::{CommentSpec, comment_delivery};
@@ -88,5 +88,113 @@ async fn a_read_back_answered_with_an_error_is_checked_again_not_taken_for_not_t
         .graph
         .accepted(|k| matches!(k, CallKind::PublicReply { .. }));
     assert_eq!(posted.len(), 1, "posted once, never again");
+    worker.stop().await.unwrap();
+}
+
+/// The account's status.
+async fn status(env: &TestEnv) -> String {
+    sqlx::query_scalar("select status from ig_accounts where ig_user_id = $1")
+        .bind(ACCOUNT)
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap()
+}
+
+/// The token of the accepted private reply to `comment`.
+fn token_used_for(env: &TestEnv, comment: &str) -> Option<String> {
+    env.graph
+        .accepted(
+            |k| matches!(k, CallKind::PrivateReply { comment_id, .. } if comment_id == comment),
+        )
+        .first()
+        .and_then(|c| c.token.clone())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reconnect_with_a_new_token_is_used_at_once_by_a_worker_that_held_the_old_one() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
+    let worker = env
+        .start_worker_with(
+            &[
+                ("IGFLOW_UNPARK_SECONDS", "1"),
+                ("IGFLOW_BACKOFF_BASE_MS", "300"),
+            ],
+            env.store.clone(),
+        )
+        .await
+        .unwrap();
+    let post = |comment: &'static str, from: &'static str| {
+        let body = comment_delivery(ACCOUNT, &[CommentSpec::new(comment, from, "price?")]);
+        let (env, webhook) = (&env, &webhook);
+        async move { assert_eq!(env.post_signed(webhook, &body).await.unwrap(), 200) }
+    };
+    let sent = |comment: &'static str| {
+        let env = &env;
+        async move {
+            eventually(&format!("{comment} answered"), SETTLE, || async {
+                Ok(token_used_for(env, comment).is_some())
+            })
+            .await
+            .unwrap();
+        }
+    };
+    // The worker reads the token and keeps it in its cache.
+    post("17900000000009101", "9101").await;
+    sent("17900000000009101").await;
+    assert_eq!(
+        token_used_for(&env, "17900000000009101").as_deref(),
+        Some(TOKEN)
+    );
+
+    // Meta revokes it: the account is paused on the 190 and its event parked.
+    let reconnected = "IGAAtest-token-0002";
+    env.graph.accept_only(&[reconnected]);
+    post("17900000000009102", "9102").await;
+    eventually("paused on the 190", SETTLE, || async {
+        Ok(status(&env).await == "paused")
+    })
+    .await
+    .unwrap();
+
+    // The customer reconnects: a different token, and the account resumes.
+    env.apply(&campaigns_yaml().replace(TOKEN, reconnected))
+        .await
+        .unwrap();
+    sent("17900000000009102").await;
+    assert_eq!(
+        token_used_for(&env, "17900000000009102").as_deref(),
+        Some(reconnected),
+        "the token Meta refused is not used again"
+    );
+    assert_eq!(status(&env).await, "active");
+
+    // A second reconnect, this time without a 190 first: the change to the account row tells
+    // every worker to drop the token it holds.
+    let rotated = "IGAAtest-token-0003";
+    env.apply(&campaigns_yaml().replace(TOKEN, rotated))
+        .await
+        .unwrap();
+    env.graph.accept_only(&[rotated]);
+    // The notification travels on its own connection; give it a moment before the event.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    post("17900000000009103", "9103").await;
+    sent("17900000000009103").await;
+    assert_eq!(
+        token_used_for(&env, "17900000000009103").as_deref(),
+        Some(rotated)
+    );
+    assert_eq!(status(&env).await, "active", "never paused again");
+    let refused = env
+        .graph
+        .calls()
+        .iter()
+        .filter(|c| c.code == Some(190))
+        .count();
+    assert_eq!(
+        refused, 1,
+        "only the call with the revoked token was refused"
+    );
     worker.stop().await.unwrap();
 }

@@ -4,6 +4,9 @@
 //! short TTL bounds the staleness should a notification be missed while the listener
 //! reconnects.
 //!
+//! The same notification evicts the account's access token from the token cache: a reconnect
+//! writes a new token and resumes the account, and no worker may go on with the old one.
+//!
 //! Only active accounts are kept: a paused one is read afresh each time, so its events are
 //! taken up again the moment it is resumed, whichever worker sees them first.
 
@@ -20,6 +23,7 @@ use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
+use crate::secrets::Tokens;
 use crate::store::{Account, Store, StoreError};
 
 pub const CHANNEL: &str = "igflow_campaigns";
@@ -31,6 +35,7 @@ type Timed<K, V> = Mutex<HashMap<K, (Arc<V>, Instant)>>;
 
 pub struct AccountCache {
     store: Store,
+    tokens: Arc<Tokens>,
     accounts: Timed<IgUserId, Account>,
     campaigns: Timed<Uuid, CampaignSet>,
     /// Bumped by every change seen, so that a load that raced with one is not kept.
@@ -49,9 +54,10 @@ fn fresh<K: Eq + Hash, V>(entries: &Timed<K, V>, key: &K) -> Option<Arc<V>> {
 }
 
 impl AccountCache {
-    pub fn new(store: Store) -> Arc<Self> {
+    pub fn new(store: Store, tokens: Arc<Tokens>) -> Arc<Self> {
         Arc::new(Self {
             store,
+            tokens,
             accounts: Mutex::default(),
             campaigns: Mutex::default(),
             changes: AtomicU64::new(0),
@@ -119,6 +125,7 @@ impl AccountCache {
     fn forget(&self, account: Option<Uuid>) {
         let (mut accounts, mut campaigns) = (lock(&self.accounts), lock(&self.campaigns));
         self.changes.fetch_add(1, Ordering::SeqCst);
+        self.tokens.evict(account);
         match account {
             Some(id) => {
                 campaigns.remove(&id);

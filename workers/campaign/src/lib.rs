@@ -85,7 +85,11 @@ impl Worker {
         let (redis_for_cache, keys_for_cache) = (redis.clone(), keys.clone());
         let limiter =
             RateLimiter::new(redis.clone(), keys.clone(), config.budgets, config.pace_max);
-        let accounts = AccountCache::new(store.clone());
+        let tokens = Arc::new(Tokens::new(
+            aws_sdk_secretsmanager::Client::new(aws),
+            config.secrets,
+        ));
+        let accounts = AccountCache::new(store.clone(), Arc::clone(&tokens));
         let latencies = Arc::new(Latencies::default());
         let classifier = Arc::new(IntentClassifier::new(
             &config.classifier,
@@ -96,10 +100,7 @@ impl Worker {
             accounts: Arc::clone(&accounts),
             store,
             dedupe: Dedupe::new(redis, keys),
-            tokens: Arc::new(Tokens::new(
-                aws_sdk_secretsmanager::Client::new(aws),
-                config.secrets,
-            )),
+            tokens,
             graph: GraphClient::new(config.graph)?,
             stats: Arc::clone(&stats),
             lease: config.visibility,

@@ -356,6 +356,8 @@ impl Pipeline {
             Ok(Some(wait)) => Ok(Outcome::Deferred(wait)),
             // Token invalid, permission gone: stop the whole account, keep its events.
             Err(Failure::Account { reason }) => {
+                // The token may be what Meta refused: the next use reads the secret again.
+                self.tokens.evict(Some(account.id));
                 self.store.pause_account(account.id, &reason).await?;
                 Stats::add(&self.stats.accounts_paused);
                 tracing::error!(%reason, alarm = "account_paused", "account paused");
@@ -558,7 +560,10 @@ impl Pipeline {
         target: &Target<'_>,
         plan: &Plan,
     ) -> Result<Option<Duration>, Failure> {
-        let token = self.tokens.get(&account.token_secret_ref).await?;
+        let token = self
+            .tokens
+            .get(account.id, &account.token_secret_ref)
+            .await?;
         let mut unresolved = None;
         for action in &plan.actions {
             let claim = self.store.claim_action(record, action.kind).await?;

@@ -1,5 +1,7 @@
 //! Account access tokens live in Secrets Manager, never in Postgres or logs. The worker reads
-//! them through a short-lived in-memory cache; `apply` writes them.
+//! them through a short-lived in-memory cache, per account; `apply` writes them. A token Meta
+//! refused (190) and the token of an account whose row changed (a reconnect writes the new
+//! token, then resumes the account) are evicted at once, not after the cache's TTL.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -10,6 +12,7 @@ use aws_sdk_secretsmanager::error::DisplayErrorContext;
 use igflow_core::failure::Failure;
 use igflow_core::ids::IgUserId;
 use secrecy::{ExposeSecret, SecretString};
+use uuid::Uuid;
 
 use crate::config::SecretsConfig;
 
@@ -17,10 +20,18 @@ use crate::config::SecretsConfig;
 #[error("secrets manager: {0}")]
 pub struct SecretsError(String);
 
+/// A token read, with the secret it was read from and when.
+struct Cached {
+    secret_ref: String,
+    token: SecretString,
+    at: Instant,
+}
+
 pub struct Tokens {
     client: Client,
     config: SecretsConfig,
-    cache: Mutex<HashMap<String, (SecretString, Instant)>>,
+    /// By account id.
+    cache: Mutex<HashMap<Uuid, Cached>>,
 }
 
 impl Tokens {
@@ -37,11 +48,13 @@ impl Tokens {
         format!("{}accounts/{account}/access-token", self.config.prefix)
     }
 
-    pub async fn get(&self, secret_ref: &str) -> Result<SecretString, Failure> {
-        if let Some((token, at)) = self.lock().get(secret_ref)
-            && at.elapsed() < self.config.cache_ttl
+    /// The account's token, read from `secret_ref` unless a fresh copy is cached.
+    pub async fn get(&self, account: Uuid, secret_ref: &str) -> Result<SecretString, Failure> {
+        if let Some(cached) = self.lock().get(&account)
+            && cached.secret_ref == secret_ref
+            && cached.at.elapsed() < self.config.cache_ttl
         {
-            return Ok(token.clone());
+            return Ok(cached.token.clone());
         }
         let out = self
             .client
@@ -67,9 +80,23 @@ impl Tokens {
                 })?
                 .to_owned(),
         );
-        self.lock()
-            .insert(secret_ref.to_owned(), (token.clone(), Instant::now()));
+        let cached = Cached {
+            secret_ref: secret_ref.to_owned(),
+            token: token.clone(),
+            at: Instant::now(),
+        };
+        self.lock().insert(account, cached);
         Ok(token)
+    }
+
+    /// Forgets the account's token (all tokens for `None`): the next use reads the secret.
+    pub fn evict(&self, account: Option<Uuid>) {
+        match account {
+            Some(id) => {
+                self.lock().remove(&id);
+            }
+            None => self.lock().clear(),
+        }
     }
 
     /// Creates or replaces the token secret.
@@ -104,11 +131,11 @@ impl Tokens {
                 )));
             }
         }
-        self.lock().remove(name);
+        self.lock().retain(|_, cached| cached.secret_ref != name);
         Ok(())
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, (SecretString, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Cached>> {
         // A panic while holding this lock cannot leave the map inconsistent: keep using it.
         self.cache
             .lock()
