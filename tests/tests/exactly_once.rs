@@ -8,7 +8,7 @@ use std::time::Duration;
 use igflow_tests::fixtures::{ACCOUNT, TOKEN, campaigns_yaml};
 use igflow_tests::graph_server::{CallKind, Faults};
 use igflow_tests::harness::{TestEnv, eventually};
-use igflow_tests::meta::{CommentSpec, comment_delivery};
+use igflow_tests::meta::{CommentSpec, comment_delivery, echo_delivery, message_delivery, now_ms};
 
 const SETTLE: Duration = Duration::from_secs(60);
 const PUBLIC_REPLY: &str = "Thanks! Details are in your inbox";
@@ -195,6 +195,76 @@ async fn a_reconnect_with_a_new_token_is_used_at_once_by_a_worker_that_held_the_
     assert_eq!(
         refused, 1,
         "only the call with the revoked token was refused"
+    );
+    worker.stop().await.unwrap();
+}
+
+const OTHER_ACCOUNT: &str = "17841400000000777";
+const OTHER_TOKEN: &str = "IGAAtest-token-other";
+
+/// Two igflow accounts of one tenant; the second answers DMs that ask for prices.
+fn two_accounts_yaml() -> String {
+    format!(
+        r#"
+version: 1
+tenant: {{ slug: acme, name: Acme Shoes }}
+accounts:
+  - ig_user_id: "{ACCOUNT}"
+    username: acme.shoes
+    login: instagram
+    access_token: "{TOKEN}"
+    campaigns: []
+  - ig_user_id: "{OTHER_ACCOUNT}"
+    username: acme.outlet
+    login: instagram
+    access_token: "{OTHER_TOKEN}"
+    campaigns:
+      - slug: dm-prices
+        name: Prices by DM
+        trigger: message
+        rules:
+          - keywords: [price]
+        actions:
+          dm: "Our prices: https://shop.example/prices"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_message_seen_by_two_accounts_is_two_events() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&two_accounts_yaml()).await.unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
+    let worker = env.start_worker().await.unwrap();
+    // The first account writes to the second: Meta gives both sides the same mid, an echo
+    // in the sender's webhook and a message in the recipient's.
+    let mid = "aWdfShared0001";
+    let echo = echo_delivery(ACCOUNT, OTHER_ACCOUNT, mid, "price?");
+    assert_eq!(env.post_signed(&webhook, &echo).await.unwrap(), 200);
+    worker.wait_finished(1, SETTLE).await.unwrap();
+    let message = message_delivery(OTHER_ACCOUNT, ACCOUNT, mid, "price?", now_ms());
+    assert_eq!(env.post_signed(&webhook, &message).await.unwrap(), 200);
+    worker.wait_finished(2, SETTLE).await.unwrap();
+
+    let answered = env.graph.accepted(|k| {
+        matches!(k, CallKind::Message { sender, recipient }
+            if sender == OTHER_ACCOUNT && recipient == ACCOUNT)
+    });
+    assert_eq!(answered.len(), 1, "the recipient's campaign answers it");
+    let decisions: Vec<(String, String)> = sqlx::query_as(
+        "select ig_user_id, outcome from activity where event_id = $1 and step = 'decision'
+         order by ig_user_id",
+    )
+    .bind(format!("message:{mid}"))
+    .fetch_all(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        decisions,
+        [
+            (ACCOUNT.to_owned(), "own_content".to_owned()),
+            (OTHER_ACCOUNT.to_owned(), "matched".to_owned())
+        ]
     );
     worker.stop().await.unwrap();
 }

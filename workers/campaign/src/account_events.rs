@@ -64,7 +64,7 @@ async fn deauthorize(store: &Store, env: &Envelope) -> Result<(), Failure> {
     let first: Option<i64> = sqlx::query_scalar(
         "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, outcome, detail)
          values ($1, $2, $3, $4, 'decision', $5, $6)
-         on conflict (event_id, step) do nothing
+         on conflict (ig_user_id, event_id, step) do nothing
          returning id",
     )
     .bind(tenant)
@@ -203,7 +203,9 @@ async fn delete_rows(
         // Queue failures name only their event: those of the account's events go too.
         message_errors: sqlx::query(
             "delete from message_errors where event_id in
-               (select event_id from activity where ig_user_id = $1)",
+               (select event_id from activity where ig_user_id = $1)
+             and event_id not in
+               (select event_id from activity where ig_user_id <> $1)",
         )
         .bind(ig_user_id)
         .execute(&mut **tx)

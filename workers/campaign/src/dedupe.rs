@@ -7,7 +7,7 @@ use std::time::Duration;
 use fred::prelude::{Client, Expiration, KeysInterface};
 use fred::types::scripts::Script;
 use igflow_core::failure::Failure;
-use igflow_core::ids::EventId;
+use igflow_core::ids::{EventId, IgUserId};
 
 use crate::redis::RedisKeys;
 
@@ -74,18 +74,25 @@ impl Dedupe {
         }
     }
 
-    fn key(&self, event: &EventId) -> String {
-        self.keys.key(&["evt", event.as_str()])
+    /// Meta's event ids are not unique across accounts (a DM between two igflow accounts is
+    /// one mid in both): the key is the account's.
+    fn key(&self, account: &IgUserId, event: &EventId) -> String {
+        self.keys.key(&["evt", account.as_str(), event.as_str()])
     }
 
-    pub async fn claim(&self, event: &EventId, lease: Duration) -> Result<Claim, Failure> {
+    pub async fn claim(
+        &self,
+        account: &IgUserId,
+        event: &EventId,
+        lease: Duration,
+    ) -> Result<Claim, Failure> {
         let token = ClaimToken(format!("claim:{:016x}", fastrand::u64(..)));
         let lease_ms = millis(lease);
         let held: String = self
             .claim
             .evalsha_with_reload(
                 &self.redis,
-                self.key(event),
+                self.key(account, event),
                 vec![token.0.clone(), lease_ms.to_string()],
             )
             .await
@@ -98,10 +105,10 @@ impl Dedupe {
     }
 
     /// Marks the event handled for [`DONE_TTL`]; repeats are dropped from now on.
-    pub async fn complete(&self, event: &EventId) -> Result<(), Failure> {
+    pub async fn complete(&self, account: &IgUserId, event: &EventId) -> Result<(), Failure> {
         self.redis
             .set::<(), _, _>(
-                self.key(event),
+                self.key(account, event),
                 DONE,
                 Some(Expiration::EX(
                     DONE_TTL.as_secs().try_into().unwrap_or(i64::MAX),
@@ -117,6 +124,7 @@ impl Dedupe {
     /// longer ours (it expired and another worker took it).
     pub async fn extend(
         &self,
+        account: &IgUserId,
         event: &EventId,
         token: &ClaimToken,
         lease: Duration,
@@ -124,7 +132,7 @@ impl Dedupe {
         self.extend
             .evalsha_with_reload::<i64, _, _>(
                 &self.redis,
-                self.key(event),
+                self.key(account, event),
                 vec![token.0.clone(), millis(lease).to_string()],
             )
             .await
@@ -133,9 +141,18 @@ impl Dedupe {
     }
 
     /// Gives the event back after a failed attempt so that the retry can claim it at once.
-    pub async fn release(&self, event: &EventId, token: &ClaimToken) -> Result<(), Failure> {
+    pub async fn release(
+        &self,
+        account: &IgUserId,
+        event: &EventId,
+        token: &ClaimToken,
+    ) -> Result<(), Failure> {
         self.release
-            .evalsha_with_reload::<i64, _, _>(&self.redis, self.key(event), vec![token.0.clone()])
+            .evalsha_with_reload::<i64, _, _>(
+                &self.redis,
+                self.key(account, event),
+                vec![token.0.clone()],
+            )
             .await
             .map(drop)
             .map_err(|e| unavailable(&e))

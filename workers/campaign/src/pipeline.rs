@@ -9,7 +9,7 @@ use igflow_core::envelope::{Envelope, EventKind};
 use igflow_core::event::{Comment, Item, MessagingItem};
 use igflow_core::failure::Failure;
 use igflow_core::graph_error::{Verdict, is_throttling};
-use igflow_core::ids::{EventId, Igsid};
+use igflow_core::ids::Igsid;
 use igflow_core::plan::{CampaignSet, Decision, Plan, PlannedAction, SkipReason};
 use igflow_core::runtime::now_ms;
 use igflow_core::window;
@@ -211,7 +211,11 @@ impl Pipeline {
             campaign_id = tracing::field::Empty,
         );
         async {
-            let token = match self.dedupe.claim(&env.event_id, self.lease).await? {
+            let token = match self
+                .dedupe
+                .claim(&env.account_id, &env.event_id, self.lease)
+                .await?
+            {
                 Claim::Acquired(token) => token,
                 Claim::Done => {
                     Stats::add(&self.stats.duplicates);
@@ -227,18 +231,20 @@ impl Pipeline {
                     return Ok(Handled::Busy);
                 }
             };
-            let result = self
-                .holding_claim(&env.event_id, &token, self.process(env))
-                .await;
+            let result = self.holding_claim(env, &token, self.process(env)).await;
             match &result {
                 // Recorded for good: repeats of this event are dropped from now on.
                 Ok(Outcome::Done) | Err(Failure::Permanent { .. } | Failure::Ambiguous { .. }) => {
-                    self.dedupe.complete(&env.event_id).await?;
+                    self.dedupe.complete(&env.account_id, &env.event_id).await?;
                 }
                 // Parked or failed: the event must be claimable again when it comes back.
                 Ok(Outcome::Parked | Outcome::Deferred(_))
                 | Err(Failure::Retryable { .. } | Failure::Account { .. }) => {
-                    if let Err(e) = self.dedupe.release(&env.event_id, &token).await {
+                    if let Err(e) = self
+                        .dedupe
+                        .release(&env.account_id, &env.event_id, &token)
+                        .await
+                    {
                         // The lease runs out on its own; the retry just waits for it.
                         tracing::warn!(error = %e, "claim not released");
                     }
@@ -258,12 +264,16 @@ impl Pipeline {
     /// wait) keeps it for as long as the message's visibility is renewed too.
     async fn holding_claim<T>(
         &self,
-        event: &EventId,
+        env: &Envelope,
         token: &ClaimToken,
         work: impl Future<Output = T>,
     ) -> T {
         with_heartbeat(work, self.lease / 3, || async {
-            match self.dedupe.extend(event, token, self.lease).await {
+            match self
+                .dedupe
+                .extend(&env.account_id, &env.event_id, token, self.lease)
+                .await
+            {
                 Ok(true) => {}
                 Ok(false) => tracing::warn!(
                     "claim expired and was taken over; the action keys still prevent doubles"
@@ -574,11 +584,7 @@ impl Pipeline {
                     .await?
                 {
                     Gate::Go => {
-                        if !self
-                            .store
-                            .start_sending(record.event_id, action.kind, claim)
-                            .await?
-                        {
+                        if !self.store.start_sending(record, action.kind, claim).await? {
                             Stats::add(&self.stats.busy);
                             return Err(Failure::retry(format!(
                                 "another copy of this event took over its {}",
@@ -607,7 +613,7 @@ impl Pipeline {
                             ..ActionRecord::default()
                         };
                         self.store
-                            .finish_action(record.event_id, action.kind, &deferred)
+                            .finish_action(record, action.kind, &deferred)
                             .await?;
                         tracing::info!(
                             action = action.kind.as_str(),
@@ -623,7 +629,7 @@ impl Pipeline {
                 }
             };
             self.store
-                .finish_action(record.event_id, action.kind, &attempt.record)
+                .finish_action(record, action.kind, &attempt.record)
                 .await?;
             let outcome = attempt.record.outcome;
             tracing::info!(

@@ -356,7 +356,10 @@ impl RateLimiter {
         window_closes_ms: Option<i64>,
     ) -> Result<Duration, Failure> {
         let buckets = class.buckets(budgets);
-        let mut keys = vec![self.keys.key(&["slot", event.as_str(), action])];
+        let mut keys = vec![
+            self.keys
+                .key(&["slot", account.as_str(), event.as_str(), action]),
+        ];
         keys.extend(
             buckets
                 .iter()

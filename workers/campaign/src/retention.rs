@@ -50,8 +50,8 @@ const CONTACTS: &str = "
         limit $2 for update skip locked)";
 
 const PARKED_EVENTS: &str = "
-    delete from parked_events where event_id in (
-        select event_id from parked_events
+    delete from parked_events where (account_id, event_id) in (
+        select account_id, event_id from parked_events
         where parked_at < now() - make_interval(days => $1)
         limit $2 for update skip locked)";
 

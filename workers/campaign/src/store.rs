@@ -140,6 +140,7 @@ pub struct ActionRecord {
 /// An event kept back while its account was not active.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Parked {
+    pub account_id: Uuid,
     pub event_id: String,
     pub envelope: String,
     /// When it was parked, in Unix microseconds: which parking this is.
@@ -357,7 +358,7 @@ impl Store {
         sqlx::query(
             "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id, contact_igsid, outcome, detail)
              values ($1, $2, $3, $4, 'decision', $5, $6, $7, $8)
-             on conflict (event_id, step) do nothing",
+             on conflict (ig_user_id, event_id, step) do nothing",
         )
         .bind(d.tenant_id)
         .bind(d.ig_user_id)
@@ -384,7 +385,7 @@ impl Store {
         let claimed: Option<i64> = sqlx::query_scalar(
             "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id, contact_igsid, outcome, claim_token)
              values ($1, $2, $3, $4, $5, $6, $7, 'claimed', $8)
-             on conflict (event_id, step) do update
+             on conflict (ig_user_id, event_id, step) do update
                set outcome = 'claimed', claim_token = excluded.claim_token, updated_at = now()
                where activity.outcome in ('retry', 'claimed')
              returning id",
@@ -406,9 +407,11 @@ impl Store {
         let unresolved: Option<i64> = sqlx::query_scalar(
             "update activity set outcome = 'uncertain', updated_at = now(),
                detail = 'an earlier attempt ended without a known result'
-             where event_id = $1 and step = $2 and outcome in ('pending', 'uncertain')
+             where ig_user_id = $1 and event_id = $2 and step = $3
+               and outcome in ('pending', 'uncertain')
              returning id",
         )
+        .bind(d.ig_user_id)
         .bind(d.event_id)
         .bind(kind.as_str())
         .fetch_optional(&self.pool)
@@ -425,18 +428,20 @@ impl Store {
     /// claimed it since; that copy sends it.
     pub async fn start_sending(
         &self,
-        event_id: &str,
+        d: &DecisionRecord<'_>,
         kind: ActionKind,
         token: Uuid,
     ) -> Result<bool, StoreError> {
         let started: Option<i64> = sqlx::query_scalar(
             "update activity set outcome = 'pending', updated_at = now()
-             where event_id = $1 and step = $2 and outcome = 'claimed' and claim_token = $3
+             where ig_user_id = $4 and event_id = $1 and step = $2 and outcome = 'claimed'
+               and claim_token = $3
              returning id",
         )
-        .bind(event_id)
+        .bind(d.event_id)
         .bind(kind.as_str())
         .bind(token)
+        .bind(d.ig_user_id)
         .fetch_optional(&self.pool)
         .await?;
         Ok(started.is_some())
@@ -454,7 +459,7 @@ impl Store {
         // still holding the old one must not delete.
         sqlx::query(
             "insert into parked_events (event_id, account_id, envelope, reason) values ($1, $2, $3, $4)
-             on conflict (event_id) do update
+             on conflict (account_id, event_id) do update
                set reason = excluded.reason, parked_at = clock_timestamp()",
         )
         .bind(event_id)
@@ -470,7 +475,7 @@ impl Store {
     /// through its index, so the events of paused or disabled accounts are never scanned.
     pub async fn parked_ready(&self, limit: i64) -> Result<Vec<Parked>, StoreError> {
         Ok(sqlx::query_as(
-            "select p.event_id, p.envelope, (extract(epoch from p.parked_at) * 1000000)::bigint as parked_at_us
+            "select a.id as account_id, p.event_id, p.envelope, (extract(epoch from p.parked_at) * 1000000)::bigint as parked_at_us
              from ig_accounts a
              cross join lateral (
                select event_id, envelope, parked_at from parked_events
@@ -485,15 +490,18 @@ impl Store {
 
     /// Forgets parked events sent back to the queue, unless one was parked again since.
     pub async fn unpark(&self, parked: &[Parked]) -> Result<(), StoreError> {
+        let accounts: Vec<Uuid> = parked.iter().map(|p| p.account_id).collect();
         let ids: Vec<&str> = parked.iter().map(|p| p.event_id.as_str()).collect();
         let at: Vec<i64> = parked.iter().map(|p| p.parked_at_us).collect();
         sqlx::query(
-            "delete from parked_events p using unnest($1::text[], $2::bigint[]) as u (event_id, at)
-             where p.event_id = u.event_id
+            "delete from parked_events p
+             using unnest($3::uuid[], $1::text[], $2::bigint[]) as u (account_id, event_id, at)
+             where p.account_id = u.account_id and p.event_id = u.event_id
                and (extract(epoch from p.parked_at) * 1000000)::bigint = u.at",
         )
         .bind(&ids)
         .bind(&at)
+        .bind(&accounts)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -538,16 +546,16 @@ impl Store {
 
     pub async fn finish_action(
         &self,
-        event_id: &str,
+        d: &DecisionRecord<'_>,
         kind: ActionKind,
         r: &ActionRecord,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "update activity set outcome = $3, detail = $4, graph_status = $5, graph_code = $6,
                graph_subcode = $7, response_id = $8, latency_ms = $9, updated_at = now()
-             where event_id = $1 and step = $2",
+             where ig_user_id = $10 and event_id = $1 and step = $2",
         )
-        .bind(event_id)
+        .bind(d.event_id)
         .bind(kind.as_str())
         .bind(r.outcome)
         .bind(&r.detail)
@@ -556,6 +564,7 @@ impl Store {
         .bind(r.graph_subcode.and_then(|c| i32::try_from(c).ok()))
         .bind(&r.response_id)
         .bind(r.latency.and_then(|l| i32::try_from(l.as_millis()).ok()))
+        .bind(d.ig_user_id)
         .execute(&self.pool)
         .await?;
         Ok(())
