@@ -32,6 +32,13 @@ const ALGORITHM: &str = "HMAC-SHA256";
 const MAX_USER_ID_DIGITS: usize = 64;
 /// Hex digits of the confirmation code.
 const CODE_LEN: usize = 20;
+/// How old a signed request may be when it arrives. Meta signs one when the person acts and
+/// sends it at once; the margin is for its retries while our queue is down (a day covers a
+/// long outage). Older ones are refused: a captured request cannot be replayed later, e.g.
+/// to disable an account that has added the app again.
+pub const MAX_AGE_SECONDS: i64 = 24 * 3600;
+/// Clock skew tolerated for a request issued "in the future".
+pub const MAX_SKEW_SECONDS: i64 = 300;
 
 /// Why a callback was refused. The messages never include the signed request or a secret.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -55,6 +62,10 @@ pub enum SignedRequestError {
         field: &'static str,
         problem: &'static str,
     },
+    #[error(
+        "signed_request was issued {age_seconds} s before it arrived; only requests issued within {MAX_AGE_SECONDS} s (and at most {MAX_SKEW_SECONDS} s ahead of this server's clock) are accepted, so an old one cannot be replayed"
+    )]
+    Stale { age_seconds: i64 },
 }
 
 impl SignedRequestError {
@@ -157,10 +168,12 @@ impl SignedRequest {
 }
 
 /// Checks the signature first, so an unsigned request learns nothing about the parsing;
-/// then the payload: HMAC-SHA256, a numeric `user_id` and an integer `issued_at`.
+/// then the payload: HMAC-SHA256, a numeric `user_id` and an integer `issued_at` within
+/// [`MAX_AGE_SECONDS`] of `now_ms`.
 pub fn verify(
     verifier: &Verifier,
     signed_request: &str,
+    now_ms: i64,
 ) -> Result<SignedRequest, SignedRequestError> {
     let (sig, payload) = signed_request
         .split_once('.')
@@ -200,6 +213,10 @@ pub fn verify(
         Some(_) => None,
     }
     .ok_or_else(|| invalid("issued_at", "must be an integer"))?;
+    let age_seconds = (now_ms / 1000).saturating_sub(issued_at);
+    if !(-MAX_SKEW_SECONDS..=MAX_AGE_SECONDS).contains(&age_seconds) {
+        return Err(SignedRequestError::Stale { age_seconds });
+    }
     Ok(SignedRequest {
         user_id: IgUserId::parse(user_id)
             .map_err(|_| invalid("user_id", "must be a numeric id"))?,
@@ -221,6 +238,15 @@ mod tests {
     use super::*;
 
     const PAYLOAD: &str = r#"{"algorithm":"HMAC-SHA256","expires":0,"issued_at":1732200000,"user_id":"17841400000000000"}"#;
+    /// A minute after `PAYLOAD` was issued.
+    const NOW_MS: i64 = 1_732_200_060_000;
+
+    fn verify(
+        verifier: &Verifier,
+        signed_request: &str,
+    ) -> Result<SignedRequest, SignedRequestError> {
+        super::verify(verifier, signed_request, NOW_MS)
+    }
 
     fn verifier(secrets: &[&str]) -> Verifier {
         Verifier::new(
@@ -425,11 +451,42 @@ mod tests {
             assert!(!e.is_forgery());
         }
         // A numeric user id is read as its digits.
-        let numeric = r#"{"algorithm":"HMAC-SHA256","issued_at":"7","user_id":17841400000000000}"#;
+        let numeric =
+            r#"{"algorithm":"HMAC-SHA256","issued_at":"1732200000","user_id":17841400000000000}"#;
         let ok = verify(&v, &signed("s", numeric)).unwrap();
         assert_eq!(
             (ok.user_id().as_str(), ok.issued_at()),
-            ("17841400000000000", 7)
+            ("17841400000000000", 1_732_200_000)
         );
+    }
+
+    #[test]
+    fn stale_and_future_requests_are_refused() {
+        let v = verifier(&["s"]);
+        let request = signed("s", PAYLOAD);
+        let at = |seconds_after: i64| {
+            super::verify(&v, &request, (1_732_200_000 + seconds_after) * 1000)
+        };
+        assert!(at(0).is_ok());
+        assert!(at(MAX_AGE_SECONDS).is_ok());
+        assert!(at(-MAX_SKEW_SECONDS).is_ok());
+        assert_eq!(
+            at(MAX_AGE_SECONDS + 1).unwrap_err(),
+            SignedRequestError::Stale {
+                age_seconds: MAX_AGE_SECONDS + 1
+            }
+        );
+        assert_eq!(
+            at(-MAX_SKEW_SECONDS - 1).unwrap_err(),
+            SignedRequestError::Stale {
+                age_seconds: -MAX_SKEW_SECONDS - 1
+            }
+        );
+        // Extreme values are refused, not overflowed.
+        for issued_at in [i64::MIN, i64::MAX] {
+            let payload = PAYLOAD.replace("1732200000", &issued_at.to_string());
+            let e = verify(&v, &signed("s", &payload)).unwrap_err();
+            assert!(matches!(e, SignedRequestError::Stale { .. }), "{e:?}");
+        }
     }
 }

@@ -22,10 +22,19 @@ use uuid::Uuid;
 
 const WAIT: Duration = Duration::from_secs(30);
 const STATUS_URL: &str = "https://igflow.example/data-deletion";
-/// 2024-11-21T14:40:00Z.
-const ISSUED_AT: i64 = 1_732_200_000;
-/// sha256("17841400000000000:1732200000"), its first 20 hex digits.
-const CODE: &str = "cd66ad9c108579b33638";
+
+/// A minute ago, in seconds: the webhook refuses signed requests older than a day.
+fn issued_at() -> i64 {
+    igflow_core::runtime::now_ms() / 1000 - 60
+}
+
+/// The confirmation code the webhook answers for this signed request.
+fn code_of(env: &TestEnv, signed: &str) -> String {
+    let verifier = Verifier::new(vec![env.app_secret.clone()]);
+    signed_request::verify(&verifier, signed, igflow_core::runtime::now_ms())
+        .expect("the test's signed request verifies")
+        .confirmation_code()
+}
 const OTHER_ACCOUNT: &str = "17841400000000002";
 
 /// A second tenant with its own account, to show a deletion stays within its account.
@@ -58,7 +67,7 @@ fn comment(account: &str, id: &str) -> String {
 /// handler directly (a redelivery that got past the Redis done-marker).
 fn envelope_of(env: &TestEnv, signed: &str, callback: Callback) -> igflow_core::envelope::Envelope {
     let verifier = Verifier::new(vec![env.app_secret.clone()]);
-    signed_request::verify(&verifier, signed)
+    signed_request::verify(&verifier, signed, igflow_core::runtime::now_ms())
         .expect("the test's signed request verifies")
         .envelope(callback, 0)
 }
@@ -99,7 +108,8 @@ async fn a_deauthorized_account_is_disabled_and_its_comments_are_parked_not_sent
     worker.wait_finished(1, WAIT).await.unwrap();
     assert_eq!(env.graph.calls().len(), 2, "private and public reply");
 
-    let signed = signed_request(&env.app_secret, &callback_payload(ACCOUNT, ISSUED_AT));
+    let issued = issued_at();
+    let signed = signed_request(&env.app_secret, &callback_payload(ACCOUNT, issued));
     let url = format!("{}/meta/deauthorize", webhook.base);
     let (status, body) = env.post_form(&url, &callback_form(&signed)).await.unwrap();
     assert_eq!(
@@ -119,9 +129,15 @@ async fn a_deauthorized_account_is_disabled_and_its_comments_are_parked_not_sent
     assert_eq!(disabled.0, "disabled");
     assert_eq!(
         disabled.1.as_deref(),
-        Some("the account removed the app on 2024-11-21T14:40:00Z (Meta's deauthorize callback)")
+        Some(
+            format!(
+                "the account removed the app on {} (Meta's deauthorize callback)",
+                jiff::Timestamp::from_second(issued).unwrap()
+            )
+            .as_str()
+        )
     );
-    let event_id = format!("deauthorize:{ACCOUNT}:{ISSUED_AT}");
+    let event_id = format!("deauthorize:{ACCOUNT}:{issued}");
     let decision: (String, String) = sqlx::query_as(
         "select event_kind, outcome from activity where event_id = $1 and step = 'decision'",
     )
@@ -260,9 +276,11 @@ async fn a_data_deletion_request_deletes_the_account_and_answers_a_stable_code()
     );
     let theirs_before = held(&env, OTHER_ACCOUNT, theirs).await;
 
-    let signed = signed_request(&env.app_secret, &callback_payload(ACCOUNT, ISSUED_AT));
+    let issued = issued_at();
+    let signed = signed_request(&env.app_secret, &callback_payload(ACCOUNT, issued));
     let url = format!("{}/meta/data-deletion", webhook.base);
-    let answer = json!({ "url": format!("{STATUS_URL}?code={CODE}"), "confirmation_code": CODE });
+    let code = code_of(&env, &signed);
+    let answer = json!({ "url": format!("{STATUS_URL}?code={code}"), "confirmation_code": code });
     let (status, body) = env.post_form(&url, &callback_form(&signed)).await.unwrap();
     assert_eq!((status.as_u16(), &body), (200, &answer));
 
@@ -271,7 +289,7 @@ async fn a_data_deletion_request_deletes_the_account_and_answers_a_stable_code()
             "select ig_user_id, extract(epoch from requested_at)::bigint, completed_at::text, detail
              from data_deletion_requests where confirmation_code = $1",
         )
-        .bind(CODE)
+        .bind(&code)
         .fetch_optional(env.store.pool())
     };
     eventually("the deletion completed", WAIT, || async {
@@ -290,8 +308,12 @@ async fn a_data_deletion_request_deletes_the_account_and_answers_a_stable_code()
         "the other tenant untouched"
     );
     let done = request().await.unwrap().unwrap();
+    assert_eq!(
+        deletion_outcome(&env, &code).await.unwrap().0.as_deref(),
+        Some("deleted")
+    );
     assert_eq!(done.0, ACCOUNT);
-    assert_eq!(done.1, ISSUED_AT, "requested when Meta issued it");
+    assert_eq!(done.1, issued, "requested when Meta issued it");
     let detail = done.3.clone().unwrap();
     let secret = format!("{}accounts/{ACCOUNT}/access-token", env.secrets_prefix);
     assert!(
@@ -347,7 +369,7 @@ async fn a_data_deletion_request_deletes_the_account_and_answers_a_stable_code()
 async fn refused_callbacks_answer_a_json_error_and_enqueue_nothing() {
     let env = TestEnv::new().await.unwrap();
     let webhook = env.start_webhook_with(Some(STATUS_URL)).await.unwrap();
-    let payload = callback_payload(ACCOUNT, ISSUED_AT);
+    let payload = callback_payload(ACCOUNT, issued_at());
     let with = |key: &str, value: Value| {
         let mut p = payload.clone();
         p[key] = value;
@@ -397,6 +419,12 @@ async fn refused_callbacks_answer_a_json_error_and_enqueue_nothing() {
             "user_id must be a numeric id",
         ),
         ("no dot", callback_form("abc"), 400, "joined by a dot"),
+        (
+            "issued two days ago",
+            signed(&with("issued_at", json!(issued_at() - 2 * 86_400))),
+            400,
+            "cannot be replayed",
+        ),
         (
             "no signed_request",
             "signed=1".to_owned(),
@@ -460,7 +488,7 @@ async fn refused_callbacks_answer_a_json_error_and_enqueue_nothing() {
             m.callback_signature_failures,
             m.malformed_callbacks
         ),
-        (0, 3, 3 * 8 + 1)
+        (0, 3, 3 * 9 + 1)
     );
 
     // The genuine request, under API Gateway's stage prefix, goes through.
@@ -473,7 +501,7 @@ async fn refused_callbacks_answer_a_json_error_and_enqueue_nothing() {
         .unwrap();
     assert_eq!(
         (status.as_u16(), body["confirmation_code"].as_str()),
-        (200, Some(CODE))
+        (200, Some(code_of(&env, &good).as_str()))
     );
     assert_eq!(env.queue_depth().await.unwrap(), (1, 0));
     let m = webhook.metrics.peek();
@@ -495,7 +523,7 @@ async fn a_callback_the_queue_refuses_is_answered_503_so_meta_retries() {
         .unwrap();
     let form = callback_form(&signed_request(
         &env.app_secret,
-        &callback_payload(ACCOUNT, ISSUED_AT),
+        &callback_payload(ACCOUNT, issued_at()),
     ));
     for route in ["/meta/deauthorize", "/meta/data-deletion"] {
         let (status, body) = env
@@ -515,7 +543,7 @@ async fn the_lambda_entry_point_takes_the_callbacks_form_posts() {
     let (app, _) = env.webhook_app_with(Some(STATUS_URL)).await.unwrap();
     let form = callback_form(&signed_request(
         &env.app_secret,
-        &callback_payload(ACCOUNT, ISSUED_AT),
+        &callback_payload(ACCOUNT, issued_at()),
     ));
     for (i, route) in ["/meta/deauthorize", "/meta/data-deletion"]
         .into_iter()
@@ -532,4 +560,116 @@ async fn the_lambda_entry_point_takes_the_callbacks_form_posts() {
         assert_eq!(response.status(), 200, "{route}");
         assert_eq!(env.queue_depth().await.unwrap(), (i as u64 + 1, 0));
     }
+}
+
+/// What a request's `data_deletion_requests` row says: outcome and detail.
+async fn deletion_outcome(env: &TestEnv, code: &str) -> Option<(Option<String>, Option<String>)> {
+    sqlx::query_as(
+        "select outcome, detail from data_deletion_requests where confirmation_code = $1",
+    )
+    .bind(code)
+    .fetch_optional(env.store.pool())
+    .await
+    .expect("deletion request query")
+}
+
+/// Meta's signed request does not say which callback it is for: a deauthorize request
+/// replayed at the data deletion URL deletes nothing, a deletion request replayed at the
+/// deauthorize URL disables nothing, and a deletion for an id igflow never held is recorded
+/// as "nothing to delete", not as done.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_sent_to_the_other_callback_is_refused_and_nothing_is_deleted() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    let webhook = env.start_webhook_with(Some(STATUS_URL)).await.unwrap();
+    let worker = env.start_worker().await.unwrap();
+    assert_eq!(
+        env.post_signed(&webhook.url, &comment(ACCOUNT, "17900000000003001"))
+            .await
+            .unwrap(),
+        200
+    );
+    worker.wait_finished(1, WAIT).await.unwrap();
+    let mine = account_uuid(&env, ACCOUNT).await;
+    let before = held(&env, ACCOUNT, mine).await;
+
+    let deauthorize = format!("{}/meta/deauthorize", webhook.base);
+    let deletion = format!("{}/meta/data-deletion", webhook.base);
+    let captured = signed_request(&env.app_secret, &callback_payload(ACCOUNT, issued_at()));
+    let (status, _) = env
+        .post_form(&deauthorize, &callback_form(&captured))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    worker.wait_finished(2, WAIT).await.unwrap();
+    // The webhook cannot tell (it holds no state); the worker refuses it.
+    let (status, _) = env
+        .post_form(&deletion, &callback_form(&captured))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    worker.wait_finished(3, WAIT).await.unwrap();
+    let (outcome, detail) = deletion_outcome(&env, &code_of(&env, &captured))
+        .await
+        .expect("the refusal is recorded for the status page");
+    assert_eq!(outcome.as_deref(), Some("refused"));
+    let detail = detail.unwrap_or_default();
+    assert!(
+        detail.contains("first sent to the app_deauthorized callback"),
+        "{detail}"
+    );
+    assert_eq!(
+        held(&env, ACCOUNT, mine).await[..4],
+        before[..4],
+        "nothing deleted"
+    );
+    let status: String = sqlx::query_scalar("select status from ig_accounts where id = $1")
+        .bind(mine)
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "disabled", "the deauthorization itself stands");
+
+    // An id igflow never held: nothing to delete, said so.
+    let stranger = "17841400000000099";
+    let request = signed_request(&env.app_secret, &callback_payload(stranger, issued_at()));
+    let (status, _) = env
+        .post_form(&deletion, &callback_form(&request))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    worker.wait_finished(4, WAIT).await.unwrap();
+    let (outcome, detail) = deletion_outcome(&env, &code_of(&env, &request))
+        .await
+        .expect("the request is recorded");
+    assert_eq!(outcome.as_deref(), Some("nothing_to_delete"));
+    assert!(detail.unwrap_or_default().contains("nothing to delete"));
+
+    // The same deletion request at the deauthorize URL: recorded as a refused replay.
+    let (status, _) = env
+        .post_form(&deauthorize, &callback_form(&request))
+        .await
+        .unwrap();
+    assert_eq!(status, 200);
+    worker.wait_finished(5, WAIT).await.unwrap();
+    let decision: (String, String) = sqlx::query_as(
+        "select outcome, detail from activity where event_id = $1 and step = 'decision'",
+    )
+    .bind(
+        envelope_of(&env, &request, Callback::Deauthorize)
+            .event_id
+            .as_str(),
+    )
+    .fetch_one(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(decision.0, "refused_replay");
+    assert!(
+        decision
+            .1
+            .contains("first sent to the data_deletion callback"),
+        "{}",
+        decision.1
+    );
+    worker.stop().await.unwrap();
 }

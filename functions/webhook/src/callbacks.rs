@@ -106,7 +106,7 @@ async fn accept(state: &AppState, callback: Callback, form: CallbackBody) -> Res
         }
     };
     let keys = state.keys.current();
-    let request = match signed_request::verify(&keys.verifier, &raw) {
+    let request = match signed_request::verify(&keys.verifier, &raw, received_at_ms) {
         Ok(r) => r,
         Err(e) => {
             let status = if e.is_forgery() {

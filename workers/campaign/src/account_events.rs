@@ -9,6 +9,11 @@
 //! Each runs in one transaction with its own idempotency record (the activity decision row,
 //! the `data_deletion_requests` row), so a redelivery that slips past the Redis done-marker
 //! changes nothing.
+//!
+//! Meta's signed request does not say which callback it is for, so the first callback a
+//! request reaches claims it (`app_callback_requests`, by the request's SHA-256, which the
+//! webhook puts in `delivery_id`) and the other callback refuses it: a captured deauthorize
+//! request cannot delete an account's data.
 
 use igflow_core::envelope::{Envelope, EventKind};
 use igflow_core::failure::Failure;
@@ -20,11 +25,84 @@ use crate::store::{Store, StoreError};
 
 /// Handles an `app_deauthorized` or `data_deletion` envelope; other kinds are not for here.
 pub async fn handle(store: &Store, env: &Envelope) -> Result<(), Failure> {
+    if !matches!(
+        env.kind,
+        EventKind::AppDeauthorized | EventKind::DataDeletion
+    ) {
+        return Ok(());
+    }
+    let first = first_callback(store, env).await?;
+    if first != env.kind.as_str() {
+        return refuse_replay(store, env, &first).await;
+    }
     match env.kind {
         EventKind::AppDeauthorized => deauthorize(store, env).await,
-        EventKind::DataDeletion => delete_data(store, env).await,
-        _ => Ok(()),
+        _ => delete_data(store, env).await,
     }
+}
+
+/// The callback this envelope's signed request reached first: this one, or the other.
+async fn first_callback(store: &Store, env: &Envelope) -> Result<String, Failure> {
+    let digest = env.delivery_id.as_str();
+    if digest.len() != 64
+        || !digest
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    {
+        return Err(Failure::permanent(
+            "app callback envelope has no signed_request SHA-256 in delivery_id; only the webhook's envelopes are handled",
+        ));
+    }
+    sqlx::query_scalar(
+        "insert into app_callback_requests (request_sha256, callback, ig_user_id)
+         values ($1, $2, $3)
+         on conflict (request_sha256) do update set callback = app_callback_requests.callback
+         returning callback",
+    )
+    .bind(digest)
+    .bind(env.kind.as_str())
+    .bind(env.account_id.as_str())
+    .fetch_one(store.pool())
+    .await
+    .map_err(db)
+}
+
+/// Records, and does nothing else for, a signed request that already came to the other
+/// callback.
+async fn refuse_replay(store: &Store, env: &Envelope, first: &str) -> Result<(), Failure> {
+    let detail = format!(
+        "refused: this signed_request was first sent to the {first} callback; Meta signs a new request for each callback, so this one is a replay. Nothing was changed."
+    );
+    if env.kind == EventKind::DataDeletion {
+        sqlx::query(
+            "insert into data_deletion_requests
+               (confirmation_code, ig_user_id, requested_at, completed_at, outcome, detail)
+             values ($1, $2, to_timestamp($3::bigint / 1000.0), now(), 'refused', $4)
+             on conflict (confirmation_code) do nothing",
+        )
+        .bind(confirmation_code(env)?)
+        .bind(env.account_id.as_str())
+        .bind(env.occurred_at_ms)
+        .bind(&detail)
+        .execute(store.pool())
+        .await
+        .map_err(db)?;
+    } else {
+        sqlx::query(
+            "insert into activity (ig_user_id, event_id, event_kind, step, outcome, detail)
+             values ($1, $2, $3, 'decision', 'refused_replay', $4)
+             on conflict (event_id, step) do nothing",
+        )
+        .bind(env.account_id.as_str())
+        .bind(env.event_id.as_str())
+        .bind(env.kind.as_str())
+        .bind(&detail)
+        .execute(store.pool())
+        .await
+        .map_err(db)?;
+    }
+    tracing::warn!(first_callback = first, "app callback refused as a replay");
+    Ok(())
 }
 
 fn db(e: sqlx::Error) -> Failure {
@@ -107,6 +185,16 @@ struct DeletionItem {
     confirmation_code: String,
 }
 
+fn confirmation_code(env: &Envelope) -> Result<String, Failure> {
+    serde_json::from_str::<DeletionItem>(env.item.get())
+        .map(|i| i.confirmation_code)
+        .ok()
+        .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .ok_or_else(|| {
+            Failure::permanent("data deletion envelope has no alphanumeric confirmation_code")
+        })
+}
+
 /// What one deletion removed.
 #[derive(Debug, Default)]
 struct Deleted {
@@ -118,17 +206,35 @@ struct Deleted {
     message_errors: u64,
 }
 
+impl Deleted {
+    fn nothing(&self) -> bool {
+        !self.account
+            && [
+                self.campaigns,
+                self.contacts,
+                self.activity,
+                self.parked,
+                self.message_errors,
+            ]
+            .iter()
+            .all(|n| *n == 0)
+    }
+
+    /// `data_deletion_requests.outcome`.
+    fn outcome(&self) -> &'static str {
+        if self.nothing() {
+            "nothing_to_delete"
+        } else {
+            "deleted"
+        }
+    }
+}
+
 /// Deletes everything igflow holds about the account in one transaction and records the
 /// request as done. The access token secret in Secrets Manager stays: the worker may only
 /// read secrets, so deleting it is the operator's step, named in `detail` and the log.
 async fn delete_data(store: &Store, env: &Envelope) -> Result<(), Failure> {
-    let code = serde_json::from_str::<DeletionItem>(env.item.get())
-        .map(|i| i.confirmation_code)
-        .ok()
-        .filter(|c| !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric()))
-        .ok_or_else(|| {
-            Failure::permanent("data deletion envelope has no alphanumeric confirmation_code")
-        })?;
+    let code = confirmation_code(env)?;
     let mut tx = store.pool().begin().await.map_err(db)?;
     // Recorded first and locked: a concurrent or later copy of the request waits here and
     // then finds it completed.
@@ -174,10 +280,11 @@ async fn delete_data(store: &Store, env: &Envelope) -> Result<(), Failure> {
     let token_secret = account.map(|(_, secret)| secret);
     let detail = describe(&deleted, token_secret.as_deref());
     sqlx::query(
-        "update data_deletion_requests set completed_at = now(), detail = $2
+        "update data_deletion_requests set completed_at = now(), outcome = $2, detail = $3
          where confirmation_code = $1",
     )
     .bind(&code)
+    .bind(deleted.outcome())
     .bind(&detail)
     .execute(&mut *tx)
     .await
@@ -253,6 +360,7 @@ fn describe(d: &Deleted, token_secret: Option<&str>) -> String {
         d.campaigns, d.contacts, d.activity, d.parked, d.message_errors
     );
     match (d.account, token_secret) {
+        _ if d.nothing() => "igflow held nothing for this Instagram id (no account, no activity): nothing to delete.".to_owned(),
         (true, Some(secret)) => format!(
             "deleted the account and {rows}. Operator step left: delete the access token secret {secret:?} in Secrets Manager (the worker may only read secrets)."
         ),
@@ -285,6 +393,14 @@ mod tests {
             "{text}"
         );
         let none = describe(&Deleted::default(), None);
-        assert!(none.starts_with("igflow held no account"), "{none}");
+        assert!(none.contains("nothing to delete"), "{none}");
+        assert_eq!(Deleted::default().outcome(), "nothing_to_delete");
+        let decisions = Deleted {
+            activity: 1,
+            ..Deleted::default()
+        };
+        assert_eq!(decisions.outcome(), "deleted");
+        let text = describe(&decisions, None);
+        assert!(text.starts_with("igflow held no account"), "{text}");
     }
 }
