@@ -10,6 +10,8 @@ source .local/env
 # start the suite from an empty emulator (a running demo recreates its queues on restart).
 python3 -c 'import os, urllib.request; urllib.request.urlopen(urllib.request.Request(os.environ["AWS_ENDPOINT_URL"] + "/moto-api/reset", method="POST"), timeout=30)' 
 scripts/lint-template.sh
+# Alarms vs runbook and emitted metrics, IAM vs the code's AWS calls; proves each check bites.
+python3 scripts/check-ops.py --self-test
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 # The fault tests run the real igflow-worker binary as separate processes.

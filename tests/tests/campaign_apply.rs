@@ -280,3 +280,30 @@ async fn files_and_the_dashboard_never_lose_each_others_campaigns() {
     );
     assert_eq!(snapshot(&env).await, before);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_nearing_its_60_days_is_reported_until_apply_writes_a_fresh_one() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    let fresh = env.store.health().await.unwrap();
+    assert_eq!(fresh.tokens_expiring, 0, "a token just written is fine");
+    assert!(
+        fresh.connections_percent > 0.0 && fresh.connections_percent <= 100.0,
+        "this test's own connection counts: {}",
+        fresh.connections_percent
+    );
+    sqlx::query(
+        "update ig_accounts set token_updated_at = now() - interval '54 days' where ig_user_id = $1",
+    )
+    .bind(ACCOUNT)
+    .execute(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(env.store.health().await.unwrap().tokens_expiring, 1);
+    env.apply(&campaigns_yaml()).await.unwrap();
+    assert_eq!(
+        env.store.health().await.unwrap().tokens_expiring,
+        0,
+        "applying the refreshed token clears TokensExpiringSoon"
+    );
+}

@@ -262,6 +262,11 @@ async fn a_comment_older_than_seven_days_gets_no_private_reply_and_says_why() {
         .accepted(|k| matches!(k, CallKind::PublicReply { .. }))
         .len();
     assert_eq!(publics, 2, "public replies have no window");
+    assert_eq!(
+        worker.stats.snapshot().window_drops,
+        1,
+        "the fleet-wide WindowDrops alarm metric counts the drop"
+    );
     worker.stop().await.unwrap();
 }
 
@@ -634,6 +639,11 @@ async fn once_meta_throttles_an_account_none_of_its_calls_go_out_until_the_wait_
         "[throttled] refused={refused}; first call after the throttle: {earliest_after:.2} s (pause 3 s)"
     );
     assert_eq!(refused, 1, "only the call Meta throttled was refused");
+    assert_eq!(
+        worker.stats.snapshot().throttled,
+        1,
+        "the Throttled alarm metric counts Meta's refusal"
+    );
     assert!(
         earliest_after >= 2.9,
         "calls held back for the pause: {earliest_after:.2} s"

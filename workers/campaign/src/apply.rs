@@ -171,7 +171,7 @@ async fn upsert_account(
          values ($1, $2, $3, $4, $5, $6, $7)
          on conflict (ig_user_id) do update set
            username = excluded.username, login_flavor = excluded.login_flavor, page_id = excluded.page_id,
-           token_secret_ref = excluded.token_secret_ref, limits = excluded.limits,
+           token_secret_ref = excluded.token_secret_ref, token_updated_at = now(), limits = excluded.limits,
            status = case when ig_accounts.status = 'paused' then 'active' else ig_accounts.status end,
            status_reason = case when ig_accounts.status = 'paused' then null else ig_accounts.status_reason end,
            updated_at = now()

@@ -75,6 +75,7 @@ impl Worker {
         let stats = Arc::new(Stats::default());
         let sqs = aws_sdk_sqs::Client::new(aws);
         let retention = config.retention_days.map(|days| (store.clone(), days));
+        let reporter_store = store.clone();
         let unparker = Unparker {
             store: store.clone(),
             queue: QueueSender::new(sqs.clone(), config.queue_url.clone()),
@@ -127,6 +128,7 @@ impl Worker {
             consumers: config.consumers,
             unparker,
             reporter: Reporter {
+                store: reporter_store,
                 stats: Arc::clone(&stats),
                 latencies,
                 limiter,

@@ -12,6 +12,7 @@ use tokio_util::sync::CancellationToken;
 use crate::classify::{BreakerState, IntentClassifier};
 use crate::ratelimit::{CallClass, Meter, RateLimiter};
 use crate::stats::{Snapshot, Stats};
+use crate::store::{Health, Store};
 
 /// `accounts_paused` → `AccountsPaused`.
 fn metric_name(field: &str) -> String {
@@ -79,6 +80,7 @@ impl Latencies {
 }
 
 pub struct Reporter {
+    pub store: Store,
     pub stats: Arc<Stats>,
     pub latencies: Arc<Latencies>,
     pub limiter: Arc<RateLimiter>,
@@ -94,6 +96,20 @@ fn breaker_document(state: BreakerState, timestamp_ms: i64) -> String {
         .dimension("Service", "worker")
         .count("BreakerOpen", u64::from(open))
         .property("BreakerState", state.as_str())
+        .render(timestamp_ms)
+}
+
+/// Token expiry and Postgres connections as gauges: every worker reports the same fleet-wide
+/// values, so alarms take the maximum.
+fn health_document(health: Health, timestamp_ms: i64) -> String {
+    let percent = health.connections_percent.clamp(0.0, 100.0).round() as u8;
+    Document::new()
+        .dimension("Service", "worker")
+        .count(
+            "TokensExpiringSoon",
+            u64::try_from(health.tokens_expiring).unwrap_or(0),
+        )
+        .percent("PostgresConnectionsPercent", percent)
         .render(timestamp_ms)
 }
 
@@ -139,6 +155,13 @@ impl Reporter {
             lines.extend(self.latencies.documents(timestamp));
             lines.extend(document(&now, &last, timestamp));
             lines.push(breaker_document(self.classifier.breaker_state(), timestamp));
+            // Not at shutdown: a stopping worker need not wait for Postgres.
+            if !stop {
+                match self.store.health().await {
+                    Ok(health) => lines.push(health_document(health, timestamp)),
+                    Err(e) => tracing::warn!(error = %e, "fleet health not read for the metrics"),
+                }
+            }
             write_metrics(&lines);
             last = now;
             if stop {
@@ -178,6 +201,19 @@ mod tests {
         );
         assert_eq!(v["Service"], "worker");
         assert_eq!(document(&now, &now, 1), None);
+    }
+
+    #[test]
+    fn health_becomes_gauges_for_the_token_and_connection_alarms() {
+        let health = Health {
+            tokens_expiring: 2,
+            connections_percent: 81.6,
+        };
+        let v: Value = serde_json::from_str(&health_document(health, 1)).unwrap();
+        assert_eq!(
+            (&v["TokensExpiringSoon"], &v["PostgresConnectionsPercent"]),
+            (&Value::from(2), &Value::from(82))
+        );
     }
 
     #[test]

@@ -712,6 +712,7 @@ impl Pipeline {
         let class = class_of(action.kind);
         let window = self.window_closes(env, target, action.kind);
         let dropped = |reason: String| {
+            Stats::add(&self.stats.window_drops);
             self.limiter
                 .meter
                 .add(&account.ig_user_id, class, |c| c.window_drops += 1);
@@ -818,6 +819,7 @@ impl Pipeline {
         }) = &result
             && (code.is_some_and(is_throttling) || *status == Some(429))
         {
+            Stats::add(&self.stats.throttled);
             // Code 4 is the app's own limit: every account's calls wait.
             let scope = if *code == Some(APP_THROTTLED) {
                 Throttled::App

@@ -67,6 +67,12 @@ counters!(
     /// Times the model's circuit breaker opened: an alarm metric (the current state is
     /// `IntentClassifier::breaker_state`).
     breaker_opened,
+    /// Actions dropped because Meta's window had closed (or would before their slot), all
+    /// accounts together: an alarm metric (per account in `WindowDrops` by `Account`).
+    window_drops,
+    /// Graph API calls Meta refused for a rate limit (throttling codes or HTTP 429): an alarm
+    /// metric, since the budgets are meant to keep every call inside Meta's limits.
+    throttled,
 );
 
 impl Stats {
