@@ -91,7 +91,7 @@ async fn refuse_replay(store: &Store, env: &Envelope, first: &str) -> Result<(),
         sqlx::query(
             "insert into activity (ig_user_id, event_id, event_kind, step, outcome, detail)
              values ($1, $2, $3, 'decision', 'refused_replay', $4)
-             on conflict (event_id, step) do nothing",
+             on conflict (ig_user_id, event_id, step) do nothing",
         )
         .bind(env.account_id.as_str())
         .bind(env.event_id.as_str())
