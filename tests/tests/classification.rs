@@ -20,8 +20,11 @@ use igflow_worker::redis::{RedisKeys, connect};
 use igflow_worker::stats::Stats;
 use secrecy::SecretString;
 use serde_json::json;
+use uuid::{Uuid, uuid};
 
 const MODEL: &str = "llama3.2:1b-test";
+/// The tenant the comments are classified for, unless a test says otherwise.
+const TENANT: Uuid = uuid!("a0000000-0000-4000-8000-00000000000a");
 
 fn intents() -> Vec<Intent> {
     vec![
@@ -75,7 +78,7 @@ impl Setup {
     }
 
     async fn classify(&self, text: &str) -> Classification {
-        self.classifier.classify(text, &intents()).await
+        self.classifier.classify(TENANT, text, &intents()).await
     }
 }
 
@@ -231,7 +234,12 @@ async fn a_hanging_model_opens_the_breaker_and_it_closes_after_recovery() {
         (0..4).map(|i| format!("probe {i}")).collect::<Vec<_>>(),
         intents(),
     );
-    let answers = join_all(texts.iter().map(|t| s.classifier.classify(t, &intents))).await;
+    let answers = join_all(
+        texts
+            .iter()
+            .map(|t| s.classifier.classify(TENANT, t, &intents)),
+    )
+    .await;
     let timeouts = answers
         .iter()
         .filter(|a| a.source == fallback(FallbackReason::Timeout))
@@ -292,6 +300,40 @@ async fn slow_answers_are_used_but_open_the_breaker() {
     assert_eq!(s.server.calls(), 2);
 }
 
+/// Each tenant has its own breaker: one whose calls time out falls back to keywords alone,
+/// and the others still get the model's answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tenants_failing_calls_open_only_its_own_breaker() {
+    let s = Setup::new(Mode::Hang, |c| c.timeout = Duration::from_millis(200)).await;
+    for i in 0..3 {
+        assert_eq!(
+            s.classify(&format!("hello {i}")).await.source,
+            fallback(FallbackReason::Timeout)
+        );
+    }
+    assert_eq!(
+        s.classifier.tenant_breaker_state(TENANT),
+        BreakerState::Open
+    );
+    assert_eq!(s.classifier.breaker_state(), BreakerState::Open);
+
+    s.server.set_mode(Mode::Label("purchase".into()));
+    let other = uuid!("b0000000-0000-4000-8000-00000000000b");
+    assert_eq!(
+        s.classifier.classify(other, "how much?", &intents()).await,
+        by_model(Some("purchase"))
+    );
+    assert_eq!(
+        s.classifier.tenant_breaker_state(other),
+        BreakerState::Closed
+    );
+    assert_eq!(
+        s.classify("take my money").await.source,
+        fallback(FallbackReason::BreakerOpen)
+    );
+    assert_eq!(s.server.calls(), 4);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn identical_comments_reach_the_model_once() {
     let s = Setup::new(Mode::Label("purchase".into()), |_| {}).await;
@@ -308,7 +350,7 @@ async fn identical_comments_reach_the_model_once() {
     // Another intent set is another question.
     let mut edited = intents();
     edited[0].description = "wants a discount".into();
-    let answer = s.classifier.classify("price", &edited).await;
+    let answer = s.classifier.classify(TENANT, "price", &edited).await;
     assert_eq!(answer, by_model(Some("purchase")));
     assert_eq!(s.server.calls(), 2);
     let stats = s.stats.snapshot();

@@ -2,11 +2,13 @@
 //! campaign's intents a comment expresses, if any. The model helps but is never depended on:
 //! no model, an open circuit breaker, a timeout or an error each give a keyword-only decision
 //! at once, and answers are cached in Redis so that repeated comments ask the model once.
+//! Each tenant has its own breaker: one tenant's slow or failing calls (say, campaigns with
+//! long intent descriptions) leave every other tenant's classification alone.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use failsafe::backoff::{self, Constant};
@@ -27,6 +29,7 @@ use ollama_rs::models::ModelOptions;
 use schemars::json_schema;
 use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
+use uuid::Uuid;
 
 use crate::config::ClassifierConfig;
 use crate::redis::RedisKeys;
@@ -36,6 +39,9 @@ use crate::stats::Stats;
 pub const NONE: &str = "none";
 /// How long a model's answer is reused for the same comment and intents.
 pub const CACHE_TTL: Duration = Duration::from_secs(24 * 3600);
+/// Tenants whose breakers a process keeps. When full, the closed breakers are dropped (a
+/// closed breaker only holds recent failure counts); open and half-open ones are kept.
+pub const MAX_BREAKERS: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Classification {
@@ -125,6 +131,7 @@ const HALF_OPEN: u8 = 2;
 
 /// failsafe keeps its state private; its instrument hooks mirror it here and count openings.
 struct Observer {
+    tenant: Uuid,
     state: Arc<AtomicU8>,
     stats: Arc<Stats>,
 }
@@ -135,7 +142,10 @@ impl Instrument for Observer {
     fn on_open(&self) {
         self.state.store(OPEN, Ordering::Relaxed);
         Stats::add(&self.stats.breaker_opened);
-        tracing::warn!("intent model breaker opened: keyword-only decisions until it recovers");
+        tracing::warn!(
+            tenant = %self.tenant,
+            "intent model breaker opened: keyword-only decisions for the tenant until it recovers"
+        );
     }
 
     fn on_half_open(&self) {
@@ -145,7 +155,7 @@ impl Instrument for Observer {
     fn on_closed(&self) {
         // failsafe also calls this when the breaker is built: only a recovery is news.
         if self.state.swap(CLOSED, Ordering::Relaxed) != CLOSED {
-            tracing::info!("intent model breaker closed");
+            tracing::info!(tenant = %self.tenant, "intent model breaker closed");
         }
     }
 }
@@ -176,24 +186,17 @@ impl From<OllamaError> for CallError {
     }
 }
 
-struct Model {
-    ollama: Ollama,
-    name: String,
-    timeout: Duration,
-    slow_call: Duration,
-    breaker: StateMachine<Policy, Observer>,
+/// One tenant's circuit breaker.
+struct Breaker {
+    machine: StateMachine<Policy, Observer>,
     state: Arc<AtomicU8>,
     /// failsafe lets every call through while half-open; one probe at a time is enough, the
     /// others fall back at once instead of all waiting on a model that may still hang.
     probe: Semaphore,
 }
 
-impl Model {
-    fn new(
-        url: reqwest::Url,
-        config: &ClassifierConfig,
-        stats: Arc<Stats>,
-    ) -> Result<Self, reqwest::Error> {
+impl Breaker {
+    fn new(config: &ClassifierConfig, tenant: Uuid, stats: Arc<Stats>) -> Self {
         let open_for = backoff::constant(config.open_for);
         // failsafe counts the window in whole seconds and divides by it.
         let window = Duration::from_secs(config.window.as_secs().max(1));
@@ -205,13 +208,43 @@ impl Model {
         )
         .or_else(consecutive_failures(config.failures, open_for));
         let state = Arc::new(AtomicU8::new(CLOSED));
-        let breaker = Config::new()
+        let machine = Config::new()
             .failure_policy(policy)
             .instrument(Observer {
+                tenant,
                 state: Arc::clone(&state),
                 stats,
             })
             .build();
+        Self {
+            machine,
+            state,
+            probe: Semaphore::new(1),
+        }
+    }
+
+    fn state(&self) -> BreakerState {
+        BreakerState::from_u8(self.state.load(Ordering::Relaxed))
+    }
+}
+
+struct Model {
+    ollama: Ollama,
+    name: String,
+    timeout: Duration,
+    slow_call: Duration,
+    /// What every tenant's breaker is built from.
+    config: ClassifierConfig,
+    breakers: Mutex<HashMap<Uuid, Arc<Breaker>>>,
+    stats: Arc<Stats>,
+}
+
+impl Model {
+    fn new(
+        url: reqwest::Url,
+        config: &ClassifierConfig,
+        stats: Arc<Stats>,
+    ) -> Result<Self, reqwest::Error> {
         Ok(Self {
             ollama: Ollama::builder()
                 .url(url)
@@ -220,22 +253,57 @@ impl Model {
             name: config.model.clone(),
             timeout: config.timeout,
             slow_call: config.slow_call,
-            breaker,
-            state,
-            probe: Semaphore::new(1),
+            config: config.clone(),
+            breakers: Mutex::default(),
+            stats,
         })
     }
 
-    fn state(&self) -> BreakerState {
-        BreakerState::from_u8(self.state.load(Ordering::Relaxed))
+    /// The tenant's breaker, made on first use.
+    fn breaker(&self, tenant: Uuid) -> Arc<Breaker> {
+        let mut breakers = self.breakers.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(breaker) = breakers.get(&tenant) {
+            return Arc::clone(breaker);
+        }
+        if breakers.len() >= MAX_BREAKERS {
+            breakers.retain(|_, b| b.state() != BreakerState::Closed);
+            if breakers.len() >= MAX_BREAKERS {
+                // Every tenant's model calls fail: the model is down for all; start afresh.
+                breakers.clear();
+            }
+        }
+        let breaker = Arc::new(Breaker::new(&self.config, tenant, Arc::clone(&self.stats)));
+        breakers.insert(tenant, Arc::clone(&breaker));
+        breaker
     }
 
-    /// The model's raw answer, through the breaker and within the timeout.
-    async fn ask(&self, text: &str, intents: &[Intent]) -> Result<String, FallbackReason> {
-        let _probe = match self.state() {
+    /// The worst state of any tenant's breaker: open if one is open.
+    fn state(&self) -> BreakerState {
+        let breakers = self.breakers.lock().unwrap_or_else(PoisonError::into_inner);
+        breakers
+            .values()
+            .map(|b| b.state())
+            .max_by_key(|s| match s {
+                BreakerState::Open => 2,
+                BreakerState::HalfOpen => 1,
+                _ => 0,
+            })
+            .unwrap_or(BreakerState::Closed)
+    }
+
+    /// The model's raw answer, through the tenant's breaker and within the timeout.
+    async fn ask(
+        &self,
+        tenant: Uuid,
+        text: &str,
+        intents: &[Intent],
+    ) -> Result<String, FallbackReason> {
+        let breaker = self.breaker(tenant);
+        let _probe = match breaker.state() {
             BreakerState::Closed => None,
             _ => Some(
-                self.probe
+                breaker
+                    .probe
                     .try_acquire()
                     .map_err(|_| FallbackReason::BreakerOpen)?,
             ),
@@ -254,7 +322,7 @@ impl Model {
             }
             Ok(content)
         };
-        match self.breaker.call(call).await {
+        match breaker.machine.call(call).await {
             Ok(content) => Ok(content),
             Err(failsafe::Error::Rejected) => Err(FallbackReason::BreakerOpen),
             Err(failsafe::Error::Inner(CallError::Slow { took, content })) => {
@@ -273,11 +341,11 @@ impl Model {
 }
 
 /// Says which intent a comment expresses. Build one per worker process and share it (in an
-/// `Arc`), so that every consumer goes through the same breaker.
+/// `Arc`), so that every consumer goes through the same breakers.
 pub struct IntentClassifier {
     model: Option<Model>,
     /// One lock per text being classified right now.
-    flights: std::sync::Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
+    flights: Mutex<HashMap<String, Weak<tokio::sync::Mutex<()>>>>,
     /// Where answers are cached; `simulate` runs without one.
     cache: Option<(Client, RedisKeys)>,
     stats: Arc<Stats>,
@@ -296,21 +364,34 @@ impl IntentClassifier {
             .transpose()?;
         Ok(Self {
             model,
-            flights: std::sync::Mutex::default(),
+            flights: Mutex::default(),
             cache,
             stats,
         })
     }
 
+    /// Open while any tenant's breaker is open (the alarm's metric).
     pub fn breaker_state(&self) -> BreakerState {
         self.model
             .as_ref()
             .map_or(BreakerState::Unavailable, Model::state)
     }
 
-    /// Which of `intents` the comment `text` expresses. Never fails: without an answer the
-    /// result is no intent, with the reason as its source.
-    pub async fn classify(&self, text: &str, intents: &[Intent]) -> Classification {
+    /// The state of this tenant's breaker.
+    pub fn tenant_breaker_state(&self, tenant: Uuid) -> BreakerState {
+        self.model.as_ref().map_or(BreakerState::Unavailable, |m| {
+            m.breakers
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&tenant)
+                .map_or(BreakerState::Closed, |b| b.state())
+        })
+    }
+
+    /// Which of `intents` the comment `text` expresses, for a campaign of `tenant` (whose
+    /// breaker the call goes through). Never fails: without an answer the result is no
+    /// intent, with the reason as its source.
+    pub async fn classify(&self, tenant: Uuid, text: &str, intents: &[Intent]) -> Classification {
         let Some(model) = &self.model else {
             return self.fallback(FallbackReason::NoModel);
         };
@@ -329,7 +410,7 @@ impl IntentClassifier {
                 source: Source::Cache,
             };
         }
-        let answer = match model.ask(text, intents).await {
+        let answer = match model.ask(tenant, text, intents).await {
             Ok(answer) => answer,
             Err(reason) => return self.fallback(reason),
         };
@@ -352,10 +433,7 @@ impl IntentClassifier {
 
     /// The lock shared by everyone classifying `key` now; gone once the last one is done.
     fn in_flight(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
-        let mut flights = self
-            .flights
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
         flights.retain(|_, lock| lock.strong_count() > 0);
         if let Some(lock) = flights.get(key).and_then(Weak::upgrade) {
             return lock;
@@ -543,6 +621,23 @@ mod tests {
             description: format!("about {name}"),
             examples: vec![],
         }
+    }
+
+    #[test]
+    fn breakers_are_kept_for_a_bounded_number_of_tenants() {
+        let env = igflow_core::env::Env::from_map(HashMap::from([(
+            "OLLAMA_URL".to_owned(),
+            "http://127.0.0.1:9".to_owned(),
+        )]));
+        let config = ClassifierConfig::from_env(&env).unwrap();
+        let url = config.ollama_url.clone().unwrap();
+        let model = Model::new(url, &config, Arc::default()).unwrap();
+        for _ in 0..=MAX_BREAKERS {
+            model.breaker(Uuid::new_v4());
+        }
+        let kept = model.breakers.lock().unwrap().len();
+        assert!((1..=MAX_BREAKERS).contains(&kept), "{kept}");
+        assert_eq!(model.state(), BreakerState::Closed);
     }
 
     #[test]

@@ -15,6 +15,7 @@ use igflow_core::runtime::now_ms;
 use igflow_core::window;
 use secrecy::SecretString;
 use tracing::Instrument;
+use uuid::Uuid;
 
 use crate::account_events;
 use crate::cache::AccountCache;
@@ -422,7 +423,9 @@ impl Pipeline {
         );
         let mut why = None;
         if decision == Decision::NoMatch {
-            (decision, why) = self.by_intent(env, &campaigns, comment).await;
+            (decision, why) = self
+                .by_intent(env, account.tenant_id, &campaigns, comment)
+                .await;
         }
         self.decided(env, account, base, contact, decision, why, &target)
             .await
@@ -434,13 +437,17 @@ impl Pipeline {
     async fn by_intent(
         &self,
         env: &Envelope,
+        tenant: Uuid,
         campaigns: &CampaignSet,
         comment: &Comment,
     ) -> (Decision, Option<String>) {
         let text = comment.text.as_deref().unwrap_or_default();
         let mut why = None;
         for campaign in campaigns.intent_candidates(comment, env.occurred_at_ms) {
-            let c = self.classifier.classify(text, &campaign.intents).await;
+            let c = self
+                .classifier
+                .classify(tenant, text, &campaign.intents)
+                .await;
             match (c.intent, c.source) {
                 (Some(intent), source) => {
                     let detail = format!("intent {intent:?} ({})", source.as_str());
@@ -455,7 +462,8 @@ impl Pipeline {
                     );
                 }
                 (None, Source::Fallback { reason }) => {
-                    // The breaker is shared: the next campaign would fall back the same way.
+                    // The tenant's breaker is shared by its campaigns: the next one would fall back
+                    // the same way.
                     return (
                         Decision::NoMatch,
                         Some(format!(

@@ -45,7 +45,7 @@ pub async fn simulate(
         written_at_ms: at_ms,
     };
     let result = tester::test_comment(campaigns, &spec.ig_user_id, &comment, |campaign| {
-        ask_model(classifier, text, campaign)
+        ask_model(classifier, Uuid::nil(), text, campaign)
     })
     .await?;
     let mut lines = vec![format!(
@@ -59,10 +59,11 @@ pub async fn simulate(
 /// The worker's classifier, answering the tester's question about one campaign's intents.
 pub async fn ask_model(
     classifier: &IntentClassifier,
+    tenant: Uuid,
     text: &str,
     campaign: Campaign,
 ) -> ModelAnswer {
-    let c = classifier.classify(text, &campaign.intents).await;
+    let c = classifier.classify(tenant, text, &campaign.intents).await;
     match (c.intent, c.source) {
         (Some(name), source) => ModelAnswer::Intent {
             name,
