@@ -8,10 +8,11 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::locked::Locked;
+use axum::extract::Query;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
@@ -103,6 +104,9 @@ pub struct Faults {
     pub gateway_error_share: f64,
     /// Answered 400 with the app's own rate limit error (code 4); the write does not happen.
     pub app_throttle_share: f64,
+    /// Performed and recorded as accepted, but answered 500 with Meta's transient error
+    /// (code 2): nothing in the answer says the write happened.
+    pub written_server_error_share: f64,
 }
 
 enum Fault {
@@ -111,6 +115,7 @@ enum Fault {
     Slow,
     Gateway,
     AppThrottle,
+    WrittenServerError,
 }
 
 /// How an accepted write is answered.
@@ -118,6 +123,7 @@ enum Answer {
     Now,
     After(Duration),
     GatewayError,
+    ServerError,
 }
 
 impl Faults {
@@ -130,6 +136,7 @@ impl Faults {
             (self.slow_share, Fault::Slow),
             (self.gateway_error_share, Fault::Gateway),
             (self.app_throttle_share, Fault::AppThrottle),
+            (self.written_server_error_share, Fault::WrittenServerError),
         ]
         .into_iter()
         .find(|(share, _)| {
@@ -162,6 +169,9 @@ struct ServerState {
     usage_windows: Windows,
     /// Reads still to be answered 500 (code 2) before reads work again.
     failing_reads: u32,
+    /// Accepted DMs by thread (sender, recipient), oldest first, as the Conversations API
+    /// lists them.
+    threads: HashMap<(String, String), Vec<Value>>,
 }
 
 type Shared = Locked<ServerState>;
@@ -273,6 +283,8 @@ impl GraphTestServer {
         let app = Router::new()
             .route("/{node}/messages", post(messages))
             .route("/{node}/replies", post(replies).get(list_replies))
+            .route("/{node}/conversations", get(conversations))
+            .route("/{node}", get(thread))
             .with_state(shared.clone());
         let url = crate::serve_local(app, port).await?;
         Ok(Self { url, shared })
@@ -398,7 +410,12 @@ impl ServerState {
             return Err(Refusal::throttled(account, 1));
         }
         let fault = self.faults.draw();
-        if fault.is_none() || matches!(fault, Some(Fault::Slow | Fault::Gateway)) {
+        if fault.is_none()
+            || matches!(
+                fault,
+                Some(Fault::Slow | Fault::Gateway | Fault::WrittenServerError)
+            )
+        {
             if sends {
                 self.send_windows.add(kind.node(), now);
             }
@@ -412,6 +429,7 @@ impl ServerState {
             )),
             Some(Fault::Slow) => Ok(Answer::After(self.faults.slow_delay)),
             Some(Fault::Gateway) => Ok(Answer::GatewayError),
+            Some(Fault::WrittenServerError) => Ok(Answer::ServerError),
             Some(Fault::AppThrottle) => Err(Refusal::new(
                 4,
                 None,
@@ -459,10 +477,42 @@ impl ServerState {
                     }));
                 return id;
             }
-            CallKind::Message { .. } => {}
+            CallKind::Message { sender, recipient } => {
+                let id = format!("aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQx{n:012}");
+                let created = jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%S%z");
+                self.threads
+                    .entry((sender.clone(), recipient.clone()))
+                    .or_default()
+                    .push(json!({
+                        "id": id,
+                        "message": text,
+                        "from": { "id": author_id(sender, author), "username": author },
+                        "created_time": created.to_string(),
+                    }));
+                return id;
+            }
         }
         format!("aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQx{n:012}")
     }
+}
+
+/// Who a message comes from: the account the token belongs to, else the sending node.
+fn author_id<'a>(sender: &'a str, author: &'a str) -> &'a str {
+    if author == UNKNOWN_AUTHOR {
+        sender
+    } else {
+        author
+    }
+}
+
+/// A thread's id as the Conversations API gives it, and back.
+fn thread_id(sender: &str, recipient: &str) -> String {
+    format!("aWdfdGhyZWFk_{sender}_{recipient}")
+}
+
+fn thread_of(id: &str) -> Option<(String, String)> {
+    let (sender, recipient) = id.strip_prefix("aWdfdGhyZWFk_")?.split_once('_')?;
+    Some((sender.to_owned(), recipient.to_owned()))
 }
 
 /// Checks a write as Meta would and lets the faults strike; records it either way. When
@@ -509,29 +559,29 @@ async fn admit(
     if let Answer::After(delay) = answer {
         tokio::time::sleep(delay).await;
     }
-    Ok(Admitted {
-        id,
-        usage,
-        gateway_error: matches!(answer, Answer::GatewayError),
-    })
+    Ok(Admitted { id, usage, answer })
 }
 
 /// An accepted write: Meta's id for it, and the usage header to answer with.
 struct Admitted {
     id: String,
     usage: Option<Value>,
-    /// Written, but answered by a gateway error instead.
-    gateway_error: bool,
+    /// Written, but perhaps answered with an error instead.
+    answer: Answer,
 }
 
 impl Admitted {
     fn respond(self, body: Value) -> Response {
-        if self.gateway_error {
-            return (
-                StatusCode::GATEWAY_TIMEOUT,
-                "<html><body><h1>504 Gateway Time-out</h1></body></html>",
-            )
-                .into_response();
+        match self.answer {
+            Answer::GatewayError => {
+                return (
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "<html><body><h1>504 Gateway Time-out</h1></body></html>",
+                )
+                    .into_response();
+            }
+            Answer::ServerError => return Refusal::server_error().into_response(),
+            Answer::Now | Answer::After(_) => {}
         }
         let mut response = Json(body).into_response();
         if let Some(value) = self
@@ -671,6 +721,56 @@ async fn list_replies(
         .cloned()
         .unwrap_or_default();
     Json(json!({ "data": data })).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct ThreadQuery {
+    user_id: String,
+}
+
+/// `GET /{ig-user-id}/conversations?platform=instagram&user_id=...`: the account's thread
+/// with that person, if they have written to each other.
+async fn conversations(
+    State(shared): State<Shared>,
+    Path(node): Path<String>,
+    Query(q): Query<ThreadQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = shared.lock();
+    if let Err(refusal) = state.admit_read(bearer(&headers).as_deref()) {
+        return refusal.into_response();
+    }
+    let data: Vec<Value> = state
+        .threads
+        .contains_key(&(node.clone(), q.user_id.clone()))
+        .then(|| json!({ "id": thread_id(&node, &q.user_id), "updated_time": REPLY_TIMESTAMP }))
+        .into_iter()
+        .collect();
+    Json(json!({ "data": data })).into_response()
+}
+
+/// `GET /{conversation-id}?fields=messages{message,from,created_time}`: the thread's 20
+/// newest messages, newest first.
+async fn thread(
+    State(shared): State<Shared>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let mut state = shared.lock();
+    if let Err(refusal) = state.admit_read(bearer(&headers).as_deref()) {
+        return refusal.into_response();
+    }
+    let Some(messages) = thread_of(&id).and_then(|key| state.threads.get(&key)) else {
+        return Refusal::new(
+            100,
+            Some(33),
+            "GraphMethodException",
+            "Unsupported get request. Object does not exist or cannot be loaded.",
+        )
+        .into_response();
+    };
+    let data: Vec<Value> = messages.iter().rev().take(20).cloned().collect();
+    Json(json!({ "id": id, "messages": { "data": data } })).into_response()
 }
 
 #[cfg(test)]

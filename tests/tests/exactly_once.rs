@@ -268,3 +268,66 @@ async fn one_message_seen_by_two_accounts_is_two_events() {
     );
     worker.stop().await.unwrap();
 }
+
+/// The DMs Meta accepted to `recipient`.
+fn dms_to(env: &TestEnv, recipient: &str) -> usize {
+    env.graph
+        .accepted(|k| matches!(k, CallKind::Message { recipient: r, .. } if r == recipient))
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dm_answered_500_is_read_back_from_the_thread_never_sent_again() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&two_accounts_yaml()).await.unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
+    let worker = env
+        .start_worker_with(&[("IGFLOW_BACKOFF_BASE_MS", "300")], env.store.clone())
+        .await
+        .unwrap();
+    let ask =
+        |sender: &str, mid: &str| message_delivery(OTHER_ACCOUNT, sender, mid, "price?", now_ms());
+
+    // Meta writes the DM and answers 500 with its transient error (code 2); the first read of
+    // the thread fails too, so the DM is found by a later attempt.
+    env.graph.set_faults(Faults {
+        written_server_error_share: 1.0,
+        ..Faults::default()
+    });
+    env.graph.fail_reads(1);
+    env.post_signed(&webhook, &ask("8301", "aWdfWritten500"))
+        .await
+        .unwrap();
+    let (outcome, detail) = settled_outcome(&env, "message:aWdfWritten500", "dm").await;
+    assert_eq!(
+        (outcome.as_str(), detail.as_deref()),
+        ("sent", Some("found on read-back after an unknown outcome"))
+    );
+    assert_eq!(dms_to(&env, "8301"), 1, "sent once, never again");
+
+    // The same answer without the write: not in the thread, so given up rather than risk a
+    // second DM.
+    env.graph.set_faults(Faults {
+        server_error_share: 1.0,
+        ..Faults::default()
+    });
+    env.post_signed(&webhook, &ask("8302", "aWdfRefused500"))
+        .await
+        .unwrap();
+    let (outcome, detail) = settled_outcome(&env, "message:aWdfRefused500", "dm").await;
+    assert_eq!(
+        (outcome.as_str(), detail.as_deref()),
+        (
+            "failed",
+            Some("outcome unknown and not found on read-back; not re-sent")
+        )
+    );
+    let attempts = env
+        .graph
+        .calls()
+        .iter()
+        .filter(|c| matches!(&c.kind, CallKind::Message { recipient, .. } if recipient == "8302"))
+        .count();
+    assert_eq!(attempts, 1, "one call, not retried");
+    worker.stop().await.unwrap();
+}

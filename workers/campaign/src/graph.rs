@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use igflow_core::campaign::LoginFlavor;
 use igflow_core::failure::Failure;
-use igflow_core::graph_error::{GraphErrorBody, Verdict};
+use igflow_core::graph_error::{GraphErrorBody, Verdict, is_throttling};
 use igflow_core::ids::{CommentId, Igsid};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use secrecy::{ExposeSecret, SecretString};
@@ -75,10 +75,96 @@ struct Paging {
     next: Option<String>,
 }
 
+/// `GET /{ig-user-id}/conversations?user_id=...`: the account's thread with one person.
+#[derive(Deserialize)]
+struct Conversations {
+    #[serde(default)]
+    data: Vec<Conversation>,
+}
+
+#[derive(Deserialize)]
+struct Conversation {
+    id: String,
+}
+
+/// `GET /{conversation-id}?fields=messages{message,from,created_time}`: its recent messages
+/// (Meta returns the 20 newest).
+#[derive(Deserialize)]
+struct Thread {
+    #[serde(default)]
+    messages: Option<ThreadMessages>,
+}
+
+#[derive(Deserialize)]
+struct ThreadMessages {
+    #[serde(default)]
+    data: Vec<ThreadMessage>,
+}
+
+#[derive(Deserialize)]
+struct ThreadMessage {
+    id: String,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    from: Option<ReplyAuthor>,
+    /// `2026-11-29T17:30:00+0000`.
+    #[serde(default)]
+    created_time: Option<String>,
+}
+
+/// Meta's clock and ours differ a little: a message this much older than the attempt may
+/// still be its.
+const CLOCK_SKEW_MS: i64 = 60_000;
+
+impl ThreadMessage {
+    /// Whether this is the account's message with exactly `text`, written at or after
+    /// `since_ms` (when known). A time that does not parse counts as recent: taking a DM for
+    /// sent is the safe mistake, sending it twice is not.
+    fn is(&self, senders: &[&str], text: &str, since_ms: Option<i64>) -> bool {
+        let recent = match (since_ms, &self.created_time) {
+            (Some(since), Some(at)) => jiff::Timestamp::strptime("%Y-%m-%dT%H:%M:%S%z", at)
+                .map_or(true, |t| {
+                    t.as_millisecond() >= since.saturating_sub(CLOCK_SKEW_MS)
+                }),
+            _ => true,
+        };
+        recent
+            && self.message.as_deref() == Some(text)
+            && self
+                .from
+                .as_ref()
+                .is_some_and(|f| senders.contains(&f.id.as_str()))
+    }
+}
+
 /// Pages of replies read back before giving up.
 const READ_BACK_PAGES: usize = 5;
 
 impl CallError {
+    /// For a DM, which Meta does not dedupe: a server error (or a 429 with Meta's transient
+    /// codes 1 or 2) once the request left may come after Meta wrote it. Nobody has shown it
+    /// never does, so the outcome is unknown and resolved by reading the thread back.
+    /// Throttling refusals stay retryable: Meta throttles instead of writing.
+    fn unknown_after_server_error(self) -> Self {
+        let transient_body = matches!(self.code, Some(1 | 2));
+        let server_error =
+            self.status.is_some_and(|s| s >= 500) || (self.status == Some(429) && transient_body);
+        match self.verdict {
+            Verdict::Failed(Failure::Retryable { reason, .. })
+                if server_error && !self.code.is_some_and(is_throttling) =>
+            {
+                Self {
+                    verdict: Verdict::Failed(Failure::Ambiguous {
+                        reason: format!("{reason}, after the DM left: it may have been sent"),
+                    }),
+                    ..self
+                }
+            }
+            _ => self,
+        }
+    }
+
     /// Why the call failed, in words.
     pub fn reason(&self) -> String {
         match &self.verdict {
@@ -188,6 +274,7 @@ impl GraphClient {
     ) -> Result<Sent, CallError> {
         self.message(account, token, json!({ "id": recipient }), message)
             .await
+            .map_err(CallError::unknown_after_server_error)
     }
 
     /// One Send API call: a message to `recipient` (a comment or a person).
@@ -245,6 +332,48 @@ impl GraphClient {
             match page.paging.and_then(|p| p.next) {
                 Some(next) => url = next,
                 None => break,
+            }
+        }
+        Ok(None)
+    }
+
+    /// Looks for the account's DM with exactly `text` to `recipient`, written since
+    /// `since_ms`: the read-back for a DM whose outcome was unknown (Conversations API).
+    /// Returns the message's id if it is there; an error answer is an error, never "not there".
+    pub async fn find_dm(
+        &self,
+        account: &Account,
+        token: &SecretString,
+        recipient: &Igsid,
+        text: &str,
+        since_ms: Option<i64>,
+    ) -> Result<Option<String>, CallError> {
+        let base = self.base(account.login);
+        let sender = Self::sender(account);
+        let threads: Conversations = self
+            .read(
+                &format!("{base}/{sender}/conversations?platform=instagram&user_id={recipient}"),
+                token,
+            )
+            .await?;
+        let senders = [sender, account.ig_user_id.as_str()];
+        for thread in threads.data {
+            let thread: Thread = self
+                .read(
+                    &format!(
+                        "{base}/{}?fields=messages{{message,from,created_time}}",
+                        thread.id
+                    ),
+                    token,
+                )
+                .await?;
+            let ours = thread
+                .messages
+                .into_iter()
+                .flat_map(|m| m.data)
+                .find(|m| m.is(&senders, text, since_ms));
+            if let Some(message) = ours {
+                return Ok(Some(message.id));
             }
         }
         Ok(None)
@@ -470,6 +599,38 @@ mod tests {
         assert!(!text.contains("IGQWRsecret"), "{text}");
         assert!(!text.contains("access_token"), "{text}");
         assert!(text.contains("unreachable"), "{text}");
+    }
+
+    fn answered(status: u16, code: i64) -> CallError {
+        let error = serde_json::from_value::<GraphErrorBody>(
+            json!({ "error": { "message": "m", "code": code, "is_transient": true } }),
+        )
+        .expect("error body")
+        .error;
+        CallError {
+            status: Some(status),
+            code: Some(code),
+            subcode: None,
+            verdict: error.verdict(status, None, Duration::from_secs(60)),
+            latency: Duration::ZERO,
+            usage: None,
+        }
+    }
+
+    #[test]
+    fn a_dm_answered_with_a_server_error_has_an_unknown_outcome() {
+        let unknown = |status, code| {
+            matches!(
+                answered(status, code).unknown_after_server_error().verdict,
+                Verdict::Failed(Failure::Ambiguous { .. })
+            )
+        };
+        assert!(unknown(500, 2));
+        assert!(unknown(503, 1));
+        assert!(unknown(429, 2));
+        assert!(!unknown(429, 80002), "throttled: not written");
+        assert!(!unknown(400, 2), "a refusal before writing");
+        assert!(!unknown(400, 100));
     }
 
     #[test]

@@ -117,6 +117,24 @@ impl Attempt {
         }
     }
 
+    /// What a read-back found: the action is there (sent), is not (given up, never re-sent
+    /// blindly), or the read-back could not tell.
+    fn read_back(found: Result<Option<String>, CallError>) -> Self {
+        match found {
+            Ok(Some(id)) => Self {
+                record: ActionRecord {
+                    outcome: "sent",
+                    detail: Some("found on read-back after an unknown outcome".into()),
+                    response_id: Some(id),
+                    ..ActionRecord::default()
+                },
+                failure: None,
+            },
+            Ok(None) => Self::given_up("outcome unknown and not found on read-back; not re-sent"),
+            Err(e) => Self::unchecked(&e),
+        }
+    }
+
     /// A read-back that could not tell: the action stays `uncertain` and is checked again
     /// later (a token error pauses the account first), never taken for "not there".
     fn unchecked(e: &CallError) -> Self {
@@ -599,13 +617,15 @@ impl Pipeline {
                                 action.kind
                             )));
                         }
+                        let started_ms = now_ms();
                         let attempt = Attempt::from_call(
                             self.send(account, &token, target, action).await,
                             None,
                         );
                         if matches!(attempt.failure, Some(Failure::Ambiguous { .. })) {
                             Stats::add(&self.stats.uncertain);
-                            self.resolve(account, &token, target, action).await
+                            self.resolve(account, &token, target, action, Some(started_ms))
+                                .await
                         } else {
                             attempt
                         }
@@ -631,9 +651,10 @@ impl Pipeline {
                         return Ok(Some(wait));
                     }
                 },
-                ActionClaim::Unresolved => {
+                ActionClaim::Unresolved { attempted_at_ms } => {
                     Stats::add(&self.stats.uncertain);
-                    self.resolve(account, &token, target, action).await
+                    self.resolve(account, &token, target, action, attempted_at_ms)
+                        .await
                 }
             };
             self.store
@@ -858,14 +879,15 @@ impl Pipeline {
         result
     }
 
-    /// Settles an action whose earlier attempt may or may not have reached Meta, without
-    /// ever sending it twice.
+    /// Settles an action whose earlier attempt (its call started at `attempted_at_ms`, where
+    /// known) may or may not have reached Meta, without ever sending it twice.
     async fn resolve(
         &self,
         account: &Account,
         token: &SecretString,
         target: &Target<'_>,
         action: &PlannedAction,
+        attempted_at_ms: Option<i64>,
     ) -> Attempt {
         match (action.kind, target) {
             // Meta accepts one private reply per comment and answers any further one with
@@ -880,32 +902,19 @@ impl Pipeline {
                 )
             }
             // A public reply could be posted twice: read the comment's replies instead.
-            (ActionKind::PublicReply, Target::Comment(comment)) => {
-                match self
-                    .graph
+            (ActionKind::PublicReply, Target::Comment(comment)) => Attempt::read_back(
+                self.graph
                     .find_public_reply(account, token, &comment.id, &action.text)
-                    .await
-                {
-                    Ok(Some(id)) => Attempt {
-                        record: ActionRecord {
-                            outcome: "sent",
-                            detail: Some("found on read-back after an unknown outcome".into()),
-                            response_id: Some(id),
-                            ..ActionRecord::default()
-                        },
-                        failure: None,
-                    },
-                    Ok(None) => {
-                        Attempt::given_up("outcome unknown and not found on read-back; not re-sent")
-                    }
-                    Err(e) => Attempt::unchecked(&e),
-                }
-            }
-            // Meta offers no way to look a sent DM up, and a second one is what must never
-            // happen: give it up, with the reason.
-            _ => Attempt::given_up(
-                "outcome unknown and Meta offers no read-back for it; not re-sent",
+                    .await,
             ),
+            // Meta does not dedupe DMs: read the thread with the person instead.
+            (ActionKind::Dm, Target::Sender { igsid, .. }) => Attempt::read_back(
+                self.graph
+                    .find_dm(account, token, igsid, &action.text, attempted_at_ms)
+                    .await,
+            ),
+            // Plans are built for their trigger, so this cannot happen; never guess.
+            _ => Attempt::given_up("outcome unknown and no read-back fits it; not re-sent"),
         }
     }
 }

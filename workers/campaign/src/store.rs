@@ -119,8 +119,9 @@ pub enum ActionClaim {
     /// and send it, holding this claim token.
     Fresh(Uuid),
     /// An earlier attempt may or may not have reached Meta (it died mid-send, or timed out
-    /// after sending). Now marked `uncertain`: resolve it before anything else.
-    Unresolved,
+    /// after sending). Now marked `uncertain`: resolve it before anything else. Carries when
+    /// that attempt's call started (Unix ms), where known.
+    Unresolved { attempted_at_ms: Option<i64> },
     /// It ended for good: sent, done according to Meta, or failed.
     Done,
 }
@@ -419,22 +420,21 @@ impl Store {
             return Ok(ActionClaim::Fresh(token));
         }
         // A `pending` left behind means that attempt died after possibly sending.
-        let unresolved: Option<i64> = sqlx::query_scalar(
+        let unresolved: Option<Option<i64>> = sqlx::query_scalar(
             "update activity set outcome = 'uncertain', updated_at = now(),
                detail = 'an earlier attempt ended without a known result'
              where ig_user_id = $1 and event_id = $2 and step = $3
                and outcome in ('pending', 'uncertain')
-             returning id",
+             returning (extract(epoch from attempted_at) * 1000)::bigint",
         )
         .bind(d.ig_user_id)
         .bind(d.event_id)
         .bind(kind.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(if unresolved.is_some() {
-            ActionClaim::Unresolved
-        } else {
-            ActionClaim::Done
+        Ok(match unresolved {
+            Some(attempted_at_ms) => ActionClaim::Unresolved { attempted_at_ms },
+            None => ActionClaim::Done,
         })
     }
 
@@ -448,7 +448,7 @@ impl Store {
         token: Uuid,
     ) -> Result<bool, StoreError> {
         let started: Option<i64> = sqlx::query_scalar(
-            "update activity set outcome = 'pending', updated_at = now()
+            "update activity set outcome = 'pending', updated_at = now(), attempted_at = now()
              where ig_user_id = $4 and event_id = $1 and step = $2 and outcome = 'claimed'
                and claim_token = $3
              returning id",
