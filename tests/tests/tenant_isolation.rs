@@ -735,3 +735,99 @@ async fn the_last_owner_cannot_leave_or_be_demoted() {
         .unwrap();
     assert_eq!(left, 0);
 }
+
+/// An account Meta deauthorized comes back only through a reconnect (the operator's
+/// connection, as `apply` makes it); its owner may pause and resume, nothing more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_cannot_revive_a_deauthorized_account() {
+    let f = fixture().await;
+    const SET_STATUS: &str = "update ig_accounts set status = $2::text where id = $1";
+    let set = |s: &'static str| run_as_text(&f.pool, A, SET_STATUS, f.t1.account, s);
+    assert_eq!(set("paused").await.unwrap(), 1);
+    assert_eq!(set("active").await.unwrap(), 1);
+    assert_refused(set("disabled").await, "account Meta deauthorized");
+
+    sqlx::query(
+        "update ig_accounts set status = 'disabled', status_reason = 'deauthorized' where id = $1",
+    )
+    .bind(f.t1.account)
+    .execute(&f.pool)
+    .await
+    .unwrap();
+    for to in ["active", "paused"] {
+        assert_refused(set(to).await, "account Meta deauthorized");
+    }
+    // Other columns stay the owner's to change.
+    assert_eq!(
+        run_as(
+            &f.pool,
+            A,
+            "update ig_accounts set username = 'acme.new' where id = $1",
+            &[f.t1.account]
+        )
+        .await
+        .unwrap(),
+        1
+    );
+    // The reconnect path: the operator's connection.
+    sqlx::query("update ig_accounts set status = 'active' where id = $1")
+        .bind(f.t1.account)
+        .execute(&f.pool)
+        .await
+        .unwrap();
+}
+
+/// A person's own opt-out (their STOP, through the worker) is undone only by their own START;
+/// an editor's opt-out the editors may undo.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_person_undoes_their_own_opt_out() {
+    let f = fixture().await;
+    let store = igflow_worker::store::Store::from_pool(f.pool.clone());
+    const OPT: &str = "update contacts set opted_out = $2::text::boolean where account_id = $1";
+    let opt = |to: &'static str| run_as_text(&f.pool, C, OPT, f.t2.account, to);
+
+    // Set and undone by the dashboard.
+    assert_eq!(opt("true").await.unwrap(), 1);
+    assert_eq!(opt("false").await.unwrap(), 1);
+
+    // Set by the person.
+    assert!(
+        store
+            .touch_contact(f.t2.account, "igsid-globex", None, Some(true))
+            .await
+            .unwrap()
+    );
+    assert_refused(opt("false").await, "only their own message (START)");
+    // Their START opts them back in.
+    assert!(
+        !store
+            .touch_contact(f.t2.account, "igsid-globex", None, Some(false))
+            .await
+            .unwrap()
+    );
+    let by: Option<String> =
+        sqlx::query_scalar("select opted_out_by from contacts where account_id = $1")
+            .bind(f.t2.account)
+            .fetch_one(&f.pool)
+            .await
+            .unwrap();
+    assert_eq!(by, None);
+}
+
+/// Runs one statement binding an id and a text, in its own transaction as `user`.
+async fn run_as_text(
+    pool: &PgPool,
+    user: Uuid,
+    sql: &'static str,
+    id: Uuid,
+    text: &str,
+) -> Result<u64, sqlx::Error> {
+    let mut tx = signed_in(pool, user).await;
+    let done = sqlx::query(sql)
+        .bind(id)
+        .bind(text)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(done.rows_affected())
+}
