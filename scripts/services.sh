@@ -62,7 +62,7 @@ PY
 
 start_moto() {
   if [ -x "$root/.venv/bin/python" ] && [ "$("$root/.venv/bin/python" scripts/patch_moto.py)" = patched ]; then
-    log "moto patched (atomic SQS deletes); restarting it"
+    log "moto patched (atomic SQS deletes, SQS character set); restarting it"
     pkill -f "moto_server -H 127.0.0.1 -p $moto_port" || true
     sleep 1
   fi

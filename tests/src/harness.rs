@@ -435,6 +435,7 @@ impl TestEnv {
         let sink = Arc::new(SqsSink::new(
             self.sqs.clone(),
             self.queue_url.clone(),
+            self.dlq_url.clone(),
             Arc::clone(&metrics),
         ));
         let state = AppState::new(keys, sink, Arc::clone(&metrics), false)

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use igflow_core::envelope::Envelope;
 use igflow_core::runtime::AwsCalls;
 use igflow_core::runtime::queue::MAX_SQS_PAYLOAD;
 use igflow_core::signature::sign;
@@ -276,6 +277,52 @@ async fn large_items_are_batched_within_sqs_limits_and_an_impossible_one_is_drop
     assert_eq!(webhook.metrics.peek().oversized_items, 1);
 }
 
+/// SQS refuses a body holding characters outside XML 1.0's set (U+FFFF here, sent as it is
+/// rather than `\\u`-escaped: valid JSON, and envelopes keep an item's bytes) as the sender's
+/// fault: every redelivery would be refused the same. That item alone goes to the DLQ with
+/// SQS's reason; the rest is enqueued and Meta gets its 200.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_item_sqs_refuses_for_good_goes_to_the_dlq_and_the_rest_is_enqueued() {
+    let env = TestEnv::new().await.unwrap();
+    let webhook = env.start_webhook().await.unwrap();
+    let body = comment_delivery(
+        ACCOUNT,
+        &[
+            CommentSpec::new("17900000000000111", "6111", "price?"),
+            CommentSpec::new("17900000000000112", "6112", "price? \u{ffff}"),
+            CommentSpec::new("17900000000000113", "6113", "prix ? très joli"),
+        ],
+    )
+    .replace("\\uffff", "\u{ffff}");
+    assert_eq!(env.post_signed(&webhook.url, &body).await.unwrap(), 200);
+    assert_eq!(env.queue_depth().await.unwrap(), (2, 0));
+    let m = webhook.metrics.peek();
+    assert_eq!((m.refused_items, m.enqueue_failures), (1, 0));
+
+    let received = env
+        .sqs
+        .receive_message()
+        .queue_url(&env.dlq_url)
+        .message_attribute_names("All")
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let [message] = received.messages() else {
+        panic!("one message on the DLQ: {received:?}");
+    };
+    let attributes = message.message_attributes().unwrap();
+    let attribute = |name: &str| attributes[name].string_value().unwrap_or_default();
+    assert_eq!(attribute("igflow_refused_code"), "InvalidMessageContents");
+    assert!(attribute("igflow_refused_reason").contains("invalid characters"));
+    assert_eq!(attribute("igflow_event_id"), "comment:17900000000000112");
+    // The DLQ copy is the same envelope, in characters SQS always takes.
+    let copy = Envelope::decode(message.body().unwrap()).unwrap();
+    assert_eq!(copy.event_id.as_str(), "comment:17900000000000112");
+    let item: serde_json::Value = serde_json::from_str(copy.item.get()).unwrap();
+    assert!(item.to_string().contains('\u{ffff}'), "{item}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_that_refuses_makes_the_delivery_fail_so_meta_redelivers() {
     let env = TestEnv::new().await.unwrap();
@@ -360,6 +407,7 @@ async fn a_queue_that_never_answers_gets_a_503_not_a_hang() {
     let sink = Arc::new(SqsSink::new(
         aws_sdk_sqs::Client::new(&aws),
         format!("{endpoint}/123456789012/events"),
+        format!("{endpoint}/123456789012/events-dlq"),
         Arc::clone(&metrics),
     ));
     let keys = KeyStore::fixed(Keys::new(

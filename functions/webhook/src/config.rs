@@ -38,6 +38,8 @@ pub enum KeySource {
 pub struct WebhookConfig {
     pub listen: Listen,
     pub queue_url: String,
+    /// The events queue's DLQ: items SQS refuses for good go there.
+    pub dlq_url: String,
     pub keys: KeySource,
     pub max_body_bytes: usize,
     /// How often a server writes its metrics (Lambda writes them after every invocation).
@@ -79,6 +81,10 @@ impl WebhookConfig {
             queue_url: env.required(
                 "IGFLOW_QUEUE_URL",
                 "set it to the URL of the events SQS queue",
+            )?,
+            dlq_url: env.required(
+                "IGFLOW_DLQ_URL",
+                "set it to the URL of the events queue's DLQ (items SQS refuses for good go there)",
             )?,
             keys,
             max_body_bytes: env.parse_or("IGFLOW_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES)?,
@@ -138,6 +144,7 @@ mod tests {
             ("IGFLOW_APP_SECRET", "s"),
             ("IGFLOW_VERIFY_TOKEN", "t"),
             ("IGFLOW_QUEUE_URL", "http://q"),
+            ("IGFLOW_DLQ_URL", "http://dlq"),
         ]
         .iter()
         .chain(extra)

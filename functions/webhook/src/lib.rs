@@ -87,6 +87,7 @@ pub async fn run(config: WebhookConfig, aws: &aws_config::SdkConfig) -> anyhow::
     let sink = Arc::new(SqsSink::new(
         aws_sdk_sqs::Client::new(aws),
         config.queue_url.clone(),
+        config.dlq_url.clone(),
         Arc::clone(&metrics),
     ));
     let in_lambda = config.listen == Listen::Lambda;

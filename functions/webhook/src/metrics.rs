@@ -25,6 +25,8 @@ pub struct Window {
     pub enqueue_failures: u64,
     /// Items larger than SQS accepts, dropped.
     pub oversized_items: u64,
+    /// Items SQS refused as the sender's fault, put on the DLQ with the reason.
+    pub refused_items: u64,
     pub items_by_kind: BTreeMap<&'static str, u64>,
     /// App callbacks (deauthorize, data deletion) verified and enqueued; their envelopes also
     /// count in `items_by_kind`.
@@ -83,6 +85,10 @@ impl Metrics {
         self.with(|w| w.oversized_items += 1);
     }
 
+    pub fn refused_item(&self) {
+        self.with(|w| w.refused_items += 1);
+    }
+
     pub fn callback(&self, envelope: &Envelope) {
         self.with(|w| {
             w.callbacks += 1;
@@ -128,6 +134,7 @@ impl Metrics {
             .count("OversizedDeliveries", w.too_large)
             .count("EnqueueFailures", w.enqueue_failures)
             .count("OversizedItems", w.oversized_items)
+            .count("RefusedItems", w.refused_items)
             .count("AppCallbacks", w.callbacks)
             .count("CallbackSignatureFailures", w.callback_signature_failures)
             .count("MalformedCallbacks", w.malformed_callbacks);

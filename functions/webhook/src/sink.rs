@@ -25,13 +25,21 @@ pub trait EventSink: Send + Sync + 'static {
 
 pub struct SqsSink {
     queue: QueueSender,
+    /// Where items the queue refuses for good go, with the reason.
+    dlq: QueueSender,
     metrics: Arc<Metrics>,
 }
 
 impl SqsSink {
-    pub fn new(client: aws_sdk_sqs::Client, queue_url: String, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        client: aws_sdk_sqs::Client,
+        queue_url: String,
+        dlq_url: String,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
-            queue: QueueSender::new(client, queue_url),
+            queue: QueueSender::new(client.clone(), queue_url),
+            dlq: QueueSender::new(client, dlq_url),
             metrics,
         }
     }
@@ -50,13 +58,37 @@ impl EventSink for SqsSink {
                 self.metrics.oversized_item();
                 tracing::error!(%event_id, bytes, "item larger than SQS accepts; dropped");
             }
-            if report.failed == 0 {
+            // Refused as the sender's fault (characters SQS does not take, say): every
+            // redelivery would be refused the same, so it goes to the DLQ with the reason and
+            // the rest of the delivery is answered. Only a failed DLQ send fails the delivery.
+            let (mut failed, mut detail) = (report.failed, report.last_error);
+            for refused in &report.refused {
+                let envelope = &envelopes[refused.index];
+                let event_id = envelope.event_id.as_str();
+                match self.dlq.dead_letter(envelope, refused).await {
+                    Ok(()) => {
+                        self.metrics.refused_item();
+                        tracing::error!(
+                            event_id,
+                            code = %refused.code,
+                            reason = %refused.message,
+                            "item refused by SQS for good; put on the DLQ"
+                        );
+                    }
+                    Err(e) => {
+                        failed += 1;
+                        tracing::error!(event_id, error = %e, "refused item not dead-lettered");
+                        detail = Some(format!("{}: {}; DLQ: {e}", refused.code, refused.message));
+                    }
+                }
+            }
+            if failed == 0 {
                 Ok(())
             } else {
                 Err(SinkError {
-                    failed: report.failed,
+                    failed,
                     total: envelopes.len(),
-                    detail: report.last_error.unwrap_or_default(),
+                    detail: detail.unwrap_or_default(),
                 })
             }
         })

@@ -1,12 +1,15 @@
 //! Sending to the events queue within SQS's limits, shared by the webhook (deliveries) and the
 //! worker (replays, redrives, parked events coming back).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::fmt::Write as _;
 use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::error::DisplayErrorContext;
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{
+    DeleteMessageBatchRequestEntry, MessageAttributeValue, SendMessageBatchRequestEntry,
+};
 use futures_util::{StreamExt, stream};
 
 use crate::envelope::Envelope;
@@ -29,8 +32,20 @@ pub struct SendReport {
     pub last_error: Option<String>,
     /// Envelopes larger than SQS accepts; never sent.
     pub oversized: Vec<(EventId, usize)>,
+    /// Messages SQS refused as the sender's fault (characters it does not accept, say): no
+    /// retry can change that, so they are not retried. Indices into what was sent (the
+    /// envelopes for [`QueueSender::send`], the bodies for [`QueueSender::send_raw`]).
+    pub refused: Vec<Refused>,
     /// Duration of every `SendMessageBatch` call.
     pub batch_latencies: Vec<Duration>,
+}
+
+/// One message SQS refused for good, with what SQS said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    pub index: usize,
+    pub code: String,
+    pub message: String,
 }
 
 /// Cuts `sizes` (message sizes, in order) into batches that SQS accepts.
@@ -50,8 +65,15 @@ fn batches(sizes: &[usize]) -> Vec<Range<usize>> {
     out
 }
 
-/// Outcome of one batch: how many never got in, the last error, and each call's duration.
-type BatchOutcome = (usize, Option<String>, Vec<Duration>);
+/// Outcome of one batch.
+#[derive(Default)]
+struct BatchOutcome {
+    /// Entries still refused (transiently) after every attempt.
+    failed: usize,
+    last_error: Option<String>,
+    refused: Vec<Refused>,
+    latencies: Vec<Duration>,
+}
 
 #[derive(Clone)]
 pub struct QueueSender {
@@ -73,17 +95,60 @@ impl QueueSender {
         let encoded: Vec<String> = envelopes.iter().map(Envelope::encode).collect();
         let mut oversized = Vec::new();
         let mut bodies = Vec::with_capacity(encoded.len());
-        for (env, body) in envelopes.iter().zip(&encoded) {
+        // Which envelope each body is.
+        let mut sent = Vec::with_capacity(encoded.len());
+        for (i, (env, body)) in envelopes.iter().zip(&encoded).enumerate() {
             if body.len() > MAX_SQS_PAYLOAD {
                 oversized.push((env.event_id.clone(), body.len()));
             } else {
                 bodies.push(body.as_str());
+                sent.push(i);
             }
+        }
+        let mut report = self.send_raw(&bodies).await;
+        for refused in &mut report.refused {
+            refused.index = sent[refused.index];
         }
         SendReport {
             oversized,
-            ..self.send_raw(&bodies).await
+            ..report
         }
+    }
+
+    /// Puts one envelope SQS refused on this queue (the DLQ) with the refusal as message
+    /// attributes. The body is the envelope's JSON in ASCII, every other character a `\u`
+    /// escape: SQS accepts it whatever the item holds, and it decodes to the same envelope, so
+    /// the DLQ tooling can show and redrive it.
+    pub async fn dead_letter(&self, envelope: &Envelope, refused: &Refused) -> Result<(), String> {
+        let text = |v: &str| {
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(v)
+                .build()
+                .map_err(|e| e.to_string())
+        };
+        // An attribute value must not be empty.
+        let or_unknown = |v: &str| {
+            if v.is_empty() {
+                "unknown".to_owned()
+            } else {
+                v.to_owned()
+            }
+        };
+        self.client
+            .send_message()
+            .queue_url(&self.queue_url)
+            .message_body(ascii_json(&envelope.encode()))
+            .message_attributes("igflow_refused_code", text(&or_unknown(&refused.code))?)
+            .message_attributes(
+                "igflow_refused_reason",
+                text(&or_unknown(&refused.message))?,
+            )
+            .message_attributes("igflow_event_id", text(envelope.event_id.as_str())?)
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| DisplayErrorContext(&e).to_string())
     }
 
     /// Sends message bodies as they are (a DLQ redrive may carry ones that are not envelopes).
@@ -91,26 +156,28 @@ impl QueueSender {
         let sizes: Vec<usize> = bodies.iter().map(|b| b.len()).collect();
         let sends: Vec<_> = batches(&sizes)
             .into_iter()
-            .map(|r| self.send_batch(&bodies[r]))
+            .map(|r| self.send_batch(r.start, &bodies[r]))
             .collect();
         let outcomes: Vec<BatchOutcome> = stream::iter(sends)
             .buffer_unordered(CONCURRENT_BATCHES)
             .collect()
             .await;
         let mut report = SendReport::default();
-        for (failed, error, latencies) in outcomes {
-            report.failed += failed;
-            report.last_error = error.or(report.last_error);
-            report.batch_latencies.extend(latencies);
+        for outcome in outcomes {
+            report.failed += outcome.failed;
+            report.last_error = outcome.last_error.or(report.last_error);
+            report.refused.extend(outcome.refused);
+            report.batch_latencies.extend(outcome.latencies);
         }
+        report.refused.sort_by_key(|r| r.index);
         report
     }
 
-    /// Sends one batch, resending only the entries SQS refused.
-    async fn send_batch(&self, bodies: &[&str]) -> BatchOutcome {
+    /// Sends one batch (`bodies` start at index `first` of the whole send), resending only
+    /// the entries SQS refused for reasons of its own.
+    async fn send_batch(&self, first: usize, bodies: &[&str]) -> BatchOutcome {
         let mut pending: Vec<usize> = (0..bodies.len()).collect();
-        let mut last_error = None;
-        let mut latencies = Vec::new();
+        let mut outcome = BatchOutcome::default();
         for attempt in 0..ATTEMPTS {
             if attempt > 0 {
                 tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
@@ -126,7 +193,11 @@ impl QueueSender {
                 .collect::<Result<Vec<_>, _>>();
             let entries = match entries {
                 Ok(e) => e,
-                Err(e) => return (pending.len(), Some(e.to_string()), latencies),
+                Err(e) => {
+                    outcome.failed = pending.len();
+                    outcome.last_error = Some(e.to_string());
+                    return outcome;
+                }
             };
             let started = Instant::now();
             let sent = self
@@ -136,24 +207,38 @@ impl QueueSender {
                 .set_entries(Some(entries))
                 .send()
                 .await;
-            latencies.push(started.elapsed());
+            outcome.latencies.push(started.elapsed());
             match sent {
                 Ok(out) => {
-                    let failed: HashSet<&str> = out.failed().iter().map(|f| f.id()).collect();
-                    if let Some(f) = out.failed().first() {
-                        last_error =
-                            Some(format!("{}: {}", f.code(), f.message().unwrap_or_default()));
-                    }
-                    pending.retain(|i| failed.contains(i.to_string().as_str()));
+                    let failed: HashMap<&str, _> =
+                        out.failed().iter().map(|f| (f.id(), f)).collect();
+                    pending.retain(|i| {
+                        let Some(f) = failed.get(i.to_string().as_str()) else {
+                            return false;
+                        };
+                        let message = f.message().unwrap_or_default().to_owned();
+                        if f.sender_fault() {
+                            outcome.refused.push(Refused {
+                                index: first + i,
+                                code: f.code().to_owned(),
+                                message,
+                            });
+                            return false;
+                        }
+                        outcome.last_error = Some(format!("{}: {message}", f.code()));
+                        true
+                    });
                 }
-                Err(e) => last_error = Some(DisplayErrorContext(&e).to_string()),
+                Err(e) => outcome.last_error = Some(DisplayErrorContext(&e).to_string()),
             }
             if pending.is_empty() {
-                return (0, None, latencies);
+                outcome.last_error = None;
+                return outcome;
             }
-            tracing::warn!(attempt, pending = pending.len(), error = ?last_error, "SQS refused entries, retrying");
+            tracing::warn!(attempt, pending = pending.len(), error = ?outcome.last_error, "SQS refused entries, retrying");
         }
-        (pending.len(), last_error, latencies)
+        outcome.failed = pending.len();
+        outcome
     }
 }
 
@@ -188,9 +273,38 @@ pub async fn delete_messages(
     Ok(failed)
 }
 
+/// JSON text with every non-ASCII character written as a `\u` escape (UTF-16, as JSON
+/// wants). Outside strings JSON is ASCII already, and serde_json escapes control characters.
+fn ascii_json(json: &str) -> String {
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        if c.is_ascii() {
+            out.push(c);
+        } else {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ascii_json_decodes_to_the_same_value() {
+        let value = serde_json::json!({ "text": "prix ? très \u{ffff} 😀 \u{1}", "n": 1 });
+        let ascii = ascii_json(&value.to_string());
+        assert!(ascii.is_ascii(), "{ascii}");
+        assert!(
+            ascii.contains(r"\uffff") && ascii.contains(r"\ud83d\ude00"),
+            "{ascii}"
+        );
+        let back: serde_json::Value = serde_json::from_str(&ascii).unwrap();
+        assert_eq!(back, value);
+    }
 
     #[test]
     fn batches_respect_both_sqs_limits() {

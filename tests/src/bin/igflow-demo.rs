@@ -146,7 +146,7 @@ async fn main() -> anyhow::Result<()> {
     // A queue of its own per run: nothing left over from an earlier run, and no PurgeQueue,
     // which SQS allows once a minute (a second demo run right after the first failed on it).
     let run = tag();
-    let (queue_url, _) = create_queues(
+    let (queue_url, dlq_url) = create_queues(
         &sqs,
         &format!("igflow-demo-events-{run}"),
         Duration::from_secs(60),
@@ -177,6 +177,7 @@ async fn main() -> anyhow::Result<()> {
         ("IGFLOW_REDIS_PREFIX", format!("igflow-demo:{run}:")),
         ("IGFLOW_SECRETS_PREFIX", "igflow-demo/".into()),
         ("IGFLOW_QUEUE_URL", queue_url.clone()),
+        ("IGFLOW_DLQ_URL", dlq_url.clone()),
         ("IGFLOW_GRAPH_API_URL", graph.url.clone()),
         ("IGFLOW_WEBHOOK_ADDR", format!("127.0.0.1:{port}")),
         ("IGFLOW_WEBHOOK_SECRET_ID", WEBHOOK_SECRET.into()),

@@ -77,13 +77,13 @@ async fn main() -> anyhow::Result<()> {
         SinkKind::Null => Arc::new(NullSink::default()),
         SinkKind::Sqs => {
             let sqs = aws_sdk_sqs::Client::new(&Services::from_env().aws().await);
-            let (queue, _) = create_queues(
+            let (queue, dlq) = create_queues(
                 &sqs,
                 &format!("igflow-bench-{}", tag()),
                 Duration::from_secs(60),
             )
             .await?;
-            Arc::new(SqsSink::new(sqs, queue, Arc::clone(&metrics)))
+            Arc::new(SqsSink::new(sqs, queue, dlq, Arc::clone(&metrics)))
         }
         SinkKind::SqsStub => {
             let endpoint = sqs_stub(Duration::from_millis(args.stub_latency_ms)).await?;
@@ -93,6 +93,7 @@ async fn main() -> anyhow::Result<()> {
             Arc::new(SqsSink::new(
                 sqs,
                 format!("{endpoint}/123456789012/stub"),
+                format!("{endpoint}/123456789012/stub-dlq"),
                 Arc::clone(&metrics),
             ))
         }
