@@ -331,3 +331,83 @@ async fn a_dm_answered_500_is_read_back_from_the_thread_never_sent_again() {
     assert_eq!(attempts, 1, "one call, not retried");
     worker.stop().await.unwrap();
 }
+
+/// Deletes every event claim of this test's worker fleet in Redis, as a Redis failover that
+/// lost them would.
+async fn flush_event_claims(env: &TestEnv) {
+    use fred::prelude::*;
+    let redis = Client::new(
+        Config::from_url(&env.services.redis_url).unwrap(),
+        None,
+        None,
+        None,
+    );
+    redis.init().await.unwrap();
+    let keys: Vec<String> = redis
+        .custom(
+            fred::cmd!("KEYS"),
+            vec![format!("{}evt:*", env.redis_prefix)],
+        )
+        .await
+        .unwrap();
+    assert!(!keys.is_empty(), "the event is claimed");
+    let _: i64 = redis.del(keys).await.unwrap();
+    redis.quit().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_worker_meeting_a_live_send_defers_instead_of_resolving_it() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
+    // Meta answers every write after 2 s; the workers wait up to 5 s.
+    env.graph.set_faults(Faults {
+        slow_share: 1.0,
+        slow_delay: Duration::from_secs(2),
+        ..Faults::default()
+    });
+    let settings = [
+        ("IGFLOW_GRAPH_TIMEOUT_MS", "5000"),
+        ("IGFLOW_BACKOFF_BASE_MS", "300"),
+    ];
+    let _a = env.spawn_worker_process("lease-a", &settings).unwrap();
+    let _b = env.spawn_worker_process("lease-b", &settings).unwrap();
+    let comment = CommentSpec::new("17900000000009201", "9201", "price?");
+    let delivery = comment_delivery(ACCOUNT, &[comment]);
+    env.post_signed(&webhook, &delivery).await.unwrap();
+    let event = "comment:17900000000009201";
+    eventually("the private reply is being sent", SETTLE, || async {
+        Ok(action(&env, event, "private_reply")
+            .await
+            .is_some_and(|(o, _)| o == "pending"))
+    })
+    .await
+    .unwrap();
+    // Mid-send, Redis loses the claim and Meta redelivers: a second worker takes the copy.
+    flush_event_claims(&env).await;
+    env.post_signed(&webhook, &delivery).await.unwrap();
+
+    for step in ["private_reply", "public_reply"] {
+        let (outcome, _) = settled_outcome(&env, event, step).await;
+        assert_eq!(outcome, "sent", "{step}");
+    }
+    eventually("every copy handled", SETTLE, || async {
+        Ok(env.queue_depth().await? == (0, 0))
+    })
+    .await
+    .unwrap();
+    let calls = env.graph.calls();
+    let private = calls
+        .iter()
+        .filter(|c| matches!(c.kind, CallKind::PrivateReply { .. }))
+        .count();
+    let public = calls
+        .iter()
+        .filter(|c| matches!(c.kind, CallKind::PublicReply { .. }))
+        .count();
+    assert_eq!(
+        (private, public),
+        (1, 1),
+        "one Graph call per action: {calls:?}"
+    );
+}

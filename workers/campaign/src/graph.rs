@@ -237,6 +237,11 @@ impl GraphClient {
         Ok(Self { http, config })
     }
 
+    /// How long one call may take.
+    pub fn timeout(&self) -> Duration {
+        self.config.timeout
+    }
+
     fn base(&self, login: LoginFlavor) -> &str {
         match login {
             LoginFlavor::Instagram => &self.config.instagram_url,

@@ -50,6 +50,8 @@ enum Outcome {
     Deferred(Duration),
 }
 
+/// A `pending` action's lease outlasts the Graph API call by this much.
+const ACTION_LEASE_MARGIN: Duration = Duration::from_secs(5);
 /// Meta's code for the app's own rate limit.
 const APP_THROTTLED: i64 = 4;
 /// A wait for the rate budget longer than this defers the event instead of holding it.
@@ -250,7 +252,11 @@ impl Pipeline {
                     return Ok(Handled::Busy);
                 }
             };
-            let result = self.holding_claim(env, &token, self.process(env)).await;
+            // This handling's token on the event's actions (their claims and leases).
+            let attempt = Uuid::new_v4();
+            let result = self
+                .holding_claim(env, &token, attempt, self.process(env, attempt))
+                .await;
             match &result {
                 // Recorded for good: repeats of this event are dropped from now on.
                 Ok(Outcome::Done) | Err(Failure::Permanent { .. } | Failure::Ambiguous { .. }) => {
@@ -279,15 +285,29 @@ impl Pipeline {
         .await
     }
 
-    /// Runs `work` while renewing the claim, so a slow event (an LLM call, a rate-limit
-    /// wait) keeps it for as long as the message's visibility is renewed too.
+    /// Runs `work` while renewing the claim and the attempt's action leases, so a slow event
+    /// (an LLM call, a rate-limit wait, a slow Graph answer) keeps them for as long as the
+    /// message's visibility is renewed too.
     async fn holding_claim<T>(
         &self,
         env: &Envelope,
         token: &ClaimToken,
+        attempt: Uuid,
         work: impl Future<Output = T>,
     ) -> T {
         with_heartbeat(work, self.lease / 3, || async {
+            if let Err(e) = self
+                .store
+                .renew_leases(
+                    env.account_id.as_str(),
+                    env.event_id.as_str(),
+                    attempt,
+                    self.action_lease(),
+                )
+                .await
+            {
+                tracing::warn!(error = %e, "action leases not renewed");
+            }
             match self
                 .dedupe
                 .extend(&env.account_id, &env.event_id, token, self.lease)
@@ -303,8 +323,20 @@ impl Pipeline {
         .await
     }
 
-    fn decision<'a>(&self, env: &'a Envelope, account: Option<&Account>) -> DecisionRecord<'a> {
+    /// How long a `pending` or resolving action is held for its attempt without a renewal:
+    /// at least one Graph API call and a margin, so that only a dead attempt loses it.
+    fn action_lease(&self) -> Duration {
+        self.lease.max(self.graph.timeout() + ACTION_LEASE_MARGIN)
+    }
+
+    fn decision<'a>(
+        &self,
+        env: &'a Envelope,
+        account: Option<&Account>,
+        attempt: Uuid,
+    ) -> DecisionRecord<'a> {
         DecisionRecord {
+            attempt,
             tenant_id: account.map(|a| a.tenant_id),
             ig_user_id: env.account_id.as_str(),
             event_id: env.event_id.as_str(),
@@ -316,7 +348,7 @@ impl Pipeline {
         }
     }
 
-    async fn process(&self, env: &Envelope) -> Result<Outcome, Failure> {
+    async fn process(&self, env: &Envelope, attempt: Uuid) -> Result<Outcome, Failure> {
         // Meta's app callbacks concern the account itself: handled (and done) whether or not
         // igflow knows it, and whatever its status.
         if matches!(
@@ -330,7 +362,7 @@ impl Pipeline {
             tracing::warn!("event for an account igflow does not manage");
             let record = DecisionRecord {
                 outcome: "unknown_account",
-                ..self.decision(env, None)
+                ..self.decision(env, None, attempt)
             };
             self.store.record_decision(&record).await?;
             return Ok(Outcome::Done);
@@ -340,7 +372,7 @@ impl Pipeline {
                 .park(env, &account, &format!("account is {}", account.status))
                 .await;
         }
-        let base = self.decision(env, Some(&account));
+        let base = self.decision(env, Some(&account), attempt);
         let item = match Item::from_envelope(env) {
             Ok(item) => item,
             Err(e) => {
@@ -602,15 +634,36 @@ impl Pipeline {
             .await?;
         let mut unresolved = None;
         for action in &plan.actions {
-            let claim = self.store.claim_action(record, action.kind).await?;
+            let claim = self
+                .store
+                .claim_action(record, action.kind, self.action_lease())
+                .await?;
             let attempt = match claim {
                 ActionClaim::Done => continue,
-                ActionClaim::Fresh(claim) => match self
+                // Another worker may be sending it right now: resolving it here could send
+                // it a second time. Come back once its lease has run out.
+                ActionClaim::Busy { retry_in } => {
+                    Stats::add(&self.stats.busy);
+                    tracing::info!(
+                        action = action.kind.as_str(),
+                        retry_in_ms = retry_in.as_millis(),
+                        "action in flight elsewhere; this copy comes back after its lease"
+                    );
+                    return Err(Failure::Retryable {
+                        retry_after: Some(retry_in + Duration::from_secs(1)),
+                        reason: format!("another worker is sending its {}", action.kind),
+                    });
+                }
+                ActionClaim::Fresh => match self
                     .gate(env, account, record, target, plan, action)
                     .await?
                 {
                     Gate::Go => {
-                        if !self.store.start_sending(record, action.kind, claim).await? {
+                        if !self
+                            .store
+                            .start_sending(record, action.kind, self.action_lease())
+                            .await?
+                        {
                             Stats::add(&self.stats.busy);
                             return Err(Failure::retry(format!(
                                 "another copy of this event took over its {}",
@@ -640,9 +693,13 @@ impl Pipeline {
                             )),
                             ..ActionRecord::default()
                         };
-                        self.store
+                        if !self
+                            .store
                             .finish_action(record, action.kind, &deferred)
-                            .await?;
+                            .await?
+                        {
+                            return Err(self.taken_over(action.kind));
+                        }
                         tracing::info!(
                             action = action.kind.as_str(),
                             wait_ms = wait.as_millis(),
@@ -657,9 +714,13 @@ impl Pipeline {
                         .await
                 }
             };
-            self.store
+            if !self
+                .store
                 .finish_action(record, action.kind, &attempt.record)
-                .await?;
+                .await?
+            {
+                return Err(self.taken_over(action.kind));
+            }
             let outcome = attempt.record.outcome;
             tracing::info!(
                 action = action.kind.as_str(),
@@ -692,6 +753,17 @@ impl Pipeline {
             ))),
             None => Ok(None),
         }
+    }
+
+    /// This attempt lost the action's claim to another copy of the event (its lease ran
+    /// out): that copy's outcome stands, and this one's is not written over it.
+    fn taken_over(&self, kind: ActionKind) -> Failure {
+        Stats::add(&self.stats.busy);
+        tracing::warn!(
+            action = kind.as_str(),
+            "action taken over by another attempt; its outcome stands"
+        );
+        Failure::retry(format!("another copy of this event took over its {kind}"))
     }
 
     /// Until when (Unix ms) Meta accepts `kind`: 7 days after the comment for a private

@@ -116,12 +116,15 @@ fn corrupt(table: &'static str, id: Uuid) -> impl Fn(String) -> StoreError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ActionClaim {
     /// Nobody attempted it yet, or an earlier attempt stopped before calling Meta: check it
-    /// and send it, holding this claim token.
-    Fresh(Uuid),
+    /// and send it, holding the claim.
+    Fresh,
     /// An earlier attempt may or may not have reached Meta (it died mid-send, or timed out
     /// after sending). Now marked `uncertain`: resolve it before anything else. Carries when
     /// that attempt's call started (Unix ms), where known.
     Unresolved { attempted_at_ms: Option<i64> },
+    /// Another attempt is calling Meta for it (or resolving it) under a live lease: this copy
+    /// must neither send nor resolve it, but come back once the lease has run out.
+    Busy { retry_in: Duration },
     /// It ended for good: sent, done according to Meta, or failed.
     Done,
 }
@@ -169,6 +172,9 @@ pub struct DecisionRecord<'a> {
     pub contact: Option<&'a str>,
     pub outcome: &'a str,
     pub detail: Option<String>,
+    /// This handling of the event: its token on the event's actions, holding their claims
+    /// and leases.
+    pub attempt: Uuid,
 }
 
 /// The fleet's state that on-call alarms watch, read by the metrics reporter.
@@ -392,20 +398,22 @@ impl Store {
         Ok(())
     }
 
-    /// Takes the (event, action) idempotency key before its checks. A fresh key, one an
-    /// earlier attempt released as `retry`, or one an attempt `claimed` but never sent is
-    /// taken (`claimed`, with a new token); see [`Store::start_sending`].
+    /// Takes the (account, event, action) idempotency key before its checks. A fresh key, one
+    /// an earlier attempt released as `retry`, or one an attempt `claimed` but never sent is
+    /// taken (`claimed`, with this attempt's token); see [`Store::start_sending`]. A `pending`
+    /// or `uncertain` one whose lease ran out is taken for resolving, leased for `lease`.
     pub async fn claim_action(
         &self,
         d: &DecisionRecord<'_>,
         kind: ActionKind,
+        lease: Duration,
     ) -> Result<ActionClaim, StoreError> {
-        let token = Uuid::new_v4();
         let claimed: Option<i64> = sqlx::query_scalar(
             "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id, contact_igsid, outcome, claim_token)
              values ($1, $2, $3, $4, $5, $6, $7, 'claimed', $8)
              on conflict (ig_user_id, event_id, step) do update
-               set outcome = 'claimed', claim_token = excluded.claim_token, updated_at = now()
+               set outcome = 'claimed', claim_token = excluded.claim_token, lease_until = null,
+                   updated_at = now()
                where activity.outcome in ('retry', 'claimed')
              returning id",
         )
@@ -416,53 +424,96 @@ impl Store {
         .bind(kind.as_str())
         .bind(d.campaign_id)
         .bind(d.contact)
-        .bind(token)
+        .bind(d.attempt)
         .fetch_optional(&self.pool)
         .await?;
         if claimed.is_some() {
-            return Ok(ActionClaim::Fresh(token));
+            return Ok(ActionClaim::Fresh);
         }
-        // A `pending` left behind means that attempt died after possibly sending.
+        // A `pending` whose lease ran out means that attempt died after possibly sending.
         let unresolved: Option<Option<i64>> = sqlx::query_scalar(
-            "update activity set outcome = 'uncertain', updated_at = now(),
+            "update activity set outcome = 'uncertain', updated_at = now(), claim_token = $4,
+               lease_until = now() + make_interval(secs => $5),
                detail = 'an earlier attempt ended without a known result'
              where ig_user_id = $1 and event_id = $2 and step = $3
                and outcome in ('pending', 'uncertain')
+               and (lease_until is null or lease_until <= now())
              returning (extract(epoch from attempted_at) * 1000)::bigint",
+        )
+        .bind(d.ig_user_id)
+        .bind(d.event_id)
+        .bind(kind.as_str())
+        .bind(d.attempt)
+        .bind(lease.as_secs_f64())
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(attempted_at_ms) = unresolved {
+            return Ok(ActionClaim::Unresolved { attempted_at_ms });
+        }
+        let leased: Option<f64> = sqlx::query_scalar(
+            "select greatest(extract(epoch from lease_until - now()), 0)::float8 from activity
+             where ig_user_id = $1 and event_id = $2 and step = $3
+               and outcome in ('pending', 'uncertain')",
         )
         .bind(d.ig_user_id)
         .bind(d.event_id)
         .bind(kind.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(match unresolved {
-            Some(attempted_at_ms) => ActionClaim::Unresolved { attempted_at_ms },
+        Ok(match leased {
+            Some(secs) => ActionClaim::Busy {
+                retry_in: Duration::try_from_secs_f64(secs).unwrap_or(lease),
+            },
             None => ActionClaim::Done,
         })
     }
 
-    /// Marks the claimed action `pending` just before its Graph API call: from here on an
-    /// attempt that dies may have reached Meta. False when another copy of the event has
-    /// claimed it since; that copy sends it.
+    /// Marks the claimed action `pending`, leased for `lease`, just before its Graph API call:
+    /// from here on an attempt that dies may have reached Meta. False when another copy of the
+    /// event has claimed it since; that copy sends it.
     pub async fn start_sending(
         &self,
         d: &DecisionRecord<'_>,
         kind: ActionKind,
-        token: Uuid,
+        lease: Duration,
     ) -> Result<bool, StoreError> {
         let started: Option<i64> = sqlx::query_scalar(
-            "update activity set outcome = 'pending', updated_at = now(), attempted_at = now()
+            "update activity set outcome = 'pending', updated_at = now(), attempted_at = now(),
+               lease_until = now() + make_interval(secs => $5)
              where ig_user_id = $4 and event_id = $1 and step = $2 and outcome = 'claimed'
                and claim_token = $3
              returning id",
         )
         .bind(d.event_id)
         .bind(kind.as_str())
-        .bind(token)
+        .bind(d.attempt)
         .bind(d.ig_user_id)
+        .bind(lease.as_secs_f64())
         .fetch_optional(&self.pool)
         .await?;
         Ok(started.is_some())
+    }
+
+    /// Renews the leases this attempt holds on the event's actions (it is still working).
+    pub async fn renew_leases(
+        &self,
+        ig_user_id: &str,
+        event_id: &str,
+        attempt: Uuid,
+        lease: Duration,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "update activity set lease_until = now() + make_interval(secs => $4)
+             where ig_user_id = $1 and event_id = $2 and claim_token = $3
+               and outcome in ('pending', 'uncertain')",
+        )
+        .bind(ig_user_id)
+        .bind(event_id)
+        .bind(attempt)
+        .bind(lease.as_secs_f64())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Keeps a paused account's event until the account is active again.
@@ -562,16 +613,21 @@ impl Store {
             .collect())
     }
 
+    /// Records how this attempt's action ended. False when the claim is no longer this
+    /// attempt's (its lease ran out and another attempt took the action over): that one's
+    /// outcome stands.
     pub async fn finish_action(
         &self,
         d: &DecisionRecord<'_>,
         kind: ActionKind,
         r: &ActionRecord,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
+    ) -> Result<bool, StoreError> {
+        let finished: Option<i64> = sqlx::query_scalar(
             "update activity set outcome = $3, detail = $4, graph_status = $5, graph_code = $6,
-               graph_subcode = $7, response_id = $8, latency_ms = $9, updated_at = now()
-             where ig_user_id = $10 and event_id = $1 and step = $2",
+               graph_subcode = $7, response_id = $8, latency_ms = $9, updated_at = now(),
+               lease_until = null
+             where ig_user_id = $10 and event_id = $1 and step = $2 and claim_token = $11
+             returning id",
         )
         .bind(d.event_id)
         .bind(kind.as_str())
@@ -583,9 +639,10 @@ impl Store {
         .bind(&r.response_id)
         .bind(r.latency.and_then(|l| i32::try_from(l.as_millis()).ok()))
         .bind(d.ig_user_id)
-        .execute(&self.pool)
+        .bind(d.attempt)
+        .fetch_optional(&self.pool)
         .await?;
-        Ok(())
+        Ok(finished.is_some())
     }
 
     /// Whether the campaign already sent the contact a DM (for another event) within
