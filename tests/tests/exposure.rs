@@ -124,8 +124,10 @@ async fn migrating_moves_the_old_bookkeeping_out_of_public() {
 const INTENDED: &[&str] = &[
     "igflow_can_edit(uuid) authenticated EXECUTE (security definer)",
     "igflow_can_edit_campaign(uuid) authenticated EXECUTE (security definer)",
+    "igflow_editor_tenants() authenticated EXECUTE (security definer)",
     "igflow_is_member(uuid) authenticated EXECUTE (security definer)",
     "igflow_is_owner(uuid) authenticated EXECUTE (security definer)",
+    "igflow_member_tenants() authenticated EXECUTE (security definer)",
     "public.actions authenticated DELETE",
     "public.actions authenticated INSERT",
     "public.actions authenticated SELECT",
