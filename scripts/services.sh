@@ -11,6 +11,8 @@ mkdir -p "$state"
 pg_port=${IGFLOW_PG_PORT:-5432}
 redis_port=${IGFLOW_REDIS_PORT:-6379}
 moto_port=${IGFLOW_MOTO_PORT:-5055}
+# A three-node Redis Cluster on this port and the next two, for the cluster tests.
+cluster_port=${IGFLOW_REDIS_CLUSTER_PORT:-7000}
 moto_version=5.2.5
 
 log() { printf '[services] %s\n' "$*" >&2; }
@@ -82,18 +84,54 @@ start_moto() {
   wait_port "$moto_port" moto
 }
 
+cluster_ok() { redis-cli -p "$cluster_port" cluster info 2>/dev/null | grep -q '^cluster_state:ok'; }
+
+# Redis Cluster, as ElastiCache in cluster mode (and Valkey Serverless) runs it: the
+# rate-limit scripts are tested against it. Three masters, no replicas, in .local/.
+start_redis_cluster() {
+  if cluster_ok; then log "redis cluster already up on $cluster_port-$((cluster_port + 2))"; return; fi
+  local ports=("$cluster_port" "$((cluster_port + 1))" "$((cluster_port + 2))") p dir
+  for p in "${ports[@]}"; do
+    if port_open "$p"; then
+      redis-cli -p "$p" info cluster 2>/dev/null | grep -q '^cluster_enabled:1' || {
+        log "port $p is taken by something that is not a Redis Cluster node; set IGFLOW_REDIS_CLUSTER_PORT"
+        exit 1
+      }
+      continue
+    fi
+    dir=$state/redis-cluster/$p
+    mkdir -p "$dir"
+    rm -f "$dir/nodes.conf"
+    redis-server --daemonize yes --bind 127.0.0.1 --port "$p" --cluster-enabled yes \
+      --cluster-config-file "$dir/nodes.conf" --dir "$dir" --save '' --appendonly no \
+      --logfile "$dir/redis.log"
+    wait_port "$p" "redis cluster node"
+  done
+  # Nodes left from a half-made cluster forget it first; their data is test data.
+  for p in "${ports[@]}"; do
+    redis-cli -p "$p" flushall >/dev/null
+    redis-cli -p "$p" cluster reset hard >/dev/null
+  done
+  log "creating redis cluster on ${ports[*]}"
+  redis-cli --cluster create "${ports[@]/#/127.0.0.1:}" --cluster-replicas 0 --cluster-yes >/dev/null
+  for _ in $(seq 1 100); do cluster_ok && return 0; sleep 0.1; done
+  log "redis cluster on $cluster_port did not become ready"; return 1
+}
+
 start_postgres
 start_redis
+start_redis_cluster
 start_moto
 
 cat >"$state/env" <<ENV
 # Written by scripts/services.sh: local services for igflow.
 export DATABASE_URL=\${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:$pg_port/postgres}
 export REDIS_URL=\${REDIS_URL:-redis://127.0.0.1:$redis_port}
+export IGFLOW_REDIS_CLUSTER_URL=\${IGFLOW_REDIS_CLUSTER_URL:-redis-cluster://127.0.0.1:$cluster_port?node=127.0.0.1:$((cluster_port + 1))\&node=127.0.0.1:$((cluster_port + 2))}
 export AWS_ENDPOINT_URL=\${AWS_ENDPOINT_URL:-http://127.0.0.1:$moto_port}
 export AWS_REGION=\${AWS_REGION:-us-east-1}
 export AWS_ACCESS_KEY_ID=\${AWS_ACCESS_KEY_ID:-test}
 export AWS_SECRET_ACCESS_KEY=\${AWS_SECRET_ACCESS_KEY:-test}
 export CARGO_TARGET_DIR=\${CARGO_TARGET_DIR:-\$HOME/.cache/igflow-target}
 ENV
-log "ready: postgres :$pg_port, redis :$redis_port, moto :$moto_port (env in .local/env)"
+log "ready: postgres :$pg_port, redis :$redis_port, redis cluster :$cluster_port-$((cluster_port + 2)), moto :$moto_port (env in .local/env)"

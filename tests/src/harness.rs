@@ -49,6 +49,8 @@ pub const MAX_RECEIVE_COUNT: u32 = 5;
 pub struct Services {
     pub database_url: String,
     pub redis_url: String,
+    /// A Redis Cluster (`redis-cluster://...`), as scripts/services.sh starts it.
+    pub redis_cluster_url: String,
     pub aws_endpoint: String,
 }
 
@@ -66,6 +68,10 @@ impl Services {
                 "postgres://postgres:postgres@127.0.0.1:5432/postgres",
             ),
             redis_url: var("REDIS_URL", "redis://127.0.0.1:6379"),
+            redis_cluster_url: var(
+                "IGFLOW_REDIS_CLUSTER_URL",
+                "redis-cluster://127.0.0.1:7000?node=127.0.0.1:7001&node=127.0.0.1:7002",
+            ),
             aws_endpoint: var("AWS_ENDPOINT_URL", "http://127.0.0.1:5055"),
         }
     }

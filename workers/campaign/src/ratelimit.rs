@@ -138,10 +138,16 @@ impl CallClass {
 ///
 /// Nothing is booked before the account's or the app's `blocked` time (Meta throttled it).
 ///
-/// KEYS: slot memory, the budgets, usage, pacing, ledger, blocked (account), blocked (app).
-/// ARGV: the budgets' intervals in
-/// ms, then the pacing maximum, the lateness tolerance, how long to remember a slot, the
-/// call's deadline (0: none) and how close a booking may be and still be moved, in ms.
+/// Cluster-safe (Redis Cluster, ElastiCache Serverless): every key it touches is in KEYS and
+/// all of them are the account's, one hash slot (see [`account_tag`]). A booking moved for a
+/// closing window is not its own key (not known beforehand, so not declarable) but a field
+/// of the account's `moved` hash, which its event finds when it comes back. The app-wide
+/// block lives in another slot: the caller reads it first and passes it in ARGV.
+///
+/// KEYS: slot memory, the budgets, usage, pacing, ledger, blocked (account), moved bookings.
+/// ARGV: the budgets' intervals in ms, then the pacing maximum, the lateness tolerance, how
+/// long to remember a slot, the call's deadline (0: none), how close a booking may be and
+/// still be moved, in ms, and the app's blocked time (0: none).
 /// Returns the wait in ms, the usage percentage (-1 for a remembered slot) and 1 when the
 /// slot was taken over from a booking with more time.
 const RESERVE: &str = r"
@@ -154,8 +160,13 @@ local memory = tonumber(ARGV[n + 3])
 local deadline = tonumber(ARGV[n + 4])
 local margin = tonumber(ARGV[n + 5])
 local ledger = KEYS[n + 4]
-local blocked = math.max(tonumber(redis.call('GET', KEYS[n + 5]) or '0'),
-  tonumber(redis.call('GET', KEYS[n + 6]) or '0'))
+local moved = KEYS[n + 6]
+local blocked = math.max(tonumber(redis.call('GET', KEYS[n + 5]) or '0'), tonumber(ARGV[n + 6]))
+local moved_to = redis.call('HGET', moved, KEYS[1])
+if moved_to then
+  redis.call('HDEL', moved, KEYS[1])
+  redis.call('SET', KEYS[1], moved_to, 'PX', math.max(tonumber(moved_to) - now + memory, 1))
+end
 local booked = tonumber(redis.call('GET', KEYS[1]) or '-1')
 if booked >= 0 and now - booked <= tolerance then
   return {math.max(booked - now, 0), -1, 0}
@@ -170,12 +181,22 @@ for i = 1, n do
   local next_tat = slot + tonumber(ARGV[i])
   redis.call('SET', KEYS[i + 1], next_tat, 'PX', next_tat - now + 1000)
 end
-local function remember(key, at, own_deadline)
-  redis.call('SET', key, at, 'PX', at - now + memory)
+local function list(key, at, own_deadline)
   if at - now > margin then
     redis.call('ZADD', ledger, at, own_deadline .. '|' .. key)
     redis.call('PEXPIRE', ledger, at - now + memory)
   end
+end
+local function remember(at, own_deadline)
+  redis.call('SET', KEYS[1], at, 'PX', at - now + memory)
+  list(KEYS[1], at, own_deadline)
+end
+local function move(key, at, own_deadline)
+  redis.call('HSET', moved, key, at)
+  if redis.call('PTTL', moved) < at - now + memory then
+    redis.call('PEXPIRE', moved, at - now + memory)
+  end
+  list(key, at, own_deadline)
 end
 if deadline > 0 and slot >= deadline then
   local candidates = redis.call('ZREVRANGEBYSCORE', ledger, deadline - 1, '(' .. (now + margin), 'WITHSCORES', 'LIMIT', 0, 50)
@@ -186,8 +207,8 @@ if deadline > 0 and slot >= deadline then
     if their_deadline == 0 or their_deadline > slot then
       local theirs = tonumber(candidates[i + 1])
       redis.call('ZREM', ledger, member)
-      remember(their_key, slot, their_deadline)
-      remember(KEYS[1], theirs, deadline)
+      move(their_key, slot, their_deadline)
+      remember(theirs, deadline)
       return {theirs - now, 0, 1}
     end
   end
@@ -201,7 +222,7 @@ if usage >= 80 then
   redis.call('SET', KEYS[n + 3], slot + interval, 'PX', slot + interval - now + 1000)
 end
 if slot > now then
-  remember(KEYS[1], slot, deadline)
+  remember(slot, deadline)
 end
 return {slot - now, usage, 0}
 ";
@@ -229,6 +250,14 @@ if now + wait > stored then
 end
 return 0
 ";
+
+/// The account's id as a Redis Cluster hash tag: only the part in braces picks the hash
+/// slot, so all of an account's keys share one and a script may touch them together, while
+/// accounts still spread over the cluster. (A prefix with braces of its own would put every
+/// key in one slot: correct, but not spread.)
+fn account_tag(account: &IgUserId) -> String {
+    format!("{{{account}}}")
+}
 
 /// How long Meta's usage report stays in force without a newer one.
 const USAGE_TTL: Duration = Duration::from_secs(60);
@@ -355,21 +384,25 @@ impl RateLimiter {
         budgets: &Budgets,
         window_closes_ms: Option<i64>,
     ) -> Result<Duration, Failure> {
+        // Read apart: it lives in another hash slot than the account's keys.
+        let app_blocked: Option<i64> = self
+            .redis
+            .get(self.blocked_key(Throttled::App))
+            .await
+            .map_err(|e| Failure::retry(format!("redis unavailable for throttling: {e}")))?;
         let buckets = class.buckets(budgets);
-        let mut keys = vec![
-            self.keys
-                .key(&["slot", account.as_str(), event.as_str(), action]),
-        ];
+        let tag = account_tag(account);
+        let mut keys = vec![self.keys.key(&["slot", &tag, event.as_str(), action])];
         keys.extend(
             buckets
                 .iter()
-                .map(|(name, _)| self.keys.key(&["rl", account.as_str(), name])),
+                .map(|(name, _)| self.keys.key(&["rl", &tag, name])),
         );
-        keys.push(self.keys.key(&["usage", account.as_str()]));
-        keys.push(self.keys.key(&["rl", account.as_str(), "pace"]));
-        keys.push(self.keys.key(&["ledger", account.as_str()]));
+        keys.push(self.usage_key(account));
+        keys.push(self.keys.key(&["rl", &tag, "pace"]));
+        keys.push(self.keys.key(&["ledger", &tag]));
         keys.push(self.blocked_key(Throttled::Account(account)));
-        keys.push(self.blocked_key(Throttled::App));
+        keys.push(self.keys.key(&["moved", &tag]));
         let mut args: Vec<String> = buckets
             .iter()
             .map(|(_, rate)| rate.interval_ms().to_string())
@@ -387,6 +420,7 @@ impl RateLimiter {
         });
         args.push(deadline.max(0).to_string());
         args.push(MOVABLE_AFTER.as_millis().to_string());
+        args.push(app_blocked.unwrap_or(0).to_string());
         let (wait_ms, usage, took_over): (i64, i64, i64) = self
             .reserve
             .evalsha_with_reload(&self.redis, keys, args)
@@ -465,12 +499,15 @@ impl RateLimiter {
         self.local.until_key_ready(&account.to_string()).await;
     }
 
-    /// Remembers the highest usage percentage Meta reported for the account.
     fn blocked_key(&self, scope: Throttled<'_>) -> String {
         match scope {
-            Throttled::Account(account) => self.keys.key(&["rl", account.as_str(), "blocked"]),
+            Throttled::Account(account) => self.keys.key(&["rl", &account_tag(account), "blocked"]),
             Throttled::App => self.keys.key(&["rl", "app", "blocked"]),
         }
+    }
+
+    fn usage_key(&self, account: &IgUserId) -> String {
+        self.keys.key(&["usage", &account_tag(account)])
     }
 
     /// Meta throttled the account (or the whole app) for `wait`: no call of it is booked
@@ -490,12 +527,13 @@ impl RateLimiter {
         Ok(())
     }
 
+    /// Remembers the usage percentage Meta last reported for the account.
     pub async fn record_usage(&self, account: &IgUserId, percent: u8) -> Result<(), Failure> {
         self.meter.usage(account, percent);
         let ttl = i64::try_from(USAGE_TTL.as_secs()).unwrap_or(i64::MAX);
         self.redis
             .set::<(), _, _>(
-                self.keys.key(&["usage", account.as_str()]),
+                self.usage_key(account),
                 i64::from(percent),
                 Some(Expiration::EX(ttl)),
                 None,
