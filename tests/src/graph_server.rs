@@ -2,13 +2,16 @@
 //! public replies, Meta's response and error shapes, the rules Meta enforces (valid token,
 //! 1,000-byte texts, one private reply per comment), injectable faults (server errors,
 //! throttling, answers slower than the client waits), and a log of every write for the tests
-//! to inspect.
+//! to inspect; and Business Login for Instagram's OAuth endpoints (`graph_oauth.rs`).
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use crate::locked::Locked;
 use axum::extract::Query;
+
+#[path = "graph_oauth.rs"]
+mod oauth;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -172,6 +175,7 @@ struct ServerState {
     /// Accepted DMs by thread (sender, recipient), oldest first, as the Conversations API
     /// lists them.
     threads: HashMap<(String, String), Vec<Value>>,
+    oauth: oauth::OAuthState,
 }
 
 type Shared = Locked<ServerState>;
@@ -285,6 +289,7 @@ impl GraphTestServer {
             .route("/{node}/replies", post(replies).get(list_replies))
             .route("/{node}/conversations", get(conversations))
             .route("/{node}", get(thread))
+            .merge(oauth::routes())
             .with_state(shared.clone());
         let url = crate::serve_local(app, port).await?;
         Ok(Self { url, shared })

@@ -220,8 +220,16 @@ async fn upsert_campaign(
     .bind(source)
     .fetch_one(&mut **tx)
     .await?;
+    write_campaign_parts(tx, campaign_id, c).await
+}
 
-    // Rules, intents and actions belong to the campaign wholesale: replace them.
+/// Replaces a campaign's rules, intents and actions with the spec's: they belong to the
+/// campaign wholesale. `apply` and the dashboard both write them through this.
+pub async fn write_campaign_parts(
+    tx: &mut Transaction<'_, Postgres>,
+    campaign_id: Uuid,
+    c: &CampaignSpec,
+) -> Result<(), sqlx::Error> {
     sqlx::query("delete from rules where campaign_id = $1")
         .bind(campaign_id)
         .execute(&mut **tx)

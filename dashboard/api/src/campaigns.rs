@@ -1,0 +1,472 @@
+//! Campaigns: list, read, create, edit, pause, resume, archive, and the keyword tester.
+//! Checked by the campaign files' validator; file campaigns are read-only (RLS says so).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use igflow_core::campaign::{CampaignStatus, MatchMode, Require, Trigger};
+use igflow_core::campaign_file::{ActionsSpec, CampaignSpec, FieldError, IntentSpec, RuleSpec};
+use igflow_core::ids::{IgUserId, MediaId};
+use igflow_core::tester::{self, TestComment, TestResult};
+use igflow_worker::apply::write_campaign_parts;
+use serde::{Deserialize, Serialize};
+use sqlx::{Postgres, Transaction};
+use uuid::Uuid;
+
+use crate::AppState;
+use crate::auth::User;
+use crate::db::as_user;
+use crate::error::ApiError;
+
+/// A campaign as the dashboard shows it: the same fields as in a campaign file, plus who
+/// owns it.
+#[derive(Debug, Serialize)]
+pub struct CampaignView {
+    pub id: Uuid,
+    pub tenant_id: Uuid,
+    pub account_id: Uuid,
+    /// `file` (read-only here, changed by `igflow-worker apply`) or `dashboard`.
+    pub managed_by: String,
+    /// The file a file campaign was applied from.
+    pub source: Option<String>,
+    pub updated_at: String,
+    pub campaign: CampaignSpec,
+}
+
+#[derive(sqlx::FromRow)]
+struct CampaignRow {
+    id: Uuid,
+    tenant_id: Uuid,
+    account_id: Uuid,
+    slug: String,
+    name: String,
+    trigger: String,
+    status: String,
+    priority: i32,
+    cooldown_seconds: i32,
+    media_ids: Vec<String>,
+    starts_at_ms: Option<i64>,
+    ends_at_ms: Option<i64>,
+    managed_by: String,
+    source: Option<String>,
+    updated_at: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct RuleRow {
+    campaign_id: Uuid,
+    match_mode: String,
+    require: String,
+    keywords: Vec<String>,
+    exclude: Vec<String>,
+    fold_accents: bool,
+    stretch: bool,
+}
+
+#[derive(sqlx::FromRow)]
+struct IntentRow {
+    campaign_id: Uuid,
+    name: String,
+    description: String,
+    examples: Vec<String>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ActionRow {
+    campaign_id: Uuid,
+    kind: String,
+    variants: Vec<String>,
+    quick_replies: Vec<String>,
+}
+
+fn stored<T: std::str::FromStr<Err = String>>(value: &str) -> Result<T, ApiError> {
+    value
+        .parse()
+        .map_err(|e: String| ApiError::Internal(format!("a stored campaign is unreadable: {e}")))
+}
+
+fn timestamp(ms: Option<i64>) -> Result<Option<jiff::Timestamp>, ApiError> {
+    ms.map(jiff::Timestamp::from_millisecond)
+        .transpose()
+        .map_err(|e| ApiError::Internal(format!("a stored schedule is unreadable: {e}")))
+}
+
+/// The campaigns `filter` selects, with their rules, intents and actions, as the user may see them.
+async fn load(
+    tx: &mut Transaction<'static, Postgres>,
+    filter: &str,
+    arg: Option<Uuid>,
+) -> Result<Vec<CampaignView>, ApiError> {
+    let sql = format!(
+        "select id, tenant_id, account_id, slug, name, trigger, status, priority, cooldown_seconds,
+                media_ids, (extract(epoch from starts_at) * 1000)::bigint as starts_at_ms,
+                (extract(epoch from ends_at) * 1000)::bigint as ends_at_ms, managed_by, source,
+                to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as updated_at
+         from campaigns where {filter} order by priority desc, slug"
+    );
+    let rows: Vec<CampaignRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(arg)
+        .fetch_all(&mut **tx)
+        .await?;
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let rules: Vec<RuleRow> = sqlx::query_as(
+        "select campaign_id, match_mode, require, keywords, exclude, fold_accents, stretch
+         from rules where campaign_id = any($1) order by position",
+    )
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    let intents: Vec<IntentRow> = sqlx::query_as(
+        "select campaign_id, name, description, examples from intents
+         where campaign_id = any($1) order by position",
+    )
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    let actions: Vec<ActionRow> = sqlx::query_as(
+        "select campaign_id, kind, variants, quick_replies from actions where campaign_id = any($1)",
+    )
+    .bind(&ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            let mut spec_actions = ActionsSpec {
+                private_reply: None,
+                public_replies: Vec::new(),
+                dm: None,
+                quick_replies: Vec::new(),
+            };
+            for a in actions.iter().filter(|a| a.campaign_id == r.id) {
+                match a.kind.as_str() {
+                    "private_reply" => spec_actions.private_reply = a.variants.first().cloned(),
+                    "public_reply" => spec_actions.public_replies.clone_from(&a.variants),
+                    _ => spec_actions.dm = a.variants.first().cloned(),
+                }
+                if !a.quick_replies.is_empty() {
+                    spec_actions.quick_replies.clone_from(&a.quick_replies);
+                }
+            }
+            let campaign = CampaignSpec {
+                slug: r.slug,
+                name: r.name,
+                trigger: stored::<Trigger>(&r.trigger)?,
+                status: stored::<CampaignStatus>(&r.status)?,
+                priority: r.priority,
+                cooldown_seconds: u32::try_from(r.cooldown_seconds).unwrap_or(0),
+                media_ids: r
+                    .media_ids
+                    .into_iter()
+                    .map(|m| MediaId::parse(m).map_err(|e| ApiError::Internal(e.to_string())))
+                    .collect::<Result<_, _>>()?,
+                starts_at: timestamp(r.starts_at_ms)?,
+                ends_at: timestamp(r.ends_at_ms)?,
+                rules: rules
+                    .iter()
+                    .filter(|x| x.campaign_id == r.id)
+                    .map(|x| {
+                        Ok(RuleSpec {
+                            keywords: x.keywords.clone(),
+                            mode: stored::<MatchMode>(&x.match_mode)?,
+                            require: stored::<Require>(&x.require)?,
+                            exclude: x.exclude.clone(),
+                            fold_accents: x.fold_accents,
+                            stretch: x.stretch,
+                        })
+                    })
+                    .collect::<Result<_, ApiError>>()?,
+                intents: intents
+                    .iter()
+                    .filter(|x| x.campaign_id == r.id)
+                    .map(|x| IntentSpec {
+                        name: x.name.clone(),
+                        description: x.description.clone(),
+                        examples: x.examples.clone(),
+                    })
+                    .collect(),
+                actions: spec_actions,
+            };
+            Ok(CampaignView {
+                id: r.id,
+                tenant_id: r.tenant_id,
+                account_id: r.account_id,
+                managed_by: r.managed_by,
+                source: r.source,
+                updated_at: r.updated_at,
+                campaign,
+            })
+        })
+        .collect()
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    pub account_id: Option<Uuid>,
+}
+
+pub async fn list(
+    State(state): State<Arc<AppState>>,
+    user: User,
+    Query(q): Query<ListQuery>,
+) -> Result<Json<Vec<CampaignView>>, ApiError> {
+    let mut tx = as_user(&state.pool, &user).await?;
+    let views = load(
+        &mut tx,
+        "($1::uuid is null or account_id = $1)",
+        q.account_id,
+    )
+    .await?;
+    Ok(Json(views))
+}
+
+pub async fn get(
+    State(state): State<Arc<AppState>>,
+    user: User,
+    Path(id): Path<Uuid>,
+) -> Result<Json<CampaignView>, ApiError> {
+    let mut tx = as_user(&state.pool, &user).await?;
+    load(&mut tx, "id = $1", Some(id))
+        .await?
+        .pop()
+        .map(Json)
+        .ok_or(ApiError::NotFound)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateBody {
+    pub account_id: Uuid,
+    pub campaign: CampaignSpec,
+}
+
+fn validate(spec: &CampaignSpec) -> Result<(), ApiError> {
+    let problems = spec.problems();
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::Invalid(problems))
+    }
+}
+
+/// A slug is unique per account; say so next to the field rather than as a conflict.
+async fn check_slug_free(
+    tx: &mut Transaction<'static, Postgres>,
+    account_id: Uuid,
+    slug: &str,
+    except: Option<Uuid>,
+) -> Result<(), ApiError> {
+    let taken: bool = sqlx::query_scalar(
+        "select exists (select 1 from campaigns where account_id = $1 and slug = $2
+                        and ($3::uuid is null or id <> $3))",
+    )
+    .bind(account_id)
+    .bind(slug)
+    .bind(except)
+    .fetch_one(&mut **tx)
+    .await?;
+    if taken {
+        return Err(ApiError::Invalid(vec![FieldError {
+            field: "slug".into(),
+            message: format!("{slug:?} is already used by another campaign of this account"),
+        }]));
+    }
+    Ok(())
+}
+
+pub async fn create(
+    State(state): State<Arc<AppState>>,
+    user: User,
+    Json(body): Json<CreateBody>,
+) -> Result<(StatusCode, Json<CampaignView>), ApiError> {
+    validate(&body.campaign)?;
+    let c = &body.campaign;
+    let mut tx = as_user(&state.pool, &user).await?;
+    check_slug_free(&mut tx, body.account_id, &c.slug, None).await?;
+    let media: Vec<&str> = c.media_ids.iter().map(MediaId::as_str).collect();
+    // The account row, as the user sees it, gives the tenant: none visible, 404.
+    let id: Uuid = sqlx::query_scalar(
+        "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status,
+                                priority, cooldown_seconds, starts_at, ends_at)
+         select a.tenant_id, a.id, $2, $3, $4, $5, $6, $7, $8, $9::timestamptz, $10::timestamptz
+         from ig_accounts a where a.id = $1
+         returning id",
+    )
+    .bind(body.account_id)
+    .bind(&c.slug)
+    .bind(&c.name)
+    .bind(c.trigger.as_str())
+    .bind(&media)
+    .bind(c.status.as_str())
+    .bind(c.priority)
+    .bind(i32::try_from(c.cooldown_seconds).unwrap_or(i32::MAX))
+    .bind(c.starts_at.map(|t| t.to_string()))
+    .bind(c.ends_at.map(|t| t.to_string()))
+    .fetch_one(&mut *tx)
+    .await?;
+    write_campaign_parts(&mut tx, id, c).await?;
+    let view = load(&mut tx, "id = $1", Some(id))
+        .await?
+        .pop()
+        .ok_or(ApiError::NotFound)?;
+    tx.commit().await?;
+    tracing::info!(campaign_id = %id, user = %user.id, "campaign created");
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Why a campaign the user asked to change was not changed: hidden (another tenant's, or
+/// none), or visible but read-only.
+async fn not_changed(tx: &mut Transaction<'static, Postgres>, id: Uuid) -> ApiError {
+    let visible: Result<Option<(String, Option<String>)>, _> =
+        sqlx::query_as("select managed_by, source from campaigns where id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await;
+    match visible {
+        Ok(None) => ApiError::NotFound,
+        Ok(Some((managed_by, source))) if managed_by == "file" => ApiError::Forbidden(format!(
+            "this campaign comes from the campaign file {}: change it there and run igflow-worker apply",
+            source.unwrap_or_else(|| "(unknown)".into())
+        )),
+        Ok(Some(_)) => ApiError::Forbidden(
+            "your role in this workspace cannot change campaigns (viewers read only)".into(),
+        ),
+        Err(e) => e.into(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateBody {
+    pub campaign: CampaignSpec,
+}
+
+pub async fn update(
+    State(state): State<Arc<AppState>>,
+    user: User,
+    Path(id): Path<Uuid>,
+    Json(body): Json<UpdateBody>,
+) -> Result<Json<CampaignView>, ApiError> {
+    validate(&body.campaign)?;
+    let c = &body.campaign;
+    let mut tx = as_user(&state.pool, &user).await?;
+    let account: Option<Uuid> =
+        sqlx::query_scalar("select account_id from campaigns where id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    let account = account.ok_or(ApiError::NotFound)?;
+    check_slug_free(&mut tx, account, &c.slug, Some(id)).await?;
+    let media: Vec<&str> = c.media_ids.iter().map(MediaId::as_str).collect();
+    let updated: Option<Uuid> = sqlx::query_scalar(
+        "update campaigns set slug = $2, name = $3, trigger = $4, media_ids = $5, status = $6,
+                priority = $7, cooldown_seconds = $8, starts_at = $9::timestamptz,
+                ends_at = $10::timestamptz, updated_at = now()
+         where id = $1 returning id",
+    )
+    .bind(id)
+    .bind(&c.slug)
+    .bind(&c.name)
+    .bind(c.trigger.as_str())
+    .bind(&media)
+    .bind(c.status.as_str())
+    .bind(c.priority)
+    .bind(i32::try_from(c.cooldown_seconds).unwrap_or(i32::MAX))
+    .bind(c.starts_at.map(|t| t.to_string()))
+    .bind(c.ends_at.map(|t| t.to_string()))
+    .fetch_optional(&mut *tx)
+    .await?;
+    if updated.is_none() {
+        return Err(not_changed(&mut tx, id).await);
+    }
+    write_campaign_parts(&mut tx, id, c).await?;
+    let view = load(&mut tx, "id = $1", Some(id))
+        .await?
+        .pop()
+        .ok_or(ApiError::NotFound)?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StatusBody {
+    pub status: CampaignStatus,
+}
+
+/// Pause, resume (`active`) or archive.
+pub async fn set_status(
+    State(state): State<Arc<AppState>>,
+    user: User,
+    Path(id): Path<Uuid>,
+    Json(body): Json<StatusBody>,
+) -> Result<Json<CampaignView>, ApiError> {
+    let mut tx = as_user(&state.pool, &user).await?;
+    let updated: Option<Uuid> = sqlx::query_scalar(
+        "update campaigns set status = $2, updated_at = now() where id = $1 returning id",
+    )
+    .bind(id)
+    .bind(body.status.as_str())
+    .fetch_optional(&mut *tx)
+    .await?;
+    if updated.is_none() {
+        return Err(not_changed(&mut tx, id).await);
+    }
+    let view = load(&mut tx, "id = $1", Some(id))
+        .await?
+        .pop()
+        .ok_or(ApiError::NotFound)?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TesterBody {
+    pub account_id: Uuid,
+    pub text: String,
+    #[serde(default)]
+    pub media_id: Option<String>,
+}
+
+/// What the account's active campaigns would do with a comment, as the worker decides it.
+pub async fn test(
+    State(state): State<Arc<AppState>>,
+    user: User,
+    Json(body): Json<TesterBody>,
+) -> Result<Json<TestResult>, ApiError> {
+    let mut tx = as_user(&state.pool, &user).await?;
+    let (tenant, ig_user_id, username): (Uuid, String, String) =
+        sqlx::query_as("select tenant_id, ig_user_id, username from ig_accounts where id = $1")
+            .bind(body.account_id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or(ApiError::NotFound)?;
+    let account = IgUserId::parse(ig_user_id).map_err(|e| ApiError::Internal(e.to_string()))?;
+    let campaigns = load(
+        &mut tx,
+        "account_id = $1 and status = 'active'",
+        Some(body.account_id),
+    )
+    .await?
+    .into_iter()
+    .map(|v| v.campaign.to_campaign(v.id))
+    .collect();
+    tx.commit().await?;
+    let comment = TestComment {
+        text: &body.text,
+        media_id: body.media_id.as_deref(),
+        username: "a.follower",
+        written_at_ms: igflow_core::runtime::now_ms(),
+    };
+    let classifier = &state.classifier;
+    let text = body.text.clone();
+    let result = tester::test_comment(campaigns, &account, &comment, |campaign| {
+        igflow_worker::simulate::ask_model(classifier, tenant, &text, campaign)
+    })
+    .await
+    .map_err(|e| {
+        ApiError::BadRequest(format!("a campaign of this account cannot be matched: {e}"))
+    })?;
+    tracing::debug!(account = %username, fired = result.fired.is_some(), "keyword tested");
+    Ok(Json(result))
+}

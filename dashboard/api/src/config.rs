@@ -1,0 +1,131 @@
+//! The dashboard API's configuration, read once at start-up.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use igflow_core::env::{ConfigError, Env};
+use igflow_worker::config::{ClassifierConfig, SecretsConfig, StoreConfig};
+use secrecy::SecretString;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    /// Inside AWS Lambda (`AWS_LAMBDA_RUNTIME_API` set): behind the REST API, like the webhook.
+    Lambda,
+    Addr(SocketAddr),
+}
+
+/// How signed-in users are recognized: Supabase Auth's access tokens.
+#[derive(Debug, Clone)]
+pub struct AuthConfig {
+    /// `IGFLOW_JWT_ISSUER`: the project's issuer, `https://<project-ref>.supabase.co/auth/v1`.
+    /// A token of another project names another issuer and is refused.
+    pub issuer: String,
+    /// `IGFLOW_JWKS_URL`: the project's signing keys (`<issuer>/.well-known/jwks.json`), for
+    /// projects that sign with asymmetric keys (ES256, RS256).
+    pub jwks_url: Option<String>,
+    /// `IGFLOW_JWT_SECRET`: the project's legacy HS256 secret (and the development sign-in's).
+    pub jwt_secret: Option<SecretString>,
+    /// `IGFLOW_DEV_SIGN_IN=true`: `POST /api/dev/sign-in` mints a token for any e-mail address.
+    /// Only for this machine and tests, where Supabase Auth cannot run; refused unless set.
+    pub dev_sign_in: bool,
+}
+
+/// Business Login for Instagram: the app's credentials and Meta's endpoints.
+#[derive(Debug, Clone)]
+pub struct OAuthConfig {
+    /// `IGFLOW_IG_APP_ID`.
+    pub app_id: String,
+    /// `IGFLOW_IG_APP_SECRET`: exchanges codes, and signs the OAuth `state`.
+    pub app_secret: SecretString,
+    /// `IGFLOW_OAUTH_REDIRECT_URL`: this API's `/oauth/callback` as registered with Meta.
+    pub redirect_url: String,
+    /// `IGFLOW_INSTAGRAM_DIALOG_URL` (default `https://www.instagram.com/oauth/authorize`).
+    pub dialog_url: String,
+    /// `IGFLOW_INSTAGRAM_API_URL` (default `https://api.instagram.com`): the code exchange.
+    pub api_url: String,
+    /// `IGFLOW_GRAPH_API_URL` (default `https://graph.instagram.com/v24.0`).
+    pub graph_url: String,
+}
+
+#[derive(Debug)]
+pub struct DashboardConfig {
+    pub listen: Listen,
+    pub store: StoreConfig,
+    pub auth: AuthConfig,
+    /// `IGFLOW_DASHBOARD_ORIGIN`: the only origin whose scripts may call the API (CORS), and
+    /// where the OAuth callback sends the browser back. Unset: same origin only.
+    pub origin: Option<String>,
+    /// `IGFLOW_DASHBOARD_STATIC_DIR`: the built app (`dashboard/web/dist`), served at `/`.
+    pub static_dir: Option<PathBuf>,
+    /// Unset (no `IGFLOW_IG_APP_ID`): connecting an account answers 503 saying what to set.
+    pub oauth: Option<OAuthConfig>,
+    pub secrets: SecretsConfig,
+    pub classifier: ClassifierConfig,
+}
+
+impl DashboardConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let listen = if env.optional("AWS_LAMBDA_RUNTIME_API").is_some() {
+            Listen::Lambda
+        } else {
+            let default = SocketAddr::from(([127, 0, 0, 1], 8090));
+            Listen::Addr(env.parse_or("IGFLOW_DASHBOARD_ADDR", default)?)
+        };
+        let auth = AuthConfig {
+            issuer: env.required(
+                "IGFLOW_JWT_ISSUER",
+                "set it to the Supabase project's issuer, https://<project-ref>.supabase.co/auth/v1",
+            )?,
+            jwks_url: env.optional("IGFLOW_JWKS_URL"),
+            jwt_secret: env.optional("IGFLOW_JWT_SECRET").map(SecretString::from),
+            dev_sign_in: env.parse_or("IGFLOW_DEV_SIGN_IN", false)?,
+        };
+        if auth.jwks_url.is_none() && auth.jwt_secret.is_none() {
+            return Err(ConfigError::Missing {
+                var: "IGFLOW_JWKS_URL",
+                hint: "set it (or IGFLOW_JWT_SECRET) so signed-in users can be recognized",
+            });
+        }
+        if auth.dev_sign_in && auth.jwt_secret.is_none() {
+            return Err(ConfigError::Missing {
+                var: "IGFLOW_JWT_SECRET",
+                hint: "the development sign-in signs its tokens with it",
+            });
+        }
+        let oauth = match env.optional("IGFLOW_IG_APP_ID") {
+            None => None,
+            Some(app_id) => Some(OAuthConfig {
+                app_id,
+                app_secret: env.secret(
+                    "IGFLOW_IG_APP_SECRET",
+                    "the Instagram app's secret, to exchange OAuth codes",
+                )?,
+                redirect_url: env.required(
+                    "IGFLOW_OAUTH_REDIRECT_URL",
+                    "this API's /oauth/callback URL, as registered in the Meta app",
+                )?,
+                dialog_url: env
+                    .optional("IGFLOW_INSTAGRAM_DIALOG_URL")
+                    .unwrap_or_else(|| "https://www.instagram.com/oauth/authorize".into()),
+                api_url: env
+                    .optional("IGFLOW_INSTAGRAM_API_URL")
+                    .unwrap_or_else(|| "https://api.instagram.com".into()),
+                graph_url: env
+                    .optional("IGFLOW_GRAPH_API_URL")
+                    .unwrap_or_else(|| "https://graph.instagram.com/v24.0".into()),
+            }),
+        };
+        Ok(Self {
+            listen,
+            store: StoreConfig::from_env(env)?,
+            auth,
+            origin: env.optional("IGFLOW_DASHBOARD_ORIGIN"),
+            static_dir: env
+                .optional("IGFLOW_DASHBOARD_STATIC_DIR")
+                .map(PathBuf::from),
+            oauth,
+            secrets: SecretsConfig::from_env(env)?,
+            classifier: ClassifierConfig::from_env(env)?,
+        })
+    }
+}

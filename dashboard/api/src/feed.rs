@@ -1,0 +1,131 @@
+//! The live feed: decisions and actions as the worker records them, pushed as server-sent
+//! events. Postgres NOTIFY (a trigger on `activity`) names each new row; every subscriber
+//! reads it back as its user, so Row Level Security decides who sees it.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::Serialize;
+use sqlx::PgPool;
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+
+use crate::AppState;
+use crate::auth::User;
+use crate::db::as_user;
+use crate::error::ApiError;
+
+pub const CHANNEL: &str = "igflow_activity";
+/// The feed opens with this many recent entries.
+const BACKLOG: i64 = 30;
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct FeedEntry {
+    pub id: i64,
+    pub at: String,
+    pub ig_user_id: String,
+    pub event_kind: String,
+    pub step: String,
+    pub outcome: String,
+    /// Why: the matched keyword, the cooldown, the closed window, the opt-out.
+    pub detail: Option<String>,
+    pub campaign_id: Option<uuid::Uuid>,
+    pub campaign_slug: Option<String>,
+    pub contact_igsid: Option<String>,
+}
+
+const SELECT: &str = "select x.id, to_char(x.updated_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') as at,
+        x.ig_user_id, x.event_kind, x.step, x.outcome, x.detail, x.campaign_id, c.slug as campaign_slug,
+        x.contact_igsid
+ from activity x left join campaigns c on c.id = x.campaign_id";
+
+/// Listens on the channel for the whole process and hands row ids to the subscribers.
+pub fn listen(pool: PgPool) -> broadcast::Sender<i64> {
+    let (tx, _) = broadcast::channel(1024);
+    let sender = tx.clone();
+    tokio::spawn(async move {
+        loop {
+            match sqlx::postgres::PgListener::connect_with(&pool).await {
+                Ok(mut listener) => {
+                    if let Err(e) = listener.listen(CHANNEL).await {
+                        tracing::warn!(error = %e, "LISTEN failed; retrying");
+                    } else {
+                        while let Ok(n) = listener.recv().await {
+                            if let Ok(id) = n.payload().parse::<i64>() {
+                                let _ = sender.send(id);
+                            }
+                        }
+                        tracing::warn!("the activity listener lost its connection; reconnecting");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "connecting the activity listener failed"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    });
+    tx
+}
+
+async fn read(pool: &PgPool, user: &User, id: i64) -> Result<Option<FeedEntry>, ApiError> {
+    let mut tx = as_user(pool, user).await?;
+    let sql = format!("{SELECT} where x.id = $1");
+    Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?)
+}
+
+fn event(entry: &FeedEntry) -> Event {
+    Event::default()
+        .event("activity")
+        .id(entry.id.to_string())
+        .json_data(entry)
+        .unwrap_or_else(|_| Event::default().comment("unserializable entry"))
+}
+
+pub async fn stream(
+    State(state): State<Arc<AppState>>,
+    user: User,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let mut notifications = state.feed.subscribe();
+    let backlog: Vec<FeedEntry> = {
+        let mut tx = as_user(&state.pool, &user).await?;
+        let sql = format!("{SELECT} order by x.id desc limit {BACKLOG}");
+        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&mut *tx)
+            .await?
+    };
+    let (out, rx) = mpsc::channel(64);
+    let pool = state.pool.clone();
+    tokio::spawn(async move {
+        for entry in backlog.iter().rev() {
+            if out.send(Ok(event(entry))).await.is_err() {
+                return;
+            }
+        }
+        loop {
+            let id = match notifications.recv().await {
+                Ok(id) => id,
+                Err(broadcast::error::RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "a feed subscriber fell behind");
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            match read(&pool, &user, id).await {
+                Ok(Some(entry)) => {
+                    if out.send(Ok(event(&entry))).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(e) => tracing::warn!(error = %e, "reading a feed entry failed"),
+            }
+        }
+    });
+    Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::default()))
+}

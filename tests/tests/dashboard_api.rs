@@ -1,0 +1,718 @@
+//! The dashboard API over HTTP: isolation between tenants decided by Row Level Security,
+//! roles, every kind of bad token refused, campaigns checked by the files' validator, the
+//! keyword tester, connecting an account through OAuth, and the live feed.
+#![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
+
+use std::time::Duration;
+
+use igflow_tests::dashboard::{
+    Dashboard, EC_KID, ISSUER, JWT_SECRET, add_member, claims, es256, hs256,
+};
+use igflow_tests::fixtures::{ACCOUNT, TOKEN, campaigns_yaml};
+use igflow_tests::harness::TestEnv;
+use reqwest::Method;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const OTHER_ACCOUNT: &str = "17841400000000777";
+
+/// Two tenants, acme (with an owner, an editor and a viewer) and rival (with an owner), each
+/// with one account and two file campaigns.
+struct World {
+    env: TestEnv,
+    api: Dashboard,
+    acme: Uuid,
+    rival: Uuid,
+    owner: String,
+    editor: String,
+    viewer: String,
+    rival_owner: String,
+}
+
+async fn world() -> World {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    env.apply(
+        &campaigns_yaml()
+            .replace("slug: acme", "slug: rival")
+            .replace(ACCOUNT, OTHER_ACCOUNT)
+            .replace(TOKEN, "IGAA-rival-token"),
+    )
+    .await
+    .unwrap();
+    let api = Dashboard::start(&env, &[]).await.unwrap();
+    let mut tokens = Vec::new();
+    let mut tenants = Vec::new();
+    for (email, slug, role) in [
+        ("owner@acme.test", "acme", "owner"),
+        ("editor@acme.test", "acme", "editor"),
+        ("viewer@acme.test", "acme", "viewer"),
+        ("owner@rival.test", "rival", "owner"),
+    ] {
+        let (user, token) = api.sign_in(email).await.unwrap();
+        tenants.push(add_member(&env, slug, user, role).await.unwrap());
+        tokens.push(token);
+    }
+    let mut tokens = tokens.into_iter();
+    let mut next = || tokens.next().unwrap();
+    World {
+        acme: tenants[0],
+        rival: tenants[3],
+        owner: next(),
+        editor: next(),
+        viewer: next(),
+        rival_owner: next(),
+        env,
+        api,
+    }
+}
+
+fn a_campaign(slug: &str, keyword: &str) -> Value {
+    json!({
+        "slug": slug, "name": "Black Friday", "trigger": "comment", "status": "active",
+        "priority": 50, "cooldown_seconds": 0, "media_ids": [], "starts_at": null, "ends_at": null,
+        "rules": [{ "keywords": [keyword], "match": "whole_word", "require": "any", "exclude": [],
+                    "fold_accents": true, "stretch": false }],
+        "intents": [],
+        "actions": { "private_reply": "Hi {username}! 30% off: https://shop.example/bf",
+                     "public_replies": ["Check your DMs"], "dm": null, "quick_replies": [] },
+    })
+}
+
+impl World {
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        self.api
+            .call(method, path, Some(token), body)
+            .await
+            .unwrap()
+    }
+
+    async fn first_account(&self, token: &str) -> Value {
+        let (status, accounts) = self.call(Method::GET, "/api/accounts", token, None).await;
+        assert_eq!(status, 200, "{accounts}");
+        assert_eq!(accounts.as_array().unwrap().len(), 1, "{accounts}");
+        accounts[0].clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_member_of_one_tenant_gets_404_for_everything_of_another() {
+    let w = world().await;
+    let rival_account = w.first_account(&w.rival_owner).await;
+    let (_, rival_campaigns) = w
+        .call(Method::GET, "/api/campaigns", &w.rival_owner, None)
+        .await;
+    let rival_campaign = rival_campaigns[0]["id"].as_str().unwrap().to_owned();
+    let rival_account_id = rival_account["id"].as_str().unwrap().to_owned();
+    let account = w.first_account(&w.owner).await;
+    assert_eq!(account["ig_user_id"], ACCOUNT);
+    let (_, mine) = w.call(Method::GET, "/api/campaigns", &w.owner, None).await;
+    assert_eq!(mine.as_array().unwrap().len(), 2);
+    assert!(
+        mine.as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["managed_by"] == "file")
+    );
+
+    let rival = w.rival;
+    let rival_member = Uuid::new_v4();
+    let c = &rival_campaign;
+    let a = &rival_account_id;
+    let cases: Vec<(Method, String, Option<Value>)> = vec![
+        (Method::GET, format!("/api/campaigns/{c}"), None),
+        (
+            Method::PUT,
+            format!("/api/campaigns/{c}"),
+            Some(json!({ "campaign": a_campaign("x", "x") })),
+        ),
+        (
+            Method::POST,
+            format!("/api/campaigns/{c}/status"),
+            Some(json!({ "status": "paused" })),
+        ),
+        (Method::GET, format!("/api/campaigns/{c}/results"), None),
+        (
+            Method::POST,
+            "/api/campaigns".into(),
+            Some(json!({ "account_id": a, "campaign": a_campaign("x", "x") })),
+        ),
+        (
+            Method::POST,
+            "/api/tester".into(),
+            Some(json!({ "account_id": a, "text": "price?" })),
+        ),
+        (
+            Method::POST,
+            format!("/api/accounts/{a}/status"),
+            Some(json!({ "status": "paused" })),
+        ),
+        (
+            Method::POST,
+            "/api/accounts/connect".into(),
+            Some(json!({ "tenant_id": rival })),
+        ),
+        (Method::GET, format!("/api/tenants/{rival}/members"), None),
+        (
+            Method::POST,
+            format!("/api/tenants/{rival}/members"),
+            Some(json!({ "email": "x@y.z", "role": "owner" })),
+        ),
+        (
+            Method::PUT,
+            format!("/api/tenants/{rival}/members/{rival_member}"),
+            Some(json!({ "role": "owner" })),
+        ),
+        (
+            Method::DELETE,
+            format!("/api/tenants/{rival}/members/{rival_member}"),
+            None,
+        ),
+    ];
+    for (method, path, body) in cases {
+        let (status, answer) = w.call(method.clone(), &path, &w.owner, body).await;
+        assert_eq!(status, 404, "{method} {path}: {answer}");
+    }
+    // The rival's contact: invisible, so unchangeable.
+    let contact: Uuid = sqlx::query_scalar(
+        "insert into contacts (account_id, igsid, username) select id, '999', 'fan' from ig_accounts
+         where ig_user_id = $1 returning id",
+    )
+    .bind(OTHER_ACCOUNT)
+    .fetch_one(w.env.store.pool())
+    .await
+    .unwrap();
+    let (status, _) = w
+        .call(
+            Method::POST,
+            &format!("/api/contacts/{contact}"),
+            &w.owner,
+            Some(json!({ "opted_out": true })),
+        )
+        .await;
+    assert_eq!(status, 404);
+    let (_, listed) = w
+        .call(Method::GET, "/api/contacts?all=true", &w.owner, None)
+        .await;
+    assert_eq!(listed, json!([]));
+    let opted_out: bool = sqlx::query_scalar("select opted_out from contacts where id = $1")
+        .bind(contact)
+        .fetch_one(w.env.store.pool())
+        .await
+        .unwrap();
+    assert!(!opted_out, "nothing of the rival changed");
+    let (_, me) = w.call(Method::GET, "/api/me", &w.owner, None).await;
+    assert_eq!(me["workspaces"].as_array().unwrap().len(), 1);
+    assert_eq!(me["workspaces"][0]["id"], json!(w.acme));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn campaigns_are_checked_by_field_file_ones_are_read_only_and_viewers_only_read() {
+    let w = world().await;
+    let account = w.first_account(&w.editor).await;
+    let account_id = account["id"].as_str().unwrap();
+
+    let mut bad = a_campaign("Black Friday", "deal");
+    bad["rules"][0]["keywords"] = json!([]);
+    bad["actions"]["private_reply"] = json!("x".repeat(1001));
+    let (status, answer) = w
+        .call(
+            Method::POST,
+            "/api/campaigns",
+            &w.editor,
+            Some(json!({ "account_id": account_id, "campaign": bad })),
+        )
+        .await;
+    assert_eq!(status, 422, "{answer}");
+    let fields: Vec<&str> = answer["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        fields,
+        ["slug", "rules[0].keywords", "actions.private_reply"],
+        "{answer}"
+    );
+    let (status, answer) = w
+        .call(
+            Method::POST,
+            "/api/campaigns",
+            &w.editor,
+            Some(json!({ "account_id": account_id, "campaign": a_campaign("price-list", "deal") })),
+        )
+        .await;
+    assert_eq!(
+        (status, answer["fields"][0]["field"].as_str()),
+        (422, Some("slug")),
+        "{answer}"
+    );
+
+    let (status, created) = w
+        .call(
+            Method::POST,
+            "/api/campaigns",
+            &w.editor,
+            Some(
+                json!({ "account_id": account_id, "campaign": a_campaign("black-friday", "deal") }),
+            ),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["managed_by"], "dashboard");
+    assert_eq!(
+        created["campaign"],
+        a_campaign("black-friday", "deal"),
+        "read back as written"
+    );
+    let id = created["id"].as_str().unwrap();
+
+    // The tester decides as the worker does: the new campaign's keyword, texts written out.
+    let (status, tested) = w
+        .call(
+            Method::POST,
+            "/api/tester",
+            &w.viewer,
+            Some(json!({ "account_id": account_id, "text": "Any DEAL today?" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{tested}");
+    assert_eq!(tested["fired"]["campaign_slug"], "black-friday");
+    assert_eq!(tested["fired"]["keyword"], "deal");
+    assert_eq!(
+        tested["fired"]["actions"][0]["text"],
+        "Hi a.follower! 30% off: https://shop.example/bf"
+    );
+
+    let (status, paused) = w
+        .call(
+            Method::POST,
+            &format!("/api/campaigns/{id}/status"),
+            &w.editor,
+            Some(json!({ "status": "paused" })),
+        )
+        .await;
+    assert_eq!(
+        (status, paused["campaign"]["status"].as_str()),
+        (200, Some("paused"))
+    );
+    let (_, tested) = w
+        .call(
+            Method::POST,
+            "/api/tester",
+            &w.editor,
+            Some(json!({ "account_id": account_id, "text": "deal" })),
+        )
+        .await;
+    assert_eq!(
+        tested["fired"],
+        Value::Null,
+        "a paused campaign does not fire"
+    );
+
+    // Viewers read, never write.
+    for (method, path, body) in [
+        (
+            Method::PUT,
+            format!("/api/campaigns/{id}"),
+            json!({ "campaign": a_campaign("black-friday", "sale") }),
+        ),
+        (
+            Method::POST,
+            format!("/api/campaigns/{id}/status"),
+            json!({ "status": "active" }),
+        ),
+        (
+            Method::POST,
+            "/api/campaigns".into(),
+            json!({ "account_id": account_id, "campaign": a_campaign("viewer-made", "x") }),
+        ),
+        (
+            Method::POST,
+            format!("/api/accounts/{account_id}/status"),
+            json!({ "status": "paused" }),
+        ),
+        (
+            Method::POST,
+            format!("/api/tenants/{}/members", w.acme),
+            json!({ "email": "new@acme.test", "role": "owner" }),
+        ),
+    ] {
+        let (status, answer) = w.call(method.clone(), &path, &w.viewer, Some(body)).await;
+        assert_eq!(status, 403, "{method} {path}: {answer}");
+    }
+    // A file campaign is read-only for everyone in the dashboard, and says where it is from.
+    let (_, all) = w.call(Method::GET, "/api/campaigns", &w.owner, None).await;
+    let file = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["campaign"]["slug"] == "price-list")
+        .unwrap();
+    assert_eq!(file["source"], "test.yaml");
+    let (status, answer) = w
+        .call(
+            Method::POST,
+            &format!("/api/campaigns/{}/status", file["id"].as_str().unwrap()),
+            &w.owner,
+            Some(json!({ "status": "paused" })),
+        )
+        .await;
+    assert_eq!(status, 403);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("campaign file test.yaml"),
+        "{answer}"
+    );
+    // And the next apply leaves the dashboard's campaign alone.
+    w.env.apply(&campaigns_yaml()).await.unwrap();
+    let (status, still) = w
+        .call(
+            Method::GET,
+            &format!("/api/campaigns/{id}"),
+            &w.viewer,
+            None,
+        )
+        .await;
+    assert_eq!(
+        (status, still["campaign"]["status"].as_str()),
+        (200, Some("paused"))
+    );
+
+    // Members: owners invite, change roles, remove; the last owner stays.
+    let acme = w.acme;
+    let (status, invited) = w
+        .call(
+            Method::POST,
+            &format!("/api/tenants/{acme}/members"),
+            &w.owner,
+            Some(json!({ "email": "New@Acme.test", "role": "viewer" })),
+        )
+        .await;
+    assert_eq!(
+        (status, invited["email"].as_str()),
+        (201, Some("new@acme.test")),
+        "{invited}"
+    );
+    let new = invited["user_id"].as_str().unwrap();
+    let (status, _) = w
+        .call(
+            Method::PUT,
+            &format!("/api/tenants/{acme}/members/{new}"),
+            &w.owner,
+            Some(json!({ "role": "editor" })),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = w
+        .call(
+            Method::DELETE,
+            &format!("/api/tenants/{acme}/members/{new}"),
+            &w.owner,
+            None,
+        )
+        .await;
+    assert_eq!(status, 204);
+    let (me, _) = w.api.sign_in("owner@acme.test").await.unwrap();
+    let (status, answer) = w
+        .call(
+            Method::PUT,
+            &format!("/api/tenants/{acme}/members/{me}"),
+            &w.owner,
+            Some(json!({ "role": "viewer" })),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("without an owner"),
+        "{answer}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forged_expired_wrongly_signed_and_other_project_tokens_are_refused() {
+    let w = world().await;
+    let (owner, _) = w.api.sign_in("owner@acme.test").await.unwrap();
+    let good = claims(owner, ISSUER, 3600);
+    // Both of the project's ways to sign are accepted.
+    for token in [hs256(&good, JWT_SECRET), es256(&good, EC_KID)] {
+        let (status, me) = w
+            .api
+            .call(Method::GET, "/api/me", Some(&token), None)
+            .await
+            .unwrap();
+        assert_eq!(status, 200, "{me}");
+        assert_eq!(me["workspaces"][0]["role"], "owner");
+    }
+    let valid = hs256(&good, JWT_SECRET);
+    let (head, rest) = valid.split_once('.').unwrap();
+    let (_, signature) = rest.split_once('.').unwrap();
+    let forged_payload = {
+        use base64::Engine;
+        let mut c = good.clone();
+        c["sub"] = json!(Uuid::new_v4());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(c.to_string())
+    };
+    let mut service = good.clone();
+    service["role"] = json!("service_role");
+    let cases = [
+        ("no token", None),
+        ("garbage", Some("not-a-jwt".to_owned())),
+        (
+            "forged payload",
+            Some(format!("{head}.{forged_payload}.{signature}")),
+        ),
+        (
+            "expired",
+            Some(hs256(&claims(owner, ISSUER, -3600), JWT_SECRET)),
+        ),
+        (
+            "wrong secret",
+            Some(hs256(&good, "another-secret-of-32-bytes-or-more!!")),
+        ),
+        (
+            "other project (issuer)",
+            Some(hs256(
+                &claims(owner, "https://other.supabase.co/auth/v1", 3600),
+                JWT_SECRET,
+            )),
+        ),
+        (
+            "other project (key)",
+            Some(es256(&good, "other-project-key")),
+        ),
+        (
+            "other project (issuer, asymmetric)",
+            Some(es256(
+                &claims(owner, "https://other.supabase.co/auth/v1", 3600),
+                EC_KID,
+            )),
+        ),
+        ("not a user's token", Some(hs256(&service, JWT_SECRET))),
+        (
+            "unsigned",
+            Some(format!(
+                "eyJhbGciOiJub25lIn0.{}.",
+                rest.split_once('.').unwrap().0
+            )),
+        ),
+    ];
+    for (what, token) in cases {
+        let (status, answer) = w
+            .api
+            .call(Method::GET, "/api/campaigns", token.as_deref(), None)
+            .await
+            .unwrap();
+        assert_eq!(status, 401, "{what}: {answer}");
+        let text = answer.to_string();
+        assert!(
+            !text.contains(token.as_deref().unwrap_or("@@")),
+            "{what}: the token is never echoed"
+        );
+    }
+    // The development sign-in exists only when it is switched on.
+    let off = Dashboard::start(&w.env, &[("IGFLOW_DEV_SIGN_IN", "")])
+        .await
+        .unwrap();
+    assert!(off.sign_in("owner@acme.test").await.is_err());
+    let (status, _) = off
+        .call(Method::GET, "/api/me", Some(&valid), None)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "real tokens still work");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_owner_connects_an_account_through_instagrams_oauth() {
+    let w = world().await;
+    w.env.graph.oauth_user("17841400000000555", "new.shop");
+    let (status, answer) = w
+        .call(
+            Method::POST,
+            "/api/accounts/connect",
+            &w.editor,
+            Some(json!({ "tenant_id": w.acme })),
+        )
+        .await;
+    assert_eq!(status, 403, "editors do not connect accounts: {answer}");
+    let (status, answer) = w
+        .call(
+            Method::POST,
+            "/api/accounts/connect",
+            &w.owner,
+            Some(json!({ "tenant_id": w.acme })),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let dialog = answer["url"].as_str().unwrap();
+    assert!(
+        dialog.contains("scope=instagram_business_basic"),
+        "{dialog}"
+    );
+    // Meta's dialog: the user consents and is sent back with a code.
+    let consent = w.api.http.get(dialog).send().await.unwrap();
+    assert_eq!(consent.status(), 303);
+    let back = consent.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        back.starts_with(&format!("{}/oauth/callback?code=", w.api.url)),
+        "{back}"
+    );
+    let done = w.api.http.get(&back).send().await.unwrap();
+    let page = done.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(page, "/#/accounts?connected=new.shop");
+
+    let (_, accounts) = w.call(Method::GET, "/api/accounts", &w.viewer, None).await;
+    let connected = accounts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["username"] == "new.shop")
+        .unwrap()
+        .clone();
+    assert_eq!(connected["ig_user_id"], "17841400000000555");
+    assert_eq!(connected["status"], "active");
+    assert!(
+        connected["token_expires_at"]
+            .as_str()
+            .unwrap()
+            .starts_with("20"),
+        "{connected}"
+    );
+    assert_eq!(connected["webhook_fields"].as_array().unwrap().len(), 7);
+    assert_eq!(
+        w.env.graph.subscribed_fields("17841400000000555"),
+        [
+            "comments",
+            "messages",
+            "message_reactions",
+            "messaging_postbacks",
+            "messaging_seen",
+            "messaging_referral",
+            "mentions"
+        ]
+    );
+    let secret: String = sqlx::query_scalar(
+        "select token_secret_ref from ig_accounts where ig_user_id = '17841400000000555'",
+    )
+    .fetch_one(w.env.store.pool())
+    .await
+    .unwrap();
+    use secrecy::ExposeSecret;
+    assert!(
+        w.env
+            .tokens()
+            .get(Uuid::new_v4(), &secret)
+            .await
+            .unwrap()
+            .expose_secret()
+            .starts_with("IGAAlong")
+    );
+
+    // The code is single-use, and a state igflow did not sign is refused.
+    let again = w.api.http.get(&back).send().await.unwrap();
+    let page = again.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        page.contains("error=") && page.contains("has+been+used"),
+        "{page}"
+    );
+    let forged = back.replace("state=", "state=x");
+    let page = w.api.http.get(&forged).send().await.unwrap().headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(page.contains("not+issued+by+igflow"), "{page}");
+    // An account already in another workspace is not taken over.
+    w.env.graph.oauth_user(OTHER_ACCOUNT, "rival.shop");
+    let (_, answer) = w
+        .call(
+            Method::POST,
+            "/api/accounts/connect",
+            &w.owner,
+            Some(json!({ "tenant_id": w.acme })),
+        )
+        .await;
+    let back = w
+        .api
+        .http
+        .get(answer["url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let page = w.api.http.get(&back).send().await.unwrap().headers()["location"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(page.contains("another+workspace"), "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_live_feed_pushes_new_activity_to_members_only() {
+    let w = world().await;
+    let open = |token: String| {
+        let http = w.api.http.clone();
+        let url = format!("{}/api/feed", w.api.url);
+        async move {
+            let response = http.get(url).bearer_auth(token).send().await.unwrap();
+            assert_eq!(response.status(), 200);
+            response
+        }
+    };
+    let mut acme = open(w.owner.clone()).await;
+    let mut rival = open(w.rival_owner.clone()).await;
+    let record = |ig_user_id: &'static str, event: &'static str| {
+        let pool = w.env.store.pool().clone();
+        async move {
+            sqlx::query(
+                "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, outcome, detail)
+                 select tenant_id, ig_user_id, $2, 'comment', 'decision', 'matched', 'rule 0 matched keyword \"price\"'
+                 from ig_accounts where ig_user_id = $1",
+            )
+            .bind(ig_user_id)
+            .bind(event)
+            .execute(&pool)
+            .await
+            .unwrap();
+        }
+    };
+    record(OTHER_ACCOUNT, "comment:rival-1").await;
+    record(ACCOUNT, "comment:acme-1").await;
+    let mut seen = String::new();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !seen.contains("matched keyword") {
+            let chunk = acme.chunk().await.unwrap().unwrap();
+            seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await
+    .expect("the acme owner sees the new entry");
+    assert!(
+        seen.contains("event: activity") && seen.contains("matched keyword"),
+        "{seen}"
+    );
+    assert!(!seen.contains(OTHER_ACCOUNT), "{seen}");
+    let mut rival_seen = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        while let Ok(Some(chunk)) = rival.chunk().await {
+            rival_seen.push_str(&String::from_utf8_lossy(&chunk));
+        }
+    })
+    .await;
+    assert!(rival_seen.contains(OTHER_ACCOUNT), "{rival_seen}");
+    assert!(!rival_seen.contains(ACCOUNT), "{rival_seen}");
+}
