@@ -6,5 +6,7 @@ use igflow_dashboard::config::DashboardConfig;
 async fn main() -> anyhow::Result<()> {
     runtime::init_tracing();
     let config = DashboardConfig::from_env(&Env::process())?;
-    igflow_dashboard::run(config, &runtime::aws_sdk_config().await).await
+    // Secrets Manager writes only, each inside a person's request: the webhook's short timeouts.
+    let aws = runtime::aws_sdk_config(runtime::AwsCalls::Ingress).await;
+    igflow_dashboard::run(config, &aws).await
 }
