@@ -50,7 +50,8 @@ async fn serve_jwks() -> std::io::Result<String> {
 
 impl Dashboard {
     /// The API on a free port with the development sign-in on, OAuth pointed at the Graph test
-    /// server; `overrides` replace any variable (an empty value removes it).
+    /// server; `overrides` replace any variable (an empty value removes it), for example
+    /// `IGFLOW_DASHBOARD_STATIC_DIR` to serve the built app.
     pub async fn start(env: &TestEnv, overrides: &[(&str, &str)]) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -90,7 +91,7 @@ impl Dashboard {
             aws_sdk_secretsmanager::Client::new(&env.aws),
         )
         .await?;
-        let app = igflow_dashboard::app(Arc::new(state), None);
+        let app = igflow_dashboard::app(Arc::new(state), config.static_dir.as_deref());
         tokio::spawn(async move { axum::serve(listener, app).await });
         Ok(Self {
             url,

@@ -1,0 +1,98 @@
+// The marketer's journey through the dashboard, in Debian's Chromium driven by Playwright.
+// Run by tests/tests/dashboard_browser.rs, which starts the fleet and passes its addresses.
+import { mkdirSync } from "node:fs";
+import { chromium } from "playwright-core";
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set (run scripts/test-dashboard.sh)`);
+  return value;
+};
+const base = env("DASHBOARD_URL");
+const shots = env("SCREENSHOTS");
+mkdirSync(shots, { recursive: true });
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-dev-shm-usage"],
+});
+const page = await browser.newPage({ viewport: { width: 1360, height: 860 }, deviceScaleFactor: 1 });
+page.setDefaultTimeout(20_000);
+page.on("pageerror", (e) => console.error("page error:", e.message));
+const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+const step = (what) => console.log(`journey: ${what}`);
+
+try {
+  step("sign in");
+  await page.goto(`${base}/`);
+  await page.getByLabel("Work e-mail").fill(env("SIGN_IN_EMAIL"));
+  await shot("01-sign-in");
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Campaigns" }).waitFor();
+
+  step("connect an account through Instagram's OAuth dialog (the test server consents)");
+  await page.getByRole("link", { name: "Accounts" }).click();
+  await page.getByRole("button", { name: "Connect an Instagram account" }).click();
+  await page.getByText("@acme.outlet is connected").waitFor();
+  await page.getByRole("heading", { name: "@acme.outlet" }).waitFor();
+  await shot("02-accounts");
+
+  step("create a campaign, first with a mistake shown next to its field");
+  await page.getByRole("link", { name: "Campaigns" }).click();
+  await page.getByRole("button", { name: "New campaign" }).click();
+  await page.locator("select").first().selectOption({ label: "@acme.outlet" });
+  await page.locator('input[name="name"]').fill("Black Friday");
+  await page.locator('textarea[name="privateReply"]').fill("Hi {username}! 30% off everything today: https://shop.example/bf");
+  await page.locator('textarea[name="publicReplies"]').fill("Check your DMs 📩\nSent you the link!");
+  await page.locator('input[name="quickReplies"]').fill("Shop now, Sizes");
+  await page.getByRole("button", { name: "Create campaign" }).click();
+  await page.getByText("must list at least one keyword").waitFor();
+  await page.locator('input[name="keywords"]').fill("deal, black friday");
+  await page.getByRole("button", { name: "Create campaign" }).click();
+  await page.getByRole("heading", { name: "Black Friday" }).waitFor();
+
+  step("test a keyword");
+  await page.getByLabel("Test comment").fill("any deal on these? 😍");
+  await page.getByRole("button", { name: "Test", exact: true }).click();
+  await page.getByTestId("tester-result").getByText("black-friday").waitFor();
+  await page.getByTestId("tester-result").getByText("30% off everything").waitFor();
+  await shot("03-campaign-and-tester");
+  const campaignUrl = page.url();
+
+  step("a follower comments: a signed delivery to the local webhook");
+  await page.getByRole("link", { name: "Live activity" }).click();
+  const delivered = await fetch(env("WEBHOOK_URL"), {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-hub-signature-256": env("COMMENT_SIGNATURE") },
+    body: env("COMMENT_BODY"),
+  });
+  if (delivered.status !== 200) throw new Error(`the webhook answered ${delivered.status}`);
+  await page.getByTestId("feed").getByText("private reply sent · black-friday").waitFor({ timeout: 60_000 });
+  await page.getByTestId("feed").getByText("comment matched · black-friday").waitFor();
+  await shot("04-live-activity");
+
+  step("results count it");
+  await page.goto(campaignUrl);
+  await page.getByTestId("funnel-Private replies sent").getByText("1", { exact: true }).waitFor();
+  await page.getByTestId("funnel-Matched").getByText("1", { exact: true }).waitFor();
+  await page.getByTestId("results").scrollIntoViewIfNeeded();
+  await shot("05-results");
+
+  step("opt-outs and members");
+  await page.getByRole("link", { name: "Opt-outs" }).click();
+  await page.getByLabel("Show everyone").check();
+  await page.getByText("@user5550001").waitFor();
+  await shot("06-opt-outs");
+  await page.getByRole("link", { name: "Members" }).click();
+  await page.getByLabel("Invite e-mail").fill("sam@acme.test");
+  await page.getByRole("button", { name: "Invite" }).click();
+  await page.getByText("sam@acme.test").waitFor();
+  await shot("07-members");
+  step("done");
+} catch (e) {
+  await shot("failure").catch(() => undefined);
+  console.error(e);
+  process.exitCode = 1;
+} finally {
+  await browser.close();
+}

@@ -1,0 +1,503 @@
+import { useCallback, useEffect, useMemo, useState } from "react";
+import type { FormEvent, ReactNode } from "react";
+import { ApiError, api, openFeed, session } from "./api";
+import {
+  type CampaignForm,
+  type CampaignSpec,
+  type FeedEntry,
+  type FieldError,
+  type Funnel,
+  describeEntry,
+  emptyForm,
+  errorsByInput,
+  fillBuckets,
+  formFromSpec,
+  funnelSteps,
+  parseSse,
+  specFromForm,
+} from "./logic";
+
+interface Workspace { id: string; slug: string; name: string; role: "owner" | "editor" | "viewer" }
+interface Me { user_id: string; email: string | null; workspaces: Workspace[] }
+interface Account {
+  id: string; tenant_id: string; ig_user_id: string; username: string; status: string;
+  status_reason: string | null; token_expires_at: string | null; webhook_fields: string[]; last_event_at: string | null;
+}
+interface CampaignView { id: string; account_id: string; managed_by: "file" | "dashboard"; source: string | null; updated_at: string; campaign: CampaignSpec }
+interface TestResult {
+  fired: { campaign_slug: string; matched_by: string; actions: { kind: string; text: string; quick_replies: string[] }[] } | null;
+  skipped: string | null;
+  notes: string[];
+}
+interface Results {
+  from: string; to: string; bucket: string; funnel: Funnel;
+  failures: { step: string; outcome: string; reason: string; count: number }[];
+  variants: { variant: number; text: string | null; count: number }[];
+  series: { at: string; matched: number; sent: number }[];
+}
+interface Contact { id: string; igsid: string; username: string | null; opted_out: boolean; last_seen_at: string }
+interface Member { user_id: string; email: string | null; role: string }
+
+function useRoute(): [string[], URLSearchParams] {
+  const [hash, setHash] = useState(window.location.hash);
+  useEffect(() => {
+    const on = () => setHash(window.location.hash);
+    window.addEventListener("hashchange", on);
+    return () => window.removeEventListener("hashchange", on);
+  }, []);
+  const [path, query] = hash.replace(/^#\/?/, "").split("?");
+  return [path.split("/").filter(Boolean), new URLSearchParams(query ?? "")];
+}
+
+const go = (path: string) => { window.location.hash = `#/${path}`; };
+const when = (iso: string | null) => (iso ? new Date(iso).toLocaleString() : "—");
+
+function Badge({ tone, children }: { tone: string; children: ReactNode }) {
+  return <span className={`badge badge-${tone}`}>{children}</span>;
+}
+
+function Notice({ tone, children }: { tone: "error" | "ok"; children: ReactNode }) {
+  return <div className={`notice notice-${tone}`} role={tone === "error" ? "alert" : "status"}>{children}</div>;
+}
+
+function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
+  const [email, setEmail] = useState("");
+  const [dev, setDev] = useState<boolean | null>(null);
+  const [error, setError] = useState("");
+  useEffect(() => { api<{ dev_sign_in: boolean }>("GET", "/api/config").then((c) => setDev(c.dev_sign_in)).catch(() => setDev(false)); }, []);
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    try {
+      const answer = await api<{ access_token: string }>("POST", "/api/dev/sign-in", { email });
+      session.set(answer.access_token);
+      onSignedIn();
+    } catch (err) { setError((err as Error).message); }
+  };
+  return (
+    <div className="signin">
+      <form className="card signin-card" onSubmit={submit}>
+        <div className="brand brand-large"><span className="logo">ig</span>flow</div>
+        <p className="muted">Comments into conversations, automatically.</p>
+        {dev === false && <Notice tone="error">Sign in through your workspace's Supabase login.</Notice>}
+        {dev && (
+          <>
+            <label>Work e-mail<input name="email" type="email" required value={email} onChange={(e) => setEmail(e.target.value)} placeholder="you@brand.com" /></label>
+            <button className="primary" type="submit">Sign in</button>
+            <p className="hint">Development sign-in: enabled on this machine only.</p>
+          </>
+        )}
+        {error && <Notice tone="error">{error}</Notice>}
+      </form>
+    </div>
+  );
+}
+
+function AccountsPage({ workspace, accounts, reload, query }: { workspace: Workspace; accounts: Account[]; reload: () => void; query: URLSearchParams }) {
+  const [error, setError] = useState("");
+  const connect = async () => {
+    try {
+      const { url } = await api<{ url: string }>("POST", "/api/accounts/connect", { tenant_id: workspace.id });
+      window.location.assign(url);
+    } catch (e) { setError((e as Error).message); }
+  };
+  const setStatus = async (a: Account, status: string) => {
+    try { await api("POST", `/api/accounts/${a.id}/status`, { status }); reload(); } catch (e) { setError((e as Error).message); }
+  };
+  return (
+    <section>
+      <header className="page-head">
+        <div><h1>Instagram accounts</h1><p className="muted">The professional accounts igflow answers for.</p></div>
+        {workspace.role === "owner" && <button className="primary" onClick={connect}>Connect an Instagram account</button>}
+      </header>
+      {query.get("connected") && <Notice tone="ok">@{query.get("connected")} is connected and subscribed to comments and messages.</Notice>}
+      {query.get("error") && <Notice tone="error">{query.get("error")}</Notice>}
+      {error && <Notice tone="error">{error}</Notice>}
+      <div className="grid">
+        {accounts.map((a) => (
+          <article className="card account" key={a.id}>
+            <div className="account-head">
+              <div className="avatar">{a.username.slice(0, 1).toUpperCase()}</div>
+              <div><h3>@{a.username}</h3><span className="muted small">{a.ig_user_id}</span></div>
+              <Badge tone={a.status === "active" ? "good" : a.status === "paused" ? "warn" : "bad"}>{a.status}</Badge>
+            </div>
+            {a.status_reason && <p className="small muted">{a.status_reason}</p>}
+            <dl className="facts">
+              <dt>Token expires</dt><dd>{when(a.token_expires_at)}</dd>
+              <dt>Webhooks</dt><dd>{a.webhook_fields.length ? `${a.webhook_fields.length} fields subscribed` : "set up by file"}</dd>
+              <dt>Last event</dt><dd>{when(a.last_event_at)}</dd>
+            </dl>
+            {workspace.role === "owner" && (
+              <div className="row">
+                {a.status === "active" ? <button onClick={() => setStatus(a, "paused")}>Pause</button> : a.status === "paused" ? <button onClick={() => setStatus(a, "active")}>Resume</button> : null}
+                <button onClick={connect}>Reconnect</button>
+              </div>
+            )}
+          </article>
+        ))}
+        {accounts.length === 0 && <div className="card empty">No account yet. Connect one to start answering comments.</div>}
+      </div>
+    </section>
+  );
+}
+
+function CampaignsPage({ workspace, campaigns }: { workspace: Workspace; campaigns: CampaignView[] }) {
+  const canEdit = workspace.role !== "viewer";
+  return (
+    <section>
+      <header className="page-head">
+        <div><h1>Campaigns</h1><p className="muted">Keywords people comment, and what they get back.</p></div>
+        {canEdit && <button className="primary" onClick={() => go("campaigns/new")}>New campaign</button>}
+      </header>
+      <div className="list">
+        {campaigns.filter((c) => c.campaign.status !== "archived").map((c) => (
+          <a className="card campaign-row" key={c.id} href={`#/campaigns/${c.id}`}>
+            <div>
+              <h3>{c.campaign.name}</h3>
+              <p className="muted small">{c.campaign.rules.flatMap((r) => r.keywords).slice(0, 6).map((k) => <span className="chip" key={k}>{k}</span>)}</p>
+            </div>
+            <div className="row">
+              {c.managed_by === "file" && <Badge tone="neutral">file · read-only</Badge>}
+              <Badge tone={c.campaign.status === "active" ? "good" : "warn"}>{c.campaign.status}</Badge>
+            </div>
+          </a>
+        ))}
+      </div>
+    </section>
+  );
+}
+
+function Field({ label, errors, children, hint }: { label: string; errors?: string[]; children: ReactNode; hint?: string }) {
+  return (
+    <label className={errors?.length ? "field field-error" : "field"}>
+      <span>{label}</span>
+      {children}
+      {hint && <small className="hint">{hint}</small>}
+      {errors?.map((e) => <small className="error-text" key={e}>{e}</small>)}
+    </label>
+  );
+}
+
+function Tester({ accountId }: { accountId: string }) {
+  const [text, setText] = useState("");
+  const [result, setResult] = useState<TestResult | null>(null);
+  const [error, setError] = useState("");
+  const run = async (e: FormEvent) => {
+    e.preventDefault();
+    try { setResult(await api<TestResult>("POST", "/api/tester", { account_id: accountId, text })); setError(""); } catch (err) { setError((err as Error).message); }
+  };
+  return (
+    <div className="card tester">
+      <h2>Keyword tester</h2>
+      <p className="muted small">Type a comment as a follower would. This is exactly what the worker would decide.</p>
+      <form className="row" onSubmit={run}>
+        <input aria-label="Test comment" value={text} onChange={(e) => setText(e.target.value)} placeholder="how much is this? 😍" />
+        <button className="primary" type="submit">Test</button>
+      </form>
+      {error && <Notice tone="error">{error}</Notice>}
+      {result && (
+        <div className="test-result" data-testid="tester-result">
+          {result.notes.map((n) => <p className="muted small" key={n}>{n}</p>)}
+          {result.fired ? (
+            <>
+              <p><Badge tone="good">fires</Badge> <strong>{result.fired.campaign_slug}</strong> · {result.fired.matched_by}</p>
+              {result.fired.actions.map((a) => (
+                <div className="bubble" key={a.kind}><span className="small muted">{a.kind.replace("_", " ")}</span><p>{a.text}</p>
+                  {a.quick_replies.length > 0 && <div className="row">{a.quick_replies.map((q) => <span className="chip" key={q}>{q}</span>)}</div>}
+                </div>
+              ))}
+            </>
+          ) : <p><Badge tone="neutral">no campaign fires</Badge> {result.skipped}</p>}
+        </div>
+      )}
+    </div>
+  );
+}
+
+function Chart({ results }: { results: Results }) {
+  const buckets = fillBuckets(results.series, results.from, results.to, results.bucket === "day" ? "day" : "hour");
+  const w = 560, h = 170, pad = 22, top = 26;
+  const max = Math.max(1, ...buckets.map((b) => Math.max(b.matched, b.sent)));
+  const slot = (w - 2 * pad) / Math.max(buckets.length, 1);
+  const bar = Math.max(2, slot * 0.36);
+  const y = (v: number) => h - pad - (v / max) * (h - pad - top);
+  const label = (iso: string) => results.bucket === "day" ? new Date(iso).toLocaleDateString(undefined, { month: "short", day: "numeric" }) : new Date(iso).toLocaleTimeString(undefined, { hour: "2-digit" });
+  const every = Math.max(1, Math.ceil(buckets.length / 8));
+  return (
+    <svg className="chart" viewBox={`0 0 ${w} ${h}`} role="img" aria-label="Matched and sent over time">
+      <defs><linearGradient id="sent" x1="0" x2="0" y1="0" y2="1"><stop offset="0" stopColor="#e1306c" /><stop offset="1" stopColor="#7b3fe4" /></linearGradient></defs>
+      <text x={pad} y={14} className="legend"><tspan className="legend-matched">■ matched</tspan>  <tspan className="legend-sent">■ sent</tspan>  · peak {max} per {results.bucket}</text>
+      <line x1={pad} x2={w - pad} y1={h - pad} y2={h - pad} className="axis" />
+      {buckets.map((b, i) => (
+        <g key={b.at}>
+          <rect x={pad + i * slot + slot / 2 - bar} y={y(b.matched)} width={bar} height={h - pad - y(b.matched)} rx={2} className="bar-matched" />
+          <rect x={pad + i * slot + slot / 2} y={y(b.sent)} width={bar} height={h - pad - y(b.sent)} rx={2} fill="url(#sent)" />
+          {i % every === 0 && <text x={pad + i * slot + slot / 2} y={h - 6} textAnchor="middle" className="tick">{label(b.at)}</text>}
+        </g>
+      ))}
+    </svg>
+  );
+}
+
+function ResultsPanel({ campaignId, refresh }: { campaignId: string; refresh: number }) {
+  const [hours, setHours] = useState(24);
+  const [results, setResults] = useState<Results | null>(null);
+  useEffect(() => {
+    const from = new Date(Date.now() - hours * 3600_000).toISOString();
+    const to = new Date(Date.now() + 60_000).toISOString();
+    api<Results>("GET", `/api/campaigns/${campaignId}/results?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`).then(setResults).catch(() => setResults(null));
+  }, [campaignId, hours, refresh]);
+  if (!results) return null;
+  const steps = funnelSteps(results.funnel);
+  const totalVariants = results.variants.reduce((n, v) => n + v.count, 0);
+  return (
+    <div className="card results" data-testid="results">
+      <div className="page-head"><h2>Results</h2>
+        <select aria-label="Period" value={hours} onChange={(e) => setHours(Number(e.target.value))}>
+          <option value={24}>Last 24 hours</option><option value={168}>Last 7 days</option><option value={720}>Last 30 days</option>
+        </select>
+      </div>
+      <div className="funnel">
+        {steps.map((s) => (
+          <div className="funnel-step" key={s.label}>
+            <span className="funnel-label">{s.label}</span>
+            <div className="bar"><div style={{ width: `${Math.max(s.percent, s.value ? 2 : 0)}%` }} /></div>
+            <strong data-testid={`funnel-${s.label}`}>{s.value}</strong>
+          </div>
+        ))}
+      </div>
+      <Chart results={results} />
+      {results.variants.length > 0 && (
+        <div><h3>Public reply variants</h3>
+          {results.variants.map((v) => <p key={v.variant} className="small">“{v.text}” — {Math.round((v.count / totalVariants) * 100)}% ({v.count})</p>)}
+        </div>
+      )}
+      {results.failures.length > 0 && (
+        <div><h3>Not sent, and why</h3>
+          {results.failures.map((f) => <p key={`${f.step}${f.outcome}${f.reason}`} className="small"><Badge tone="bad">{f.outcome}</Badge> {f.step.replace("_", " ")}: {f.reason || "no reason recorded"} ({f.count})</p>)}
+        </div>
+      )}
+    </div>
+  );
+}
+
+function CampaignPage({ id, workspace, accounts, campaigns, reload, refresh }: { id: string; workspace: Workspace; accounts: Account[]; campaigns: CampaignView[]; reload: () => void; refresh: number }) {
+  const existing = campaigns.find((c) => c.id === id);
+  const [form, setForm] = useState<CampaignForm>(existing ? formFromSpec(existing.campaign) : emptyForm);
+  const [accountId, setAccountId] = useState(existing?.account_id ?? accounts[0]?.id ?? "");
+  const [errors, setErrors] = useState<FieldError[]>([]);
+  const [message, setMessage] = useState("");
+  useEffect(() => { if (existing) setForm(formFromSpec(existing.campaign)); }, [existing]);
+  const readOnly = workspace.role === "viewer" || existing?.managed_by === "file";
+  const byInput = errorsByInput(errors);
+  const set = (key: keyof CampaignForm) => (e: { target: { value: string } }) => setForm({ ...form, [key]: e.target.value });
+  const save = async (e: FormEvent) => {
+    e.preventDefault();
+    try {
+      if (existing) {
+        await api("PUT", `/api/campaigns/${existing.id}`, { campaign: specFromForm(form, existing.campaign.status) });
+        setMessage("Saved. The worker uses it for the next comment.");
+      } else {
+        const created = await api<CampaignView>("POST", "/api/campaigns", { account_id: accountId, campaign: specFromForm(form) });
+        go(`campaigns/${created.id}`);
+      }
+      setErrors([]);
+      reload();
+    } catch (err) {
+      if (err instanceof ApiError && err.fields.length) setErrors(err.fields);
+      else setErrors([{ field: "general", message: (err as Error).message }]);
+    }
+  };
+  const setStatus = async (status: string) => {
+    if (!existing) return;
+    try { await api("POST", `/api/campaigns/${existing.id}/status`, { status }); reload(); } catch (err) { setMessage((err as Error).message); }
+  };
+  return (
+    <section>
+      <header className="page-head">
+        <div><a href="#/campaigns" className="small">← Campaigns</a><h1>{existing ? existing.campaign.name : "New campaign"}</h1></div>
+        {existing && !readOnly && (
+          <div className="row">
+            {existing.campaign.status === "active" ? <button onClick={() => setStatus("paused")}>Pause</button> : <button onClick={() => setStatus("active")}>Resume</button>}
+            <button className="danger" onClick={() => setStatus("archived")}>Archive</button>
+          </div>
+        )}
+      </header>
+      {existing?.managed_by === "file" && <Notice tone="ok">This campaign comes from the campaign file <code>{existing.source}</code>. Change it there and run <code>igflow-worker apply</code>.</Notice>}
+      {message && <Notice tone="ok">{message}</Notice>}
+      <div className="two-col">
+        <form className="card editor" onSubmit={save}>
+          <fieldset disabled={readOnly}>
+            {!existing && accounts.length > 1 && (
+              <Field label="Account"><select value={accountId} onChange={(e) => setAccountId(e.target.value)}>{accounts.map((a) => <option key={a.id} value={a.id}>@{a.username}</option>)}</select></Field>
+            )}
+            <Field label="Name" errors={byInput.name}><input name="name" value={form.name} onChange={set("name")} placeholder="Black Friday" /></Field>
+            <Field label="Keywords" errors={byInput.keywords ?? byInput.slug} hint="Comma-separated. Accents, case and emoji are handled for you."><input name="keywords" value={form.keywords} onChange={set("keywords")} placeholder="deal, price, link" /></Field>
+            <Field label="Match" errors={byInput.match}>
+              <select name="match" value={form.match} onChange={set("match")}>
+                <option value="whole_word">Whole words</option><option value="phrase">Phrase</option><option value="prefix">Word starts with</option><option value="contains">Anywhere</option><option value="exact">Whole comment</option>
+              </select>
+            </Field>
+            <Field label="Private reply (DM)" errors={byInput.privateReply} hint="{username} becomes the commenter's name."><textarea name="privateReply" rows={3} value={form.privateReply} onChange={set("privateReply")} /></Field>
+            <Field label="Public replies" errors={byInput.publicReplies} hint="One per line; each comment gets one of them."><textarea name="publicReplies" rows={2} value={form.publicReplies} onChange={set("publicReplies")} /></Field>
+            <Field label="Buttons under the DM" errors={byInput.quickReplies}><input name="quickReplies" value={form.quickReplies} onChange={set("quickReplies")} placeholder="Shop now, Sizes" /></Field>
+            <div className="row">
+              <Field label="Priority" errors={byInput.priority}><input name="priority" value={form.priority} onChange={set("priority")} /></Field>
+              <Field label="One DM per person every (hours)" errors={byInput.cooldownHours}><input name="cooldownHours" value={form.cooldownHours} onChange={set("cooldownHours")} /></Field>
+            </div>
+            {byInput.general?.map((m) => <Notice tone="error" key={m}>{m}</Notice>)}
+            {!readOnly && <button className="primary" type="submit">{existing ? "Save changes" : "Create campaign"}</button>}
+          </fieldset>
+        </form>
+        <div className="stack">
+          {accountId && <Tester accountId={accountId} />}
+          {existing && <ResultsPanel campaignId={existing.id} refresh={refresh} />}
+        </div>
+      </div>
+    </section>
+  );
+}
+
+function FeedPage({ entries }: { entries: FeedEntry[] }) {
+  return (
+    <section>
+      <header className="page-head"><div><h1>Live activity</h1><p className="muted">Every decision and message, as it happens.</p></div><Badge tone="good">● live</Badge></header>
+      <div className="card feed" data-testid="feed">
+        {entries.length === 0 && <p className="muted">Waiting for the first comment…</p>}
+        {entries.map((e) => {
+          const d = describeEntry(e);
+          return (
+            <div className={`feed-row feed-${d.tone}`} key={`${e.id}-${e.outcome}`}>
+              <span className="dot" />
+              <div><strong>{d.title}</strong>{d.reason && <p className="small muted">{d.reason}</p>}</div>
+              <span className="small muted">{new Date(e.at).toLocaleTimeString()}</span>
+            </div>
+          );
+        })}
+      </div>
+    </section>
+  );
+}
+
+function OptOutsPage({ workspace }: { workspace: Workspace }) {
+  const [q, setQ] = useState("");
+  const [all, setAll] = useState(false);
+  const [contacts, setContacts] = useState<Contact[]>([]);
+  const [error, setError] = useState("");
+  const load = useCallback(() => {
+    api<Contact[]>("GET", `/api/contacts?all=${all}&q=${encodeURIComponent(q)}`).then(setContacts).catch((e) => setError(e.message));
+  }, [q, all]);
+  useEffect(load, [load]);
+  const toggle = async (c: Contact) => {
+    try { await api("POST", `/api/contacts/${c.id}`, { opted_out: !c.opted_out }); load(); } catch (e) { setError((e as Error).message); }
+  };
+  return (
+    <section>
+      <header className="page-head"><div><h1>Opted-out people</h1><p className="muted">They get no automated message. People can also reply STOP or START.</p></div></header>
+      <div className="row"><input aria-label="Search" placeholder="Search a username" value={q} onChange={(e) => setQ(e.target.value)} />
+        <label className="check"><input type="checkbox" checked={all} onChange={(e) => setAll(e.target.checked)} /> Show everyone</label></div>
+      {error && <Notice tone="error">{error}</Notice>}
+      <div className="card">
+        {contacts.length === 0 && <p className="muted">Nobody here.</p>}
+        {contacts.map((c) => (
+          <div className="feed-row" key={c.id}>
+            <div className="avatar small-avatar">{(c.username ?? "?").slice(0, 1).toUpperCase()}</div>
+            <div><strong>{c.username ? `@${c.username}` : c.igsid}</strong><p className="small muted">last seen {when(c.last_seen_at)}</p></div>
+            {workspace.role !== "viewer" && <button onClick={() => toggle(c)}>{c.opted_out ? "Opt back in" : "Opt out"}</button>}
+          </div>
+        ))}
+      </div>
+    </section>
+  );
+}
+
+function MembersPage({ workspace, me }: { workspace: Workspace; me: Me }) {
+  const [members, setMembers] = useState<Member[]>([]);
+  const [email, setEmail] = useState("");
+  const [role, setRole] = useState("editor");
+  const [error, setError] = useState("");
+  const load = useCallback(() => { api<Member[]>("GET", `/api/tenants/${workspace.id}/members`).then(setMembers).catch((e) => setError(e.message)); }, [workspace.id]);
+  useEffect(load, [load]);
+  const act = async (f: () => Promise<unknown>) => { try { await f(); setError(""); load(); } catch (e) { setError((e as Error).message); } };
+  const owner = workspace.role === "owner";
+  return (
+    <section>
+      <header className="page-head"><div><h1>Members</h1><p className="muted">Owners manage members and accounts; editors change campaigns; viewers read.</p></div></header>
+      {owner && (
+        <form className="card row" onSubmit={(e) => { e.preventDefault(); act(() => api("POST", `/api/tenants/${workspace.id}/members`, { email, role })); }}>
+          <input type="email" required placeholder="colleague@brand.com" value={email} onChange={(e) => setEmail(e.target.value)} aria-label="Invite e-mail" />
+          <select value={role} onChange={(e) => setRole(e.target.value)} aria-label="Role"><option>viewer</option><option>editor</option><option>owner</option></select>
+          <button className="primary" type="submit">Invite</button>
+        </form>
+      )}
+      {error && <Notice tone="error">{error}</Notice>}
+      <div className="card">
+        {members.map((m) => (
+          <div className="feed-row" key={m.user_id}>
+            <div className="avatar small-avatar">{(m.email ?? "?").slice(0, 1).toUpperCase()}</div>
+            <div><strong>{m.email ?? m.user_id}</strong>{m.user_id === me.user_id && <span className="small muted"> (you)</span>}</div>
+            {owner ? (
+              <div className="row">
+                <select value={m.role} aria-label="Change role" onChange={(e) => act(() => api("PUT", `/api/tenants/${workspace.id}/members/${m.user_id}`, { role: e.target.value }))}><option>viewer</option><option>editor</option><option>owner</option></select>
+                <button className="danger" onClick={() => act(() => api("DELETE", `/api/tenants/${workspace.id}/members/${m.user_id}`))}>Remove</button>
+              </div>
+            ) : <Badge tone="neutral">{m.role}</Badge>}
+          </div>
+        ))}
+      </div>
+    </section>
+  );
+}
+
+export function App() {
+  const [signedIn, setSignedIn] = useState(Boolean(session.token));
+  const [me, setMe] = useState<Me | null>(null);
+  const [accounts, setAccounts] = useState<Account[]>([]);
+  const [campaigns, setCampaigns] = useState<CampaignView[]>([]);
+  const [feed, setFeed] = useState<FeedEntry[]>([]);
+  const [error, setError] = useState("");
+  const [route, query] = useRoute();
+  const reload = useCallback(() => {
+    Promise.all([api<Me>("GET", "/api/me"), api<Account[]>("GET", "/api/accounts"), api<CampaignView[]>("GET", "/api/campaigns")])
+      .then(([m, a, c]) => { setMe(m); setAccounts(a); setCampaigns(c); })
+      .catch((e) => { if (e instanceof ApiError && e.status === 401) setSignedIn(false); else setError(e.message); });
+  }, []);
+  useEffect(() => { if (signedIn) reload(); }, [signedIn, reload]);
+  useEffect(() => {
+    if (!signedIn) return;
+    const abort = new AbortController();
+    let buffer = "";
+    openFeed((chunk) => {
+      const parsed = parseSse(buffer + chunk);
+      buffer = parsed.rest;
+      const fresh = parsed.events.filter((e) => e.event === "activity").map((e) => JSON.parse(e.data) as FeedEntry);
+      if (fresh.length) setFeed((old) => [...fresh.reverse(), ...old.filter((o) => !fresh.some((f) => f.id === o.id))].slice(0, 200));
+    }, abort.signal).catch(() => undefined);
+    return () => abort.abort();
+  }, [signedIn]);
+  const workspace = me?.workspaces[0];
+  const visibleAccounts = useMemo(() => accounts.filter((a) => a.tenant_id === workspace?.id), [accounts, workspace]);
+  if (!signedIn) return <SignIn onSignedIn={() => setSignedIn(true)} />;
+  if (!me) return <div className="loading">{error || "Loading…"}</div>;
+  if (!workspace) return <div className="loading">You are not a member of any workspace yet: ask its owner to invite {me.email}.</div>;
+  const page = route[0] ?? "campaigns";
+  const nav: [string, string][] = [["campaigns", "Campaigns"], ["activity", "Live activity"], ["accounts", "Accounts"], ["opt-outs", "Opt-outs"], ["members", "Members"]];
+  return (
+    <div className="shell">
+      <aside className="sidebar">
+        <div className="brand"><span className="logo">ig</span>flow</div>
+        <div className="workspace"><strong>{workspace.name}</strong><span className="small">{workspace.role}</span></div>
+        <nav>{nav.map(([p, label]) => <a key={p} href={`#/${p}`} className={page === p ? "active" : ""}>{label}</a>)}</nav>
+        <button className="signout" onClick={() => { session.clear(); setSignedIn(false); setMe(null); }}>Sign out {me.email}</button>
+      </aside>
+      <main>
+        {error && <Notice tone="error">{error}</Notice>}
+        {page === "accounts" && <AccountsPage workspace={workspace} accounts={visibleAccounts} reload={reload} query={query} />}
+        {page === "campaigns" && !route[1] && <CampaignsPage workspace={workspace} campaigns={campaigns.filter((c) => visibleAccounts.some((a) => a.id === c.account_id))} />}
+        {page === "campaigns" && route[1] && <CampaignPage key={route[1]} id={route[1]} workspace={workspace} accounts={visibleAccounts} campaigns={campaigns} reload={reload} refresh={feed.length} />}
+        {page === "activity" && <FeedPage entries={feed} />}
+        {page === "opt-outs" && <OptOutsPage workspace={workspace} />}
+        {page === "members" && <MembersPage workspace={workspace} me={me} />}
+      </main>
+    </div>
+  );
+}

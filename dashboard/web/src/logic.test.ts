@@ -1,0 +1,100 @@
+import { describe, expect, it } from "vitest";
+import {
+  describeEntry,
+  emptyForm,
+  errorsByInput,
+  fillBuckets,
+  formFromSpec,
+  funnelSteps,
+  parseSse,
+  slugify,
+  specFromForm,
+} from "./logic";
+
+describe("campaign form", () => {
+  it("turns the form into the API's campaign and back", () => {
+    const form = {
+      ...emptyForm,
+      name: "Black Friday",
+      keywords: "deal, sale ,  ",
+      publicReplies: "Check your DMs\n\nSent!",
+      quickReplies: "Shop now, Later",
+      cooldownHours: "1.5",
+    };
+    const spec = specFromForm(form);
+    expect(spec.slug).toBe("black-friday");
+    expect(spec.rules[0].keywords).toEqual(["deal", "sale"]);
+    expect(spec.actions.public_replies).toEqual(["Check your DMs", "Sent!"]);
+    expect(spec.actions.quick_replies).toEqual(["Shop now", "Later"]);
+    expect(spec.cooldown_seconds).toBe(5400);
+    const back = formFromSpec(spec);
+    expect(back.keywords).toBe("deal, sale");
+    expect(specFromForm(back)).toEqual(spec);
+  });
+
+  it("makes slugs the validator accepts", () => {
+    expect(slugify("Été Promo 2026 — Réels!")).toBe("ete-promo-2026-reels");
+  });
+
+  it("puts the API's field errors next to their inputs", () => {
+    const byInput = errorsByInput([
+      { field: "rules[0].keywords", message: "must list at least one keyword" },
+      { field: "rules[0].keywords[1]", message: "\"!!\" has no letters" },
+      { field: "actions.private_reply", message: "is 1001 bytes" },
+      { field: "actions", message: "set private_reply, public_replies or both" },
+    ]);
+    expect(byInput.keywords).toHaveLength(2);
+    expect(byInput.privateReply).toEqual(["is 1001 bytes"]);
+    expect(byInput.general).toEqual(["set private_reply, public_replies or both"]);
+  });
+});
+
+describe("results", () => {
+  it("shows each step as a share of the comments seen", () => {
+    const steps = funnelSteps({
+      comments_seen: 200,
+      matched: 50,
+      private_replies_sent: 48,
+      public_replies_sent: 45,
+      dms_sent: 0,
+      buttons_tapped: 12,
+    });
+    expect(steps.map((s) => s.percent)).toEqual([100, 25, 24, 0, 6]);
+    expect(funnelSteps({ comments_seen: 0, matched: 0, private_replies_sent: 0, public_replies_sent: 0, dms_sent: 0, buttons_tapped: 0 })[0].percent).toBe(0);
+  });
+});
+
+describe("live feed", () => {
+  it("parses complete server-sent events and keeps the rest", () => {
+    const { events, rest } = parseSse('event: activity\ndata: {"id":1}\nid: 1\n\n: keep-alive\n\nevent: activity\ndata: {"id"');
+    expect(events).toEqual([{ event: "activity", data: '{"id":1}' }]);
+    expect(rest).toBe('event: activity\ndata: {"id"');
+  });
+
+  it("says what happened and why", () => {
+    const sent = describeEntry({
+      id: 1, at: "", ig_user_id: "1", event_kind: "comment", step: "private_reply", outcome: "sent",
+      detail: null, campaign_slug: "price-list", contact_igsid: "9",
+    });
+    expect(sent).toMatchObject({ title: "private reply sent · price-list", tone: "good" });
+    const skipped = describeEntry({
+      id: 2, at: "", ig_user_id: "1", event_kind: "comment", step: "private_reply", outcome: "skipped",
+      detail: "cooldown: one DM per 3600 s", campaign_slug: null, contact_igsid: "9",
+    });
+    expect(skipped.tone).toBe("bad");
+    expect(skipped.reason).toContain("cooldown");
+  });
+});
+
+describe("chart", () => {
+  it("fills the period's empty hours with zeros", () => {
+    const filled = fillBuckets(
+      [{ at: "2026-11-29T10:00:00Z", matched: 3, sent: 2 }],
+      "2026-11-29T08:30:00Z",
+      "2026-11-29T11:10:00Z",
+      "hour",
+    );
+    expect(filled.map((b) => b.sent)).toEqual([0, 0, 2, 0]);
+    expect(filled[2].at).toBe("2026-11-29T10:00:00.000Z");
+  });
+});
