@@ -14,7 +14,7 @@ cargo build --locked -q -p igflow-worker
 db=igflow_bench_rls
 url="${DATABASE_URL%/*}/$db"
 psql -X -q -d "$DATABASE_URL" -c "drop database if exists $db" -c "create database $db"
-DATABASE_URL=$url "$CARGO_TARGET_DIR/debug/igflow-worker" migrate
+IGFLOW_ADMIN_DATABASE_URL=$url "$CARGO_TARGET_DIR/debug/igflow-worker" migrate
 
 one=a0000000-0000-4000-8000-00000000000a   # viewer of tenant 0 only
 all=b0000000-0000-4000-8000-00000000000b   # viewer of all 10 tenants

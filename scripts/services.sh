@@ -126,6 +126,8 @@ start_moto
 cat >"$state/env" <<ENV
 # Written by scripts/services.sh: local services for igflow.
 export DATABASE_URL=\${DATABASE_URL:-postgres://postgres:postgres@127.0.0.1:$pg_port/postgres}
+# Locally one superuser owns everything: \`igflow-worker migrate\` and \`apply\` use it.
+export IGFLOW_ADMIN_DATABASE_URL=\${IGFLOW_ADMIN_DATABASE_URL:-\$DATABASE_URL}
 export REDIS_URL=\${REDIS_URL:-redis://127.0.0.1:$redis_port}
 export IGFLOW_REDIS_CLUSTER_URL=\${IGFLOW_REDIS_CLUSTER_URL:-redis-cluster://127.0.0.1:$cluster_port?node=127.0.0.1:$((cluster_port + 1))\&node=127.0.0.1:$((cluster_port + 2))}
 export AWS_ENDPOINT_URL=\${AWS_ENDPOINT_URL:-http://127.0.0.1:$moto_port}

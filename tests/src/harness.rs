@@ -90,6 +90,23 @@ impl Services {
         }
     }
 
+    /// The worker's URL for the (migrated) database at `admin_url`: the same server and
+    /// database as the worker's login role, which this creates the first time.
+    pub async fn worker_url(&self, admin_url: &str) -> anyhow::Result<String> {
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(admin_url)
+            .await?;
+        sqlx::raw_sql(CREATE_WORKER_LOGIN).execute(&admin).await?;
+        admin.close().await;
+        let mut url = reqwest::Url::parse(admin_url)?;
+        let (user, password) = WORKER_LOGIN;
+        url.set_username(user)
+            .and_then(|()| url.set_password(Some(password)))
+            .map_err(|()| anyhow::anyhow!("{admin_url} cannot carry a user"))?;
+        Ok(url.to_string())
+    }
+
     /// Creates a fresh, migrated database and returns its store.
     pub async fn fresh_database(&self, prefix: &str) -> anyhow::Result<(Store, String)> {
         let admin = PgPoolOptions::new()
@@ -159,6 +176,24 @@ grant usage on schema public to anon, authenticated, service_role;
 alter default privileges in schema public grant all on tables to anon, authenticated, service_role;
 alter default privileges in schema public grant all on functions to anon, authenticated, service_role;
 alter default privileges in schema public grant all on sequences to anon, authenticated, service_role;
+"#;
+
+/// The login role the worker connects as in tests and the demo: a member of `igflow_worker`,
+/// as a deployment's worker login is (`shared/roles/worker.sql`). A password, as a fresh
+/// Debian cluster wants one over TCP.
+const WORKER_LOGIN: (&str, &str) = ("igflow_worker_login", "igflow-worker-local");
+const CREATE_WORKER_LOGIN: &str = r#"
+do $$
+begin
+    if not exists (select 1 from pg_roles where rolname = 'igflow_worker_login') then
+        begin
+            create role igflow_worker_login login password 'igflow-worker-local' in role igflow_worker;
+        exception when duplicate_object or unique_violation then
+            null;
+        end;
+    end if;
+end
+$$;
 "#;
 
 /// Logs go through the test harness's capture, so they show only for failing tests.
@@ -259,8 +294,14 @@ where
 /// One isolated copy of the fleet's surroundings.
 pub struct TestEnv {
     pub services: Services,
+    /// The tables' owner (what `migrate` and `apply` use): for setting up and checking.
     pub store: Store,
+    /// The worker's own role (`igflow_worker`): what every worker in a test runs as.
+    pub worker_store: Store,
+    /// The worker's URL (DATABASE_URL of worker processes).
     pub database_url: String,
+    /// The owner's URL (IGFLOW_ADMIN_DATABASE_URL).
+    pub admin_database_url: String,
     pub aws: aws_config::SdkConfig,
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
@@ -346,7 +387,14 @@ impl TestEnv {
     pub async fn new() -> anyhow::Result<Self> {
         init_test_tracing();
         let services = Services::from_env();
-        let (store, database_url) = services.fresh_database("igflow_t_").await?;
+        let (store, admin_database_url) = services.fresh_database("igflow_t_").await?;
+        let database_url = services.worker_url(&admin_database_url).await?;
+        let worker_store = Store::from_pool(
+            PgPoolOptions::new()
+                .max_connections(8)
+                .connect(&database_url)
+                .await?,
+        );
         let aws = services.aws().await;
         let sqs = aws_sdk_sqs::Client::new(&aws);
         let t = tag();
@@ -357,7 +405,9 @@ impl TestEnv {
         Ok(Self {
             services,
             store,
+            worker_store,
             database_url,
+            admin_database_url,
             aws,
             sqs,
             queue_url,
@@ -490,7 +540,7 @@ impl TestEnv {
     }
 
     pub async fn start_worker(&self) -> anyhow::Result<RunningWorker> {
-        self.start_worker_with(&[], self.store.clone()).await
+        self.start_worker_with(&[], self.worker_store.clone()).await
     }
 
     /// An in-process worker with some settings overridden and its own store (for example
@@ -611,8 +661,12 @@ impl TestEnv {
     /// good, or in the DLQ; and which were acted on more than once.
     pub async fn accounting(&self, comment_ids: &[String]) -> anyhow::Result<Accounting> {
         let calls = self.graph.calls();
-        let dlq =
-            Dlq::connect(self.sqs.clone(), self.queue_url.clone(), self.store.clone()).await?;
+        let dlq = Dlq::connect(
+            self.sqs.clone(),
+            self.queue_url.clone(),
+            self.worker_store.clone(),
+        )
+        .await?;
         let letters = dlq.peek(10_000).await?;
         dlq.release(&letters).await?;
         let in_dlq: std::collections::HashSet<String> =

@@ -180,7 +180,7 @@ async fn a_deauthorized_account_is_disabled_and_its_comments_are_parked_not_sent
     wait_duplicates(&worker, 1).await;
     // Past Redis too (its marker expired, say): the handler itself changes nothing.
     account_events::handle(
-        &env.store,
+        &env.worker_store,
         &envelope_of(&env, &signed, Callback::Deauthorize),
     )
     .await
@@ -329,7 +329,7 @@ async fn a_data_deletion_request_deletes_the_account_and_answers_a_stable_code()
     assert_eq!((status.as_u16(), &body), (200, &answer));
     wait_duplicates(&worker, 1).await;
     account_events::handle(
-        &env.store,
+        &env.worker_store,
         &envelope_of(&env, &signed, Callback::DataDeletion),
     )
     .await

@@ -285,7 +285,7 @@ async fn files_and_the_dashboard_never_lose_each_others_campaigns() {
 async fn a_token_nearing_its_60_days_is_reported_until_apply_writes_a_fresh_one() {
     let env = TestEnv::new().await.unwrap();
     env.apply(&campaigns_yaml()).await.unwrap();
-    let fresh = env.store.health().await.unwrap();
+    let fresh = env.worker_store.health().await.unwrap();
     assert_eq!(fresh.tokens_expiring, 0, "a token just written is fine");
     assert!(
         fresh.connections_percent > 0.0 && fresh.connections_percent <= 100.0,
@@ -299,10 +299,10 @@ async fn a_token_nearing_its_60_days_is_reported_until_apply_writes_a_fresh_one(
     .execute(env.store.pool())
     .await
     .unwrap();
-    assert_eq!(env.store.health().await.unwrap().tokens_expiring, 1);
+    assert_eq!(env.worker_store.health().await.unwrap().tokens_expiring, 1);
     env.apply(&campaigns_yaml()).await.unwrap();
     assert_eq!(
-        env.store.health().await.unwrap().tokens_expiring,
+        env.worker_store.health().await.unwrap().tokens_expiring,
         0,
         "applying the refreshed token clears TokensExpiringSoon"
     );

@@ -305,7 +305,7 @@ async fn an_account_paused_in_the_dashboard_stops_at_once_and_resumes() {
     env.apply(&campaigns_yaml()).await.unwrap();
     let webhook = env.start_webhook().await.unwrap().url;
     let worker = env
-        .start_worker_with(&[("IGFLOW_UNPARK_SECONDS", "1")], env.store.clone())
+        .start_worker_with(&[("IGFLOW_UNPARK_SECONDS", "1")], env.worker_store.clone())
         .await
         .unwrap();
     // Each from its own person: the campaign's cooldown allows one DM per person.
@@ -464,7 +464,7 @@ async fn a_campaign_row_the_worker_cannot_read_pauses_the_account_and_loses_noth
     .unwrap();
     let webhook = env.start_webhook().await.unwrap().url;
     let worker = env
-        .start_worker_with(&[("IGFLOW_UNPARK_SECONDS", "1")], env.store.clone())
+        .start_worker_with(&[("IGFLOW_UNPARK_SECONDS", "1")], env.worker_store.clone())
         .await
         .unwrap();
     let body = comment_delivery(

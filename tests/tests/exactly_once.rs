@@ -58,7 +58,7 @@ async fn running(yaml: &str) -> (TestEnv, String, RunningWorker) {
                 ("IGFLOW_BACKOFF_BASE_MS", "300"),
                 ("IGFLOW_UNPARK_SECONDS", "1"),
             ],
-            env.store.clone(),
+            env.worker_store.clone(),
         )
         .await
         .unwrap();

@@ -40,7 +40,10 @@ async fn a_comment_without_keywords_fires_the_campaign_by_intent_once_per_text()
         .unwrap();
     let webhook = env.start_webhook().await.unwrap().url;
     let worker = env
-        .start_worker_with(&[("OLLAMA_URL", ollama.url.as_str())], env.store.clone())
+        .start_worker_with(
+            &[("OLLAMA_URL", ollama.url.as_str())],
+            env.worker_store.clone(),
+        )
         .await
         .unwrap();
     let comments = [

@@ -172,7 +172,7 @@ async fn a_flooded_account_does_not_delay_a_quiet_one() {
                 ("IGFLOW_SEND_API_PER_SECOND", "20"),
                 ("IGFLOW_CONSUMERS", "4"),
             ],
-            env.store.clone(),
+            env.worker_store.clone(),
         )
         .await
         .unwrap();
@@ -283,7 +283,7 @@ async fn usage_reported_at_95_percent_slows_the_account_before_meta_throttles() 
     });
     let webhook = env.start_webhook().await.unwrap().url;
     let worker = env
-        .start_worker_with(&[("IGFLOW_PACE_MAX_MS", "1000")], env.store.clone())
+        .start_worker_with(&[("IGFLOW_PACE_MAX_MS", "1000")], env.worker_store.clone())
         .await
         .unwrap();
     let comments = comments(31, 5);
@@ -406,7 +406,7 @@ async fn a_dm_campaigns_cooldown_holds_when_redis_has_forgotten_it() {
     let forgetful = env
         .start_worker_with(
             &[("IGFLOW_REDIS_PREFIX", &format!("{}lost:", env.redis_prefix))],
-            env.store.clone(),
+            env.worker_store.clone(),
         )
         .await
         .unwrap();
@@ -440,7 +440,7 @@ async fn a_slot_a_moment_away_is_still_too_late_for_a_window_closing_sooner() {
     let worker = env
         .start_worker_with(
             &[("IGFLOW_AUTOMATED_DMS_PER_HOUR", "1800")],
-            env.store.clone(),
+            env.worker_store.clone(),
         )
         .await
         .unwrap();
@@ -531,7 +531,7 @@ async fn a_comment_whose_window_is_closing_goes_before_newer_ones() {
         ("IGFLOW_SEND_API_PER_SECOND", "2"),
     ];
     let worker = env
-        .start_worker_with(&two_per_second, env.store.clone())
+        .start_worker_with(&two_per_second, env.worker_store.clone())
         .await
         .unwrap();
     let fresh = comments(41, 20);
@@ -598,7 +598,7 @@ async fn once_meta_throttles_an_account_none_of_its_calls_go_out_until_the_wait_
                 ("IGFLOW_THROTTLE_PAUSE_SECONDS", "3"),
                 ("IGFLOW_PACE_MAX_MS", "100"),
             ],
-            env.store.clone(),
+            env.worker_store.clone(),
         )
         .await
         .unwrap();
@@ -659,7 +659,7 @@ async fn a_live_comment_gets_its_private_reply_only_while_the_broadcast_may_last
     let worker = env
         .start_worker_with(
             &[("IGFLOW_LIVE_REPLY_WINDOW_SECONDS", "600")],
-            env.store.clone(),
+            env.worker_store.clone(),
         )
         .await
         .unwrap();
@@ -705,7 +705,10 @@ async fn when_meta_throttles_the_app_every_account_waits() {
     env.apply(&two_accounts_yaml()).await.unwrap();
     let webhook = env.start_webhook().await.unwrap().url;
     let worker = env
-        .start_worker_with(&[("IGFLOW_THROTTLE_PAUSE_SECONDS", "3")], env.store.clone())
+        .start_worker_with(
+            &[("IGFLOW_THROTTLE_PAUSE_SECONDS", "3")],
+            env.worker_store.clone(),
+        )
         .await
         .unwrap();
     env.graph.set_faults(Faults {

@@ -190,7 +190,7 @@ async fn a_redis_restart_loses_dedupe_state_but_no_event_is_doubled() {
     let mut redis = RedisServer::start().await.unwrap();
     let url = redis.url();
     let worker = env
-        .start_worker_with(&[("REDIS_URL", url.as_str())], env.store.clone())
+        .start_worker_with(&[("REDIS_URL", url.as_str())], env.worker_store.clone())
         .await
         .unwrap();
     let comments = comments(4, 200);
@@ -276,7 +276,7 @@ async fn graph_api_errors_timeouts_and_throttling_are_absorbed() {
                 ("IGFLOW_BACKOFF_BASE_MS", "1000"),
                 ("IGFLOW_CONSUMERS", "4"),
             ],
-            env.store.clone(),
+            env.worker_store.clone(),
         )
         .await
         .unwrap();
@@ -313,7 +313,10 @@ async fn a_dm_answered_by_a_gateway_error_after_meta_sent_it_is_not_sent_again()
     .unwrap();
     let webhook = env.start_webhook().await.unwrap().url;
     let worker = env
-        .start_worker_with(&[("IGFLOW_BACKOFF_BASE_MS", "300")], env.store.clone())
+        .start_worker_with(
+            &[("IGFLOW_BACKOFF_BASE_MS", "300")],
+            env.worker_store.clone(),
+        )
         .await
         .unwrap();
     env.graph.set_faults(Faults {
@@ -349,7 +352,7 @@ async fn a_revoked_token_pauses_the_account_and_its_events_wait_for_the_fix() {
     let webhook = env.start_webhook().await.unwrap().url;
     env.graph.accept_only(&["some-other-token"]);
     let worker = env
-        .start_worker_with(&[("IGFLOW_UNPARK_SECONDS", "1")], env.store.clone())
+        .start_worker_with(&[("IGFLOW_UNPARK_SECONDS", "1")], env.worker_store.clone())
         .await
         .unwrap();
     let comments = comments(7, 150);
@@ -393,7 +396,10 @@ async fn poison_goes_to_the_dlq_with_its_reason_and_operators_redrive_and_replay
     let env = env().await;
     let webhook = env.start_webhook().await.unwrap().url;
     let worker = env
-        .start_worker_with(&[("IGFLOW_VISIBILITY_SECONDS", "1")], env.store.clone())
+        .start_worker_with(
+            &[("IGFLOW_VISIBILITY_SECONDS", "1")],
+            env.worker_store.clone(),
+        )
         .await
         .unwrap();
     for body in ["not an envelope", "{\"v\":9}"] {
@@ -405,9 +411,13 @@ async fn poison_goes_to_the_dlq_with_its_reason_and_operators_redrive_and_replay
             .await
             .unwrap();
     }
-    let dlq = Dlq::connect(env.sqs.clone(), env.queue_url.clone(), env.store.clone())
-        .await
-        .unwrap();
+    let dlq = Dlq::connect(
+        env.sqs.clone(),
+        env.queue_url.clone(),
+        env.worker_store.clone(),
+    )
+    .await
+    .unwrap();
     eventually("poison in the DLQ", Duration::from_secs(60), || async {
         let letters = dlq.peek(10).await?;
         dlq.release(&letters).await?;
@@ -505,7 +515,10 @@ async fn a_redis_error_in_the_checks_before_a_call_is_retried_as_fresh_not_as_ma
     let env = env().await;
     let webhook = env.start_webhook().await.unwrap().url;
     let worker = env
-        .start_worker_with(&[("IGFLOW_BACKOFF_BASE_MS", "300")], env.store.clone())
+        .start_worker_with(
+            &[("IGFLOW_BACKOFF_BASE_MS", "300")],
+            env.worker_store.clone(),
+        )
         .await
         .unwrap();
     let campaign: uuid::Uuid =

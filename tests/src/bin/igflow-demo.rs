@@ -171,8 +171,7 @@ async fn main() -> anyhow::Result<()> {
             .port(),
         p => p,
     };
-    let env = vec![
-        ("DATABASE_URL", database_url.clone()),
+    let mut env = vec![
         ("REDIS_URL", services.redis_url.clone()),
         ("IGFLOW_REDIS_PREFIX", format!("igflow-demo:{run}:")),
         ("IGFLOW_SECRETS_PREFIX", "igflow-demo/".into()),
@@ -185,14 +184,18 @@ async fn main() -> anyhow::Result<()> {
         ("AWS_ENDPOINT_URL", services.aws_endpoint.clone()),
     ];
 
+    // `migrate` and `apply` connect as the tables' owner; the fleet as the worker's role.
+    let mut admin_env = env.clone();
+    admin_env.push(("IGFLOW_ADMIN_DATABASE_URL", database_url.clone()));
     println!("== igflow demo ==");
-    run_to_end(&worker_bin, &["migrate"], &env).await?;
+    run_to_end(&worker_bin, &["migrate"], &admin_env).await?;
     println!("database {DATABASE} migrated");
     let campaigns = args.campaigns.to_string_lossy().into_owned();
     println!(
         "{}",
-        run_to_end(&worker_bin, &["apply", &campaigns], &env).await?
+        run_to_end(&worker_bin, &["apply", &campaigns], &admin_env).await?
     );
+    env.push(("DATABASE_URL", services.worker_url(&database_url).await?));
     let mut children = vec![
         child(&webhook_bin, &[], &env, ".local/webhook.log")?,
         child(&worker_bin, &["run"], &env, ".local/worker.log")?,

@@ -122,7 +122,11 @@ impl Cli {
             }
             return Ok(());
         }
-        let store = Store::connect(&StoreConfig::from_env(&env)?)
+        let config = match self.command {
+            Command::Migrate | Command::Apply { .. } => StoreConfig::admin_from_env(&env)?,
+            _ => StoreConfig::from_env(&env)?,
+        };
+        let store = Store::connect(&config)
             .await
             .context("connecting to Postgres")?;
         match self.command {

@@ -16,11 +16,24 @@ pub struct StoreConfig {
 }
 
 impl StoreConfig {
+    /// The worker's own connection (`run`, `dlq`, `replay`, `prune`): a role that is a
+    /// member of `igflow_worker`.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         Ok(Self {
             database_url: env.secret(
                 "DATABASE_URL",
-                "set it to the Postgres URL, e.g. postgres://postgres@127.0.0.1:5432/igflow",
+                "set it to the worker role's Postgres URL, e.g. postgres://igflow_worker_app:...@127.0.0.1:5432/igflow",
+            )?,
+        })
+    }
+
+    /// The owner's connection, for `migrate` and `apply` (schema changes, accounts and
+    /// campaigns), which the worker's role may not make.
+    pub fn admin_from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            database_url: env.secret(
+                "IGFLOW_ADMIN_DATABASE_URL",
+                "set it to the Postgres URL of the tables' owner, e.g. postgres://postgres@127.0.0.1:5432/igflow (DATABASE_URL is the worker's role, which may not migrate or apply)",
             )?,
         })
     }

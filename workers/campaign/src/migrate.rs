@@ -5,6 +5,9 @@
 //! grant `anon` and `authenticated` everything: anyone holding the public anon key could read
 //! it, or insert a row that makes a future migration be skipped. It lives in
 //! `igflow_private` instead, a schema no API role may use.
+//!
+//! Migrating needs the tables' owner (IGFLOW_ADMIN_DATABASE_URL); it also (re)grants the
+//! worker's own role, `igflow_worker`, what the worker needs (`shared/roles/worker.sql`).
 
 use sqlx::PgPool;
 use sqlx::migrate::{MigrateError, Migrator};
@@ -32,10 +35,15 @@ end
 $$;
 "#;
 
-/// Applies every migration not applied yet.
+/// The worker's role and its grants, for the schema as migrated (see the file).
+const WORKER_ROLE: &str = include_str!("../../../shared/roles/worker.sql");
+
+/// Applies every migration not applied yet, then the worker role's grants.
 pub async fn run(pool: &PgPool) -> Result<(), MigrateError> {
     sqlx::raw_sql(PREPARE).execute(pool).await?;
     let mut migrator = Migrator::with_migrations(MIGRATIONS.iter().cloned().collect());
     migrator.dangerous_set_table_name(format!("{PRIVATE_SCHEMA}._sqlx_migrations"));
-    migrator.run(pool).await
+    migrator.run(pool).await?;
+    sqlx::raw_sql(WORKER_ROLE).execute(pool).await?;
+    Ok(())
 }
