@@ -172,6 +172,8 @@ struct ServerState {
     usage_windows: Windows,
     /// Reads still to be answered 500 (code 2) before reads work again.
     failing_reads: u32,
+    /// Writes still to be answered 500 (code 2), unwritten, before writes work again.
+    failing_writes: u32,
     /// Accepted DMs by thread (sender, recipient), oldest first, as the Conversations API
     /// lists them.
     threads: HashMap<(String, String), Vec<Value>>,
@@ -324,6 +326,12 @@ impl GraphTestServer {
         self.shared.lock().failing_reads = n;
     }
 
+    /// Answers the next `n` writes 500 with Meta's transient error (code 2) without writing
+    /// them; writes work again after them.
+    pub fn fail_writes(&self, n: u32) {
+        self.shared.lock().failing_writes = n;
+    }
+
     /// Every write, refused ones included; reads are not recorded.
     pub fn calls(&self) -> Vec<Call> {
         self.shared.lock().calls.clone()
@@ -378,6 +386,10 @@ impl ServerState {
         account: &str,
     ) -> Result<Answer, Refusal> {
         self.authorize(token)?;
+        if self.failing_writes > 0 {
+            self.failing_writes -= 1;
+            return Err(Refusal::server_error());
+        }
         if text.len() > 1000 && !matches!(kind, CallKind::PublicReply { .. }) {
             return Err(Refusal::new(
                 100,

@@ -1,6 +1,7 @@
-//! Exactly once out, where the outcome of a call is unknown: read-backs that fail, DMs
-//! answered with a server error after Meta wrote them, two workers on one action, tokens
-//! replaced while workers hold the old one, and event ids two accounts share.
+//! Exactly once out, where the outcome of a call is unknown: read-backs that fail, DMs and
+//! public replies answered with a server error after Meta wrote them (or without writing),
+//! two workers on one action, tokens replaced while workers hold the old one, and event ids
+//! two accounts share.
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 use std::time::Duration;
@@ -112,6 +113,64 @@ async fn a_read_back_answered_with_an_error_is_checked_again_not_taken_for_not_t
         .graph
         .accepted(|k| matches!(k, CallKind::PublicReply { .. }));
     assert_eq!(posted.len(), 1, "posted once, never again");
+    worker.stop().await.unwrap();
+}
+
+/// The public replies Meta accepted under `comment`, and every call that tried one.
+fn public_replies_to(env: &TestEnv, comment: &str) -> (usize, usize) {
+    let under =
+        |k: &CallKind| matches!(k, CallKind::PublicReply { comment_id } if comment_id == comment);
+    let accepted = env.graph.accepted(under).len();
+    let tried = env.graph.calls().iter().filter(|c| under(&c.kind)).count();
+    (accepted, tried)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_public_reply_answered_500_is_read_back_and_posted_only_if_it_is_not_there() {
+    let (env, webhook, worker) = running(&public_reply_yaml()).await;
+    // Meta posts the reply and answers 500 with its transient error (code 2): read back and
+    // found, never posted again.
+    env.graph.set_faults(Faults {
+        written_server_error_share: 1.0,
+        ..Faults::default()
+    });
+    let written = CommentSpec::new("17900000000009011", "9011", "price?");
+    env.post_signed(&webhook, &comment_delivery(ACCOUNT, &[written]))
+        .await
+        .unwrap();
+    let (outcome, detail) =
+        settled_outcome(&env, "comment:17900000000009011", "public_reply").await;
+    assert_eq!(
+        (outcome.as_str(), detail.as_deref()),
+        ("sent", Some("found on read-back after an unknown outcome"))
+    );
+    assert_eq!(
+        public_replies_to(&env, "17900000000009011"),
+        (1, 1),
+        "posted once, never again"
+    );
+
+    // The same answer without the write: not among the comment's replies, so posted, once.
+    env.graph.set_faults(Faults::default());
+    env.graph.fail_writes(1);
+    let refused = CommentSpec::new("17900000000009012", "9012", "price?");
+    env.post_signed(&webhook, &comment_delivery(ACCOUNT, &[refused]))
+        .await
+        .unwrap();
+    let (outcome, detail) =
+        settled_outcome(&env, "comment:17900000000009012", "public_reply").await;
+    assert_eq!(
+        (outcome.as_str(), detail.as_deref()),
+        (
+            "sent",
+            Some("posted after an unknown outcome: not among the comment's replies")
+        )
+    );
+    assert_eq!(
+        public_replies_to(&env, "17900000000009012"),
+        (1, 2),
+        "refused once, then posted once"
+    );
     worker.stop().await.unwrap();
 }
 

@@ -142,10 +142,11 @@ impl ThreadMessage {
 const READ_BACK_PAGES: usize = 5;
 
 impl CallError {
-    /// For a DM, which Meta does not dedupe: a server error (or a 429 with Meta's transient
-    /// codes 1 or 2) once the request left may come after Meta wrote it. Nobody has shown it
-    /// never does, so the outcome is unknown and resolved by reading the thread back.
-    /// Throttling refusals stay retryable: Meta throttles instead of writing.
+    /// For a write Meta does not dedupe (a DM, a public reply): a server error (or a 429 with
+    /// Meta's transient codes 1 or 2) once the request left may come after Meta wrote it.
+    /// Nobody has shown it never does, so the outcome is unknown and resolved by reading back
+    /// (the thread, the comment's replies). Throttling refusals stay retryable: Meta throttles
+    /// instead of writing.
     fn unknown_after_server_error(self) -> Self {
         let transient_body = matches!(self.code, Some(1 | 2));
         let server_error =
@@ -156,7 +157,9 @@ impl CallError {
             {
                 Self {
                     verdict: Verdict::Failed(Failure::Ambiguous {
-                        reason: format!("{reason}, after the DM left: it may have been sent"),
+                        reason: format!(
+                            "{reason}, after the request left: Meta may have written it"
+                        ),
                     }),
                     ..self
                 }
@@ -305,7 +308,9 @@ impl GraphClient {
         text: &str,
     ) -> Result<Sent, CallError> {
         let url = format!("{}/{comment}/replies", self.base(account.login));
-        self.post(&url, token, &json!({ "message": text })).await
+        self.post(&url, token, &json!({ "message": text }))
+            .await
+            .map_err(CallError::unknown_after_server_error)
     }
 
     /// Looks for the account's reply with exactly `text` under the comment: the read-back for
@@ -623,7 +628,7 @@ mod tests {
     }
 
     #[test]
-    fn a_dm_answered_with_a_server_error_has_an_unknown_outcome() {
+    fn a_write_answered_with_a_server_error_has_an_unknown_outcome() {
         let unknown = |status, code| {
             matches!(
                 answered(status, code).unknown_after_server_error().verdict,

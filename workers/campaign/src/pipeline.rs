@@ -973,12 +973,25 @@ impl Pipeline {
                     ),
                 )
             }
-            // A public reply could be posted twice: read the comment's replies instead.
-            (ActionKind::PublicReply, Target::Comment(comment)) => Attempt::read_back(
-                self.graph
+            // A public reply could be posted twice: read the comment's replies first. Unlike
+            // a DM's thread (only its 20 newest messages, matched by text and time), the
+            // comment's replies list every reply of the account, so "not there" after a
+            // successful read is an answer: post it, once. If that post's outcome is unknown
+            // too, the next attempt reads back again before anything else; an error answer to
+            // the read is "could not check" and never leads to a post.
+            (ActionKind::PublicReply, Target::Comment(comment)) => {
+                match self
+                    .graph
                     .find_public_reply(account, token, &comment.id, &action.text)
-                    .await,
-            ),
+                    .await
+                {
+                    Ok(None) => Attempt::from_call(
+                        self.send(account, token, target, action).await,
+                        Some("posted after an unknown outcome: not among the comment's replies"),
+                    ),
+                    found => Attempt::read_back(found),
+                }
+            }
             // Meta does not dedupe DMs: read the thread with the person instead.
             (ActionKind::Dm, Target::Sender { igsid, .. }) => Attempt::read_back(
                 self.graph
