@@ -56,7 +56,9 @@ impl Dashboard {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
         let mut vars: HashMap<String, String> = [
-            ("DATABASE_URL", env.database_url.clone()),
+            // The API sets role authenticated per request, so it connects as a role that may
+            // (the owner here; PostgREST's authenticator on Supabase), not as the worker.
+            ("DATABASE_URL", env.admin_database_url.clone()),
             ("IGFLOW_JWT_ISSUER", ISSUER.into()),
             ("IGFLOW_JWT_SECRET", JWT_SECRET.into()),
             ("IGFLOW_JWKS_URL", serve_jwks().await?),
