@@ -8,7 +8,7 @@ use igflow_core::runtime::AwsCalls;
 use igflow_core::runtime::queue::MAX_SQS_PAYLOAD;
 use igflow_core::signature::sign;
 use igflow_tests::fixtures::ACCOUNT;
-use igflow_tests::harness::{TestEnv, WEBHOOK_MAX_BODY_BYTES, aws_at, eventually};
+use igflow_tests::harness::{TestEnv, WEBHOOK_MAX_BODY_BYTES, aws_at, eventually, queue_depth};
 use igflow_tests::meta::{CommentSpec, comment_delivery, rest_api_event};
 use igflow_webhook::{AppState, KeyStore, Keys, Metrics, SqsSink};
 use secrecy::{ExposeSecret, SecretString};
@@ -321,6 +321,31 @@ async fn an_item_sqs_refuses_for_good_goes_to_the_dlq_and_the_rest_is_enqueued()
     assert_eq!(copy.event_id.as_str(), "comment:17900000000000112");
     let item: serde_json::Value = serde_json::from_str(copy.item.get()).unwrap();
     assert!(item.to_string().contains('\u{ffff}'), "{item}");
+}
+
+/// A refused item that in ASCII outgrows an SQS message (400 KB of emoji become 1.2 MB of
+/// `\\u` escapes) cannot be dead-lettered either: it is dropped like an oversized item, and
+/// the delivery is still answered 200 rather than blocked forever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_item_too_large_for_the_dlq_is_dropped_alone() {
+    let env = TestEnv::new().await.unwrap();
+    let webhook = env.start_webhook().await.unwrap();
+    let text = format!("\u{ffff}{}", "😀".repeat(100_000));
+    let body = comment_delivery(
+        ACCOUNT,
+        &[
+            CommentSpec::new("17900000000000121", "6121", &text),
+            CommentSpec::new("17900000000000122", "6122", "price?"),
+        ],
+    )
+    .replace("\\ud83d\\ude00", "😀")
+    .replace("\\uffff", "\u{ffff}");
+    assert!(body.len() < MAX_SQS_PAYLOAD, "{}", body.len());
+    assert_eq!(env.post_signed(&webhook.url, &body).await.unwrap(), 200);
+    assert_eq!(env.queue_depth().await.unwrap(), (1, 0));
+    let m = webhook.metrics.peek();
+    assert_eq!((m.refused_items, m.oversized_items), (0, 1));
+    assert_eq!(queue_depth(&env.sqs, &env.dlq_url).await.unwrap(), (0, 0));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
 use igflow_core::envelope::Envelope;
-use igflow_core::runtime::queue::QueueSender;
+use igflow_core::runtime::queue::{DeadLetterError, QueueSender};
 
 use crate::metrics::Metrics;
 
@@ -73,6 +73,17 @@ impl EventSink for SqsSink {
                             code = %refused.code,
                             reason = %refused.message,
                             "item refused by SQS for good; put on the DLQ"
+                        );
+                    }
+                    // Like an item over SQS's size: it could never be kept, and failing the
+                    // delivery would block the rest of it forever.
+                    Err(DeadLetterError::TooLarge(bytes)) => {
+                        self.metrics.oversized_item();
+                        tracing::error!(
+                            event_id,
+                            bytes,
+                            code = %refused.code,
+                            "item refused by SQS for good and too large for the DLQ; dropped"
                         );
                     }
                     Err(e) => {

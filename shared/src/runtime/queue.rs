@@ -40,6 +40,16 @@ pub struct SendReport {
     pub batch_latencies: Vec<Duration>,
 }
 
+/// Why a refused envelope did not reach the DLQ.
+#[derive(Debug, thiserror::Error)]
+pub enum DeadLetterError {
+    /// `\u` escapes take up to 6 bytes a character: in ASCII the envelope outgrew a message.
+    #[error("{0} bytes as ASCII JSON with its attributes, more than an SQS message holds")]
+    TooLarge(usize),
+    #[error("{0}")]
+    Send(String),
+}
+
 /// One message SQS refused for good, with what SQS said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Refused {
@@ -119,14 +129,11 @@ impl QueueSender {
     /// attributes. The body is the envelope's JSON in ASCII, every other character a `\u`
     /// escape: SQS accepts it whatever the item holds, and it decodes to the same envelope, so
     /// the DLQ tooling can show and redrive it.
-    pub async fn dead_letter(&self, envelope: &Envelope, refused: &Refused) -> Result<(), String> {
-        let text = |v: &str| {
-            MessageAttributeValue::builder()
-                .data_type("String")
-                .string_value(v)
-                .build()
-                .map_err(|e| e.to_string())
-        };
+    pub async fn dead_letter(
+        &self,
+        envelope: &Envelope,
+        refused: &Refused,
+    ) -> Result<(), DeadLetterError> {
         // An attribute value must not be empty.
         let or_unknown = |v: &str| {
             if v.is_empty() {
@@ -135,20 +142,38 @@ impl QueueSender {
                 v.to_owned()
             }
         };
-        self.client
+        let attributes = [
+            ("igflow_refused_code", or_unknown(&refused.code)),
+            ("igflow_refused_reason", or_unknown(&refused.message)),
+            ("igflow_event_id", envelope.event_id.as_str().to_owned()),
+        ];
+        let body = ascii_json(&envelope.encode());
+        // SQS counts attribute names, types and values in the message's size.
+        let size = body.len()
+            + attributes
+                .iter()
+                .map(|(name, value)| name.len() + "String".len() + value.len())
+                .sum::<usize>();
+        if size > MAX_SQS_PAYLOAD {
+            return Err(DeadLetterError::TooLarge(size));
+        }
+        let mut send = self
+            .client
             .send_message()
             .queue_url(&self.queue_url)
-            .message_body(ascii_json(&envelope.encode()))
-            .message_attributes("igflow_refused_code", text(&or_unknown(&refused.code))?)
-            .message_attributes(
-                "igflow_refused_reason",
-                text(&or_unknown(&refused.message))?,
-            )
-            .message_attributes("igflow_event_id", text(envelope.event_id.as_str())?)
-            .send()
+            .message_body(body);
+        for (name, value) in attributes {
+            let value = MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(value)
+                .build()
+                .map_err(|e| DeadLetterError::Send(e.to_string()))?;
+            send = send.message_attributes(name, value);
+        }
+        send.send()
             .await
             .map(|_| ())
-            .map_err(|e| DisplayErrorContext(&e).to_string())
+            .map_err(|e| DeadLetterError::Send(DisplayErrorContext(&e).to_string()))
     }
 
     /// Sends message bodies as they are (a DLQ redrive may carry ones that are not envelopes).
