@@ -40,6 +40,8 @@ pub struct PlannedAction {
     pub text: String,
     /// Quick-reply buttons, for DMs.
     pub quick_replies: Vec<String>,
+    /// Which of the campaign's public-reply variants this is (0-based), for its results.
+    pub variant: Option<i16>,
 }
 
 /// What made a campaign fire, for the activity log.
@@ -268,22 +270,26 @@ impl CampaignSet {
 
 /// The campaign's actions for one event, their texts written out for its author.
 fn plan(event_id: &EventId, campaign: &Campaign, matched_by: MatchedBy, vars: Vars<'_>) -> Plan {
+    let public = pick_variant(event_id, &campaign.actions.public_replies);
     let actions = [
         (
             ActionKind::PrivateReply,
             campaign.actions.private_reply.as_ref(),
+            None,
         ),
         (
             ActionKind::PublicReply,
-            pick_variant(event_id, &campaign.actions.public_replies),
+            public.map(|(_, text)| text),
+            public.and_then(|(index, _)| i16::try_from(index).ok()),
         ),
-        (ActionKind::Dm, campaign.actions.dm.as_ref()),
+        (ActionKind::Dm, campaign.actions.dm.as_ref(), None),
     ]
     .into_iter()
-    .filter_map(|(kind, text)| {
+    .filter_map(|(kind, text, variant)| {
         Some(PlannedAction {
             kind,
             text: template::render(text?, vars),
+            variant,
             quick_replies: if kind.is_dm() {
                 campaign.actions.quick_replies.clone()
             } else {
@@ -302,7 +308,7 @@ fn plan(event_id: &EventId, campaign: &Campaign, matched_by: MatchedBy, vars: Va
 }
 
 /// Chooses a variant by the event id, so a retried event picks the same text.
-fn pick_variant<'a>(event_id: &EventId, variants: &'a [String]) -> Option<&'a String> {
+fn pick_variant<'a>(event_id: &EventId, variants: &'a [String]) -> Option<(usize, &'a String)> {
     if variants.is_empty() {
         return None;
     }
@@ -311,7 +317,7 @@ fn pick_variant<'a>(event_id: &EventId, variants: &'a [String]) -> Option<&'a St
     first.copy_from_slice(&digest[..8]);
     let n = u64::try_from(variants.len()).unwrap_or(u64::MAX);
     let index = usize::try_from(u64::from_be_bytes(first) % n).unwrap_or(0);
-    variants.get(index)
+    variants.get(index).map(|text| (index, text))
 }
 
 #[cfg(test)]
@@ -407,9 +413,14 @@ mod tests {
                 kind: ActionKind::PrivateReply,
                 text: "dm from high".into(),
                 quick_replies: vec![],
+                variant: None,
             }
         );
         assert_eq!(p.actions[1].kind, ActionKind::PublicReply);
+        assert!(
+            p.actions[1].variant.is_some(),
+            "the chosen variant is recorded"
+        );
         let Decision::Matched(p) = set.decide_comment(&id, &account, &on_m2, NOW) else {
             panic!()
         };

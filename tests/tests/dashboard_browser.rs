@@ -73,5 +73,15 @@ async fn a_marketer_connects_builds_tests_and_watches_a_campaign_work() {
         "one private reply, from the connected account"
     );
     assert!(replies[0].text.contains("30% off"), "{}", replies[0].text);
+    let variant: Option<i16> = sqlx::query_scalar(
+        "select variant from activity where step = 'public_reply' and outcome = 'sent'",
+    )
+    .fetch_one(env.store.pool())
+    .await
+    .unwrap();
+    assert!(
+        variant.is_some(),
+        "the public-reply variant chosen is recorded"
+    );
     worker.stop().await.unwrap();
 }

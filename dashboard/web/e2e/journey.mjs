@@ -75,6 +75,7 @@ try {
   await page.goto(campaignUrl);
   await page.getByTestId("funnel-Private replies sent").getByText("1", { exact: true }).waitFor();
   await page.getByTestId("funnel-Matched").getByText("1", { exact: true }).waitFor();
+  await page.getByText("Public reply variants").waitFor();
   await page.getByTestId("results").scrollIntoViewIfNeeded();
   await shot("05-results");
 

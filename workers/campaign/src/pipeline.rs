@@ -636,7 +636,7 @@ impl Pipeline {
         for action in &plan.actions {
             let claim = self
                 .store
-                .claim_action(record, action.kind, self.action_lease())
+                .claim_action(record, action.kind, action.variant, self.action_lease())
                 .await?;
             let attempt = match claim {
                 ActionClaim::Done => continue,

@@ -406,11 +406,12 @@ impl Store {
         &self,
         d: &DecisionRecord<'_>,
         kind: ActionKind,
+        variant: Option<i16>,
         lease: Duration,
     ) -> Result<ActionClaim, StoreError> {
         let claimed: Option<i64> = sqlx::query_scalar(
-            "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id, contact_igsid, outcome, claim_token)
-             values ($1, $2, $3, $4, $5, $6, $7, 'claimed', $8)
+            "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id, contact_igsid, outcome, claim_token, variant)
+             values ($1, $2, $3, $4, $5, $6, $7, 'claimed', $8, $9)
              on conflict (ig_user_id, event_id, step) do update
                set outcome = 'claimed', claim_token = excluded.claim_token, lease_until = null,
                    updated_at = now()
@@ -425,6 +426,7 @@ impl Store {
         .bind(d.campaign_id)
         .bind(d.contact)
         .bind(d.attempt)
+        .bind(variant)
         .fetch_optional(&self.pool)
         .await?;
         if claimed.is_some() {
