@@ -210,22 +210,23 @@ async fn a_deauthorized_account_is_disabled_and_its_comments_are_parked_not_sent
 
 /// Rows igflow holds for an account: ig_accounts, campaigns, rules, contacts, activity,
 /// parked events.
-async fn held(env: &TestEnv, ig_user_id: &str, account: Uuid) -> [i64; 6] {
-    let row: (i64, i64, i64, i64, i64, i64) = sqlx::query_as(
+async fn held(env: &TestEnv, ig_user_id: &str, account: Uuid) -> [i64; 7] {
+    let row: (i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(
         "select (select count(*) from ig_accounts where ig_user_id = $1),
                 (select count(*) from campaigns where account_id = $2),
                 (select count(*) from rules r join campaigns c on c.id = r.campaign_id
                    where c.account_id = $2),
                 (select count(*) from contacts where account_id = $2),
                 (select count(*) from activity where ig_user_id = $1),
-                (select count(*) from parked_events where account_id = $2)",
+                (select count(*) from parked_events where account_id = $2),
+                (select count(*) from message_errors where ig_user_id = $1)",
     )
     .bind(ig_user_id)
     .bind(account)
     .fetch_one(env.store.pool())
     .await
     .expect("counts");
-    [row.0, row.1, row.2, row.3, row.4, row.5]
+    [row.0, row.1, row.2, row.3, row.4, row.5, row.6]
 }
 
 async fn account_uuid(env: &TestEnv, ig_user_id: &str) -> Uuid {
@@ -269,6 +270,19 @@ async fn a_data_deletion_request_deletes_the_account_and_answers_a_stable_code()
     .execute(env.store.pool())
     .await
     .unwrap();
+    // A queue failure of each account for one event id (ids are unique per account only):
+    // only the account's own goes.
+    sqlx::query(
+        "insert into message_errors
+           (message_id, ig_user_id, event_id, event_kind, error, receive_count)
+         values ('msg-mine', $1, 'message:aWdfShared', 'message', 'graph timeout', 2),
+                ('msg-theirs', $2, 'message:aWdfShared', 'message', 'graph timeout', 2)",
+    )
+    .bind(ACCOUNT)
+    .bind(OTHER_ACCOUNT)
+    .execute(env.store.pool())
+    .await
+    .unwrap();
     let before = held(&env, ACCOUNT, mine).await;
     assert!(
         before.iter().all(|n| *n > 0),
@@ -299,7 +313,7 @@ async fn a_data_deletion_request_deletes_the_account_and_answers_a_stable_code()
     .unwrap();
     assert_eq!(
         held(&env, ACCOUNT, mine).await,
-        [0; 6],
+        [0; 7],
         "nothing left of the account"
     );
     assert_eq!(

@@ -159,10 +159,12 @@ async fn seed_tenant(pool: &PgPool, slug: &str, ig_user_id: &str) -> Tenant {
     .await
     .unwrap();
     sqlx::query(
-        "insert into message_errors (message_id, event_id, event_kind, error, receive_count)
-         values ('msg-' || $1, 'comment:' || $1, 'comment', 'graph timeout', 2)",
+        "insert into message_errors
+           (message_id, ig_user_id, event_id, event_kind, error, receive_count)
+         values ('msg-' || $1, $2, 'comment:' || $1, 'comment', 'graph timeout', 2)",
     )
     .bind(slug)
+    .bind(ig_user_id)
     .execute(pool)
     .await
     .unwrap();
@@ -830,6 +832,45 @@ async fn run_as_text(
         .await?;
     tx.commit().await?;
     Ok(done.rows_affected())
+}
+
+/// Event ids are unique per account only (an echo in one account is a message in the other,
+/// with the same id): a tenant sees the queue failures of its own accounts' events, not those
+/// of another tenant's account that saw the same id.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_failure_shows_only_to_its_accounts_tenant_even_for_a_shared_event_id() {
+    let f = fixture().await;
+    // Both accounts saw message:shared; only tenant 2's handling of it failed.
+    sqlx::query(
+        "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, outcome)
+         values ($1, '17841400000000001', 'message:shared', 'message', 'decision', 'own_content'),
+                ($2, '17841400000000002', 'message:shared', 'message', 'decision', 'matched')",
+    )
+    .bind(f.t1.id)
+    .bind(f.t2.id)
+    .execute(&f.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "insert into message_errors
+           (message_id, ig_user_id, event_id, event_kind, error, receive_count)
+         values ('msg-shared', '17841400000000002', 'message:shared', 'message', 'graph timeout', 3)",
+    )
+    .execute(&f.pool)
+    .await
+    .unwrap();
+    for (user, expected) in [
+        (A, &["msg-acme"][..]),
+        (C, &["msg-globex", "msg-shared"][..]),
+    ] {
+        let mut tx = signed_in(&f.pool, user).await;
+        let errors: Vec<String> =
+            sqlx::query_scalar("select message_id from message_errors order by message_id")
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap();
+        assert_eq!(errors, expected, "{user}");
+    }
 }
 
 /// The policies of the tables that grow with traffic ask for the user's tenants once per

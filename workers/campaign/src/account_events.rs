@@ -307,12 +307,12 @@ async fn delete_rows(
     account: Option<Uuid>,
 ) -> Result<Deleted, sqlx::Error> {
     let mut deleted = Deleted {
-        // Queue failures name only their event: those of the account's events go too.
+        // Queue failures name their account; those recorded before they did (null) go
+        // if one of the account's events is theirs.
         message_errors: sqlx::query(
-            "delete from message_errors where event_id in
-               (select event_id from activity where ig_user_id = $1)
-             and event_id not in
-               (select event_id from activity where ig_user_id <> $1)",
+            "delete from message_errors where ig_user_id = $1
+               or (ig_user_id is null
+                   and event_id in (select event_id from activity where ig_user_id = $1))",
         )
         .bind(ig_user_id)
         .execute(&mut **tx)

@@ -330,6 +330,7 @@ impl Consumer {
     async fn record_error(&self, m: &Message, envelope: Option<&Envelope>, error: &str) {
         let record = MessageError {
             message_id: m.message_id().unwrap_or_default().to_owned(),
+            ig_user_id: envelope.map(|e| e.account_id.to_string()),
             event_id: envelope.map(|e| e.event_id.to_string()),
             event_kind: envelope.map(|e| e.kind.as_str().to_owned()),
             error: error.to_owned(),

@@ -155,6 +155,8 @@ pub struct Parked {
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct MessageError {
     pub message_id: String,
+    /// The event's account (event ids are unique per account only).
+    pub ig_user_id: Option<String>,
     pub event_id: Option<String>,
     pub event_kind: Option<String>,
     pub error: String,
@@ -581,9 +583,11 @@ impl Store {
     /// Remembers why a queue message did not complete (shown by `igflow-worker dlq`).
     pub async fn record_message_error(&self, e: &MessageError) -> Result<(), StoreError> {
         sqlx::query(
-            "insert into message_errors (message_id, event_id, event_kind, error, receive_count)
-             values ($1, $2, $3, $4, $5)
+            "insert into message_errors
+               (message_id, event_id, event_kind, error, receive_count, ig_user_id)
+             values ($1, $2, $3, $4, $5, $6)
              on conflict (message_id) do update set event_id = excluded.event_id,
+               ig_user_id = excluded.ig_user_id,
                event_kind = excluded.event_kind, error = excluded.error,
                receive_count = excluded.receive_count, updated_at = now()",
         )
@@ -592,6 +596,7 @@ impl Store {
         .bind(&e.event_kind)
         .bind(&e.error)
         .bind(e.receive_count)
+        .bind(&e.ig_user_id)
         .execute(&self.pool)
         .await?;
         Ok(())
@@ -603,8 +608,8 @@ impl Store {
         message_ids: &[String],
     ) -> Result<HashMap<String, MessageError>, StoreError> {
         let rows: Vec<MessageError> = sqlx::query_as(
-            "select message_id, event_id, event_kind, error, receive_count from message_errors
-             where message_id = any($1)",
+            "select message_id, ig_user_id, event_id, event_kind, error, receive_count
+             from message_errors where message_id = any($1)",
         )
         .bind(message_ids)
         .fetch_all(&self.pool)
