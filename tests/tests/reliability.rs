@@ -536,7 +536,7 @@ async fn a_redis_error_in_the_checks_before_a_call_is_retried_as_fresh_not_as_ma
     // check fails; and a third comment whose public reply's slot booking fails.
     let cooldown = format!("{}cool:{campaign}:8001", env.redis_prefix);
     let slot = format!(
-        "{}slot:{ACCOUNT}:comment:17900000000008003:public_reply",
+        "{}slot:{{{ACCOUNT}}}:comment:17900000000008003:public_reply",
         env.redis_prefix
     );
     poison(&env, &cooldown).await;
