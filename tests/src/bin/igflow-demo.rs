@@ -26,6 +26,10 @@ const APP_SECRET: &str = "demo-app-secret";
 const VERIFY_TOKEN: &str = "demo-verify-token";
 const DATABASE: &str = "igflow_demo";
 const WEBHOOK_SECRET: &str = "igflow-demo/webhook";
+/// Who signs in to the demo dashboard (the development sign-in), as the demo tenant's owner.
+const DASHBOARD_USER: &str = "demo@igflow.local";
+const DASHBOARD_ISSUER: &str = "http://127.0.0.1/igflow-demo/auth/v1";
+const DASHBOARD_APP_ID: &str = "990000000000001";
 
 #[derive(Parser)]
 #[command(about = "Run igflow locally with demo data and show what happens")]
@@ -126,6 +130,7 @@ async fn main() -> anyhow::Result<()> {
     let services = Services::from_env();
     let worker_bin = args.bin_dir.join("igflow-worker");
     let webhook_bin = args.bin_dir.join("igflow-webhook");
+    let dashboard_bin = args.bin_dir.join("igflow-dashboard");
     std::fs::create_dir_all(".local")?;
 
     // A fresh demo database, queues, Redis prefix and Graph API stand-in on every run.
@@ -196,9 +201,55 @@ async fn main() -> anyhow::Result<()> {
         run_to_end(&worker_bin, &["apply", &campaigns], &admin_env).await?
     );
     env.push(("DATABASE_URL", services.worker_url(&database_url).await?));
+    // The dashboard connects as the tables' owner, which may `set role authenticated` as
+    // Supabase's authenticator does; its dev sign-in makes the demo user the tenant's owner.
+    let dashboard_port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let dashboard = format!("http://127.0.0.1:{dashboard_port}");
+    sqlx::query(
+        "insert into memberships (tenant_id, user_id, role, email) select id, $1, 'owner', $2 from tenants",
+    )
+    .bind(igflow_dashboard::auth::dev_user_id(DASHBOARD_USER))
+    .bind(DASHBOARD_USER)
+    .execute(&sqlx::PgPool::connect(&database_url).await?)
+    .await?;
+    graph.oauth_app(
+        DASHBOARD_APP_ID,
+        APP_SECRET,
+        &format!("{dashboard}/oauth/callback"),
+    );
+    graph.oauth_user("17841400000000555", "acme.outlet");
+    let mut dashboard_env = env.clone();
+    dashboard_env.extend([
+        ("DATABASE_URL", database_url.clone()),
+        (
+            "IGFLOW_DASHBOARD_ADDR",
+            format!("127.0.0.1:{dashboard_port}"),
+        ),
+        ("IGFLOW_DASHBOARD_STATIC_DIR", "dashboard/web/dist".into()),
+        ("IGFLOW_JWT_ISSUER", DASHBOARD_ISSUER.into()),
+        (
+            "IGFLOW_JWT_SECRET",
+            format!("{APP_SECRET}-dashboard-signing-key"),
+        ),
+        ("IGFLOW_DEV_SIGN_IN", "true".into()),
+        ("IGFLOW_IG_APP_ID", DASHBOARD_APP_ID.into()),
+        ("IGFLOW_IG_APP_SECRET", APP_SECRET.into()),
+        (
+            "IGFLOW_OAUTH_REDIRECT_URL",
+            format!("{dashboard}/oauth/callback"),
+        ),
+        (
+            "IGFLOW_INSTAGRAM_DIALOG_URL",
+            format!("{}/oauth/authorize", graph.url),
+        ),
+        ("IGFLOW_INSTAGRAM_API_URL", graph.url.clone()),
+    ]);
     let mut children = vec![
         child(&webhook_bin, &[], &env, ".local/webhook.log")?,
         child(&worker_bin, &["run"], &env, ".local/worker.log")?,
+        child(&dashboard_bin, &[], &dashboard_env, ".local/dashboard.log")?,
     ];
     let webhook = format!("http://127.0.0.1:{port}/webhook");
     let http = reqwest::Client::new();
@@ -298,6 +349,10 @@ async fn main() -> anyhow::Result<()> {
         r#"  body='{{"object":"instagram","entry":[{{"id":"{ACCOUNT}","time":1732200000,"changes":[{{"field":"comments","value":{{"id":"17900000000000999","from":{{"id":"6999","username":"you"}},"text":"how much?","media":{{"id":"1"}}}}}}]}}]}}'
   curl -s -X POST {webhook} -H "X-Hub-Signature-256: sha256=$(printf %s "$body" | openssl dgst -sha256 -hmac {APP_SECRET} -r | cut -d' ' -f1)" -d "$body"
   psql {database_url} -c 'select event_id, step, outcome, detail from activity order by id'"#
+    );
+    println!(
+        "\nDashboard: {dashboard}/ (log: .local/dashboard.log). Sign in with any address; {DASHBOARD_USER} owns the demo tenant.\n\
+         Connect an account there: the Graph API test server plays Instagram's dialog and consents as @acme.outlet."
     );
     println!("Ctrl-C stops everything.");
     tokio::signal::ctrl_c().await?;
