@@ -163,7 +163,7 @@ impl Instrument for Observer {
 type Policy = OrElse<SuccessRateOverTimeWindow<Constant>, ConsecutiveFailures<Constant>>;
 
 #[derive(Debug, thiserror::Error)]
-enum CallError {
+enum ModelCallError {
     #[error("no answer within {0:?}")]
     Timeout(Duration),
     #[error("ollama: {0}")]
@@ -175,7 +175,7 @@ enum CallError {
     Slow { took: Duration, content: String },
 }
 
-impl From<OllamaError> for CallError {
+impl From<OllamaError> for ModelCallError {
     fn from(e: OllamaError) -> Self {
         match e {
             // ollama-rs prints only "Reqwest error"; the cause is worth logging, its URL is
@@ -314,25 +314,25 @@ impl Model {
             let response =
                 tokio::time::timeout(self.timeout, self.ollama.send_chat_messages(request))
                     .await
-                    .map_err(|_| CallError::Timeout(self.timeout))??;
+                    .map_err(|_| ModelCallError::Timeout(self.timeout))??;
             let took = started.elapsed();
             let content = response.message.content;
             if took > self.slow_call {
-                return Err(CallError::Slow { took, content });
+                return Err(ModelCallError::Slow { took, content });
             }
             Ok(content)
         };
         match breaker.machine.call(call).await {
             Ok(content) => Ok(content),
             Err(failsafe::Error::Rejected) => Err(FallbackReason::BreakerOpen),
-            Err(failsafe::Error::Inner(CallError::Slow { took, content })) => {
+            Err(failsafe::Error::Inner(ModelCallError::Slow { took, content })) => {
                 tracing::warn!(?took, "intent model answered slowly");
                 Ok(content)
             }
             Err(failsafe::Error::Inner(e)) => {
                 tracing::warn!(error = %e, "intent model call failed");
                 Err(match e {
-                    CallError::Timeout(_) => FallbackReason::Timeout,
+                    ModelCallError::Timeout(_) => FallbackReason::Timeout,
                     _ => FallbackReason::ModelError,
                 })
             }
@@ -609,7 +609,7 @@ mod tests {
             .send()
             .await
             .unwrap_err();
-        let text = CallError::from(OllamaError::ReqwestError(e)).to_string();
+        let text = ModelCallError::from(OllamaError::ReqwestError(e)).to_string();
         assert!(!text.contains("hunter2"), "{text}");
         assert!(!text.contains("127.0.0.1"), "{text}");
         assert!(text.contains("error sending request"), "{text}");

@@ -340,7 +340,6 @@ pub struct RateLimiter {
     block: Script,
     /// The spacing of an account's calls once Meta reports 95 percent usage.
     pace_max: Duration,
-    budgets: Budgets,
     /// In-process smoothing of Send API calls per account.
     local: DefaultKeyedRateLimiter<String>,
     pub meter: Meter,
@@ -360,14 +359,9 @@ impl RateLimiter {
             latest: Script::from_lua(LATEST),
             block: Script::from_lua(BLOCK),
             pace_max,
-            budgets,
             local: governor::RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
             meter: Meter::default(),
         })
-    }
-
-    pub fn budgets(&self) -> Budgets {
-        self.budgets
     }
 
     /// The slot for one action of one event: the one booked when the event was deferred, or
