@@ -12,7 +12,9 @@ use tokio_util::sync::CancellationToken;
 use std::sync::Arc;
 
 use crate::classify::IntentClassifier;
-use crate::config::{ClassifierConfig, RunConfig, SecretsConfig, StoreConfig, retention_days};
+use crate::config::{
+    ClassifierConfig, RunConfig, SecretsConfig, StoreConfig, queue_url, retention_days,
+};
 use crate::dlq::{Dlq, Selection};
 use crate::secrets::Tokens;
 use crate::store::Store;
@@ -64,8 +66,9 @@ enum Command {
         /// The comment.
         text: String,
     },
-    /// Delete activity, queue errors and contacts older than IGFLOW_RETENTION_DAYS (90 by
-    /// default), as a running worker does every hour; prints what was deleted.
+    /// Delete activity, queue errors, contacts and parked events older than
+    /// IGFLOW_RETENTION_DAYS (90 by default), as a running worker does every hour; a DM a
+    /// campaign's cooldown still counts and opted-out contacts are kept. Prints what was deleted.
     Prune,
     /// Re-enqueue raw deliveries captured from Meta (a JSON array, one document, or JSON
     /// Lines); events already handled are dropped by the dedupe.
@@ -157,10 +160,7 @@ impl Cli {
                 );
             }
             Command::Dlq { action } => {
-                let queue_url = env.required(
-                    "IGFLOW_QUEUE_URL",
-                    "set it to the URL of the events SQS queue",
-                )?;
+                let queue_url = queue_url(&env)?;
                 let sqs = aws_sdk_sqs::Client::new(
                     &runtime::aws_sdk_config(runtime::AwsCalls::Worker).await,
                 );
@@ -198,10 +198,7 @@ impl Cli {
                 }
             }
             Command::Replay { file } => {
-                let queue_url = env.required(
-                    "IGFLOW_QUEUE_URL",
-                    "set it to the URL of the events SQS queue",
-                )?;
+                let queue_url = queue_url(&env)?;
                 let text = std::fs::read_to_string(&file)
                     .with_context(|| format!("reading {}", file.display()))?;
                 let sqs = aws_sdk_sqs::Client::new(

@@ -213,6 +213,14 @@ pub struct RunConfig {
     pub classifier: ClassifierConfig,
 }
 
+/// `IGFLOW_QUEUE_URL`: the events queue, for the worker and the `dlq` and `replay` commands.
+pub fn queue_url(env: &Env) -> Result<String, ConfigError> {
+    env.required(
+        "IGFLOW_QUEUE_URL",
+        "set it to the URL of the events SQS queue",
+    )
+}
+
 /// `IGFLOW_RETENTION_DAYS`: 90 by default, 0 to keep everything.
 pub fn retention_days(env: &Env) -> Result<Option<u32>, ConfigError> {
     match env.parse_or("IGFLOW_RETENTION_DAYS", 90)? {
@@ -252,10 +260,7 @@ impl RunConfig {
             redis_prefix: env
                 .optional("IGFLOW_REDIS_PREFIX")
                 .unwrap_or_else(|| "igflow:".into()),
-            queue_url: env.required(
-                "IGFLOW_QUEUE_URL",
-                "set it to the URL of the events SQS queue",
-            )?,
+            queue_url: queue_url(env)?,
             consumers,
             max_in_flight: env.parse_or("IGFLOW_MAX_IN_FLIGHT", consumers * 50)?,
             backoff_base: Duration::from_millis(env.parse_or("IGFLOW_BACKOFF_BASE_MS", 5000)?),

@@ -316,7 +316,10 @@ impl Consumer {
                             retry_after.unwrap_or_else(|| backoff(self.backoff_base, count)),
                         )
                     }
-                    // Parking failed (Postgres unreachable): try again like any transient error.
+                    // The pipeline pauses the account and parks the event on an account failure
+                    // it meets while acting; one that reaches here had no account to pause (its
+                    // own row is corrupt): recorded for `dlq list` and retried until the row is
+                    // fixed.
                     Failure::Account { ref reason } => {
                         self.record_error(m, Some(&envelope), reason).await;
                         Settle::RetryIn(backoff(self.backoff_base, count))
