@@ -27,7 +27,7 @@ use crate::metrics::Latencies;
 use crate::ratelimit::{Budgets, CallClass, RateLimiter, Throttled};
 use crate::secrets::Tokens;
 use crate::stats::Stats;
-use crate::store::{Account, ActionClaim, ActionRecord, DecisionRecord, Store};
+use crate::store::{Account, ActionClaim, ActionOutcome, ActionRecord, DecisionRecord, Store};
 
 /// How an event ended when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,12 +71,11 @@ enum Gate {
 }
 
 impl Gate {
-    fn stop(outcome: &'static str, detail: String) -> Self {
+    fn stop(outcome: ActionOutcome, detail: String) -> Self {
         Self::Stop(Attempt {
             record: ActionRecord {
-                outcome,
                 detail: Some(detail),
-                ..ActionRecord::default()
+                ..ActionRecord::new(outcome)
             },
             failure: None,
         })
@@ -111,9 +110,8 @@ impl Attempt {
     fn given_up(reason: &str) -> Self {
         Self {
             record: ActionRecord {
-                outcome: "failed",
                 detail: Some(reason.to_owned()),
-                ..ActionRecord::default()
+                ..ActionRecord::new(ActionOutcome::Failed)
             },
             failure: Some(Failure::permanent(reason)),
         }
@@ -125,10 +123,9 @@ impl Attempt {
         match found {
             Ok(Some(id)) => Self {
                 record: ActionRecord {
-                    outcome: "sent",
                     detail: Some("found on read-back after an unknown outcome".into()),
                     response_id: Some(id),
-                    ..ActionRecord::default()
+                    ..ActionRecord::new(ActionOutcome::Sent)
                 },
                 failure: None,
             },
@@ -151,13 +148,12 @@ impl Attempt {
         };
         Self {
             record: ActionRecord {
-                outcome: "uncertain",
                 detail: Some(reason),
                 graph_status: e.status,
                 graph_code: e.code,
                 graph_subcode: e.subcode,
                 latency: Some(e.latency),
-                ..ActionRecord::default()
+                ..ActionRecord::new(ActionOutcome::Uncertain)
             },
             failure: Some(failure),
         }
@@ -167,27 +163,29 @@ impl Attempt {
         match result {
             Ok(sent) => Self {
                 record: ActionRecord {
-                    outcome: "sent",
                     detail: detail.map(str::to_owned),
                     graph_status: Some(sent.status),
                     response_id: sent.id,
                     latency: Some(sent.latency),
-                    ..ActionRecord::default()
+                    ..ActionRecord::new(ActionOutcome::Sent)
                 },
                 failure: None,
             },
             Err(e) => {
                 let (outcome, failure) = match e.verdict {
-                    Verdict::AlreadyDone => ("already_done", None),
-                    Verdict::Failed(f @ Failure::Permanent { .. }) => ("failed", Some(f)),
-                    Verdict::Failed(f @ Failure::Ambiguous { .. }) => ("uncertain", Some(f)),
+                    Verdict::AlreadyDone => (ActionOutcome::AlreadyDone, None),
+                    Verdict::Failed(f @ Failure::Permanent { .. }) => {
+                        (ActionOutcome::Failed, Some(f))
+                    }
+                    Verdict::Failed(f @ Failure::Ambiguous { .. }) => {
+                        (ActionOutcome::Uncertain, Some(f))
+                    }
                     Verdict::Failed(f @ (Failure::Retryable { .. } | Failure::Account { .. })) => {
-                        ("retry", Some(f))
+                        (ActionOutcome::Retry, Some(f))
                     }
                 };
                 Self {
                     record: ActionRecord {
-                        outcome,
                         detail: failure
                             .as_ref()
                             .map(ToString::to_string)
@@ -196,7 +194,7 @@ impl Attempt {
                         graph_code: e.code,
                         graph_subcode: e.subcode,
                         latency: Some(e.latency),
-                        ..ActionRecord::default()
+                        ..ActionRecord::new(outcome)
                     },
                     failure,
                 }
@@ -686,12 +684,11 @@ impl Pipeline {
                     Gate::Stop(attempt) => attempt,
                     Gate::Defer(wait) => {
                         let deferred = ActionRecord {
-                            outcome: "retry",
                             detail: Some(format!(
                                 "deferred {} ms for the account's rate budget",
                                 wait.as_millis()
                             )),
-                            ..ActionRecord::default()
+                            ..ActionRecord::new(ActionOutcome::Retry)
                         };
                         if !self
                             .store
@@ -724,11 +721,11 @@ impl Pipeline {
             let outcome = attempt.record.outcome;
             tracing::info!(
                 action = action.kind.as_str(),
-                outcome,
+                outcome = outcome.as_str(),
                 graph_status = attempt.record.graph_status,
                 "action done"
             );
-            if outcome == "sent" && attempt.record.response_id.is_some() {
+            if outcome == ActionOutcome::Sent && attempt.record.response_id.is_some() {
                 Stats::add(&self.stats.sent);
                 let class = class_of(action.kind);
                 self.limiter
@@ -817,7 +814,7 @@ impl Pipeline {
             self.limiter
                 .meter
                 .add(&account.ig_user_id, class, |c| c.window_drops += 1);
-            Gate::stop("dropped", reason)
+            Gate::stop(ActionOutcome::Dropped, reason)
         };
         if let Some((closes, name)) = window
             && now_ms() >= closes
@@ -838,7 +835,7 @@ impl Pipeline {
                     .await?;
             if !free {
                 return Ok(Gate::stop(
-                    "skipped",
+                    ActionOutcome::Skipped,
                     "the contact got a DM from this campaign within its cooldown".into(),
                 ));
             }

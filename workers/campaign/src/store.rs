@@ -129,16 +129,64 @@ pub enum ActionClaim {
     Done,
 }
 
+/// How an action attempt ended, as `activity.outcome` records it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionOutcome {
+    /// Meta accepted it, or a read-back found it.
+    Sent,
+    /// Meta had it already (a second private reply to one comment).
+    AlreadyDone,
+    /// Given up for good, with the reason.
+    Failed,
+    /// Nobody knows whether Meta acted: a later attempt resolves it.
+    Uncertain,
+    /// Not sent yet: the event comes back for it.
+    Retry,
+    /// Meta's window for it closed first.
+    Dropped,
+    /// The campaign's rules held it back (the contact's cooldown).
+    Skipped,
+}
+
+impl ActionOutcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::AlreadyDone => "already_done",
+            Self::Failed => "failed",
+            Self::Uncertain => "uncertain",
+            Self::Retry => "retry",
+            Self::Dropped => "dropped",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
 /// How an action attempt ended, for the activity log.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ActionRecord {
-    pub outcome: &'static str,
+    pub outcome: ActionOutcome,
     pub detail: Option<String>,
     pub graph_status: Option<u16>,
     pub graph_code: Option<i64>,
     pub graph_subcode: Option<i64>,
     pub response_id: Option<String>,
     pub latency: Option<Duration>,
+}
+
+impl ActionRecord {
+    /// This outcome, with nothing else known yet.
+    pub fn new(outcome: ActionOutcome) -> Self {
+        Self {
+            outcome,
+            detail: None,
+            graph_status: None,
+            graph_code: None,
+            graph_subcode: None,
+            response_id: None,
+            latency: None,
+        }
+    }
 }
 
 /// An event kept back while its account was not active.
@@ -638,7 +686,7 @@ impl Store {
         )
         .bind(d.event_id)
         .bind(kind.as_str())
-        .bind(r.outcome)
+        .bind(r.outcome.as_str())
         .bind(&r.detail)
         .bind(r.graph_status.map(i32::from))
         .bind(r.graph_code.and_then(|c| i32::try_from(c).ok()))
