@@ -31,6 +31,12 @@ ROOT = Path(__file__).resolve().parent.parent
 UNITS = {
     "WebhookFunction": ["functions/webhook/src"],
     "WorkerTaskRole": ["workers/campaign/src"],
+    "DashboardFunction": ["dashboard/api/src"],
+}
+# Worker modules other units use as a library: a method's calls count for the unit when the
+# unit calls that method on the named receiver (e.g. the dashboard's `tokens.put(...)`).
+LIBRARIES = {
+    "DashboardFunction": {"workers/campaign/src/secrets.rs": r"tokens\.(\w+)\("},
 }
 SHARED = "shared/src"
 # Calls the service role must NOT be able to make: they run with an operator's credentials.
@@ -260,6 +266,16 @@ def calls_by_unit(sources: dict[str, str], ops: dict[str, str]) -> dict[str, set
                 if head:
                     item = head.group(1)
                 if item and re.search(rf"\b{item}\b", own_text):
+                    needed |= calls(line)
+        squeezed = re.sub(r"\s+", "", own_text)
+        for path, receiver in LIBRARIES.get(unit, {}).items():
+            used = set(re.findall(receiver, squeezed))
+            method = None
+            for line in sources[path].splitlines():
+                head = re.search(r"\bfn (\w+)", line)
+                if head:
+                    method = head.group(1)
+                if method in used:
                     needed |= calls(line)
         out[unit] = {BATCH_ACTIONS.get(a, a) for a in needed}
     return out
