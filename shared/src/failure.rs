@@ -1,4 +1,4 @@
-//! The failure taxonomy every stage returns (ARCHITECTURE.md, "Failure taxonomy"): each
+//! The failure taxonomy every stage returns (docs/architecture.md, "Failure taxonomy"): each
 //! variant says what the consumer must do with the message next.
 
 use std::time::Duration;

@@ -99,7 +99,7 @@ string_id!(
 );
 string_id!(
     /// The stable id of one webhook item, equal across Meta's redeliveries
-    /// (see ARCHITECTURE.md, "The queue envelope").
+    /// (see docs/architecture.md, "The queue envelope").
     EventId
 );
 

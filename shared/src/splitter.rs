@@ -1,5 +1,5 @@
 //! Splits one verified delivery into one envelope per item (entry × changes/messaging), with
-//! event ids that stay the same when Meta redelivers (ARCHITECTURE.md, "The queue envelope").
+//! event ids that stay the same when Meta redelivers (docs/architecture.md, "The queue envelope").
 
 use std::collections::HashSet;
 

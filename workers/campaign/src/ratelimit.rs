@@ -50,7 +50,7 @@ impl Rate {
     }
 }
 
-/// The budgets of one account (ARCHITECTURE.md, "Meta's rules the worker obeys").
+/// The budgets of one account (docs/architecture.md, "Meta's rules the worker obeys").
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budgets {
     /// Private replies: 750 per hour.
