@@ -11,6 +11,7 @@ use igflow_core::campaign_file::{ActionsSpec, CampaignSpec, FieldError, IntentSp
 use igflow_core::ids::{IgUserId, MediaId};
 use igflow_core::tester::{self, TestComment, TestResult};
 use igflow_worker::apply::write_campaign_parts;
+use igflow_worker::store::CampaignParts;
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
@@ -54,33 +55,6 @@ struct CampaignRow {
     updated_at: String,
 }
 
-#[derive(sqlx::FromRow)]
-struct RuleRow {
-    campaign_id: Uuid,
-    match_mode: String,
-    require: String,
-    keywords: Vec<String>,
-    exclude: Vec<String>,
-    fold_accents: bool,
-    stretch: bool,
-}
-
-#[derive(sqlx::FromRow)]
-struct IntentRow {
-    campaign_id: Uuid,
-    name: String,
-    description: String,
-    examples: Vec<String>,
-}
-
-#[derive(sqlx::FromRow)]
-struct ActionRow {
-    campaign_id: Uuid,
-    kind: String,
-    variants: Vec<String>,
-    quick_replies: Vec<String>,
-}
-
 fn stored<T: std::str::FromStr<Err = String>>(value: &str) -> Result<T, ApiError> {
     value
         .parse()
@@ -111,26 +85,11 @@ async fn load(
         .fetch_all(&mut **tx)
         .await?;
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let rules: Vec<RuleRow> = sqlx::query_as(
-        "select campaign_id, match_mode, require, keywords, exclude, fold_accents, stretch
-         from rules where campaign_id = any($1) order by position",
-    )
-    .bind(&ids)
-    .fetch_all(&mut **tx)
-    .await?;
-    let intents: Vec<IntentRow> = sqlx::query_as(
-        "select campaign_id, name, description, examples from intents
-         where campaign_id = any($1) order by position",
-    )
-    .bind(&ids)
-    .fetch_all(&mut **tx)
-    .await?;
-    let actions: Vec<ActionRow> = sqlx::query_as(
-        "select campaign_id, kind, variants, quick_replies from actions where campaign_id = any($1)",
-    )
-    .bind(&ids)
-    .fetch_all(&mut **tx)
-    .await?;
+    let CampaignParts {
+        rules,
+        intents,
+        actions,
+    } = CampaignParts::load(tx, &ids).await?;
     rows.into_iter()
         .map(|r| {
             let mut spec_actions = ActionsSpec {

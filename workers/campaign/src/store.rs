@@ -81,31 +81,78 @@ struct CampaignRow {
     ends_at_ms: Option<i64>,
 }
 
+/// A rule as stored (one row of `rules`).
 #[derive(sqlx::FromRow)]
-struct RuleRow {
-    campaign_id: Uuid,
-    match_mode: String,
-    require: String,
-    keywords: Vec<String>,
-    exclude: Vec<String>,
-    fold_accents: bool,
-    stretch: bool,
+pub struct RuleRow {
+    pub campaign_id: Uuid,
+    pub match_mode: String,
+    pub require: String,
+    pub keywords: Vec<String>,
+    pub exclude: Vec<String>,
+    pub fold_accents: bool,
+    pub stretch: bool,
 }
 
+/// An intent as stored (one row of `intents`).
 #[derive(sqlx::FromRow)]
-struct IntentRow {
-    campaign_id: Uuid,
-    name: String,
-    description: String,
-    examples: Vec<String>,
+pub struct IntentRow {
+    pub campaign_id: Uuid,
+    pub name: String,
+    pub description: String,
+    pub examples: Vec<String>,
 }
 
+/// An action as stored (one row of `actions`).
 #[derive(sqlx::FromRow)]
-struct ActionRow {
-    campaign_id: Uuid,
-    kind: String,
-    variants: Vec<String>,
-    quick_replies: Vec<String>,
+pub struct ActionRow {
+    pub campaign_id: Uuid,
+    pub kind: String,
+    pub variants: Vec<String>,
+    pub quick_replies: Vec<String>,
+}
+
+/// The rules, intents and actions of many campaigns, read in three queries. The worker and
+/// the dashboard both read campaigns through this, so the two never disagree on what a
+/// stored campaign says; each maps the rows to its own types.
+pub struct CampaignParts {
+    /// By campaign, then position.
+    pub rules: Vec<RuleRow>,
+    /// By campaign, then position.
+    pub intents: Vec<IntentRow>,
+    pub actions: Vec<ActionRow>,
+}
+
+impl CampaignParts {
+    pub async fn load(
+        conn: &mut sqlx::PgConnection,
+        campaign_ids: &[Uuid],
+    ) -> Result<Self, sqlx::Error> {
+        let rules = sqlx::query_as(
+            "select campaign_id, match_mode, require, keywords, exclude, fold_accents, stretch
+             from rules where campaign_id = any($1) order by campaign_id, position",
+        )
+        .bind(campaign_ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        let intents = sqlx::query_as(
+            "select campaign_id, name, description, examples
+             from intents where campaign_id = any($1) order by campaign_id, position",
+        )
+        .bind(campaign_ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        let actions = sqlx::query_as(
+            "select campaign_id, kind, variants, quick_replies from actions where campaign_id = any($1)",
+        )
+        .bind(campaign_ids)
+        .fetch_all(&mut *conn)
+        .await?;
+        Ok(Self {
+            rules,
+            intents,
+            actions,
+        })
+    }
 }
 
 fn corrupt(table: &'static str, id: Uuid) -> impl Fn(String) -> StoreError {
@@ -309,26 +356,11 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let ids: Vec<Uuid> = campaigns.iter().map(|c| c.id).collect();
-        let rules: Vec<RuleRow> = sqlx::query_as(
-            "select campaign_id, match_mode, require, keywords, exclude, fold_accents, stretch
-             from rules where campaign_id = any($1) order by campaign_id, position",
-        )
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await?;
-        let intents: Vec<IntentRow> = sqlx::query_as(
-            "select campaign_id, name, description, examples
-             from intents where campaign_id = any($1) order by campaign_id, position",
-        )
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await?;
-        let actions: Vec<ActionRow> = sqlx::query_as(
-            "select campaign_id, kind, variants, quick_replies from actions where campaign_id = any($1)",
-        )
-        .bind(&ids)
-        .fetch_all(&self.pool)
-        .await?;
+        let CampaignParts {
+            rules,
+            intents,
+            actions,
+        } = CampaignParts::load(&mut *self.pool.acquire().await?, &ids).await?;
 
         let mut rules_by: HashMap<Uuid, Vec<Rule>> = HashMap::new();
         for r in rules {
