@@ -274,6 +274,33 @@ async fn campaigns_are_checked_by_field_file_ones_are_read_only_and_viewers_only
     );
     let id = created["id"].as_str().unwrap();
 
+    // An edit changes every column it names and reads back as written.
+    let mut edited = a_campaign("black-friday", "deal");
+    edited["name"] = json!("Black Friday weekend");
+    edited["priority"] = json!(70);
+    edited["cooldown_seconds"] = json!(3600);
+    edited["media_ids"] = json!(["18000000000000001"]);
+    edited["ends_at"] = json!("2026-12-01T00:00:00Z");
+    let (status, updated) = w
+        .call(
+            Method::PUT,
+            &format!("/api/campaigns/{id}"),
+            &w.editor,
+            Some(json!({ "campaign": edited })),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["campaign"], edited, "read back as edited");
+    let (status, _) = w
+        .call(
+            Method::PUT,
+            &format!("/api/campaigns/{id}"),
+            &w.editor,
+            Some(json!({ "campaign": a_campaign("black-friday", "deal") })),
+        )
+        .await;
+    assert_eq!(status, 200);
+
     // The tester decides as the worker does: the new campaign's keyword, texts written out.
     let (status, tested) = w
         .call(

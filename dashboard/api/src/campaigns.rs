@@ -10,7 +10,7 @@ use igflow_core::campaign::{CampaignStatus, MatchMode, Require, Trigger};
 use igflow_core::campaign_file::{ActionsSpec, CampaignSpec, FieldError, IntentSpec, RuleSpec};
 use igflow_core::ids::{IgUserId, MediaId};
 use igflow_core::tester::{self, TestComment, TestResult};
-use igflow_worker::apply::write_campaign_parts;
+use igflow_worker::apply::{bind_campaign_columns, write_campaign_parts};
 use igflow_worker::store::CampaignParts;
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
@@ -243,27 +243,16 @@ pub async fn create(
     let c = &body.campaign;
     let mut tx = as_user(&state.pool, &user).await?;
     check_slug_free(&mut tx, body.account_id, &c.slug, None).await?;
-    let media: Vec<&str> = c.media_ids.iter().map(MediaId::as_str).collect();
     // The account row, as the user sees it, gives the tenant: none visible, 404.
-    let id: Uuid = sqlx::query_scalar(
+    let insert = sqlx::query_scalar(
         "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status,
                                 priority, cooldown_seconds, starts_at, ends_at)
          select a.tenant_id, a.id, $2, $3, $4, $5, $6, $7, $8, $9::timestamptz, $10::timestamptz
          from ig_accounts a where a.id = $1
          returning id",
     )
-    .bind(body.account_id)
-    .bind(&c.slug)
-    .bind(&c.name)
-    .bind(c.trigger.as_str())
-    .bind(&media)
-    .bind(c.status.as_str())
-    .bind(c.priority)
-    .bind(i32::try_from(c.cooldown_seconds).unwrap_or(i32::MAX))
-    .bind(c.starts_at.map(|t| t.to_string()))
-    .bind(c.ends_at.map(|t| t.to_string()))
-    .fetch_one(&mut *tx)
-    .await?;
+    .bind(body.account_id);
+    let id: Uuid = bind_campaign_columns(insert, c).fetch_one(&mut *tx).await?;
     write_campaign_parts(&mut tx, id, c).await?;
     let view = load(&mut tx, "id = $1", Some(id))
         .await?
@@ -317,25 +306,16 @@ pub async fn update(
             .await?;
     let account = account.ok_or(ApiError::NotFound)?;
     check_slug_free(&mut tx, account, &c.slug, Some(id)).await?;
-    let media: Vec<&str> = c.media_ids.iter().map(MediaId::as_str).collect();
-    let updated: Option<Uuid> = sqlx::query_scalar(
+    let update = sqlx::query_scalar(
         "update campaigns set slug = $2, name = $3, trigger = $4, media_ids = $5, status = $6,
                 priority = $7, cooldown_seconds = $8, starts_at = $9::timestamptz,
                 ends_at = $10::timestamptz, updated_at = now()
          where id = $1 returning id",
     )
-    .bind(id)
-    .bind(&c.slug)
-    .bind(&c.name)
-    .bind(c.trigger.as_str())
-    .bind(&media)
-    .bind(c.status.as_str())
-    .bind(c.priority)
-    .bind(i32::try_from(c.cooldown_seconds).unwrap_or(i32::MAX))
-    .bind(c.starts_at.map(|t| t.to_string()))
-    .bind(c.ends_at.map(|t| t.to_string()))
-    .fetch_optional(&mut *tx)
-    .await?;
+    .bind(id);
+    let updated: Option<Uuid> = bind_campaign_columns(update, c)
+        .fetch_optional(&mut *tx)
+        .await?;
     if updated.is_none() {
         return Err(not_changed(&mut tx, id).await);
     }

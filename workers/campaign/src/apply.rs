@@ -6,6 +6,8 @@ use igflow_core::campaign::ActionKind;
 use igflow_core::campaign_file::{AccountSpec, CampaignFile, CampaignSpec, TokenSource};
 use igflow_core::env::Env;
 use secrecy::SecretString;
+use sqlx::postgres::PgArguments;
+use sqlx::query::QueryScalar;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
@@ -195,8 +197,7 @@ async fn upsert_campaign(
     c: &CampaignSpec,
     source: &str,
 ) -> Result<(), sqlx::Error> {
-    let media: Vec<&str> = c.media_ids.iter().map(|m| m.as_str()).collect();
-    let campaign_id: Uuid = sqlx::query_scalar(
+    let insert = sqlx::query_scalar(
         "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status, priority, cooldown_seconds, starts_at, ends_at, managed_by, source)
          values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11::timestamptz, 'file', $12)
          on conflict (account_id, slug) do update set
@@ -207,20 +208,32 @@ async fn upsert_campaign(
          returning id",
     )
     .bind(tenant_id)
-    .bind(account_id)
-    .bind(&c.slug)
-    .bind(&c.name)
-    .bind(c.trigger.as_str())
-    .bind(&media)
-    .bind(c.status.as_str())
-    .bind(c.priority)
-    .bind(i32::try_from(c.cooldown_seconds).unwrap_or(i32::MAX))
-    .bind(c.starts_at.map(|t| t.to_string()))
-    .bind(c.ends_at.map(|t| t.to_string()))
-    .bind(source)
-    .fetch_one(&mut **tx)
-    .await?;
+    .bind(account_id);
+    let campaign_id: Uuid = bind_campaign_columns(insert, c)
+        .bind(source)
+        .fetch_one(&mut **tx)
+        .await?;
     write_campaign_parts(tx, campaign_id, c).await
+}
+
+/// Binds a campaign's own columns in the order every campaign write lists them, after the
+/// parameters already bound: slug, name, trigger, media_ids, status, priority,
+/// cooldown_seconds, starts_at, ends_at. `apply` and the dashboard both write through this.
+pub fn bind_campaign_columns<'q, O>(
+    query: QueryScalar<'q, Postgres, O, PgArguments>,
+    c: &'q CampaignSpec,
+) -> QueryScalar<'q, Postgres, O, PgArguments> {
+    let media: Vec<&str> = c.media_ids.iter().map(|m| m.as_str()).collect();
+    query
+        .bind(&c.slug)
+        .bind(&c.name)
+        .bind(c.trigger.as_str())
+        .bind(media)
+        .bind(c.status.as_str())
+        .bind(c.priority)
+        .bind(i32::try_from(c.cooldown_seconds).unwrap_or(i32::MAX))
+        .bind(c.starts_at.map(|t| t.to_string()))
+        .bind(c.ends_at.map(|t| t.to_string()))
 }
 
 /// Replaces a campaign's rules, intents and actions with the spec's: they belong to the
