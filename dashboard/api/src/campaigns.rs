@@ -67,6 +67,17 @@ fn timestamp(ms: Option<i64>) -> Result<Option<jiff::Timestamp>, ApiError> {
         .map_err(|e| ApiError::Internal(format!("a stored schedule is unreadable: {e}")))
 }
 
+/// One campaign as the user sees it now: what create, update and status changes answer with.
+async fn view_of(
+    tx: &mut Transaction<'static, Postgres>,
+    id: Uuid,
+) -> Result<CampaignView, ApiError> {
+    load(tx, "id = $1", Some(id))
+        .await?
+        .pop()
+        .ok_or(ApiError::NotFound)
+}
+
 /// The campaigns `filter` selects, with their rules, intents and actions, as the user may see them.
 async fn load(
     tx: &mut Transaction<'static, Postgres>,
@@ -186,11 +197,7 @@ pub async fn get(
     Path(id): Path<Uuid>,
 ) -> Result<Json<CampaignView>, ApiError> {
     let mut tx = as_user(&state.pool, &user).await?;
-    load(&mut tx, "id = $1", Some(id))
-        .await?
-        .pop()
-        .map(Json)
-        .ok_or(ApiError::NotFound)
+    view_of(&mut tx, id).await.map(Json)
 }
 
 #[derive(Debug, Deserialize)]
@@ -254,10 +261,7 @@ pub async fn create(
     .bind(body.account_id);
     let id: Uuid = bind_campaign_columns(insert, c).fetch_one(&mut *tx).await?;
     write_campaign_parts(&mut tx, id, c).await?;
-    let view = load(&mut tx, "id = $1", Some(id))
-        .await?
-        .pop()
-        .ok_or(ApiError::NotFound)?;
+    let view = view_of(&mut tx, id).await?;
     tx.commit().await?;
     tracing::info!(campaign_id = %id, user = %user.id, "campaign created");
     Ok((StatusCode::CREATED, Json(view)))
@@ -320,10 +324,7 @@ pub async fn update(
         return Err(not_changed(&mut tx, id).await);
     }
     write_campaign_parts(&mut tx, id, c).await?;
-    let view = load(&mut tx, "id = $1", Some(id))
-        .await?
-        .pop()
-        .ok_or(ApiError::NotFound)?;
+    let view = view_of(&mut tx, id).await?;
     tx.commit().await?;
     Ok(Json(view))
 }
@@ -351,10 +352,7 @@ pub async fn set_status(
     if updated.is_none() {
         return Err(not_changed(&mut tx, id).await);
     }
-    let view = load(&mut tx, "id = $1", Some(id))
-        .await?
-        .pop()
-        .ok_or(ApiError::NotFound)?;
+    let view = view_of(&mut tx, id).await?;
     tx.commit().await?;
     Ok(Json(view))
 }
