@@ -36,7 +36,7 @@ UNITS = {
 # Worker modules other units use as a library: a method's calls count for the unit when the
 # unit calls that method on the named receiver (e.g. the dashboard's `tokens.put(...)`).
 LIBRARIES = {
-    "DashboardFunction": {"workers/campaign/src/secrets.rs": r"tokens\.(\w+)\("},
+    "DashboardFunction": {"workers/campaign/src/clients/secrets.rs": r"tokens\.(\w+)\("},
 }
 SHARED = "shared/src"
 # Calls the service role must NOT be able to make: they run with an operator's credentials.
@@ -382,7 +382,7 @@ def self_test(template_path: Path, runbook: str, sources: dict[str, str], ops) -
         "Statement"][0]["Action"].append("sqs:PurgeQueue")
     expect("action granted but never called", run(wide, runbook, sources, ops), "sqs:PurgeQueue")
     uncalled = dict(sources)
-    uncalled["workers/campaign/src/dlq.rs"] += "\nfn f(c: &Client) { c.purge_queue(); }\n"
+    uncalled["workers/campaign/src/ops/dlq.rs"] += "\nfn f(c: &Client) { c.purge_queue(); }\n"
     expect("call not granted", run(load_template(template_path), runbook, uncalled, ops),
            "calls sqs:PurgeQueue")
     return failures

@@ -15,11 +15,11 @@ use igflow_core::runtime;
 use igflow_core::signature::sign;
 use igflow_webhook::{AppState, KeySource, Metrics, SqsSink, load_keys};
 use igflow_worker::Worker;
-use igflow_worker::apply::{ApplyError, ApplySummary, apply};
+use igflow_worker::clients::secrets::Tokens;
+use igflow_worker::clients::store::Store;
 use igflow_worker::config::{RunConfig, SecretsConfig};
-use igflow_worker::secrets::Tokens;
+use igflow_worker::ops::apply::{ApplyError, ApplySummary, apply};
 use igflow_worker::stats::Stats;
-use igflow_worker::store::Store;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{AssertSqlSafe, Executor};
@@ -27,7 +27,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::faults::{Proc, workspace_bin};
 use crate::graph_server::{CallKind, GraphTestServer};
-use igflow_worker::dlq::Dlq;
+use igflow_worker::ops::dlq::Dlq;
 
 /// The SDK pointed at `endpoint` with dummy credentials and `calls`' timeouts.
 pub async fn aws_at(endpoint: &str, calls: runtime::AwsCalls) -> aws_config::SdkConfig {

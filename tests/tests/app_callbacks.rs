@@ -15,7 +15,7 @@ use igflow_tests::meta::{
     CommentSpec, callback_form, callback_payload, comment_delivery, rest_api_event, signed_request,
     signed_request_over,
 };
-use igflow_worker::account_events;
+use igflow_worker::pipeline::account_events;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 use uuid::Uuid;

@@ -3,7 +3,7 @@
 
 use igflow_tests::fixtures::{ACCOUNT, TOKEN, campaigns_yaml};
 use igflow_tests::harness::TestEnv;
-use igflow_worker::apply::ApplyError;
+use igflow_worker::ops::apply::ApplyError;
 use secrecy::ExposeSecret;
 
 /// Row counts of every campaign table, and the campaigns' statuses.

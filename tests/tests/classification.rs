@@ -12,11 +12,11 @@ use igflow_core::campaign::Intent;
 use igflow_core::env::Env;
 use igflow_tests::harness::{Services, tag};
 use igflow_tests::ollama_server::{Mode, OllamaTestServer};
-use igflow_worker::classify::{
+use igflow_worker::clients::redis::{RedisKeys, connect};
+use igflow_worker::config::ClassifierConfig;
+use igflow_worker::pipeline::classify::{
     BreakerState, Classification, FallbackReason, IntentClassifier, Source,
 };
-use igflow_worker::config::ClassifierConfig;
-use igflow_worker::redis::{RedisKeys, connect};
 use igflow_worker::stats::Stats;
 use secrecy::SecretString;
 use serde_json::json;

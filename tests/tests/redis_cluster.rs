@@ -11,8 +11,8 @@ use fred::prelude::ClientLike;
 use igflow_core::ids::{EventId, IgUserId};
 use igflow_core::runtime::now_ms;
 use igflow_tests::harness::{Services, tag};
-use igflow_worker::ratelimit::{Budgets, CallClass, Rate, RateLimiter, Throttled};
-use igflow_worker::redis::{RedisKeys, connect};
+use igflow_worker::clients::ratelimit::{Budgets, CallClass, Rate, RateLimiter, Throttled};
+use igflow_worker::clients::redis::{RedisKeys, connect};
 use secrecy::SecretString;
 
 /// One call a second on every budget: bookings one second apart.

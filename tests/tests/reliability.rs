@@ -15,9 +15,9 @@ use igflow_tests::fixtures::{ACCOUNT, TOKEN, campaigns_yaml};
 use igflow_tests::graph_server::Faults;
 use igflow_tests::harness::{Accounting, MAX_RECEIVE_COUNT, TestEnv, eventually};
 use igflow_tests::meta::{CommentSpec, comment_delivery};
+use igflow_worker::clients::store::Store;
 use igflow_worker::config::StoreConfig;
-use igflow_worker::dlq::{Dlq, Selection};
-use igflow_worker::store::Store;
+use igflow_worker::ops::dlq::{Dlq, Selection};
 use secrecy::SecretString;
 
 const SETTLE: Duration = Duration::from_secs(180);
@@ -464,7 +464,7 @@ async fn poison_goes_to_the_dlq_with_its_reason_and_operators_redrive_and_replay
     let replay = format!("{}\n{}\n", body, comment_delivery(ACCOUNT, &lost[1..]));
     let queue =
         igflow_core::runtime::queue::QueueSender::new(env.sqs.clone(), env.queue_url.clone());
-    let summary = igflow_worker::replay::replay(&replay, &queue, 0)
+    let summary = igflow_worker::ops::replay::replay(&replay, &queue, 0)
         .await
         .unwrap();
     assert_eq!((summary.deliveries, summary.envelopes), (2, 2));

@@ -784,7 +784,7 @@ async fn owners_cannot_revive_a_deauthorized_account() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_person_undoes_their_own_opt_out() {
     let f = fixture().await;
-    let store = igflow_worker::store::Store::from_pool(f.pool.clone());
+    let store = igflow_worker::clients::store::Store::from_pool(f.pool.clone());
     const OPT: &str = "update contacts set opted_out = $2::text::boolean where account_id = $1";
     let opt = |to: &'static str| run_as_text(&f.pool, C, OPT, f.t2.account, to);
 

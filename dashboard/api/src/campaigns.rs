@@ -10,8 +10,8 @@ use igflow_core::campaign::{CampaignStatus, MatchMode, Require, Trigger};
 use igflow_core::campaign_file::{ActionsSpec, CampaignSpec, FieldError, IntentSpec, RuleSpec};
 use igflow_core::ids::{IgUserId, MediaId};
 use igflow_core::tester::{self, TestComment, TestResult};
-use igflow_worker::apply::{bind_campaign_columns, write_campaign_parts};
-use igflow_worker::store::CampaignParts;
+use igflow_worker::clients::store::CampaignParts;
+use igflow_worker::ops::apply::{bind_campaign_columns, write_campaign_parts};
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
@@ -398,7 +398,7 @@ pub async fn test(
     let classifier = &state.classifier;
     let text = body.text.clone();
     let result = tester::test_comment(campaigns, &account, &comment, |campaign| {
-        igflow_worker::simulate::ask_model(classifier, tenant, &text, campaign)
+        igflow_worker::ops::simulate::ask_model(classifier, tenant, &text, campaign)
     })
     .await
     .map_err(|e| {

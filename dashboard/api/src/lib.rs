@@ -21,8 +21,8 @@ use axum::extract::State;
 use axum::http::{HeaderValue, Method, header};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use igflow_worker::classify::IntentClassifier;
-use igflow_worker::secrets::Tokens;
+use igflow_worker::clients::secrets::Tokens;
+use igflow_worker::pipeline::classify::IntentClassifier;
 use serde::Deserialize;
 use sqlx::PgPool;
 use tower_http::cors::CorsLayer;
@@ -144,7 +144,7 @@ pub fn app(state: Arc<AppState>, static_dir: Option<&std::path::Path>) -> Router
 
 /// Runs the API where the configuration says, until the process is asked to stop.
 pub async fn run(config: DashboardConfig, aws: &aws_config::SdkConfig) -> anyhow::Result<()> {
-    let store = igflow_worker::store::Store::connect(&config.store).await?;
+    let store = igflow_worker::clients::store::Store::connect(&config.store).await?;
     let state = Arc::new(
         AppState::new(
             &config,

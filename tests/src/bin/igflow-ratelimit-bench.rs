@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use igflow_core::ids::{EventId, IgUserId};
 use igflow_tests::harness::{Services, tag};
-use igflow_worker::ratelimit::{Budgets, CallClass, Rate, RateLimiter};
-use igflow_worker::redis::{RedisKeys, connect};
+use igflow_worker::clients::ratelimit::{Budgets, CallClass, Rate, RateLimiter};
+use igflow_worker::clients::redis::{RedisKeys, connect};
 use secrecy::SecretString;
 
 #[derive(Parser)]

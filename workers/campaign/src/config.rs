@@ -6,8 +6,8 @@ use std::time::Duration;
 use igflow_core::env::{ConfigError, Env};
 use igflow_core::graph_error::DEFAULT_THROTTLE_PAUSE;
 
-use crate::ratelimit::{Budgets, Rate};
-use crate::retention;
+use crate::clients::ratelimit::{Budgets, Rate};
+use crate::jobs::retention;
 use secrecy::SecretString;
 
 #[derive(Debug)]

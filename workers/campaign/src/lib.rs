@@ -1,48 +1,31 @@
 //! The campaign worker: consumes the events queue, decides per campaign and acts through the
 //! Instagram Graph API, exactly once per (event, action).
 
-pub mod account_events;
-pub mod apply;
-pub mod cache;
-pub mod classify;
-pub mod cli;
+pub mod clients;
 pub mod config;
-pub mod consumer;
-pub mod dedupe;
-pub mod dlq;
-pub mod graph;
-pub mod heartbeat;
-pub mod metrics;
-pub mod migrate;
+pub mod jobs;
+pub mod ops;
 pub mod pipeline;
-pub mod ratelimit;
-pub mod redis;
-pub mod replay;
-pub mod retention;
-pub mod secrets;
-pub mod simulate;
 pub mod stats;
-pub mod store;
-pub mod unpark;
 
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::cache::AccountCache;
-use crate::classify::IntentClassifier;
+use crate::clients::cache::AccountCache;
+use crate::clients::dedupe::Dedupe;
+use crate::clients::graph::GraphClient;
+use crate::clients::ratelimit::RateLimiter;
+use crate::clients::redis::RedisKeys;
+use crate::clients::secrets::Tokens;
+use crate::clients::store::Store;
 use crate::config::RunConfig;
-use crate::consumer::Consumer;
-use crate::dedupe::Dedupe;
-use crate::graph::GraphClient;
-use crate::metrics::{Latencies, Reporter};
+use crate::jobs::metrics::{Latencies, Reporter};
+use crate::jobs::unpark::Unparker;
 use crate::pipeline::Pipeline;
-use crate::ratelimit::RateLimiter;
-use crate::redis::RedisKeys;
-use crate::secrets::Tokens;
+use crate::pipeline::classify::IntentClassifier;
+use crate::pipeline::consumer::Consumer;
 use crate::stats::Stats;
-use crate::store::Store;
-use crate::unpark::Unparker;
 use igflow_core::runtime::queue::QueueSender;
 
 #[derive(Debug, thiserror::Error)]
@@ -71,7 +54,7 @@ impl Worker {
         store: Store,
         aws: &aws_config::SdkConfig,
     ) -> Result<Self, StartError> {
-        let redis = redis::connect(&config.redis_url).await?;
+        let redis = clients::redis::connect(&config.redis_url).await?;
         let stats = Arc::new(Stats::default());
         let sqs = aws_sdk_sqs::Client::new(aws);
         let retention = config.retention_days.map(|days| (store.clone(), days));
@@ -150,7 +133,7 @@ impl Worker {
         let listener = tokio::spawn(Arc::clone(&self.accounts).listen(shutdown.clone()));
         let pruner = self
             .retention
-            .map(|(store, days)| tokio::spawn(retention::run(store, days, shutdown.clone())));
+            .map(|(store, days)| tokio::spawn(jobs::retention::run(store, days, shutdown.clone())));
         // The reporter's last document goes out after the consumers stopped.
         let reporting = CancellationToken::new();
         let reporter = tokio::spawn(self.reporter.run(reporting.clone()));

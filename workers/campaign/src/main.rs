@@ -1,5 +1,5 @@
 use clap::Parser;
-use igflow_worker::cli::Cli;
+use igflow_worker::ops::cli::Cli;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {

@@ -11,14 +11,16 @@ use tokio_util::sync::CancellationToken;
 
 use std::sync::Arc;
 
-use crate::classify::IntentClassifier;
+use crate::Worker;
+use crate::clients::secrets::Tokens;
+use crate::clients::store::Store;
 use crate::config::{
     ClassifierConfig, RunConfig, SecretsConfig, StoreConfig, queue_url, retention_days,
 };
-use crate::dlq::{Dlq, Selection};
-use crate::secrets::Tokens;
-use crate::store::Store;
-use crate::{Worker, apply, replay, retention, simulate};
+use crate::jobs::retention;
+use crate::ops::dlq::{Dlq, Selection};
+use crate::ops::{apply, replay, simulate};
+use crate::pipeline::classify::IntentClassifier;
 use igflow_core::runtime::queue::QueueSender;
 
 #[derive(Parser)]

@@ -9,10 +9,10 @@ use igflow_core::emf::Document;
 use igflow_core::runtime::{now_ms, write_metrics};
 use tokio_util::sync::CancellationToken;
 
-use crate::classify::{BreakerState, IntentClassifier};
-use crate::ratelimit::{CallClass, Meter, RateLimiter};
+use crate::clients::ratelimit::{CallClass, Meter, RateLimiter};
+use crate::clients::store::{Health, Store};
+use crate::pipeline::classify::{BreakerState, IntentClassifier};
 use crate::stats::{Snapshot, Stats};
-use crate::store::{Health, Store};
 
 /// `accounts_paused` → `AccountsPaused`.
 fn metric_name(field: &str) -> String {

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::store::{Store, StoreError};
+use crate::clients::store::{Store, StoreError};
 
 /// At least this long: activity rows are the idempotency keys of events SQS may still
 /// deliver (it keeps a message 14 days at most).

@@ -14,10 +14,10 @@ use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::heartbeat::with_heartbeat;
+use crate::clients::store::MessageError;
+use crate::pipeline::heartbeat::with_heartbeat;
 use crate::pipeline::{Handled, Pipeline};
 use crate::stats::Stats;
-use crate::store::MessageError;
 
 /// Retries back off from `backoff_base` (5 s by default), doubling per receive, up to this.
 const BACKOFF_CAP: Duration = Duration::from_secs(15 * 60);

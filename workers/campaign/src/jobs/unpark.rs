@@ -7,8 +7,8 @@ use std::time::Duration;
 use igflow_core::runtime::queue::QueueSender;
 use tokio_util::sync::CancellationToken;
 
+use crate::clients::store::Store;
 use crate::stats::Stats;
-use crate::store::Store;
 
 /// Events moved per round.
 const BATCH: i64 = 200;

@@ -11,8 +11,8 @@ use sqlx::query::QueryScalar;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::secrets::{SecretsError, Tokens};
-use crate::store::Store;
+use crate::clients::secrets::{SecretsError, Tokens};
+use crate::clients::store::Store;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {

@@ -31,8 +31,8 @@ use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use uuid::Uuid;
 
+use crate::clients::redis::RedisKeys;
 use crate::config::ClassifierConfig;
-use crate::redis::RedisKeys;
 use crate::stats::Stats;
 
 /// The label the model answers when the comment expresses none of the intents.

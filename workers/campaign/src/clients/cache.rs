@@ -23,8 +23,8 @@ use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::secrets::Tokens;
-use crate::store::{Account, Store, StoreError};
+use crate::clients::secrets::Tokens;
+use crate::clients::store::{Account, Store, StoreError};
 
 pub const CHANNEL: &str = "igflow_campaigns";
 /// Even without a notification, an entry is reloaded after this long.

@@ -5,7 +5,7 @@ use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName
 use igflow_core::envelope::Envelope;
 use igflow_core::runtime::queue::{QueueSender, delete_messages};
 
-use crate::store::{MessageError, Store};
+use crate::clients::store::{MessageError, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DlqError {
@@ -14,7 +14,7 @@ pub enum DlqError {
     #[error("the events queue has no redrive policy, so it has no DLQ")]
     NoDlq,
     #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
+    Store(#[from] crate::clients::store::StoreError),
 }
 
 fn sqs_error<E: std::error::Error + 'static>(e: aws_sdk_sqs::error::SdkError<E>) -> DlqError {

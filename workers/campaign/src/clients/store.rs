@@ -313,7 +313,7 @@ impl Store {
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        crate::migrate::run(&self.pool).await
+        crate::ops::migrate::run(&self.pool).await
     }
 
     pub async fn account(&self, ig_user_id: &IgUserId) -> Result<Option<Account>, StoreError> {

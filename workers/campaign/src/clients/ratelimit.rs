@@ -19,7 +19,7 @@ use igflow_core::failure::Failure;
 use igflow_core::ids::{EventId, IgUserId, Igsid};
 use igflow_core::window;
 
-use crate::redis::RedisKeys;
+use crate::clients::redis::RedisKeys;
 
 /// A budget: `limit` calls per `per`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -14,8 +14,8 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use crate::clients::store::Account;
 use crate::config::GraphConfig;
-use crate::store::Account;
 
 /// A call Meta accepted.
 #[derive(Debug, Clone)]

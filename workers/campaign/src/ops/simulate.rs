@@ -7,7 +7,7 @@ use igflow_core::campaign_file::CampaignFile;
 use igflow_core::tester::{self, ModelAnswer, TestComment};
 use uuid::Uuid;
 
-use crate::classify::{IntentClassifier, Source};
+use crate::pipeline::classify::{IntentClassifier, Source};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SimulateError {

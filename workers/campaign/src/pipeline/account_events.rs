@@ -21,7 +21,7 @@ use serde::Deserialize;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use crate::store::{Store, StoreError};
+use crate::clients::store::{Store, StoreError};
 
 /// Handles an `app_deauthorized` or `data_deletion` envelope; other kinds are not for here.
 pub async fn handle(store: &Store, env: &Envelope) -> Result<(), Failure> {

@@ -1,5 +1,10 @@
 //! The stages one event goes through: claim, load, filter, decide, act, record.
 
+pub mod account_events;
+pub mod classify;
+pub mod consumer;
+pub mod heartbeat;
+
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,17 +22,18 @@ use secrecy::SecretString;
 use tracing::Instrument;
 use uuid::Uuid;
 
-use crate::account_events;
-use crate::cache::AccountCache;
-use crate::classify::{IntentClassifier, Source};
-use crate::dedupe::{Claim, ClaimToken, Dedupe};
-use crate::graph::{CallError, DirectMessage, GraphClient, Sent};
-use crate::heartbeat::with_heartbeat;
-use crate::metrics::Latencies;
-use crate::ratelimit::{Budgets, CallClass, RateLimiter, Throttled};
-use crate::secrets::Tokens;
+use crate::clients::cache::AccountCache;
+use crate::clients::dedupe::{Claim, ClaimToken, Dedupe};
+use crate::clients::graph::{CallError, DirectMessage, GraphClient, Sent};
+use crate::clients::ratelimit::{Budgets, CallClass, RateLimiter, Throttled};
+use crate::clients::secrets::Tokens;
+use crate::clients::store::{
+    Account, ActionClaim, ActionOutcome, ActionRecord, DecisionRecord, Store,
+};
+use crate::jobs::metrics::Latencies;
+use crate::pipeline::classify::{IntentClassifier, Source};
+use crate::pipeline::heartbeat::with_heartbeat;
 use crate::stats::Stats;
-use crate::store::{Account, ActionClaim, ActionOutcome, ActionRecord, DecisionRecord, Store};
 
 /// How an event ended when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

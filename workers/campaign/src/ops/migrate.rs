@@ -36,7 +36,7 @@ $$;
 "#;
 
 /// The worker's role and its grants, for the schema as migrated (see the file).
-const WORKER_ROLE: &str = include_str!("../../../shared/roles/worker.sql");
+const WORKER_ROLE: &str = include_str!("../../../../shared/roles/worker.sql");
 
 /// Applies every migration not applied yet, then the worker role's grants.
 pub async fn run(pool: &PgPool) -> Result<(), MigrateError> {

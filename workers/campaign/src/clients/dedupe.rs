@@ -9,7 +9,7 @@ use fred::types::scripts::Script;
 use igflow_core::failure::Failure;
 use igflow_core::ids::{EventId, IgUserId};
 
-use crate::redis::RedisKeys;
+use crate::clients::redis::RedisKeys;
 
 /// Longer than Meta's 36 hours of redelivery and SQS's 14 days is not needed: 7 days.
 pub const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);

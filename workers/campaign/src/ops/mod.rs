@@ -1,0 +1,9 @@
+//! The operator's commands: the CLI and what it runs once (apply, simulate, dlq, replay,
+//! migrate).
+
+pub mod apply;
+pub mod cli;
+pub mod dlq;
+pub mod migrate;
+pub mod replay;
+pub mod simulate;
