@@ -17,6 +17,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 # The fault tests run the real igflow-worker binary as separate processes.
 cargo build --workspace --bins --locked
 cargo test --workspace --locked
-# The dashboard: npm ci, Vitest and one browser journey (screenshots in docs/screenshots/).
+# The dashboard: npm ci, Vitest and one browser journey (screenshots in target/tmp/dashboard-screenshots/;
+# IGFLOW_UPDATE_SCREENSHOTS=1 also copies them into docs/screenshots/).
 scripts/test-dashboard.sh
 scripts/demo.sh --exit --port 0

@@ -1,7 +1,9 @@
 //! The marketer's journey in a real browser (Debian's Chromium driven by Playwright): sign
 //! in, connect an account through the OAuth test server, create a campaign, test a keyword,
 //! a signed comment reaches the local webhook, the private reply shows in the live feed and
-//! the results count it. Screenshots of each page go to docs/screenshots/.
+//! the results count it. Screenshots of each page go to a scratch directory under the target
+//! dir; `IGFLOW_UPDATE_SCREENSHOTS=1` also copies them into docs/screenshots/ (tracked), so an
+//! ordinary run leaves the tree clean.
 //! Needs the built app and Chromium: `scripts/test-dashboard.sh` runs it.
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
@@ -21,6 +23,9 @@ const NEW_ACCOUNT: &str = "17841400000000555";
 #[ignore = "needs dashboard/web built and Chromium: scripts/test-dashboard.sh"]
 async fn a_marketer_connects_builds_tests_and_watches_a_campaign_work() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
+    // A failure screenshot of an earlier run must not be mistaken for this one's.
+    let _ = std::fs::remove_dir_all(&shots);
     let web = root.join("dashboard/web");
     let env = TestEnv::new().await.unwrap();
     env.apply(&campaigns_yaml()).await.unwrap();
@@ -56,13 +61,14 @@ async fn a_marketer_connects_builds_tests_and_watches_a_campaign_work() {
         .env("COMMENT_BODY", &body)
         .env("COMMENT_SIGNATURE", &signature)
         .env("SIGN_IN_EMAIL", email)
-        .env("SCREENSHOTS", root.join("docs/screenshots"))
+        .env("SCREENSHOTS", &shots)
         .kill_on_drop(true)
         .status();
     let status = tokio::time::timeout(Duration::from_secs(180), journey)
         .await
         .expect("the journey finishes within 3 minutes")
         .unwrap();
+    eprintln!("screenshots: {}", shots.display());
     assert!(status.success(), "the browser journey failed: {status}");
     let replies = env.graph.accepted(|k| {
         matches!(k, CallKind::PrivateReply { sender, comment_id } if sender == NEW_ACCOUNT && comment_id == "17900000000000777")
@@ -84,4 +90,15 @@ async fn a_marketer_connects_builds_tests_and_watches_a_campaign_work() {
         "the public-reply variant chosen is recorded"
     );
     worker.stop().await.unwrap();
+    if std::env::var("IGFLOW_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        for shot in std::fs::read_dir(&shots).unwrap() {
+            let shot = shot.unwrap().path();
+            std::fs::copy(
+                &shot,
+                root.join("docs/screenshots")
+                    .join(shot.file_name().unwrap()),
+            )
+            .unwrap();
+        }
+    }
 }
