@@ -10,8 +10,8 @@ use igflow_core::campaign::{CampaignStatus, MatchMode, Require, Trigger};
 use igflow_core::campaign_file::{ActionsSpec, CampaignSpec, FieldError, IntentSpec, RuleSpec};
 use igflow_core::ids::{IgUserId, MediaId};
 use igflow_core::tester::{self, TestComment, TestResult};
-use igflow_worker::clients::store::CampaignParts;
-use igflow_worker::ops::apply::{bind_campaign_columns, write_campaign_parts};
+
+use igflow_worker::clients::store::{CampaignParts, bind_campaign_columns, write_campaign_parts};
 use serde::{Deserialize, Serialize};
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;

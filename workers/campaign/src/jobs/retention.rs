@@ -1,86 +1,21 @@
 //! Old activity, queue errors, contacts and parked events are deleted after the retention
 //! period, so the database stays the size of its recent traffic. (An event parked that long,
-//! say of an account disabled months ago, is past every window Meta allows a DM in.) Kept whatever their age: a sent DM a
-//! campaign's cooldown still counts (the cooldown's durable side), and a contact who opted
-//! out (forgetting them would let automated messages reach them again).
+//! say of an account disabled months ago, is past every window Meta allows a DM in.) Kept
+//! whatever their age: a sent DM a campaign's cooldown still counts (the cooldown's durable
+//! side), and a contact who opted out (forgetting them would let automated messages reach
+//! them again). The queries are `Store::prune`'s.
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use crate::clients::store::{Store, StoreError};
+use crate::clients::store::Store;
 
 /// At least this long: activity rows are the idempotency keys of events SQS may still
 /// deliver (it keeps a message 14 days at most).
 pub const MIN_DAYS: u32 = 15;
-/// Rows deleted per statement, so no statement holds locks for long.
-const BATCH: i64 = 5_000;
 /// How often a running worker prunes.
 const EVERY: Duration = Duration::from_secs(3600);
-
-/// Rows deleted by one pass.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Pruned {
-    pub activity: u64,
-    pub message_errors: u64,
-    pub contacts: u64,
-    pub parked_events: u64,
-}
-
-const ACTIVITY: &str = "
-    delete from activity where id in (
-        select a.id from activity a
-        left join campaigns c on c.id = a.campaign_id
-        where a.created_at < now() - make_interval(days => $1)
-          and not (a.step in ('private_reply', 'dm')
-                   and a.updated_at > now() - make_interval(secs => coalesce(c.cooldown_seconds, 0)))
-        order by a.id limit $2
-        for update of a skip locked)";
-
-const MESSAGE_ERRORS: &str = "
-    delete from message_errors where message_id in (
-        select message_id from message_errors
-        where updated_at < now() - make_interval(days => $1)
-        limit $2 for update skip locked)";
-
-const CONTACTS: &str = "
-    delete from contacts where id in (
-        select id from contacts
-        where last_seen_at < now() - make_interval(days => $1) and not opted_out
-        limit $2 for update skip locked)";
-
-const PARKED_EVENTS: &str = "
-    delete from parked_events where (account_id, event_id) in (
-        select account_id, event_id from parked_events
-        where parked_at < now() - make_interval(days => $1)
-        limit $2 for update skip locked)";
-
-/// Deletes what is older than `days`, in batches; several workers may run it at once (each
-/// batch skips rows another is deleting).
-pub async fn prune(store: &Store, days: u32) -> Result<Pruned, StoreError> {
-    let days = i32::try_from(days).unwrap_or(i32::MAX);
-    let mut pruned = Pruned::default();
-    for (query, count) in [
-        (ACTIVITY, &mut pruned.activity),
-        (MESSAGE_ERRORS, &mut pruned.message_errors),
-        (CONTACTS, &mut pruned.contacts),
-        (PARKED_EVENTS, &mut pruned.parked_events),
-    ] {
-        loop {
-            let deleted = sqlx::query(query)
-                .bind(days)
-                .bind(BATCH)
-                .execute(store.pool())
-                .await?
-                .rows_affected();
-            *count += deleted;
-            if deleted < u64::try_from(BATCH).unwrap_or(u64::MAX) {
-                break;
-            }
-        }
-    }
-    Ok(pruned)
-}
 
 /// Prunes every hour until `shutdown`; failures are logged and retried at the next round.
 pub async fn run(store: Store, days: u32, shutdown: CancellationToken) {
@@ -89,7 +24,7 @@ pub async fn run(store: Store, days: u32, shutdown: CancellationToken) {
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(EVERY) => {}
         }
-        match prune(&store, days).await {
+        match store.prune(days).await {
             Ok(p) => tracing::info!(
                 days,
                 activity = p.activity,

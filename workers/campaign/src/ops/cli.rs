@@ -17,7 +17,6 @@ use crate::clients::store::Store;
 use crate::config::{
     ClassifierConfig, RunConfig, SecretsConfig, StoreConfig, queue_url, retention_days,
 };
-use crate::jobs::retention;
 use crate::ops::dlq::{Dlq, Selection};
 use crate::ops::{apply, replay, simulate};
 use crate::pipeline::classify::IntentClassifier;
@@ -219,7 +218,7 @@ impl Cli {
                     println!("IGFLOW_RETENTION_DAYS is 0: everything is kept");
                     return Ok(());
                 };
-                let p = retention::prune(&store, days).await?;
+                let p = store.prune(days).await?;
                 println!(
                     "older than {days} days, deleted: {} activity rows, {} queue errors, {} contacts, {} parked events",
                     p.activity, p.message_errors, p.contacts, p.parked_events

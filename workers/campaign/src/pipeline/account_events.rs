@@ -18,10 +18,8 @@
 use igflow_core::envelope::{Envelope, EventKind};
 use igflow_core::failure::Failure;
 use serde::Deserialize;
-use sqlx::{Postgres, Transaction};
-use uuid::Uuid;
 
-use crate::clients::store::{Store, StoreError};
+use crate::clients::store::{Deauthorized, Deleted, DeletionDone, Store};
 
 /// Handles an `app_deauthorized` or `data_deletion` envelope; other kinds are not for here.
 pub async fn handle(store: &Store, env: &Envelope) -> Result<(), Failure> {
@@ -53,18 +51,7 @@ async fn first_callback(store: &Store, env: &Envelope) -> Result<String, Failure
             "app callback envelope has no signed_request SHA-256 in delivery_id; only the webhook's envelopes are handled",
         ));
     }
-    sqlx::query_scalar(
-        "insert into app_callback_requests (request_sha256, callback, ig_user_id)
-         values ($1, $2, $3)
-         on conflict (request_sha256) do update set callback = app_callback_requests.callback
-         returning callback",
-    )
-    .bind(digest)
-    .bind(env.kind.as_str())
-    .bind(env.account_id.as_str())
-    .fetch_one(store.pool())
-    .await
-    .map_err(db)
+    Ok(store.claim_app_callback(digest, env).await?)
 }
 
 /// Records, and does nothing else for, a signed request that already came to the other
@@ -74,39 +61,14 @@ async fn refuse_replay(store: &Store, env: &Envelope, first: &str) -> Result<(),
         "refused: this signed_request was first sent to the {first} callback; Meta signs a new request for each callback, so this one is a replay. Nothing was changed."
     );
     if env.kind == EventKind::DataDeletion {
-        sqlx::query(
-            "insert into data_deletion_requests
-               (confirmation_code, ig_user_id, requested_at, completed_at, outcome, detail)
-             values ($1, $2, to_timestamp($3::bigint / 1000.0), now(), 'refused', $4)
-             on conflict (confirmation_code) do nothing",
-        )
-        .bind(confirmation_code(env)?)
-        .bind(env.account_id.as_str())
-        .bind(env.occurred_at_ms)
-        .bind(&detail)
-        .execute(store.pool())
-        .await
-        .map_err(db)?;
+        store
+            .refuse_deletion(env, &confirmation_code(env)?, &detail)
+            .await?;
     } else {
-        sqlx::query(
-            "insert into activity (ig_user_id, event_id, event_kind, step, outcome, detail)
-             values ($1, $2, $3, 'decision', 'refused_replay', $4)
-             on conflict (ig_user_id, event_id, step) do nothing",
-        )
-        .bind(env.account_id.as_str())
-        .bind(env.event_id.as_str())
-        .bind(env.kind.as_str())
-        .bind(&detail)
-        .execute(store.pool())
-        .await
-        .map_err(db)?;
+        store.refuse_callback(env, &detail).await?;
     }
     tracing::warn!(first_callback = first, "app callback refused as a replay");
     Ok(())
-}
-
-fn db(e: sqlx::Error) -> Failure {
-    StoreError::Db(e).into()
 }
 
 /// When Meta issued the callback, for people to read.
@@ -122,60 +84,12 @@ async fn deauthorize(store: &Store, env: &Envelope) -> Result<(), Failure> {
         "the account removed the app on {} (Meta's deauthorize callback)",
         when(env)
     );
-    let mut tx = store.pool().begin().await.map_err(db)?;
-    let account: Option<(Uuid, Uuid)> =
-        sqlx::query_as("select id, tenant_id from ig_accounts where ig_user_id = $1 for update")
-            .bind(env.account_id.as_str())
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(db)?;
-    let (tenant, outcome, detail) = match account {
-        Some((_, tenant)) => (Some(tenant), "app_deauthorized", reason.clone()),
-        None => (
-            None,
-            "unknown_account",
-            format!("{reason}; igflow does not manage this account"),
-        ),
-    };
-    // The decision row is the callback's idempotency key: present means already done (an
-    // operator may have re-activated the account since, which a repeat must not undo).
-    let first: Option<i64> = sqlx::query_scalar(
-        "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, outcome, detail)
-         values ($1, $2, $3, $4, 'decision', $5, $6)
-         on conflict (ig_user_id, event_id, step) do nothing
-         returning id",
-    )
-    .bind(tenant)
-    .bind(env.account_id.as_str())
-    .bind(env.event_id.as_str())
-    .bind(env.kind.as_str())
-    .bind(outcome)
-    .bind(&detail)
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(db)?;
-    if first.is_none() {
-        tx.commit().await.map_err(db)?;
-        tracing::info!("deauthorization already recorded");
-        return Ok(());
-    }
-    if let Some((account_id, _)) = account {
-        // Postgres notifies every worker of the change, which drops the cached account.
-        sqlx::query(
-            "update ig_accounts set status = 'disabled', status_reason = $2, updated_at = now()
-             where id = $1",
-        )
-        .bind(account_id)
-        .bind(&reason)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-    }
-    tx.commit().await.map_err(db)?;
-    if account.is_some() {
-        tracing::warn!(%reason, "account disabled");
-    } else {
-        tracing::warn!("deauthorize callback for an account igflow does not manage");
+    match store.deauthorize(env, &reason).await? {
+        Deauthorized::AlreadyRecorded => tracing::info!("deauthorization already recorded"),
+        Deauthorized::Disabled => tracing::warn!(%reason, "account disabled"),
+        Deauthorized::UnknownAccount => {
+            tracing::warn!("deauthorize callback for an account igflow does not manage");
+        }
     }
     Ok(())
 }
@@ -195,101 +109,21 @@ fn confirmation_code(env: &Envelope) -> Result<String, Failure> {
         })
 }
 
-/// What one deletion removed.
-#[derive(Debug, Default)]
-struct Deleted {
-    account: bool,
-    campaigns: u64,
-    contacts: u64,
-    activity: u64,
-    parked: u64,
-    message_errors: u64,
-}
-
-impl Deleted {
-    fn nothing(&self) -> bool {
-        !self.account
-            && [
-                self.campaigns,
-                self.contacts,
-                self.activity,
-                self.parked,
-                self.message_errors,
-            ]
-            .iter()
-            .all(|n| *n == 0)
-    }
-
-    /// `data_deletion_requests.outcome`.
-    fn outcome(&self) -> &'static str {
-        if self.nothing() {
-            "nothing_to_delete"
-        } else {
-            "deleted"
-        }
-    }
-}
-
 /// Deletes everything igflow holds about the account in one transaction and records the
 /// request as done. The access token secret in Secrets Manager stays: the worker may only
 /// read secrets, so deleting it is the operator's step, named in `detail` and the log.
 async fn delete_data(store: &Store, env: &Envelope) -> Result<(), Failure> {
     let code = confirmation_code(env)?;
-    let mut tx = store.pool().begin().await.map_err(db)?;
-    // Recorded first and locked: a concurrent or later copy of the request waits here and
-    // then finds it completed.
-    sqlx::query(
-        "insert into data_deletion_requests (confirmation_code, ig_user_id, requested_at)
-         values ($1, $2, to_timestamp($3::bigint / 1000.0))
-         on conflict (confirmation_code) do nothing",
-    )
-    .bind(&code)
-    .bind(env.account_id.as_str())
-    .bind(env.occurred_at_ms)
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    let done: bool = sqlx::query_scalar(
-        "select completed_at is not null from data_deletion_requests
-         where confirmation_code = $1 for update",
-    )
-    .bind(&code)
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(db)?;
-    if done {
-        tx.commit().await.map_err(db)?;
-        tracing::info!(confirmation_code = %code, "data deletion already carried out");
-        return Ok(());
-    }
-
-    let account: Option<(Uuid, String)> = sqlx::query_as(
-        "select id, token_secret_ref from ig_accounts where ig_user_id = $1 for update",
-    )
-    .bind(env.account_id.as_str())
-    .fetch_optional(&mut *tx)
-    .await
-    .map_err(db)?;
-    let deleted = delete_rows(
-        &mut tx,
-        env.account_id.as_str(),
-        account.as_ref().map(|a| a.0),
-    )
-    .await
-    .map_err(db)?;
-    let token_secret = account.map(|(_, secret)| secret);
-    let detail = describe(&deleted, token_secret.as_deref());
-    sqlx::query(
-        "update data_deletion_requests set completed_at = now(), outcome = $2, detail = $3
-         where confirmation_code = $1",
-    )
-    .bind(&code)
-    .bind(deleted.outcome())
-    .bind(&detail)
-    .execute(&mut *tx)
-    .await
-    .map_err(db)?;
-    tx.commit().await.map_err(db)?;
+    let (deleted, token_secret) = match store.delete_account_data(env, &code, describe).await? {
+        DeletionDone::AlreadyDone => {
+            tracing::info!(confirmation_code = %code, "data deletion already carried out");
+            return Ok(());
+        }
+        DeletionDone::Deleted {
+            deleted,
+            token_secret,
+        } => (deleted, token_secret),
+    };
     tracing::warn!(confirmation_code = %code, ?deleted, "account data deleted");
     if let Some(secret) = token_secret {
         tracing::warn!(
@@ -299,58 +133,6 @@ async fn delete_data(store: &Store, env: &Envelope) -> Result<(), Failure> {
         );
     }
     Ok(())
-}
-
-async fn delete_rows(
-    tx: &mut Transaction<'_, Postgres>,
-    ig_user_id: &str,
-    account: Option<Uuid>,
-) -> Result<Deleted, sqlx::Error> {
-    let mut deleted = Deleted {
-        // Queue failures name their account; those recorded before they did (null) go
-        // if one of the account's events is theirs.
-        message_errors: sqlx::query(
-            "delete from message_errors where ig_user_id = $1
-               or (ig_user_id is null
-                   and event_id in (select event_id from activity where ig_user_id = $1))",
-        )
-        .bind(ig_user_id)
-        .execute(&mut **tx)
-        .await?
-        .rows_affected(),
-        // By Instagram id, so that decisions recorded while igflow did not know the
-        // account (tenant null) go as well.
-        activity: sqlx::query("delete from activity where ig_user_id = $1")
-            .bind(ig_user_id)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected(),
-        ..Deleted::default()
-    };
-    let Some(account) = account else {
-        return Ok(deleted);
-    };
-    // The account's row cascades to all of these; deleted one by one for the record's counts.
-    let count = |sql: &'static str| sqlx::query(sql).bind(account);
-    deleted.contacts = count("delete from contacts where account_id = $1")
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    deleted.parked = count("delete from parked_events where account_id = $1")
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    // Rules, intents and actions cascade from their campaign.
-    deleted.campaigns = count("delete from campaigns where account_id = $1")
-        .execute(&mut **tx)
-        .await?
-        .rows_affected();
-    deleted.account = count("delete from ig_accounts where id = $1")
-        .execute(&mut **tx)
-        .await?
-        .rows_affected()
-        > 0;
-    Ok(deleted)
 }
 
 /// The request's `detail`, shown to operators (and, as far as they choose, on the status page).

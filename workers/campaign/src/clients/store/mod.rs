@@ -1,0 +1,94 @@
+//! Postgres: every query the worker runs, one module per table or concern. Every query is
+//! scoped by account or tenant; the worker never reads across tenants.
+
+mod accounts;
+mod actions;
+mod apply;
+mod callbacks;
+mod campaigns;
+mod contacts;
+mod decisions;
+mod errors;
+mod health;
+mod parked;
+mod retention;
+
+use std::time::Duration;
+
+use igflow_core::failure::Failure;
+use secrecy::ExposeSecret;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use uuid::Uuid;
+
+use crate::config::StoreConfig;
+
+pub use accounts::Account;
+pub use actions::{ActionClaim, ActionOutcome, ActionRecord};
+pub use apply::{FileOwnership, FileWritten, bind_campaign_columns, write_campaign_parts};
+pub use callbacks::{Deauthorized, Deleted, DeletionDone};
+pub use campaigns::{ActionRow, CampaignParts, IntentRow, RuleRow};
+pub use decisions::DecisionRecord;
+pub use errors::MessageError;
+pub use health::{Health, TOKEN_WARNING_AGE};
+pub use parked::Parked;
+pub use retention::Pruned;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("postgres: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("row {table}.{id} holds invalid data: {problem}")]
+    Corrupt {
+        table: &'static str,
+        id: Uuid,
+        problem: String,
+    },
+}
+
+impl From<StoreError> for Failure {
+    /// A database we cannot reach or read now may work in a moment. A corrupt row (say a
+    /// campaign the dashboard saved with a bad media id) will not, but dropping the account's
+    /// events for it would lose them all: the account is paused and its events parked until
+    /// the row is fixed and the account resumed.
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Db(_) => Failure::retry(e.to_string()),
+            StoreError::Corrupt { .. } => Failure::Account {
+                reason: format!("{e}; fix the row, then resume the account"),
+            },
+        }
+    }
+}
+
+/// Maps a row's unparsable field to [`StoreError::Corrupt`] naming the row.
+fn corrupt(table: &'static str, id: Uuid) -> impl Fn(String) -> StoreError {
+    move |problem| StoreError::Corrupt { table, id, problem }
+}
+
+#[derive(Clone)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    pub async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(5))
+            .connect(config.database_url.expose_secret())
+            .await?;
+        Ok(Self { pool })
+    }
+
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        crate::ops::migrate::run(&self.pool).await
+    }
+}
