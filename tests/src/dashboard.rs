@@ -12,6 +12,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::harness::TestEnv;
+use crate::supabase_auth::{ANON_KEY, SupabaseAuthServer, service_role_key};
 
 pub const ISSUER: &str = "https://testproject.supabase.co/auth/v1";
 pub const JWT_SECRET: &str = "test-project-jwt-secret-at-least-32-bytes";
@@ -31,37 +32,61 @@ const EC_Y: &str = "ZAM-Ru7c2ErWleDX8FpkQQv6K_VXmobpqAe3MZCZVlI";
 pub struct Dashboard {
     pub url: String,
     pub http: reqwest::Client,
+    /// The Supabase project's Auth: its JWKS verifies tokens, its admin API takes invitations.
+    pub auth: SupabaseAuthServer,
 }
 
-/// Serves the project's JWKS (`/.well-known/jwks.json`).
-async fn serve_jwks() -> std::io::Result<String> {
-    let jwks = json!({ "keys": [{
+/// The project's public signing keys, as its JWKS endpoint lists them.
+pub fn jwks() -> Value {
+    json!({ "keys": [{
         "kty": "EC", "crv": "P-256", "kid": EC_KID, "alg": "ES256", "use": "sig", "x": EC_X, "y": EC_Y,
-    }] });
-    let app = axum::Router::new().route(
-        "/.well-known/jwks.json",
-        axum::routing::get(move || std::future::ready(axum::Json(jwks.clone()))),
-    );
-    Ok(format!(
-        "{}/.well-known/jwks.json",
-        crate::serve_local(app, 0).await?
-    ))
+    }] })
+}
+
+/// Stores the service-role key where the API reads it for Supabase's admin API (invitations).
+pub async fn store_service_role_key(env: &TestEnv) -> anyhow::Result<String> {
+    let name = format!("{}supabase-service-role", env.secrets_prefix);
+    let created = aws_sdk_secretsmanager::Client::new(&env.aws)
+        .create_secret()
+        .name(&name)
+        .secret_string(service_role_key())
+        .send()
+        .await;
+    match created {
+        // A second API on the same environment: the key is the same.
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_resource_exists_exception()) =>
+        {
+            Ok(name)
+        }
+        Err(e) => Err(e.into()),
+        Ok(_) => Ok(name),
+    }
 }
 
 impl Dashboard {
-    /// The API on a free port with the development sign-in on, OAuth pointed at the Graph test
+    /// The API on a free port with the development sign-in on, Supabase Auth (the test server
+    /// of [`crate::supabase_auth`]) for keys and invitations, OAuth pointed at the Graph test
     /// server; `overrides` replace any variable (an empty value removes it), for example
     /// `IGFLOW_DASHBOARD_STATIC_DIR` to serve the built app.
     pub async fn start(env: &TestEnv, overrides: &[(&str, &str)]) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
+        let auth = SupabaseAuthServer::start().await?;
         let mut vars: HashMap<String, String> = [
             // The API sets role authenticated per request, so it connects as a role that may
             // (the owner here; PostgREST's authenticator on Supabase), not as the worker.
             ("DATABASE_URL", env.admin_database_url.clone()),
             ("IGFLOW_JWT_ISSUER", ISSUER.into()),
             ("IGFLOW_JWT_SECRET", JWT_SECRET.into()),
-            ("IGFLOW_JWKS_URL", serve_jwks().await?),
+            ("IGFLOW_JWKS_URL", auth.jwks_url()),
+            ("IGFLOW_SUPABASE_URL", auth.url.clone()),
+            ("IGFLOW_SUPABASE_ANON_KEY", ANON_KEY.into()),
+            (
+                "IGFLOW_SUPABASE_SERVICE_ROLE_SECRET",
+                store_service_role_key(env).await?,
+            ),
             ("IGFLOW_DEV_SIGN_IN", "true".into()),
             ("IGFLOW_IG_APP_ID", APP_ID.into()),
             ("IGFLOW_IG_APP_SECRET", APP_SECRET.into()),
@@ -100,6 +125,7 @@ impl Dashboard {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()?,
+            auth,
         })
     }
 

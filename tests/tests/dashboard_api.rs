@@ -93,6 +93,11 @@ impl World {
             .unwrap()
     }
 
+    async fn invite(&self, members: &str, email: &str, token: &str) -> (u16, Value) {
+        let body = json!({ "email": email, "role": "editor" });
+        self.call(Method::POST, members, token, Some(body)).await
+    }
+
     async fn first_account(&self, token: &str) -> Value {
         let (status, accounts) = self.call(Method::GET, "/api/accounts", token, None).await;
         assert_eq!(status, 200, "{accounts}");
@@ -742,4 +747,71 @@ async fn the_live_feed_pushes_new_activity_to_members_only() {
     .await;
     assert!(rival_seen.contains(OTHER_ACCOUNT), "{rival_seen}");
     assert!(!rival_seen.contains(ACCOUNT), "{rival_seen}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn owners_invite_through_supabase_auths_admin_api() {
+    let w = world().await;
+    let members = format!("/api/tenants/{}/members", w.acme);
+
+    // A new address: Supabase sends the invitation, the member gets Auth's user id.
+    let (status, member) = w.invite(&members, "Lee@Acme.test", &w.owner).await;
+    assert_eq!(status, 201, "{member}");
+    let lee = w.api.auth.user_id("lee@acme.test").unwrap();
+    assert_eq!(member["user_id"], json!(lee), "{member}");
+    assert_eq!(w.api.auth.invited(), ["lee@acme.test"]);
+
+    // An address with an account already: no e-mail, the account is found by address.
+    let kim = w.api.auth.add_user("kim@acme.test", "a password");
+    let (status, member) = w.invite(&members, "kim@acme.test", &w.owner).await;
+    assert_eq!((status, &member["user_id"]), (201, &json!(kim)), "{member}");
+    assert_eq!(w.api.auth.invited(), ["lee@acme.test"]);
+
+    // An editor cannot invite, and no e-mail goes out.
+    let (status, _) = w.invite(&members, "eve@acme.test", &w.editor).await;
+    assert_eq!(status, 403);
+    assert!(!w.api.auth.calls().contains(&"invite:eve@acme.test".into()));
+
+    // Supabase's e-mail rate limit: 429 saying so, and nobody is added.
+    w.api.auth.invite_budget(0);
+    let (status, answer) = w.invite(&members, "max@acme.test", &w.owner).await;
+    assert_eq!(status, 429, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("rate limit"),
+        "{answer}"
+    );
+    let (_, list) = w.call(Method::GET, &members, &w.owner, None).await;
+    assert!(!list.to_string().contains("max@acme.test"), "{list}");
+
+    // Without the service-role secret (and no development sign-in): 503 naming the setting.
+    // With a secret holding another key: Supabase refuses it, the answer says what to check.
+    let wrong = format!("{}supabase-wrong-key", w.env.secrets_prefix);
+    aws_sdk_secretsmanager::Client::new(&w.env.aws)
+        .create_secret()
+        .name(&wrong)
+        .secret_string("not-the-service-role-key")
+        .send()
+        .await
+        .unwrap();
+    for (secret, says) in [
+        ("", "IGFLOW_SUPABASE_SERVICE_ROLE_SECRET"),
+        (wrong.as_str(), "refused the service-role key"),
+    ] {
+        let api = Dashboard::start(
+            &w.env,
+            &[
+                ("IGFLOW_SUPABASE_SERVICE_ROLE_SECRET", secret),
+                ("IGFLOW_DEV_SIGN_IN", ""),
+            ],
+        )
+        .await
+        .unwrap();
+        let body = json!({ "email": "max@acme.test", "role": "viewer" });
+        let (status, answer) = api
+            .call(Method::POST, &members, Some(&w.owner), Some(body))
+            .await
+            .unwrap();
+        assert_eq!(status, 503, "{answer}");
+        assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
+    }
 }

@@ -1,9 +1,10 @@
-//! The marketer's journey in a real browser (Debian's Chromium driven by Playwright): sign
-//! in, connect an account through the OAuth test server, create a campaign, test a keyword,
-//! a signed comment reaches the local webhook, the private reply shows in the live feed and
-//! the results count it. Screenshots of each page go to a scratch directory under the target
-//! dir; `IGFLOW_UPDATE_SCREENSHOTS=1` also copies them into docs/screenshots/ (tracked), so an
-//! ordinary run leaves the tree clean.
+//! The dashboard in a real browser (Debian's Chromium driven by Playwright). The marketer's
+//! journey: sign in, connect an account through the OAuth test server, create a campaign, test
+//! a keyword, a signed comment reaches the local webhook, the private reply shows in the live
+//! feed and the results count it. And signing in through Supabase Auth with supabase-js,
+//! against the Supabase Auth test server. Screenshots of each page go to a scratch directory
+//! under the target dir; `IGFLOW_UPDATE_SCREENSHOTS=1` also copies them into docs/screenshots/
+//! (tracked), so an ordinary run leaves the tree clean.
 //! Needs the built app and Chromium: `scripts/test-dashboard.sh` runs it.
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
@@ -19,27 +20,61 @@ use igflow_tests::meta::{CommentSpec, comment_delivery};
 
 const NEW_ACCOUNT: &str = "17841400000000555";
 
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn static_dir() -> String {
+    root()
+        .join("dashboard/web/dist")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// Runs `e2e/<script>.mjs` in node with `vars`, its screenshots in a scratch directory of its
+/// own; with `IGFLOW_UPDATE_SCREENSHOTS=1`, a passing run's screenshots replace the tracked ones.
+async fn journey(script: &str, vars: &[(&str, &str)]) {
+    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+        .join("dashboard-screenshots")
+        .join(script);
+    // A failure screenshot of an earlier run must not be mistaken for this one's.
+    let _ = std::fs::remove_dir_all(&shots);
+    let run = tokio::process::Command::new("node")
+        .arg(root().join(format!("dashboard/web/e2e/{script}.mjs")))
+        .envs(vars.iter().copied())
+        .env("SCREENSHOTS", &shots)
+        .kill_on_drop(true)
+        .status();
+    let status = tokio::time::timeout(Duration::from_secs(180), run)
+        .await
+        .expect("the journey finishes within 3 minutes")
+        .unwrap();
+    eprintln!("screenshots: {}", shots.display());
+    assert!(
+        status.success(),
+        "the browser journey {script} failed: {status}"
+    );
+    if std::env::var("IGFLOW_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
+        for shot in std::fs::read_dir(&shots).unwrap() {
+            let shot = shot.unwrap().path();
+            let tracked = root()
+                .join("docs/screenshots")
+                .join(shot.file_name().unwrap());
+            std::fs::copy(&shot, tracked).unwrap();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "needs dashboard/web built and Chromium: scripts/test-dashboard.sh"]
 async fn a_marketer_connects_builds_tests_and_watches_a_campaign_work() {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let shots = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots");
-    // A failure screenshot of an earlier run must not be mistaken for this one's.
-    let _ = std::fs::remove_dir_all(&shots);
-    let web = root.join("dashboard/web");
     let env = TestEnv::new().await.unwrap();
     env.apply(&campaigns_yaml()).await.unwrap();
     let webhook = env.start_webhook().await.unwrap();
     let worker = env.start_worker().await.unwrap();
-    let api = Dashboard::start(
-        &env,
-        &[(
-            "IGFLOW_DASHBOARD_STATIC_DIR",
-            web.join("dist").to_str().unwrap(),
-        )],
-    )
-    .await
-    .unwrap();
+    let api = Dashboard::start(&env, &[("IGFLOW_DASHBOARD_STATIC_DIR", &static_dir())])
+        .await
+        .unwrap();
     let email = "maria@acme.test";
     let user = igflow_dashboard::auth::dev_user_id(email);
     add_member(&env, "acme", user, "owner").await.unwrap();
@@ -54,22 +89,17 @@ async fn a_marketer_connects_builds_tests_and_watches_a_campaign_work() {
         )],
     );
     let signature = sign(&env.app_secret, body.as_bytes());
-    let journey = tokio::process::Command::new("node")
-        .arg(web.join("e2e/journey.mjs"))
-        .env("DASHBOARD_URL", &api.url)
-        .env("WEBHOOK_URL", &webhook.url)
-        .env("COMMENT_BODY", &body)
-        .env("COMMENT_SIGNATURE", &signature)
-        .env("SIGN_IN_EMAIL", email)
-        .env("SCREENSHOTS", &shots)
-        .kill_on_drop(true)
-        .status();
-    let status = tokio::time::timeout(Duration::from_secs(180), journey)
-        .await
-        .expect("the journey finishes within 3 minutes")
-        .unwrap();
-    eprintln!("screenshots: {}", shots.display());
-    assert!(status.success(), "the browser journey failed: {status}");
+    journey(
+        "journey",
+        &[
+            ("DASHBOARD_URL", &api.url),
+            ("WEBHOOK_URL", &webhook.url),
+            ("COMMENT_BODY", &body),
+            ("COMMENT_SIGNATURE", &signature),
+            ("SIGN_IN_EMAIL", email),
+        ],
+    )
+    .await;
     let replies = env.graph.accepted(|k| {
         matches!(k, CallKind::PrivateReply { sender, comment_id } if sender == NEW_ACCOUNT && comment_id == "17900000000000777")
     });
@@ -89,16 +119,52 @@ async fn a_marketer_connects_builds_tests_and_watches_a_campaign_work() {
         variant.is_some(),
         "the public-reply variant chosen is recorded"
     );
+    assert_eq!(
+        api.auth.invited(),
+        ["sam@acme.test"],
+        "the invitation went through Supabase Auth's admin API"
+    );
     worker.stop().await.unwrap();
-    if std::env::var("IGFLOW_UPDATE_SCREENSHOTS").as_deref() == Ok("1") {
-        for shot in std::fs::read_dir(&shots).unwrap() {
-            let shot = shot.unwrap().path();
-            std::fs::copy(
-                &shot,
-                root.join("docs/screenshots")
-                    .join(shot.file_name().unwrap()),
-            )
-            .unwrap();
-        }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[ignore = "needs dashboard/web built and Chromium: scripts/test-dashboard.sh"]
+async fn a_marketer_signs_in_and_out_through_supabase_auth() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    let api = Dashboard::start(
+        &env,
+        &[
+            ("IGFLOW_DASHBOARD_STATIC_DIR", &static_dir()),
+            ("IGFLOW_DEV_SIGN_IN", ""),
+        ],
+    )
+    .await
+    .unwrap();
+    let (email, password) = ("ana@acme.test", "correct horse battery staple");
+    let user = api.auth.add_user(email, password);
+    add_member(&env, "acme", user, "owner").await.unwrap();
+    // Shorter than supabase-js's refresh margin (90 s): each read of the session refreshes it.
+    api.auth.token_lifetime(60);
+    journey(
+        "supabase-sign-in",
+        &[
+            ("DASHBOARD_URL", &api.url),
+            ("SIGN_IN_EMAIL", email),
+            ("SIGN_IN_PASSWORD", password),
+        ],
+    )
+    .await;
+    let calls = api.auth.calls();
+    for expected in ["token:refresh_token", "logout"] {
+        assert!(
+            calls.iter().any(|c| c == expected),
+            "supabase-js called {expected}: {calls:?}"
+        );
     }
+    assert_eq!(
+        calls.iter().filter(|c| *c == "token:password").count(),
+        2,
+        "one refused and one accepted password sign-in: {calls:?}"
+    );
 }

@@ -30,6 +30,19 @@ pub struct AuthConfig {
     pub dev_sign_in: bool,
 }
 
+/// The Supabase project whose Auth signs users in (supabase-js in the app) and takes invitations.
+#[derive(Debug, Clone)]
+pub struct SupabaseConfig {
+    /// `IGFLOW_SUPABASE_URL`: the project URL, `https://<project-ref>.supabase.co`.
+    pub url: String,
+    /// `IGFLOW_SUPABASE_ANON_KEY`: the project's public (anon or publishable) key; the app gets
+    /// it from `GET /api/config`, as any Supabase front end ships it.
+    pub anon_key: String,
+    /// `IGFLOW_SUPABASE_SERVICE_ROLE_SECRET`: the Secrets Manager secret (name or ARN) holding
+    /// the service-role key, read when the first invitation goes out. Unset: owners cannot invite.
+    pub service_role_secret: Option<String>,
+}
+
 /// Business Login for Instagram: the app's credentials and Meta's endpoints.
 #[derive(Debug, Clone)]
 pub struct OAuthConfig {
@@ -57,6 +70,8 @@ pub struct DashboardConfig {
     pub origin: Option<String>,
     /// `IGFLOW_DASHBOARD_STATIC_DIR`: the built app (`dashboard/web/dist`), served at `/`.
     pub static_dir: Option<PathBuf>,
+    /// Unset (no `IGFLOW_SUPABASE_URL`): only the development sign-in, if enabled.
+    pub supabase: Option<SupabaseConfig>,
     /// Unset (no `IGFLOW_IG_APP_ID`): connecting an account answers 503 saying what to set.
     pub oauth: Option<OAuthConfig>,
     pub secrets: SecretsConfig,
@@ -92,6 +107,17 @@ impl DashboardConfig {
                 hint: "the development sign-in signs its tokens with it",
             });
         }
+        let supabase = match env.optional("IGFLOW_SUPABASE_URL") {
+            None => None,
+            Some(url) => Some(SupabaseConfig {
+                url: url.trim_end_matches('/').to_owned(),
+                anon_key: env.required(
+                    "IGFLOW_SUPABASE_ANON_KEY",
+                    "the Supabase project's anon (publishable) key, for the app's sign-in",
+                )?,
+                service_role_secret: env.optional("IGFLOW_SUPABASE_SERVICE_ROLE_SECRET"),
+            }),
+        };
         let oauth = match env.optional("IGFLOW_IG_APP_ID") {
             None => None,
             Some(app_id) => Some(OAuthConfig {
@@ -123,6 +149,7 @@ impl DashboardConfig {
             static_dir: env
                 .optional("IGFLOW_DASHBOARD_STATIC_DIR")
                 .map(PathBuf::from),
+            supabase,
             oauth,
             secrets: SecretsConfig::from_env(env)?,
             classifier: ClassifierConfig::from_env(env)?,

@@ -13,6 +13,7 @@ pub mod error;
 pub mod feed;
 pub mod members;
 pub mod results;
+pub mod supabase;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -29,8 +30,9 @@ use tower_http::cors::CorsLayer;
 use tower_http::services::{ServeDir, ServeFile};
 
 use crate::auth::Verifier;
-use crate::config::{DashboardConfig, Listen, OAuthConfig};
+use crate::config::{DashboardConfig, Listen, OAuthConfig, SupabaseConfig};
 use crate::error::ApiError;
+use crate::supabase::SupabaseAdmin;
 
 pub struct AppState {
     pub pool: PgPool,
@@ -41,6 +43,9 @@ pub struct AppState {
     pub feed: tokio::sync::broadcast::Sender<i64>,
     pub origin: Option<String>,
     pub config_oauth: Option<OAuthConfig>,
+    pub supabase: Option<SupabaseConfig>,
+    /// Invitations through Supabase Auth; `None` without a service-role secret.
+    pub supabase_admin: Option<SupabaseAdmin>,
 }
 
 impl AppState {
@@ -54,6 +59,11 @@ impl AppState {
             .build()?;
         Ok(Self {
             verifier: Verifier::new(config.auth.clone(), http.clone()).await?,
+            supabase_admin: config
+                .supabase
+                .as_ref()
+                .and_then(|s| SupabaseAdmin::new(s, http.clone(), secrets.clone())),
+            supabase: config.supabase.clone(),
             tokens: Tokens::new(secrets, config.secrets.clone()),
             classifier: IntentClassifier::new(&config.classifier, None, Arc::default())?,
             feed: feed::listen(pool.clone()),
@@ -81,13 +91,18 @@ async fn dev_sign_in(
     ))
 }
 
-async fn dev_sign_in_enabled(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
-    Json(serde_json::json!({ "dev_sign_in": state.verifier.dev_sign_in_enabled() }))
+/// How the app signs people in: Supabase Auth (its URL and public key, for supabase-js)
+/// and/or the development sign-in.
+async fn sign_in_settings(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({
+        "dev_sign_in": state.verifier.dev_sign_in_enabled(),
+        "supabase": state.supabase.as_ref().map(|s| serde_json::json!({ "url": s.url, "anon_key": s.anon_key })),
+    }))
 }
 
 pub fn app(state: Arc<AppState>, static_dir: Option<&std::path::Path>) -> Router {
     let api = Router::new()
-        .route("/api/config", get(dev_sign_in_enabled))
+        .route("/api/config", get(sign_in_settings))
         .route("/api/dev/sign-in", post(dev_sign_in))
         .route("/api/me", get(members::me))
         .route(

@@ -77,8 +77,8 @@ pub struct InviteBody {
     pub role: String,
 }
 
-/// Adds a member by e-mail. The user id is Supabase Auth's for that address; with the
-/// development sign-in, the id that sign-in gives the address.
+/// Adds a member by e-mail: Supabase Auth invites the address (or finds its account) and
+/// gives its user id; with only the development sign-in, the id that sign-in gives the address.
 pub async fn invite(
     State(state): State<Arc<AppState>>,
     user: User,
@@ -91,21 +91,20 @@ pub async fn invite(
             "{email:?} is not an e-mail address"
         )));
     }
-    if !state.verifier.dev_sign_in_enabled() {
-        return Err(ApiError::Unavailable(
-            "invitations go through Supabase Auth (inviteUserByEmail); add the member's id with SQL until it is configured".into(),
-        ));
-    }
-    let invited = dev_user_id(&email);
     let mut tx = as_user(&state.pool, &user).await?;
-    // A workspace the caller is not in looks like none (the insert would only say "refused").
-    let member: bool = sqlx::query_scalar("select igflow_is_member($1)")
-        .bind(tenant)
-        .fetch_one(&mut *tx)
-        .await?;
-    if !member {
-        return Err(ApiError::NotFound);
+    // Checked before any e-mail goes out: only the workspace's owners invite.
+    if let Some(refused) = owner_refusal(&mut tx, tenant).await? {
+        return Err(refused);
     }
+    let invited = match &state.supabase_admin {
+        Some(admin) => admin.invite(&email).await?,
+        None if state.verifier.dev_sign_in_enabled() => dev_user_id(&email),
+        None => {
+            return Err(ApiError::Unavailable(
+                "invitations need Supabase's admin API: set IGFLOW_SUPABASE_URL and IGFLOW_SUPABASE_SERVICE_ROLE_SECRET".into(),
+            ));
+        }
+    };
     let member: Option<Member> = sqlx::query_as(
         "insert into memberships (tenant_id, user_id, role, email) values ($1, $2, $3, $4)
          returning user_id, email, role",
@@ -171,13 +170,26 @@ pub async fn remove(
 /// Nothing changed: a workspace the caller is not in, or a member it does not have, looks
 /// like none; in it, only owners manage members.
 async fn refusal(tx: &mut sqlx::Transaction<'static, sqlx::Postgres>, tenant: Uuid) -> ApiError {
-    match sqlx::query_as::<_, (bool, bool)>("select igflow_is_member($1), igflow_is_owner($1)")
-        .bind(tenant)
-        .fetch_one(&mut **tx)
-        .await
-    {
-        Ok((true, false)) => ApiError::Forbidden("only owners manage members".into()),
-        Ok(_) => ApiError::NotFound,
-        Err(e) => e.into(),
+    match owner_refusal(tx, tenant).await {
+        Ok(Some(refused)) => refused,
+        Ok(None) => ApiError::NotFound,
+        Err(e) => e,
     }
+}
+
+/// Why the caller may not manage the workspace's members, if they may not.
+async fn owner_refusal(
+    tx: &mut sqlx::Transaction<'static, sqlx::Postgres>,
+    tenant: Uuid,
+) -> Result<Option<ApiError>, ApiError> {
+    let (member, owner) =
+        sqlx::query_as::<_, (bool, bool)>("select igflow_is_member($1), igflow_is_owner($1)")
+            .bind(tenant)
+            .fetch_one(&mut **tx)
+            .await?;
+    Ok(match (member, owner) {
+        (_, true) => None,
+        (true, false) => Some(ApiError::Forbidden("only owners manage members".into())),
+        (false, _) => Some(ApiError::NotFound),
+    })
 }

@@ -1,28 +1,10 @@
 // The marketer's journey through the dashboard, in Debian's Chromium driven by Playwright.
 // Run by tests/tests/dashboard_browser.rs, which starts the fleet and passes its addresses.
-import { mkdirSync } from "node:fs";
-import { chromium } from "playwright-core";
+import { env, run } from "./browser.mjs";
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set (run scripts/test-dashboard.sh)`);
-  return value;
-};
 const base = env("DASHBOARD_URL");
-const shots = env("SCREENSHOTS");
-mkdirSync(shots, { recursive: true });
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-dev-shm-usage"],
-});
-const page = await browser.newPage({ viewport: { width: 1360, height: 860 }, deviceScaleFactor: 1 });
-page.setDefaultTimeout(20_000);
-page.on("pageerror", (e) => console.error("page error:", e.message));
-const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
-const step = (what) => console.log(`journey: ${what}`);
-
-try {
+await run(async ({ page, shot, step }) => {
   step("sign in");
   await page.goto(`${base}/`);
   await page.getByLabel("Work e-mail").fill(env("SIGN_IN_EMAIL"));
@@ -89,11 +71,4 @@ try {
   await page.getByRole("button", { name: "Invite" }).click();
   await page.getByText("sam@acme.test").waitFor();
   await shot("07-members");
-  step("done");
-} catch (e) {
-  await shot("failure").catch(() => undefined);
-  console.error(e);
-  process.exitCode = 1;
-} finally {
-  await browser.close();
-}
+});

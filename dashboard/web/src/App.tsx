@@ -1,6 +1,7 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
 import type { FormEvent, ReactNode } from "react";
-import { ApiError, api, openFeed, session } from "./api";
+import { ApiError, api, openFeed } from "./api";
+import { type SignInMode, accessToken, signIn, signInModeNow, signOut } from "./auth";
 import {
   type CampaignForm,
   type CampaignSpec,
@@ -62,14 +63,14 @@ function Notice({ tone, children }: { tone: "error" | "ok"; children: ReactNode 
 
 function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
   const [email, setEmail] = useState("");
-  const [dev, setDev] = useState<boolean | null>(null);
+  const [password, setPassword] = useState("");
+  const [mode, setMode] = useState<SignInMode | null>(null);
   const [error, setError] = useState("");
-  useEffect(() => { api<{ dev_sign_in: boolean }>("GET", "/api/config").then((c) => setDev(c.dev_sign_in)).catch(() => setDev(false)); }, []);
+  useEffect(() => { signInModeNow().then(setMode).catch((e) => { setMode("none"); setError(e.message); }); }, []);
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     try {
-      const answer = await api<{ access_token: string }>("POST", "/api/dev/sign-in", { email });
-      session.set(answer.access_token);
+      await signIn(email, password);
       onSignedIn();
     } catch (err) { setError((err as Error).message); }
   };
@@ -78,14 +79,15 @@ function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
       <form className="card signin-card" onSubmit={submit}>
         <div className="brand brand-large"><span className="logo">ig</span>flow</div>
         <p className="muted">Comments into conversations, automatically.</p>
-        {dev === false && <Notice tone="error">Sign in through your workspace's Supabase login.</Notice>}
-        {dev && (
-          <>
-            <label>Work e-mail<input name="email" type="email" required value={email} onChange={(e) => setEmail(e.target.value)} placeholder="you@brand.com" /></label>
-            <button className="primary" type="submit">Sign in</button>
-            <p className="hint">Development sign-in: enabled on this machine only.</p>
-          </>
+        {mode === "none" && <Notice tone="error">No sign-in is configured: set IGFLOW_SUPABASE_URL and IGFLOW_SUPABASE_ANON_KEY.</Notice>}
+        {(mode === "dev" || mode === "supabase") && (
+          <label>Work e-mail<input name="email" type="email" required autoComplete="username" value={email} onChange={(e) => setEmail(e.target.value)} placeholder="you@brand.com" /></label>
         )}
+        {mode === "supabase" && (
+          <label>Password<input name="password" type="password" required autoComplete="current-password" value={password} onChange={(e) => setPassword(e.target.value)} /></label>
+        )}
+        {(mode === "dev" || mode === "supabase") && <button className="primary" type="submit">Sign in</button>}
+        {mode === "dev" && <p className="hint">Development sign-in: enabled on this machine only.</p>}
         {error && <Notice tone="error">{error}</Notice>}
       </form>
     </div>
@@ -449,7 +451,7 @@ function MembersPage({ workspace, me }: { workspace: Workspace; me: Me }) {
 }
 
 export function App() {
-  const [signedIn, setSignedIn] = useState(Boolean(session.token));
+  const [signedIn, setSignedIn] = useState<boolean | null>(null);
   const [me, setMe] = useState<Me | null>(null);
   const [accounts, setAccounts] = useState<Account[]>([]);
   const [campaigns, setCampaigns] = useState<CampaignView[]>([]);
@@ -461,6 +463,7 @@ export function App() {
       .then(([m, a, c]) => { setMe(m); setAccounts(a); setCampaigns(c); })
       .catch((e) => { if (e instanceof ApiError && e.status === 401) setSignedIn(false); else setError(e.message); });
   }, []);
+  useEffect(() => { accessToken().then((t) => setSignedIn(Boolean(t))).catch(() => setSignedIn(false)); }, []);
   useEffect(() => { if (signedIn) reload(); }, [signedIn, reload]);
   useEffect(() => {
     if (!signedIn) return;
@@ -476,6 +479,7 @@ export function App() {
   }, [signedIn]);
   const workspace = me?.workspaces[0];
   const visibleAccounts = useMemo(() => accounts.filter((a) => a.tenant_id === workspace?.id), [accounts, workspace]);
+  if (signedIn === null) return <div className="loading">Loading…</div>;
   if (!signedIn) return <SignIn onSignedIn={() => setSignedIn(true)} />;
   if (!me) return <div className="loading">{error || "Loading…"}</div>;
   if (!workspace) return <div className="loading">You are not a member of any workspace yet: ask its owner to invite {me.email}.</div>;
@@ -487,7 +491,7 @@ export function App() {
         <div className="brand"><span className="logo">ig</span>flow</div>
         <div className="workspace"><strong>{workspace.name}</strong><span className="small">{workspace.role}</span></div>
         <nav>{nav.map(([p, label]) => <a key={p} href={`#/${p}`} className={page === p ? "active" : ""}>{label}</a>)}</nav>
-        <button className="signout" onClick={() => { session.clear(); setSignedIn(false); setMe(null); }}>Sign out {me.email}</button>
+        <button className="signout" onClick={() => { signOut().catch(() => undefined).finally(() => { setSignedIn(false); setMe(null); }); }}>Sign out {me.email}</button>
       </aside>
       <main>
         {error && <Notice tone="error">{error}</Notice>}

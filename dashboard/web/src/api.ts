@@ -1,21 +1,7 @@
-// The dashboard API. The access token lives in this tab's session storage and goes only in
-// the Authorization header: never in a URL.
+// The dashboard API. The access token goes only in the Authorization header: never in a URL.
 
+import { accessToken, forgetSession } from "./auth";
 import type { FieldError } from "./logic";
-
-const TOKEN_KEY = "igflow.token";
-
-export const session = {
-  get token(): string | null {
-    return sessionStorage.getItem(TOKEN_KEY);
-  },
-  set(token: string) {
-    sessionStorage.setItem(TOKEN_KEY, token);
-  },
-  clear() {
-    sessionStorage.removeItem(TOKEN_KEY);
-  },
-};
 
 export class ApiError extends Error {
   constructor(
@@ -29,13 +15,14 @@ export class ApiError extends Error {
 
 export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
   const headers: Record<string, string> = {};
-  if (session.token) headers.Authorization = `Bearer ${session.token}`;
+  const token = await accessToken();
+  if (token) headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const text = await response.text();
   const json = text ? JSON.parse(text) : null;
   if (!response.ok) {
-    if (response.status === 401) session.clear();
+    if (response.status === 401) await forgetSession();
     throw new ApiError(response.status, json?.error ?? response.statusText, json?.fields ?? []);
   }
   return json as T;
@@ -44,7 +31,7 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
 /** Reads the live feed (server-sent events over fetch, so the token stays in a header). */
 export async function openFeed(onChunk: (text: string) => void, signal: AbortSignal): Promise<void> {
   const response = await fetch("/api/feed", {
-    headers: { Authorization: `Bearer ${session.token ?? ""}`, Accept: "text/event-stream" },
+    headers: { Authorization: `Bearer ${(await accessToken()) ?? ""}`, Accept: "text/event-stream" },
     signal,
   });
   if (!response.ok || !response.body) throw new ApiError(response.status, "the live feed is unavailable");
