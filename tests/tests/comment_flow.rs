@@ -507,3 +507,69 @@ async fn a_campaign_row_the_worker_cannot_read_pauses_the_account_and_loses_noth
     .unwrap();
     worker.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_row_the_worker_cannot_read_is_retried_not_paused() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    let db = env.store.pool();
+    // Limits Postgres would refuse today, as an older schema or a manual fix could leave them.
+    sqlx::raw_sql(
+        "alter table ig_accounts drop constraint ig_accounts_limits_check;
+         update ig_accounts set limits = '{\"private_replies_per_hour\": \"lots\"}'",
+    )
+    .execute(db)
+    .await
+    .unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
+    let worker = env
+        .start_worker_with(
+            &[("IGFLOW_BACKOFF_BASE_MS", "200")],
+            env.worker_store.clone(),
+        )
+        .await
+        .unwrap();
+    let body = comment_delivery(
+        ACCOUNT,
+        &[CommentSpec::new("17900000000000992", "6992", "price?")],
+    );
+    assert_eq!(env.post_signed(&webhook, &body).await.unwrap(), 200);
+    eventually(
+        "the corrupt row recorded as the event's error",
+        WAIT,
+        || async {
+            let error: Option<String> = sqlx::query_scalar("select error from message_errors")
+                .fetch_optional(db)
+                .await?;
+            Ok(error.is_some_and(|e| {
+                e.contains("account row ig_accounts.")
+                    && e.contains("limits")
+                    && e.contains("fix the row")
+            }))
+        },
+    )
+    .await
+    .unwrap();
+    // Not paused: writing the status would hide what is wrong with the row. Not parked
+    // either: the message itself waits, retried.
+    let (status, parked): (String, i64) =
+        sqlx::query_as("select a.status, (select count(*) from parked_events) from ig_accounts a")
+            .fetch_one(db)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), parked), ("active", 0));
+    assert_eq!(private_replies_to(&env, "17900000000000992"), 0);
+
+    sqlx::query("update ig_accounts set limits = '{}'")
+        .execute(db)
+        .await
+        .unwrap();
+    eventually(
+        "the retried comment answered once the row is fixed",
+        WAIT,
+        || async { Ok(private_replies_to(&env, "17900000000000992") == 1) },
+    )
+    .await
+    .unwrap();
+    worker.stop().await.unwrap();
+}

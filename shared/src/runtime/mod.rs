@@ -3,6 +3,7 @@
 //! modules stay free of I/O.
 
 pub mod queue;
+pub mod sqs;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -12,6 +12,7 @@ use aws_sdk_sqs::types::{
 };
 use futures_util::{StreamExt, stream};
 
+use super::sqs::SqsError;
 use crate::envelope::Envelope;
 use crate::ids::EventId;
 
@@ -46,8 +47,8 @@ pub enum DeadLetterError {
     /// `\u` escapes take up to 6 bytes a character: in ASCII the envelope outgrew a message.
     #[error("{0} bytes as ASCII JSON with its attributes, more than an SQS message holds")]
     TooLarge(usize),
-    #[error("{0}")]
-    Send(String),
+    #[error(transparent)]
+    Send(#[from] SqsError),
 }
 
 /// One message SQS refused for good, with what SQS said.
@@ -167,13 +168,13 @@ impl QueueSender {
                 .data_type("String")
                 .string_value(value)
                 .build()
-                .map_err(|e| DeadLetterError::Send(e.to_string()))?;
+                .map_err(|e| SqsError::build("SendMessage", e))?;
             send = send.message_attributes(name, value);
         }
         send.send()
             .await
             .map(|_| ())
-            .map_err(|e| DeadLetterError::Send(DisplayErrorContext(&e).to_string()))
+            .map_err(|e| SqsError::sdk("SendMessage", e).into())
     }
 
     /// Sends message bodies as they are (a DLQ redrive may carry ones that are not envelopes).
@@ -272,7 +273,7 @@ pub async fn delete_messages(
     client: &aws_sdk_sqs::Client,
     queue_url: &str,
     receipts: &[&str],
-) -> Result<usize, String> {
+) -> Result<usize, SqsError> {
     let mut failed = 0;
     for chunk in receipts.chunks(BATCH_ENTRIES) {
         let entries = chunk
@@ -285,14 +286,14 @@ pub async fn delete_messages(
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| SqsError::build("DeleteMessageBatch", e))?;
         let out = client
             .delete_message_batch()
             .queue_url(queue_url)
             .set_entries(Some(entries))
             .send()
             .await
-            .map_err(|e| DisplayErrorContext(&e).to_string())?;
+            .map_err(|e| SqsError::sdk("DeleteMessageBatch", e))?;
         failed += out.failed().len();
     }
     Ok(failed)

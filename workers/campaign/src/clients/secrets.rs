@@ -16,9 +16,51 @@ use uuid::Uuid;
 
 use crate::config::SecretsConfig;
 
+type Source = Box<dyn std::error::Error + Send + Sync>;
+
+/// A Secrets Manager call that failed, with what to do about it.
 #[derive(Debug, thiserror::Error)]
-#[error("secrets manager: {0}")]
-pub struct SecretsError(String);
+pub enum SecretsError {
+    /// The account's token is not there: it cannot act until it is reconnected.
+    #[error(
+        "token secret {name} is missing or empty; pause the account until a reconnect (igflow-worker apply) writes a token"
+    )]
+    Missing {
+        name: String,
+        #[source]
+        source: Option<Source>,
+    },
+    /// Secrets Manager did not answer as it should now; it may in a moment.
+    #[error("secrets manager {call} on {name} failed; retry")]
+    Unavailable {
+        call: &'static str,
+        name: String,
+        #[source]
+        source: Source,
+    },
+}
+
+impl SecretsError {
+    fn unavailable(call: &'static str, name: &str, source: impl Into<Source>) -> Self {
+        Self::Unavailable {
+            call,
+            name: name.to_owned(),
+            source: source.into(),
+        }
+    }
+}
+
+impl From<SecretsError> for Failure {
+    /// A missing token pauses the account (its events are parked until a reconnect); an
+    /// unavailable Secrets Manager is retried.
+    fn from(e: SecretsError) -> Self {
+        let reason = DisplayErrorContext(&e).to_string();
+        match e {
+            SecretsError::Missing { .. } => Failure::Account { reason },
+            SecretsError::Unavailable { .. } => Failure::retry(reason),
+        }
+    }
+}
 
 /// A token read, with the secret it was read from and when.
 struct Cached {
@@ -49,7 +91,7 @@ impl Tokens {
     }
 
     /// The account's token, read from `secret_ref` unless a fresh copy is cached.
-    pub async fn get(&self, account: Uuid, secret_ref: &str) -> Result<SecretString, Failure> {
+    pub async fn get(&self, account: Uuid, secret_ref: &str) -> Result<SecretString, SecretsError> {
         if let Some(cached) = self.lock().get(&account)
             && cached.secret_ref == secret_ref
             && cached.at.elapsed() < self.config.cache_ttl
@@ -63,20 +105,22 @@ impl Tokens {
             .send()
             .await
             .map_err(|e| {
-                let missing = e
-                    .as_service_error()
-                    .is_some_and(|s| s.is_resource_not_found_exception());
-                let reason = format!("token {secret_ref}: {}", DisplayErrorContext(&e));
-                if missing {
-                    Failure::Account { reason }
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_resource_not_found_exception())
+                {
+                    SecretsError::Missing {
+                        name: secret_ref.to_owned(),
+                        source: Some(e.into()),
+                    }
                 } else {
-                    Failure::retry(reason)
+                    SecretsError::unavailable("GetSecretValue", secret_ref, e)
                 }
             })?;
         let token = SecretString::from(
             out.secret_string()
-                .ok_or_else(|| Failure::Account {
-                    reason: format!("token {secret_ref} has no string value"),
+                .ok_or_else(|| SecretsError::Missing {
+                    name: secret_ref.to_owned(),
+                    source: None,
                 })?
                 .to_owned(),
         );
@@ -120,16 +164,9 @@ impl Tokens {
                     .secret_string(token.expose_secret())
                     .send()
                     .await
-                    .map_err(|e| {
-                        SecretsError(format!("updating {name}: {}", DisplayErrorContext(&e)))
-                    })?;
+                    .map_err(|e| SecretsError::unavailable("PutSecretValue", name, e))?;
             }
-            Err(e) => {
-                return Err(SecretsError(format!(
-                    "creating {name}: {}",
-                    DisplayErrorContext(&e)
-                )));
-            }
+            Err(e) => return Err(SecretsError::unavailable("CreateSecret", name, e)),
         }
         self.lock().retain(|_, cached| cached.secret_ref != name);
         Ok(())

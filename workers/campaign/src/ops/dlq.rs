@@ -1,24 +1,23 @@
 //! `igflow-worker dlq`: what sits in the dead-letter queue and why, and redriving it.
 
-use aws_sdk_sqs::error::DisplayErrorContext;
 use aws_sdk_sqs::types::{Message, MessageSystemAttributeName, QueueAttributeName};
 use igflow_core::envelope::Envelope;
 use igflow_core::runtime::queue::{QueueSender, delete_messages};
+use igflow_core::runtime::sqs::SqsError;
 
 use crate::clients::store::{MessageError, Store};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DlqError {
-    #[error("sqs: {0}")]
-    Sqs(String),
+    #[error(transparent)]
+    Sqs(#[from] SqsError),
+    /// Some messages were not moved; what was sent is deduped if redriven again.
+    #[error("{failed} messages not sent back to the events queue: {detail}")]
+    NotRedriven { failed: usize, detail: String },
     #[error("the events queue has no redrive policy, so it has no DLQ")]
     NoDlq,
     #[error(transparent)]
     Store(#[from] crate::clients::store::StoreError),
-}
-
-fn sqs_error<E: std::error::Error + 'static>(e: aws_sdk_sqs::error::SdkError<E>) -> DlqError {
-    DlqError::Sqs(DisplayErrorContext(&e).to_string())
 }
 
 /// One DLQ message, as an operator sees it.
@@ -75,7 +74,7 @@ impl Dlq {
             .attribute_names(QueueAttributeName::RedrivePolicy)
             .send()
             .await
-            .map_err(sqs_error)?
+            .map_err(|e| SqsError::sdk("GetQueueAttributes", e))?
             .attributes
             .and_then(|a| a.get(&QueueAttributeName::RedrivePolicy).cloned())
             .ok_or(DlqError::NoDlq)?;
@@ -94,7 +93,7 @@ impl Dlq {
             .queue_owner_aws_account_id(*account)
             .send()
             .await
-            .map_err(sqs_error)?
+            .map_err(|e| SqsError::sdk("GetQueueUrl", e))?
             .queue_url
             .ok_or(DlqError::NoDlq)?;
         Ok(Self {
@@ -119,7 +118,7 @@ impl Dlq {
                 .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
                 .send()
                 .await
-                .map_err(sqs_error)?
+                .map_err(|e| SqsError::sdk("ReceiveMessage", e))?
                 .messages
                 .unwrap_or_default();
             if batch.is_empty() {
@@ -166,7 +165,7 @@ impl Dlq {
                 .visibility_timeout(0)
                 .send()
                 .await
-                .map_err(sqs_error)?;
+                .map_err(|e| SqsError::sdk("ChangeMessageVisibility", e))?;
         }
         Ok(())
     }
@@ -181,13 +180,13 @@ impl Dlq {
         let report = self.main.send_raw(&bodies).await;
         if report.failed > 0 {
             // Nothing is deleted from the DLQ: what was sent is deduped if sent again.
-            return Err(DlqError::Sqs(report.last_error.unwrap_or_default()));
+            return Err(DlqError::NotRedriven {
+                failed: report.failed,
+                detail: report.last_error.unwrap_or_default(),
+            });
         }
         let receipts: Vec<&str> = chosen.iter().map(|l| l.receipt.as_str()).collect();
-        match delete_messages(&self.sqs, &self.dlq_url, &receipts)
-            .await
-            .map_err(DlqError::Sqs)?
-        {
+        match delete_messages(&self.sqs, &self.dlq_url, &receipts).await? {
             0 => {}
             // Those stay in the DLQ as well; moving them again is absorbed by the dedupe.
             n => tracing::warn!(failed = n, "redriven messages not deleted from the DLQ"),

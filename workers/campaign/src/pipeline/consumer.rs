@@ -10,6 +10,7 @@ use aws_sdk_sqs::types::{
 use igflow_core::envelope::Envelope;
 use igflow_core::failure::Failure;
 use igflow_core::runtime::queue::delete_messages;
+use igflow_core::runtime::sqs::SqsError;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -168,16 +169,21 @@ impl Consumer {
                         });
                     }
                 }
-                Err(e) => {
-                    tracing::warn!(error = %e, "receive failed; retrying in 1 s");
+                Err(e) if e.retryable() => {
+                    tracing::warn!(error = %DisplayErrorContext(&e), "receive failed; retrying in 1 s");
                     tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                // Refused until an operator fixes the queue or its permissions: loud, slower.
+                Err(e) => {
+                    tracing::error!(error = %DisplayErrorContext(&e), "receive refused; retrying in 10 s");
+                    tokio::time::sleep(Duration::from_secs(10)).await;
                 }
             }
         }
         tracing::info!(consumer = index, "consumer stopped");
     }
 
-    async fn receive(&self, max: usize) -> Result<Vec<Message>, String> {
+    async fn receive(&self, max: usize) -> Result<Vec<Message>, SqsError> {
         let out = self
             .sqs
             .receive_message()
@@ -188,7 +194,7 @@ impl Consumer {
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
             .send()
             .await
-            .map_err(|e| DisplayErrorContext(&e).to_string())?;
+            .map_err(|e| SqsError::sdk("ReceiveMessage", e))?;
         Ok(out.messages.unwrap_or_default())
     }
 
@@ -232,7 +238,7 @@ impl Consumer {
                         }
                     }
                     Err(e) => {
-                        tracing::warn!(error = %e, "deferred copy not enqueued; hiding the message instead");
+                        tracing::warn!(error = %DisplayErrorContext(&e), "deferred copy not enqueued; hiding the message instead");
                         self.set_visibility(&[&receipt], wait).await;
                     }
                 }
@@ -247,7 +253,7 @@ impl Consumer {
 
     /// Sends a copy of `m` that shows after `wait` (SQS delays up to 15 minutes; a longer
     /// wait is deferred again when the copy comes back).
-    async fn requeue(&self, m: &Message, wait: Duration) -> Result<(), String> {
+    async fn requeue(&self, m: &Message, wait: Duration) -> Result<(), SqsError> {
         self.sqs
             .send_message()
             .queue_url(&self.queue_url)
@@ -256,7 +262,7 @@ impl Consumer {
             .send()
             .await
             .map(drop)
-            .map_err(|e| DisplayErrorContext(&e).to_string())
+            .map_err(|e| SqsError::sdk("SendMessage", e))
     }
 
     /// Deletes settled messages in batches of up to ten.
@@ -317,9 +323,9 @@ impl Consumer {
                         )
                     }
                     // The pipeline pauses the account and parks the event on an account failure
-                    // it meets while acting; one that reaches here had no account to pause (its
-                    // own row is corrupt): recorded for `dlq list` and retried until the row is
-                    // fixed.
+                    // it meets while acting; one that reaches here had no account to pause:
+                    // recorded for `dlq list` and retried. (A corrupt account row is
+                    // `StoreError::CorruptAccount`, retryable.)
                     Failure::Account { ref reason } => {
                         self.record_error(m, Some(&envelope), reason).await;
                         Settle::RetryIn(backoff(self.backoff_base, count))
@@ -367,15 +373,15 @@ impl Consumer {
                 .set_entries(Some(entries))
                 .send()
                 .await
-                .map_err(|e| DisplayErrorContext(&e).to_string())
+                .map_err(|e| SqsError::sdk("ChangeMessageVisibilityBatch", e))
                 .map(|out| out.failed().len()),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(SqsError::build("ChangeMessageVisibilityBatch", e)),
         };
         match result {
             Ok(0) => {}
             // The messages still come back when their current visibility ends.
             Ok(failed) => tracing::warn!(failed, "visibility not changed for some messages"),
-            Err(e) => tracing::warn!(error = %e, "visibility not changed"),
+            Err(e) => tracing::warn!(error = %DisplayErrorContext(&e), "visibility not changed"),
         }
     }
 
@@ -388,7 +394,7 @@ impl Consumer {
                 "messages not deleted; they will be redelivered and deduped"
             ),
             Err(e) => {
-                tracing::warn!(error = %e, "delete failed; messages will be redelivered and deduped")
+                tracing::warn!(error = %DisplayErrorContext(&e), "delete failed; messages will be redelivered and deduped")
             }
         }
     }

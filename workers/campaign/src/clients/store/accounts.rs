@@ -4,7 +4,7 @@ use igflow_core::campaign::{AccountLimits, AccountStatus, LoginFlavor};
 use igflow_core::ids::{IgUserId, PageId};
 use uuid::Uuid;
 
-use super::{Store, StoreError, corrupt};
+use super::{Store, StoreError};
 
 /// An Instagram account igflow acts for.
 #[derive(Debug, Clone)]
@@ -29,14 +29,16 @@ struct AccountRow {
     page_id: Option<String>,
     token_secret_ref: String,
     status: String,
-    limits: sqlx::types::Json<AccountLimits>,
+    /// Read as any JSON and checked here, so a bad value names its row.
+    limits: sqlx::types::Json<serde_json::Value>,
 }
 
 impl TryFrom<AccountRow> for Account {
     type Error = StoreError;
 
     fn try_from(r: AccountRow) -> Result<Self, StoreError> {
-        let bad = corrupt("ig_accounts", r.id);
+        let id = r.id;
+        let bad = |problem: String| StoreError::CorruptAccount { id, problem };
         Ok(Self {
             id: r.id,
             tenant_id: r.tenant_id,
@@ -49,7 +51,7 @@ impl TryFrom<AccountRow> for Account {
                 .map_err(|e| bad(e.to_string()))?,
             token_secret_ref: r.token_secret_ref,
             status: r.status.parse().map_err(&bad)?,
-            limits: r.limits.0,
+            limits: serde_json::from_value(r.limits.0).map_err(|e| bad(format!("limits: {e}")))?,
         })
     }
 }

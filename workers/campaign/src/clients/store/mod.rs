@@ -35,27 +35,37 @@ pub use retention::Pruned;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Postgres unreachable, busy or refusing now: retry.
     #[error("postgres: {0}")]
     Db(#[from] sqlx::Error),
+    /// A row the account's events need (a campaign, rule or action) cannot be used.
     #[error("row {table}.{id} holds invalid data: {problem}")]
     Corrupt {
         table: &'static str,
         id: Uuid,
         problem: String,
     },
+    /// The account's own row cannot be used: there is no account to pause.
+    #[error("account row ig_accounts.{id} holds invalid data: {problem}")]
+    CorruptAccount { id: Uuid, problem: String },
 }
 
 impl From<StoreError> for Failure {
-    /// A database we cannot reach or read now may work in a moment. A corrupt row (say a
-    /// campaign the dashboard saved with a bad media id) will not, but dropping the account's
-    /// events for it would lose them all: the account is paused and its events parked until
-    /// the row is fixed and the account resumed.
+    /// A database we cannot reach or read now may work in a moment. A corrupt campaign row
+    /// (say one saved with a bad media id) will not, but dropping the account's events for it
+    /// would lose them all: the account is paused and its events parked until the row is
+    /// fixed and the account resumed. A corrupt account row cannot be paused (writing its
+    /// status would hide what is wrong with it): its events are retried, recorded in
+    /// `message_errors`, and wait in the DLQ once the retries run out.
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Db(_) => Failure::retry(e.to_string()),
             StoreError::Corrupt { .. } => Failure::Account {
                 reason: format!("{e}; fix the row, then resume the account"),
             },
+            StoreError::CorruptAccount { .. } => Failure::retry(format!(
+                "{e}; fix the row, then redrive the account's events from the DLQ"
+            )),
         }
     }
 }
