@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Measures the dashboard's results queries (dashboard/api/src/results.rs; keep the two in step)
-# at 10,000,000 activity rows (or $1): 10 tenants, one account and two campaigns each, 90 days
-# of comments (decision, private reply, public reply with its variant). Each query runs as
+# Measures the dashboard's results queries, the API's own (dashboard/api/src/results/*.sql), at
+# 10,000,000 activity rows (or $1): 10 tenants, one account and two campaigns each, 90 days of
+# comments (decision, private reply, public reply with its variant). Each query runs as
 # PostgREST runs it, role `authenticated` with a member's claims, for one campaign over 7 and
 # over 30 days. Prints the median Execution Time of 5 EXPLAIN ANALYZE runs; `--plans` also
-# prints one plan of each. IGFLOW_BENCH_REUSE=1 measures the database a previous run seeded,
-# as it is (seeding 10 M rows takes about 16 minutes here).
+# prints one plan of each. IGFLOW_BENCH_REUSE=1 measures the database a previous run seeded
+# (after applying any new migration; seeding 10 M rows takes about 16 minutes here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rows=${1:-10000000}
@@ -19,7 +19,9 @@ url="${DATABASE_URL%/*}/$db"
 user=c0000000-0000-4000-8000-00000000000c   # viewer of tenant t0
 if [ "${IGFLOW_BENCH_REUSE:-}" != 1 ]; then
 psql -X -q -d "$DATABASE_URL" -c "drop database if exists $db" -c "create database $db"
-DATABASE_URL=$url "$CARGO_TARGET_DIR/debug/igflow-worker" migrate
+fi
+DATABASE_URL=$url IGFLOW_ADMIN_DATABASE_URL=$url "$CARGO_TARGET_DIR/debug/igflow-worker" migrate
+if [ "${IGFLOW_BENCH_REUSE:-}" != 1 ]; then
 echo "seeding $rows activity rows over 10 tenants and 90 days" >&2
 start=$(date +%s)
 psql -X -q -v ON_ERROR_STOP=1 -d "$url" <<SQL
@@ -52,39 +54,19 @@ tenant=$(psql -X -At -d "$url" -c "select id from tenants where slug = 't0'")
 psql -X -q -d "$url" -c "insert into memberships (tenant_id, user_id, role) values ('$tenant', '$user', 'viewer')"
 fi
 campaign=$(psql -X -At -d "$url" -c "select c.id from campaigns c join tenants t on t.id = c.tenant_id where t.slug = 't0' and c.slug = 'a'")
-tenant=$(psql -X -At -d "$url" -c "select id from tenants where slug = 't0'")
 
-funnel="select
-  (select count(*) from activity where tenant_id = '$tenant' and ig_user_id = '17841400000000000' and step = 'decision'
-     and event_kind = 'comment' and created_at >= :'from' and created_at < now()) as comments_seen,
-  count(*) filter (where step = 'decision' and event_kind = 'comment') as matched,
-  count(*) filter (where step = 'private_reply' and outcome in ('sent', 'already_done')) as private_replies_sent,
-  count(*) filter (where step = 'public_reply' and outcome = 'sent') as public_replies_sent,
-  count(*) filter (where step = 'dm' and outcome = 'sent') as dms_sent,
-  count(*) filter (where step = 'decision' and event_kind = 'message' and detail like '%quick reply%') as buttons_tapped
-from activity where campaign_id = '$campaign' and created_at >= :'from' and created_at < now()"
-failures="select step, outcome, coalesce(detail, '') as reason, count(*) from activity
-where campaign_id = '$campaign' and created_at >= :'from' and created_at < now()
-  and step <> 'decision' and outcome in ('failed', 'dropped', 'skipped', 'uncertain')
-group by 1, 2, 3 order by 4 desc limit 20"
-variants="select variant, count(*) from activity
-where campaign_id = '$campaign' and step = 'public_reply' and outcome = 'sent' and variant is not null
-  and created_at >= :'from' and created_at < now() group by variant"
-series="select date_trunc('day', created_at at time zone 'UTC') as at,
-  count(*) filter (where step = 'decision') as matched,
-  count(*) filter (where step <> 'decision' and outcome in ('sent', 'already_done')) as sent
-from activity where campaign_id = '$campaign' and created_at >= :'from' and created_at < now()
-group by 1 order by 1"
-
-# Median Execution Time (ms) of query $1 over the last $2 days, as the member.
+queries=dashboard/api/src/results
+# Median Execution Time (ms) of the API's query $1 over the last $2 days, as the member, with
+# the parameters the API binds: campaign, from, to, bucket.
 measure() {
   local query=$1 days=$2 show=${3:-}
   for _ in 1 2 3 4 5; do
-    psql -X -q -At -d "$url" -v from="$(date -u -d "-$days days" +%FT%TZ)" <<SQL | if [ -n "$show" ]; then cat >&2; echo; else sed -n 's/^Execution Time: \([0-9.]*\) ms$/\1/p'; fi
+    psql -X -q -At -d "$url" <<SQL | if [ -n "$show" ]; then cat >&2; echo; else sed -n 's/^Execution Time: \([0-9.]*\) ms$/\1/p'; fi
 begin;
 set local role authenticated;
 select set_config('request.jwt.claims', '{"sub": "$user", "role": "authenticated"}', true) \\g /dev/null
-explain (analyze, buffers) $query;
+prepare q (uuid, text, text, text) as $(cat "$queries/$query.sql");
+explain (analyze, buffers) execute q('$campaign', '$(date -u -d "-$days days" +%FT%TZ)', '$(date -u +%FT%TZ)', 'day');
 rollback;
 SQL
     [ -n "$show" ] && return
@@ -93,6 +75,6 @@ SQL
 
 printf '%-10s %14s %14s\n' query "7 days (ms)" "30 days (ms)"
 for q in funnel failures variants series; do
-  printf '%-10s %14s %14s\n' "$q" "$(measure "${!q}" 7)" "$(measure "${!q}" 30)"
-  if [ "$plans" = --plans ]; then measure "${!q}" 30 show; fi
+  printf '%-10s %14s %14s\n' "$q" "$(measure "$q" 7)" "$(measure "$q" 30)"
+  if [ "$plans" = --plans ]; then measure "$q" 30 show; fi
 done

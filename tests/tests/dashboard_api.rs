@@ -815,3 +815,169 @@ async fn owners_invite_through_supabase_auths_admin_api() {
         assert!(answer["error"].as_str().unwrap().contains(says), "{answer}");
     }
 }
+
+/// The results as the API answers them for `[from, to)`.
+async fn results(w: &World, campaign: Uuid, from: &str, to: &str) -> Value {
+    let path = format!("/api/campaigns/{campaign}/results?from={from}&to={to}");
+    let (status, answer) = w.call(Method::GET, &path, &w.viewer, None).await;
+    assert_eq!(status, 200, "{answer}");
+    answer
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_read_per_day_summaries_that_stay_exact_through_updates_and_deletes() {
+    let w = world().await;
+    let pool = w.env.store.pool();
+    let (campaign, tenant, account): (Uuid, Uuid, String) = sqlx::query_as(
+        "select c.id, c.tenant_id, a.ig_user_id from campaigns c join ig_accounts a on a.id = c.account_id
+         where c.tenant_id = $1 order by c.slug limit 1",
+    )
+    .bind(w.acme)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    // The five days before today, comments at 06:00 and 18:00 UTC: per comment a matched decision, an
+    // unmatched one, a private reply (pending, then sent or failed) and a public reply.
+    sqlx::query(
+        "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id,
+                               outcome, detail, variant, created_at)
+         select $1, $2, 'c' || d || h || s, 'comment', s,
+                case when s = 'nomatch' then null else $3 end,
+                case s when 'decision' then 'matched' when 'nomatch' then 'no_match'
+                       when 'private_reply' then 'pending' else 'sent' end,
+                null, case when s = 'public_reply' then (d % 2)::smallint end,
+                date_trunc('day', now() at time zone 'UTC') at time zone 'UTC'
+                  - make_interval(days => d) + make_interval(hours => h)
+         from generate_series(1, 5) d, unnest(array[6, 18]) h,
+              unnest(array['decision', 'nomatch', 'private_reply', 'public_reply']) s",
+    )
+    .bind(tenant)
+    .bind(&account)
+    .bind(campaign)
+    .execute(pool)
+    .await
+    .unwrap();
+    // 'nomatch' stands for another event's decision: make it one.
+    sqlx::query(
+        "update activity set step = 'decision', event_id = event_id || 'n' where step = 'nomatch'",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    // The worker's outcomes, one statement per row as it records them.
+    let replies: Vec<i64> = sqlx::query_scalar(
+        "select id from activity where step = 'private_reply' order by created_at",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    for (i, id) in replies.iter().enumerate() {
+        let (outcome, detail) = if i % 3 == 0 {
+            ("failed", Some("the messaging window closed"))
+        } else {
+            ("sent", None)
+        };
+        sqlx::query("update activity set outcome = $2, detail = $3 where id = $1")
+            .bind(id)
+            .bind(outcome)
+            .bind(detail)
+            .execute(pool)
+            .await
+            .unwrap();
+        // Not counted: leases change nothing in the summaries.
+        sqlx::query("update activity set lease_until = now() where id = $1")
+            .bind(id)
+            .execute(pool)
+            .await
+            .unwrap();
+    }
+    // Retention deletes the oldest day.
+    sqlx::query(
+        "delete from activity where created_at < date_trunc('day', now() at time zone 'UTC') at time zone 'UTC' - interval '4 days'",
+    )
+        .execute(pool)
+        .await
+        .unwrap();
+
+    // The summaries equal a count of the rows as they are now.
+    let drift: i64 = sqlx::query_scalar(
+        "select count(*) from (
+           (select tenant_id, ig_user_id, campaign_id, (created_at at time zone 'UTC')::date, event_kind,
+                   step, outcome, variant, count(*) from activity where tenant_id is not null group by 1, 2, 3, 4, 5, 6, 7, 8
+            except all
+            select tenant_id, ig_user_id, campaign_id, day, event_kind, step, outcome, variant, sum(n)::int8
+            from activity_daily group by 1, 2, 3, 4, 5, 6, 7, 8 having sum(n) <> 0)
+           union all
+           (select tenant_id, ig_user_id, campaign_id, day, event_kind, step, outcome, variant, sum(n)::int8
+            from activity_daily group by 1, 2, 3, 4, 5, 6, 7, 8 having sum(n) <> 0
+            except all
+            select tenant_id, ig_user_id, campaign_id, (created_at at time zone 'UTC')::date, event_kind,
+                   step, outcome, variant, count(*) from activity where tenant_id is not null group by 1, 2, 3, 4, 5, 6, 7, 8)) x",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    assert_eq!(drift, 0, "activity_daily drifted from activity");
+
+    // Whole days from the summaries, partial ones from the rows: a period from 12:00 four
+    // days ago to now holds 7 comments (18:00 four days ago, then two a day).
+    let now = jiff::Timestamp::now().to_string();
+    let from = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(4 * 24))
+        .strftime("%Y-%m-%dT12:00:00Z")
+        .to_string();
+    let answer = results(&w, campaign, &from, &now).await;
+    let comments = 7;
+    assert_eq!(answer["bucket"], "day", "{answer}");
+    assert_eq!(
+        answer["funnel"],
+        json!({ "comments_seen": 2 * comments, "matched": comments,
+                "private_replies_sent": answer["funnel"]["private_replies_sent"],
+                "public_replies_sent": comments, "dms_sent": 0, "buttons_tapped": 0 }),
+        "{answer}"
+    );
+    let failed = answer["failures"][0]["count"].as_i64().unwrap();
+    assert_eq!(
+        answer["funnel"]["private_replies_sent"].as_i64().unwrap() + failed,
+        comments,
+        "{answer}"
+    );
+    assert_eq!(
+        answer["failures"][0]["reason"],
+        "the messaging window closed"
+    );
+    let variants: i64 = answer["variants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["count"].as_i64().unwrap())
+        .sum();
+    assert_eq!(variants, comments, "{answer}");
+    let series = answer["series"].as_array().unwrap();
+    assert_eq!(series.len(), 4, "four days: {answer}");
+    assert_eq!(
+        series[0]["matched"], 1,
+        "only 18:00 of the first day: {answer}"
+    );
+    assert_eq!(series[1]["matched"], 2, "{answer}");
+
+    // An hourly period reads rows only, and agrees.
+    let hourly = results(
+        &w,
+        campaign,
+        &(jiff::Timestamp::now() - jiff::SignedDuration::from_hours(30)).to_string(),
+        &now,
+    )
+    .await;
+    assert_eq!(hourly["bucket"], "hour", "{hourly}");
+    let matched: i64 = hourly["series"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["matched"].as_i64().unwrap())
+        .sum();
+    assert_eq!(
+        matched,
+        hourly["funnel"]["matched"].as_i64().unwrap(),
+        "{hourly}"
+    );
+}

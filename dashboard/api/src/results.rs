@@ -1,5 +1,8 @@
 //! Results per campaign over a period: comments seen, matched, private replies, DMs, buttons
 //! tapped, failures by reason, the public-reply variants chosen, and a series for the chart.
+//! The queries live in `results/*.sql` (also run by `scripts/bench-results.sh`); each counts
+//! through `igflow_results_counts`, which reads whole days from the per-day summary rows
+//! (`activity_daily`) and only the partial days at the period's ends from `activity`.
 
 use std::sync::Arc;
 
@@ -12,6 +15,11 @@ use crate::AppState;
 use crate::auth::User;
 use crate::db::as_user;
 use crate::error::ApiError;
+
+const FUNNEL: &str = include_str!("results/funnel.sql");
+const FAILURES: &str = include_str!("results/failures.sql");
+const VARIANTS: &str = include_str!("results/variants.sql");
+const SERIES: &str = include_str!("results/series.sql");
 
 #[derive(Debug, Deserialize)]
 pub struct Period {
@@ -87,71 +95,16 @@ pub async fn get(
     };
     let (from_s, to_s) = (from.to_string(), to.to_string());
     let mut tx = as_user(&state.pool, &user).await?;
-    let campaign: Option<(Uuid, String)> = sqlx::query_as(
-        "select c.tenant_id, a.ig_user_id from campaigns c join ig_accounts a on a.id = c.account_id
-         where c.id = $1",
-    )
-    .bind(id)
-    .fetch_optional(&mut *tx)
-    .await?;
-    let (tenant, ig_user_id) = campaign.ok_or(ApiError::NotFound)?;
-    let funnel: Funnel = sqlx::query_as(
-        "select
-           (select count(*) from activity where tenant_id = $2 and ig_user_id = $3 and step = 'decision'
-              and event_kind = 'comment' and created_at >= $4::timestamptz and created_at < $5::timestamptz) as comments_seen,
-           count(*) filter (where step = 'decision' and event_kind = 'comment') as matched,
-           count(*) filter (where step = 'private_reply' and outcome in ('sent', 'already_done')) as private_replies_sent,
-           count(*) filter (where step = 'public_reply' and outcome = 'sent') as public_replies_sent,
-           count(*) filter (where step = 'dm' and outcome = 'sent') as dms_sent,
-           count(*) filter (where step = 'decision' and event_kind = 'message' and detail like '%quick reply%') as buttons_tapped
-         from activity
-         where campaign_id = $1 and created_at >= $4::timestamptz and created_at < $5::timestamptz",
-    )
-    .bind(id)
-    .bind(tenant)
-    .bind(&ig_user_id)
-    .bind(&from_s)
-    .bind(&to_s)
-    .fetch_one(&mut *tx)
-    .await?;
-    let failures = sqlx::query_as(
-        "select step, outcome, coalesce(detail, '') as reason, count(*) as count from activity
-         where campaign_id = $1 and created_at >= $2::timestamptz and created_at < $3::timestamptz
-           and step <> 'decision' and outcome in ('failed', 'dropped', 'skipped', 'uncertain')
-         group by 1, 2, 3 order by 4 desc limit 20",
-    )
-    .bind(id)
-    .bind(&from_s)
-    .bind(&to_s)
-    .fetch_all(&mut *tx)
-    .await?;
-    let variants = sqlx::query_as(
-        "select v.variant::int4 as variant, (select x.variants[v.variant + 1] from actions x
-                 where x.campaign_id = $1 and x.kind = 'public_reply') as text, v.count
-         from (select variant, count(*) as count from activity
-               where campaign_id = $1 and step = 'public_reply' and outcome = 'sent' and variant is not null
-                 and created_at >= $2::timestamptz and created_at < $3::timestamptz
-               group by variant) v order by v.variant",
-    )
-    .bind(id)
-    .bind(&from_s)
-    .bind(&to_s)
-    .fetch_all(&mut *tx)
-    .await?;
-    let series = sqlx::query_as(
-        "select to_char(date_trunc($4, created_at at time zone 'UTC'), 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as at,
-                count(*) filter (where step = 'decision') as matched,
-                count(*) filter (where step <> 'decision' and outcome in ('sent', 'already_done')) as sent
-         from activity
-         where campaign_id = $1 and created_at >= $2::timestamptz and created_at < $3::timestamptz
-         group by 1 order by 1",
-    )
-    .bind(id)
-    .bind(&from_s)
-    .bind(&to_s)
-    .bind(bucket)
-    .fetch_all(&mut *tx)
-    .await?;
+    // Row Level Security hides another tenant's campaign: no row, 404.
+    sqlx::query("select 1 from campaigns where id = $1")
+        .bind(id)
+        .fetch_one(&mut *tx)
+        .await?;
+    let args = (id, from_s.as_str(), to_s.as_str(), bucket);
+    let funnel: Funnel = query(FUNNEL, args).fetch_one(&mut *tx).await?;
+    let failures = query(FAILURES, args).fetch_all(&mut *tx).await?;
+    let variants = query(VARIANTS, args).fetch_all(&mut *tx).await?;
+    let series = query(SERIES, args).fetch_all(&mut *tx).await?;
     Ok(Json(Results {
         from: from_s,
         to: to_s,
@@ -161,4 +114,19 @@ pub async fn get(
         variants,
         series,
     }))
+}
+
+/// One of the results queries with its parameters: campaign, from, to, bucket.
+fn query<'q, T>(
+    sql: &'static str,
+    (id, from, to, bucket): (Uuid, &'q str, &'q str, &'static str),
+) -> sqlx::query::QueryAs<'q, sqlx::Postgres, T, sqlx::postgres::PgArguments>
+where
+    T: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>,
+{
+    sqlx::query_as(sql)
+        .bind(id)
+        .bind(from)
+        .bind(to)
+        .bind(bucket)
 }
