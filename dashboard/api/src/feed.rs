@@ -36,12 +36,20 @@ pub struct FeedEntry {
     pub campaign_id: Option<uuid::Uuid>,
     pub campaign_slug: Option<String>,
     pub contact_igsid: Option<String>,
+    /// The commenter's username, when Meta sent it.
+    pub contact_username: Option<String>,
+    /// The comment the decision (or the action taken on it) was about, cut to 140 characters.
+    pub excerpt: Option<String>,
 }
 
+// The comment's text is on the event's decision row; the username on the account's contact.
 const SELECT: &str = "select x.id, to_char(x.updated_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') as at,
         x.ig_user_id, x.event_kind, x.step, x.outcome, x.detail, x.campaign_id, c.slug as campaign_slug,
-        x.contact_igsid
- from activity x left join campaigns c on c.id = x.campaign_id";
+        x.contact_igsid, k.username as contact_username, coalesce(x.excerpt, d.excerpt) as excerpt
+ from activity x left join campaigns c on c.id = x.campaign_id
+ left join activity d on d.ig_user_id = x.ig_user_id and d.event_id = x.event_id and d.step = 'decision'
+ left join ig_accounts a on a.ig_user_id = x.ig_user_id and a.tenant_id = x.tenant_id
+ left join contacts k on k.account_id = a.id and k.igsid = x.contact_igsid";
 
 /// Listens on the channel for the whole process and hands row ids to the subscribers.
 pub fn listen(pool: PgPool) -> broadcast::Sender<i64> {

@@ -51,6 +51,7 @@ await run(async ({ page, shot, step }) => {
   if (delivered.status !== 200) throw new Error(`the webhook answered ${delivered.status}`);
   await page.getByTestId("feed").getByText("private reply sent · black-friday").waitFor({ timeout: 60_000 });
   await page.getByTestId("feed").getByText("comment matched · black-friday").waitFor();
+  await page.getByTestId("feed").getByText("@user5550001: “Any DEAL on these? 😍”").first().waitFor();
   await shot("04-live-activity");
 
   step("results count it");

@@ -15,6 +15,7 @@ import {
   formFromSpec,
   funnelSteps,
   parseSse,
+  quoteEntry,
   specFromForm,
 } from "./logic";
 
@@ -370,7 +371,11 @@ function FeedPage({ entries }: { entries: FeedEntry[] }) {
           return (
             <div className={`feed-row feed-${d.tone}`} key={`${e.id}-${e.outcome}`}>
               <span className="dot" />
-              <div><strong>{d.title}</strong>{d.reason && <p className="small muted">{d.reason}</p>}</div>
+              <div>
+                <strong>{d.title}</strong>
+                {quoteEntry(e) && <p className="small quote">{quoteEntry(e)}</p>}
+                {d.reason && <p className="small muted">{d.reason}</p>}
+              </div>
               <span className="small muted">{new Date(e.at).toLocaleTimeString()}</span>
             </div>
           );

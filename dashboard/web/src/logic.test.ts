@@ -7,6 +7,7 @@ import {
   formFromSpec,
   funnelSteps,
   parseSse,
+  quoteEntry,
   slugify,
   specFromForm,
 } from "./logic";
@@ -74,12 +75,12 @@ describe("live feed", () => {
   it("says what happened and why", () => {
     const sent = describeEntry({
       id: 1, at: "", ig_user_id: "1", event_kind: "comment", step: "private_reply", outcome: "sent",
-      detail: null, campaign_slug: "price-list", contact_igsid: "9",
+      detail: null, campaign_slug: "price-list", contact_igsid: "9", contact_username: null, excerpt: null,
     });
     expect(sent).toMatchObject({ title: "private reply sent · price-list", tone: "good" });
     const skipped = describeEntry({
       id: 2, at: "", ig_user_id: "1", event_kind: "comment", step: "private_reply", outcome: "skipped",
-      detail: "cooldown: one DM per 3600 s", campaign_slug: null, contact_igsid: "9",
+      detail: "cooldown: one DM per 3600 s", campaign_slug: null, contact_igsid: "9", contact_username: null, excerpt: null,
     });
     expect(skipped.tone).toBe("bad");
     expect(skipped.reason).toContain("cooldown");
@@ -96,5 +97,16 @@ describe("chart", () => {
     );
     expect(filled.map((b) => b.sent)).toEqual([0, 0, 2, 0]);
     expect(filled[2].at).toBe("2026-11-29T10:00:00.000Z");
+  });
+
+  it("quotes the comment and its author, cut to fit", () => {
+    const base = {
+      id: 3, at: "", ig_user_id: "1", event_kind: "comment", step: "decision", outcome: "matched",
+      detail: null, campaign_slug: "bf", contact_igsid: "5550001", contact_username: "ana", excerpt: "Any DEAL? 😍",
+    };
+    expect(quoteEntry(base)).toBe("@ana: “Any DEAL? 😍”");
+    expect(quoteEntry({ ...base, contact_username: null })).toBe("5550001: “Any DEAL? 😍”");
+    expect(quoteEntry({ ...base, excerpt: "😍".repeat(100) }, 10)).toBe(`@ana: “${"😍".repeat(9)}…”`);
+    expect(quoteEntry({ ...base, excerpt: null })).toBe("@ana");
   });
 });

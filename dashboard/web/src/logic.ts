@@ -214,6 +214,17 @@ export interface FeedEntry {
   detail: string | null;
   campaign_slug: string | null;
   contact_igsid: string | null;
+  contact_username: string | null;
+  excerpt: string | null;
+}
+
+/** Who wrote it and what, on one short line: `@ana: "any deal on these?"`. */
+export function quoteEntry(e: FeedEntry, max = 80): string {
+  const who = e.contact_username ? `@${e.contact_username}` : e.contact_igsid;
+  if (!e.excerpt) return who ?? "";
+  const chars = [...e.excerpt];
+  const text = chars.length > max ? `${chars.slice(0, max - 1).join("")}…` : e.excerpt;
+  return who ? `${who}: “${text}”` : `“${text}”`;
 }
 
 /** One line a marketer reads: what happened and why. */

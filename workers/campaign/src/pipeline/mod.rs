@@ -349,6 +349,7 @@ impl Pipeline {
             contact: None,
             outcome: "",
             detail: None,
+            excerpt: None,
         }
     }
 
@@ -390,7 +391,13 @@ impl Pipeline {
             }
         };
         let acted = match item {
-            Item::Comment(comment) => self.on_comment(env, &account, base, &comment).await,
+            Item::Comment(comment) => {
+                let base = DecisionRecord {
+                    excerpt: comment.text.as_deref(),
+                    ..base
+                };
+                self.on_comment(env, &account, base, &comment).await
+            }
             Item::Messaging(m) if env.kind == EventKind::Message => {
                 self.on_message(env, &account, base, &m).await
             }

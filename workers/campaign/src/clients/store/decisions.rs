@@ -15,6 +15,8 @@ pub struct DecisionRecord<'a> {
     pub contact: Option<&'a str>,
     pub outcome: &'a str,
     pub detail: Option<String>,
+    /// The comment's text, for the dashboard's live feed (stored cut to 140 characters).
+    pub excerpt: Option<&'a str>,
     /// This handling of the event: its token on the event's actions, holding their claims
     /// and leases.
     pub attempt: Uuid,
@@ -24,8 +26,8 @@ impl Store {
     /// Records the decision once; a redelivered event keeps the first record.
     pub async fn record_decision(&self, d: &DecisionRecord<'_>) -> Result<(), StoreError> {
         sqlx::query(
-            "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id, contact_igsid, outcome, detail)
-             values ($1, $2, $3, $4, 'decision', $5, $6, $7, $8)
+            "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id, contact_igsid, outcome, detail, excerpt)
+             values ($1, $2, $3, $4, 'decision', $5, $6, $7, $8, left($9, 140))
              on conflict (ig_user_id, event_id, step) do nothing",
         )
         .bind(d.tenant_id)
@@ -36,6 +38,7 @@ impl Store {
         .bind(d.contact)
         .bind(d.outcome)
         .bind(&d.detail)
+        .bind(d.excerpt)
         .execute(&self.pool)
         .await?;
         Ok(())
