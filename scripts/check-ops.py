@@ -43,7 +43,6 @@ SHARED = "shared/src"
 OPERATOR_ONLY = {
     "WorkerTaskRole": {
         "secretsmanager:CreateSecret": "igflow-worker apply writes tokens as the operator",
-        "secretsmanager:PutSecretValue": "igflow-worker apply writes tokens as the operator",
     },
 }
 SDK_CRATES = {"sqs": "aws-sdk-sqs", "secretsmanager": "aws-sdk-secretsmanager"}

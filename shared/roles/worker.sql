@@ -40,10 +40,17 @@ revoke all on all functions in schema public from igflow_worker;
 -- Never its token reference, user or page.
 grant select, delete on ig_accounts, campaigns to igflow_worker;
 grant update (status, status_reason, updated_at) on ig_accounts to igflow_worker;
+-- The lifecycle jobs: a refreshed token's expiry, a failed refresh or subscription, the
+-- fields subscribed again.
+grant update (token_expires_at, token_updated_at, token_refresh_error, token_refresh_failed_at,
+              subscription_error, subscription_checked_at, webhook_fields) on ig_accounts
+    to igflow_worker;
 grant select on rules, actions, intents to igflow_worker;
 -- What the worker records and prunes.
 grant select, insert, update, delete on activity, contacts, parked_events, message_errors
     to igflow_worker;
+-- Leases of the lifecycle jobs.
+grant select, insert, update, delete on job_leases to igflow_worker;
 -- Meta's app callbacks.
 grant select, insert, update on data_deletion_requests, app_callback_requests to igflow_worker;
 -- Not tenants, not memberships (who the dashboard users are), not the migration bookkeeping.
@@ -58,7 +65,7 @@ declare
 begin
     foreach t in array array['ig_accounts', 'campaigns', 'rules', 'actions', 'intents',
                              'activity', 'contacts', 'parked_events', 'message_errors',
-                             'data_deletion_requests', 'app_callback_requests'] loop
+                             'data_deletion_requests', 'app_callback_requests', 'job_leases'] loop
         execute format('drop policy if exists igflow_worker_all on %I', t);
         execute format(
             'create policy igflow_worker_all on %I for all to igflow_worker using (true) with check (true)',

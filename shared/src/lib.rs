@@ -17,6 +17,7 @@ pub mod plan;
 pub mod signature;
 pub mod signed_request;
 pub mod splitter;
+pub mod subscription;
 pub mod template;
 pub mod tester;
 pub mod time;

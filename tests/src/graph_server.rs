@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use crate::locked::Locked;
 use axum::extract::Query;
 
+#[path = "graph_lifecycle.rs"]
+mod lifecycle;
 #[path = "graph_oauth.rs"]
 mod oauth;
 use axum::extract::{Path, State};
@@ -178,6 +180,7 @@ struct ServerState {
     /// lists them.
     threads: HashMap<(String, String), Vec<Value>>,
     oauth: oauth::OAuthState,
+    lifecycle: lifecycle::LifecycleState,
 }
 
 type Shared = Locked<ServerState>;
@@ -292,6 +295,7 @@ impl GraphTestServer {
             .route("/{node}/conversations", get(conversations))
             .route("/{node}", get(thread))
             .merge(oauth::routes())
+            .merge(lifecycle::routes())
             .with_state(shared.clone());
         let url = crate::serve_local(app, port).await?;
         Ok(Self { url, shared })

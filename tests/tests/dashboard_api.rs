@@ -625,15 +625,7 @@ async fn an_owner_connects_an_account_through_instagrams_oauth() {
     assert_eq!(connected["webhook_fields"].as_array().unwrap().len(), 7);
     assert_eq!(
         w.env.graph.subscribed_fields("17841400000000555"),
-        [
-            "comments",
-            "messages",
-            "message_reactions",
-            "messaging_postbacks",
-            "messaging_seen",
-            "messaging_referral",
-            "mentions"
-        ]
+        igflow_core::subscription::WEBHOOK_FIELDS
     );
     let secret: String = sqlx::query_scalar(
         "select token_secret_ref from ig_accounts where ig_user_id = '17841400000000555'",

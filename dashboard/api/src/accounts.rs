@@ -10,6 +10,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, KeyInit, Mac};
 use igflow_core::ids::IgUserId;
+use igflow_core::subscription;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
@@ -23,8 +24,6 @@ use crate::error::ApiError;
 
 /// What igflow asks the owner to allow: read the account, answer comments and messages.
 pub const SCOPES: &str = "instagram_business_basic,instagram_business_manage_messages,instagram_business_manage_comments";
-/// The webhook fields igflow acts on, subscribed for every connected account.
-pub const WEBHOOK_FIELDS: &str = "comments,messages,message_reactions,messaging_postbacks,messaging_seen,messaging_referral,mentions";
 /// How long the owner has to finish Meta's dialog.
 const STATE_LIFETIME_SECONDS: i64 = 600;
 
@@ -405,7 +404,7 @@ async fn finish_connect(state: &AppState, q: CallbackQuery) -> Result<String, Ap
     let subscribed: serde_json::Value = call(
         "subscribing the webhook fields",
         http.post(format!("{}/me/subscribed_apps", oauth.graph_url))
-            .query(&[("subscribed_fields", WEBHOOK_FIELDS)])
+            .query(&[("subscribed_fields", subscription::parameter())])
             .bearer_auth(long.access_token.expose_secret()),
     )
     .await?;
@@ -414,10 +413,9 @@ async fn finish_connect(state: &AppState, q: CallbackQuery) -> Result<String, Ap
             "Meta did not confirm the webhook subscription: {subscribed}"
         )));
     }
-    let fields: Vec<&str> = WEBHOOK_FIELDS.split(',').collect();
     sqlx::query("update ig_accounts set webhook_fields = $2 where id = $1")
         .bind(account)
-        .bind(&fields)
+        .bind(subscription::WEBHOOK_FIELDS)
         .execute(&state.pool)
         .await?;
     tracing::info!(account_id = %account, tenant_id = %connect.tenant, "account connected");

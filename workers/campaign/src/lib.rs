@@ -20,6 +20,7 @@ use crate::clients::redis::RedisKeys;
 use crate::clients::secrets::Tokens;
 use crate::clients::store::Store;
 use crate::config::RunConfig;
+use crate::jobs::lifecycle::Lifecycle;
 use crate::jobs::metrics::{Latencies, Reporter};
 use crate::jobs::unpark::Unparker;
 use crate::pipeline::Pipeline;
@@ -42,6 +43,7 @@ pub struct Worker {
     accounts: Arc<AccountCache>,
     consumers: usize,
     unparker: Unparker,
+    lifecycle: Lifecycle,
     reporter: Reporter,
     stats: Arc<Stats>,
     /// The store and the retention in days, when old rows are to be pruned.
@@ -74,6 +76,16 @@ impl Worker {
             config.secrets,
         ));
         let accounts = AccountCache::new(store.clone(), Arc::clone(&tokens));
+        let graph = GraphClient::new(config.graph)?;
+        let lifecycle = Lifecycle {
+            store: store.clone(),
+            tokens: Arc::clone(&tokens),
+            graph: graph.clone(),
+            limiter: Arc::clone(&limiter),
+            queue: QueueSender::new(sqs.clone(), config.queue_url.clone()),
+            stats: Arc::clone(&stats),
+            config: config.lifecycle,
+        };
         let latencies = Arc::new(Latencies::default());
         let classifier = Arc::new(IntentClassifier::new(
             &config.classifier,
@@ -85,7 +97,7 @@ impl Worker {
             store,
             dedupe: Dedupe::new(redis, keys),
             tokens,
-            graph: GraphClient::new(config.graph)?,
+            graph,
             stats: Arc::clone(&stats),
             lease: config.visibility,
             limiter: Arc::clone(&limiter),
@@ -110,6 +122,7 @@ impl Worker {
             accounts,
             consumers: config.consumers,
             unparker,
+            lifecycle,
             reporter: Reporter {
                 store: reporter_store,
                 stats: Arc::clone(&stats),
@@ -131,6 +144,7 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) {
         let unparker = tokio::spawn(self.unparker.run(shutdown.clone()));
         let listener = tokio::spawn(Arc::clone(&self.accounts).listen(shutdown.clone()));
+        let lifecycle = tokio::spawn(self.lifecycle.run(shutdown.clone()));
         let pruner = self
             .retention
             .map(|(store, days)| tokio::spawn(jobs::retention::run(store, days, shutdown.clone())));
@@ -143,6 +157,7 @@ impl Worker {
             pruner.abort();
         }
         listener.abort();
+        lifecycle.abort();
         reporting.cancel();
         let _ = reporter.await;
         tracing::info!(stats = ?self.stats.snapshot(), "worker stopped");

@@ -73,6 +73,23 @@ counters!(
     /// Graph API calls Meta refused for a rate limit (throttling codes or HTTP 429): an alarm
     /// metric, since the budgets are meant to keep every call inside Meta's limits.
     throttled,
+    /// Long-lived tokens the token refresh job renewed.
+    tokens_refreshed,
+    /// Token refreshes Meta or Secrets Manager refused (retried at the next round).
+    token_refresh_failed,
+    /// Failed refreshes of a token that expires within the warning time: an alarm metric.
+    token_expiring,
+    /// Accounts subscribed again to webhook fields Meta had dropped.
+    resubscribed,
+    /// Accounts whose subscription could not be renewed (marked on the account): an alarm
+    /// metric.
+    resubscribe_failed,
+    /// Accounts with active campaigns and no event for longer than the quiet time: an alarm
+    /// metric.
+    account_silent,
+    /// Comments reconciliation found that igflow had never seen, enqueued: non-zero means
+    /// Meta did not deliver something.
+    recovered_events,
 );
 
 impl Stats {

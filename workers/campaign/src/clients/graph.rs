@@ -70,9 +70,9 @@ struct ReplyAuthor {
 }
 
 #[derive(Deserialize)]
-struct Paging {
+pub(crate) struct Paging {
     #[serde(default)]
-    next: Option<String>,
+    pub(crate) next: Option<String>,
 }
 
 /// `GET /{ig-user-id}/conversations?user_id=...`: the account's thread with one person.
@@ -226,7 +226,7 @@ impl DirectMessage<'_> {
 
 #[derive(Clone)]
 pub struct GraphClient {
-    http: reqwest::Client,
+    pub(crate) http: reqwest::Client,
     config: GraphConfig,
 }
 
@@ -245,7 +245,7 @@ impl GraphClient {
         self.config.timeout
     }
 
-    fn base(&self, login: LoginFlavor) -> &str {
+    pub(crate) fn base(&self, login: LoginFlavor) -> &str {
         match login {
             LoginFlavor::Instagram => &self.config.instagram_url,
             LoginFlavor::Facebook => &self.config.facebook_url,
@@ -253,7 +253,7 @@ impl GraphClient {
     }
 
     /// Who sends messages: the IG user with Instagram Login, the linked Page with Facebook Login.
-    fn sender(account: &Account) -> &str {
+    pub(crate) fn sender(account: &Account) -> &str {
         match (&account.login, &account.page_id) {
             (LoginFlavor::Facebook, Some(page)) => page.as_str(),
             _ => account.ig_user_id.as_str(),
@@ -391,25 +391,28 @@ impl GraphClient {
 
     /// One Graph API read. Only a 2xx answer with the expected body is an answer: an error
     /// status (a 500, a throttle, a token error) is returned as the error Meta gave.
-    async fn read<T: DeserializeOwned>(
+    pub(crate) async fn read<T: DeserializeOwned>(
         &self,
         url: &str,
         token: &SecretString,
     ) -> Result<T, CallError> {
-        let started = Instant::now();
-        let response = self
-            .http
-            .get(url)
-            .bearer_auth(token.expose_secret())
-            .send()
+        self.read_request(self.http.get(url).bearer_auth(token.expose_secret()))
             .await
-            .map_err(|e| {
-                read_error(
-                    format!("graph API read failed: {}", e.without_url()),
-                    None,
-                    started,
-                )
-            })?;
+    }
+
+    /// A GET that writes nothing: an error answer is retryable unless it concerns the account.
+    pub(crate) async fn read_request<T: DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, CallError> {
+        let started = Instant::now();
+        let response = request.send().await.map_err(|e| {
+            read_error(
+                format!("graph API read failed: {}", e.without_url()),
+                None,
+                started,
+            )
+        })?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let bytes = response.bytes().await;
@@ -438,7 +441,7 @@ impl GraphClient {
             })
     }
 
-    async fn post(
+    pub(crate) async fn post(
         &self,
         url: &str,
         token: &SecretString,

@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod dedupe;
 pub mod graph;
+pub mod graph_lifecycle;
 pub mod ratelimit;
 pub mod redis;
 pub mod secrets;

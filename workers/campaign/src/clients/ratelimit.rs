@@ -521,6 +521,17 @@ impl RateLimiter {
         Ok(())
     }
 
+    /// The usage percentage Meta last reported for the account (within the last minute):
+    /// reconciliation, the lowest priority, stops above its share.
+    pub async fn reported_usage(&self, account: &IgUserId) -> Result<Option<u8>, Failure> {
+        let percent: Option<i64> = self
+            .redis
+            .get(self.usage_key(account))
+            .await
+            .map_err(|e| Failure::retry(format!("redis unavailable for usage: {e}")))?;
+        Ok(percent.map(|p| u8::try_from(p.clamp(0, 100)).unwrap_or(100)))
+    }
+
     /// Remembers the usage percentage Meta last reported for the account.
     pub async fn record_usage(&self, account: &IgUserId, percent: u8) -> Result<(), Failure> {
         self.meter.usage(account, percent);

@@ -158,18 +158,42 @@ impl Tokens {
                 if e.as_service_error()
                     .is_some_and(|s| s.is_resource_exists_exception()) =>
             {
-                self.client
-                    .put_secret_value()
-                    .secret_id(name)
-                    .secret_string(token.expose_secret())
-                    .send()
-                    .await
-                    .map_err(|e| SecretsError::unavailable("PutSecretValue", name, e))?;
+                self.put_value(name, token).await?;
             }
             Err(e) => return Err(SecretsError::unavailable("CreateSecret", name, e)),
         }
         self.lock().retain(|_, cached| cached.secret_ref != name);
         Ok(())
+    }
+
+    /// Writes a refreshed token over the account's secret and caches it, so this worker's
+    /// next call uses it (other workers read it when the account row's change reaches them).
+    /// The secret exists already: only `PutSecretValue`, which the worker's role may call.
+    pub async fn replace(
+        &self,
+        account: Uuid,
+        secret_ref: &str,
+        token: &SecretString,
+    ) -> Result<(), SecretsError> {
+        self.put_value(secret_ref, token).await?;
+        let cached = Cached {
+            secret_ref: secret_ref.to_owned(),
+            token: token.clone(),
+            at: Instant::now(),
+        };
+        self.lock().insert(account, cached);
+        Ok(())
+    }
+
+    async fn put_value(&self, name: &str, token: &SecretString) -> Result<(), SecretsError> {
+        self.client
+            .put_secret_value()
+            .secret_id(name)
+            .secret_string(token.expose_secret())
+            .send()
+            .await
+            .map(drop)
+            .map_err(|e| SecretsError::unavailable("PutSecretValue", name, e))
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Cached>> {

@@ -1,5 +1,11 @@
-//! Background work beside the event loop: unparking, retention, metrics.
+//! Background work beside the event loop: unparking, retention, metrics, and the account
+//! lifecycle jobs (token refresh, subscription audit, reconciliation) under per-account leases.
 
+pub mod lease;
+pub mod lifecycle;
 pub mod metrics;
+pub mod reconcile;
 pub mod retention;
+pub mod subscriptions;
+pub mod token_refresh;
 pub mod unpark;

@@ -6,6 +6,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use igflow_core::campaign_file::CampaignFile;
 use igflow_core::env::Env;
+use igflow_core::ids::IgUserId;
 use igflow_core::runtime;
 use tokio_util::sync::CancellationToken;
 
@@ -17,6 +18,8 @@ use crate::clients::store::Store;
 use crate::config::{
     ClassifierConfig, RunConfig, SecretsConfig, StoreConfig, queue_url, retention_days,
 };
+use crate::jobs::lifecycle::Lifecycle;
+use crate::jobs::reconcile;
 use crate::ops::dlq::{Dlq, Selection};
 use crate::ops::{apply, replay, simulate};
 use crate::pipeline::classify::IntentClassifier;
@@ -74,6 +77,17 @@ enum Command {
     /// Re-enqueue raw deliveries captured from Meta (a JSON array, one document, or JSON
     /// Lines); events already handled are dropped by the dedupe.
     Replay { file: PathBuf },
+    /// Read the account's comments written since TIME (at most 7 days ago, Meta's
+    /// private-reply window) through the Graph API and enqueue those igflow never saw, as a
+    /// running worker does on its schedule; takes the same environment as `run`.
+    Reconcile {
+        /// The account (ig_user_id).
+        #[arg(long)]
+        account: String,
+        /// RFC 3339, e.g. 2026-11-29T08:00:00Z.
+        #[arg(long)]
+        since: jiff::Timestamp,
+    },
 }
 
 #[derive(Subcommand)]
@@ -222,6 +236,29 @@ impl Cli {
                 println!(
                     "older than {days} days, deleted: {} activity rows, {} queue errors, {} contacts, {} parked events",
                     p.activity, p.message_errors, p.contacts, p.parked_events
+                );
+            }
+            Command::Reconcile { account, since } => {
+                let account = IgUserId::parse(account.as_str())?;
+                let Some(account) = store.account(&account).await? else {
+                    anyhow::bail!("igflow has no account {account}");
+                };
+                let lifecycle = Lifecycle::connect(
+                    RunConfig::from_env(&env)?,
+                    store,
+                    &runtime::aws_sdk_config(runtime::AwsCalls::Worker).await,
+                )
+                .await?;
+                let done =
+                    reconcile::reconcile(&lifecycle, &account, since.as_millisecond()).await?;
+                println!(
+                    "{} media, {} comments read, {} never seen and enqueued{}",
+                    done.media,
+                    done.comments_read,
+                    done.recovered,
+                    done.yielded
+                        .map(|why| format!("; stopped early: {why}"))
+                        .unwrap_or_default()
                 );
             }
             Command::Simulate { .. } => unreachable!("handled above"),

@@ -99,13 +99,15 @@ async fn upsert_account(
     account: &AccountSpec,
     secret_ref: &str,
 ) -> Result<Uuid, sqlx::Error> {
-    // Applying a file with a token resumes an account paused for its token.
+    // Applying a file with a token resumes an account paused for its token. A file's token
+    // has no known expiry: the token refresh job learns it from its first refresh.
     sqlx::query_scalar(
         "insert into ig_accounts (tenant_id, ig_user_id, username, login_flavor, page_id, token_secret_ref, limits)
          values ($1, $2, $3, $4, $5, $6, $7)
          on conflict (ig_user_id) do update set
            username = excluded.username, login_flavor = excluded.login_flavor, page_id = excluded.page_id,
            token_secret_ref = excluded.token_secret_ref, token_updated_at = now(), limits = excluded.limits,
+           token_expires_at = null, token_refresh_error = null, token_refresh_failed_at = null,
            status = case when ig_accounts.status = 'paused' then 'active' else ig_accounts.status end,
            status_reason = case when ig_accounts.status = 'paused' then null else ig_accounts.status_reason end,
            updated_at = now()

@@ -10,6 +10,7 @@ mod contacts;
 mod decisions;
 mod errors;
 mod health;
+mod lifecycle;
 mod parked;
 mod retention;
 
@@ -30,6 +31,7 @@ pub use campaigns::{ActionRow, CampaignParts, IntentRow, RuleRow};
 pub use decisions::DecisionRecord;
 pub use errors::MessageError;
 pub use health::{Health, TOKEN_WARNING_AGE};
+pub use lifecycle::{CampaignMedia, TokenDue};
 pub use parked::Parked;
 pub use retention::Pruned;
 

@@ -1,0 +1,188 @@
+//! The Graph API calls of the account lifecycle jobs: refreshing a long-lived token, reading
+//! and renewing the app's webhook subscription, and reading recent media and comments for
+//! reconciliation. All but the subscription are reads: an error answer writes nothing.
+
+use std::time::Duration;
+
+use igflow_core::subscription;
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::clients::graph::{CallError, GraphClient, Paging};
+use crate::clients::store::Account;
+
+/// `GET /refresh_access_token`: a new long-lived token and its lifetime.
+#[derive(Deserialize)]
+struct Refreshed {
+    access_token: String,
+    expires_in: u64,
+}
+
+/// A refreshed token.
+pub struct NewToken {
+    pub token: SecretString,
+    pub lifetime: Duration,
+}
+
+/// `GET /{ig-user-id or page-id}/subscribed_apps`: the apps subscribed, with their fields.
+#[derive(Deserialize)]
+struct SubscribedApps {
+    #[serde(default)]
+    data: Vec<SubscribedApp>,
+}
+
+#[derive(Deserialize)]
+struct SubscribedApp {
+    #[serde(default)]
+    subscribed_fields: Vec<String>,
+}
+
+/// One page of an edge (`/media`, `/comments`), newest first.
+#[derive(Deserialize)]
+struct Page<T> {
+    #[serde(default = "Vec::new")]
+    data: Vec<T>,
+    #[serde(default)]
+    paging: Option<Paging>,
+}
+
+/// A media of the account (`GET /{ig-user-id}/media?fields=id`).
+#[derive(Debug, Deserialize)]
+pub struct Media {
+    pub id: String,
+}
+
+/// A top-level comment as `GET /{media-id}/comments` gives it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ListedComment {
+    pub id: String,
+    #[serde(default)]
+    pub text: Option<String>,
+    /// `2026-11-29T17:30:00+0000`.
+    pub timestamp: String,
+    #[serde(default)]
+    pub from: Option<CommentAuthor>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct CommentAuthor {
+    pub id: String,
+    #[serde(default)]
+    pub username: Option<String>,
+}
+
+impl ListedComment {
+    /// When it was written, in Unix milliseconds, if Meta's time parses.
+    pub fn written_at_ms(&self) -> Option<i64> {
+        jiff::Timestamp::strptime("%Y-%m-%dT%H:%M:%S%z", &self.timestamp)
+            .ok()
+            .map(jiff::Timestamp::as_millisecond)
+    }
+}
+
+/// A page of comments and the URL of the next (older) one.
+pub struct CommentPage {
+    pub comments: Vec<ListedComment>,
+    pub next: Option<String>,
+}
+
+/// Comments asked for per page (Meta's maximum for the edge is 50).
+const COMMENTS_PER_PAGE: u32 = 50;
+
+impl GraphClient {
+    /// Refreshes an Instagram Login long-lived token: Meta takes one at least 24 hours old
+    /// and not expired, and answers a new one valid for 60 days.
+    pub async fn refresh_token(&self, token: &SecretString) -> Result<NewToken, CallError> {
+        let url = format!(
+            "{}/refresh_access_token",
+            self.base(igflow_core::campaign::LoginFlavor::Instagram)
+        );
+        let request = self.http.get(url).query(&[
+            ("grant_type", "ig_refresh_token"),
+            ("access_token", token.expose_secret()),
+        ]);
+        let refreshed: Refreshed = self.read_request(request).await?;
+        Ok(NewToken {
+            token: SecretString::from(refreshed.access_token),
+            lifetime: Duration::from_secs(refreshed.expires_in),
+        })
+    }
+
+    /// The webhook fields the account has subscribed igflow's app to.
+    pub async fn subscribed_fields(
+        &self,
+        account: &Account,
+        token: &SecretString,
+    ) -> Result<Vec<String>, CallError> {
+        let url = format!(
+            "{}/{}/subscribed_apps",
+            self.base(account.login),
+            Self::sender(account)
+        );
+        let apps: SubscribedApps = self.read(&url, token).await?;
+        Ok(apps
+            .data
+            .into_iter()
+            .flat_map(|a| a.subscribed_fields)
+            .collect())
+    }
+
+    /// Subscribes the app to every field igflow acts on (Meta replaces the set).
+    pub async fn subscribe(
+        &self,
+        account: &Account,
+        token: &SecretString,
+    ) -> Result<(), CallError> {
+        let mut url = reqwest::Url::parse(&format!(
+            "{}/{}/subscribed_apps",
+            self.base(account.login),
+            Self::sender(account)
+        ))
+        .map_err(|e| CallError::not_sent(format!("subscription URL: {e}")))?;
+        url.query_pairs_mut()
+            .append_pair("subscribed_fields", &subscription::parameter());
+        self.post(url.as_str(), token, &json!({})).await.map(drop)
+    }
+
+    /// The account's `limit` most recent media.
+    pub async fn recent_media(
+        &self,
+        account: &Account,
+        token: &SecretString,
+        limit: u32,
+    ) -> Result<Vec<Media>, CallError> {
+        let url = format!(
+            "{}/{}/media?fields=id&limit={limit}",
+            self.base(account.login),
+            account.ig_user_id
+        );
+        let page: Page<Media> = self.read(&url, token).await?;
+        Ok(page.data)
+    }
+
+    /// A page of the media's comments, newest first: the first page for `None`, else the
+    /// page at `next` (Meta's cursor URL).
+    pub async fn comments(
+        &self,
+        account: &Account,
+        token: &SecretString,
+        media: &str,
+        next: Option<&str>,
+    ) -> Result<CommentPage, CallError> {
+        let url = next.map_or_else(
+            || {
+                format!(
+                    "{}/{media}/comments?fields=id,text,timestamp,from&limit={COMMENTS_PER_PAGE}",
+                    self.base(account.login)
+                )
+            },
+            str::to_owned,
+        );
+        let page: Page<ListedComment> = self.read(&url, token).await?;
+        Ok(CommentPage {
+            comments: page.data,
+            next: page.paging.and_then(|p| p.next),
+        })
+    }
+}

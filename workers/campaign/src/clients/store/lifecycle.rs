@@ -1,0 +1,172 @@
+//! Postgres for the account lifecycle jobs: which tokens are due for a refresh and what came
+//! of it, the subscription audit's marks, silent accounts, and what reconciliation reads
+//! (the media of comment campaigns, the comments igflow has already seen).
+
+use std::time::Duration;
+
+use uuid::Uuid;
+
+use crate::clients::store::{Store, StoreError};
+
+/// Meta refreshes a long-lived token only once it is 24 hours old: a token written less
+/// than this ago may be younger.
+const REFRESHABLE_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// An active Instagram Login account whose token is due for a refresh.
+#[derive(Debug, sqlx::FromRow)]
+pub struct TokenDue {
+    pub id: Uuid,
+    pub ig_user_id: String,
+    /// Unix milliseconds; `None` for a token a file gave, whose expiry Meta has not told.
+    pub expires_at_ms: Option<i64>,
+}
+
+/// The media an account's active comment campaigns listen on.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct CampaignMedia {
+    /// A campaign listens on every media: its recent media are read.
+    pub all_posts: bool,
+    pub media: Vec<String>,
+}
+
+impl Store {
+    /// Active Instagram Login accounts whose token expires within `before`, or whose expiry
+    /// is unknown, and which Meta would refresh (written at least 24 hours ago); the soonest
+    /// first.
+    pub async fn tokens_due(&self, before: Duration) -> Result<Vec<TokenDue>, StoreError> {
+        Ok(sqlx::query_as(
+            "select id, ig_user_id, (extract(epoch from token_expires_at) * 1000)::int8 as expires_at_ms
+             from ig_accounts
+             where status = 'active' and login_flavor = 'instagram'
+               and token_updated_at < now() - make_interval(secs => $2)
+               and (token_expires_at is null or token_expires_at < now() + make_interval(secs => $1))
+             order by token_expires_at nulls first",
+        )
+        .bind(before.as_secs_f64())
+        .bind(REFRESHABLE_AGE.as_secs_f64())
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Records a refreshed token's expiry and clears a previous failure.
+    pub async fn token_refreshed(
+        &self,
+        account: Uuid,
+        lifetime: Duration,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "update ig_accounts
+             set token_expires_at = now() + make_interval(secs => $2), token_updated_at = now(),
+                 token_refresh_error = null, token_refresh_failed_at = null, updated_at = now()
+             where id = $1",
+        )
+        .bind(account)
+        .bind(lifetime.as_secs_f64())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Shows a failed refresh on the account until one succeeds.
+    pub async fn token_refresh_failed(
+        &self,
+        account: Uuid,
+        reason: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "update ig_accounts set token_refresh_error = $2, token_refresh_failed_at = now()
+             where id = $1",
+        )
+        .bind(account)
+        .bind(reason)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// The active accounts, by Instagram id.
+    pub async fn active_accounts(&self) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "select ig_user_id from ig_accounts where status = 'active' order by ig_user_id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Records the audit's result: the fields now subscribed (when known) and the error a
+    /// failed subscription left, or none.
+    pub async fn subscription_checked(
+        &self,
+        account: Uuid,
+        fields: Option<&[String]>,
+        error: Option<&str>,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "update ig_accounts
+             set webhook_fields = coalesce($2, webhook_fields), subscription_error = $3,
+                 subscription_checked_at = now()
+             where id = $1",
+        )
+        .bind(account)
+        .bind(fields)
+        .bind(error)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Whether the account has active campaigns and no event for longer than `quiet` (since
+    /// it was added, if it never had one).
+    pub async fn is_silent(&self, account: Uuid, quiet: Duration) -> Result<bool, StoreError> {
+        Ok(sqlx::query_scalar(
+            "select exists (select 1 from campaigns c where c.account_id = a.id and c.status = 'active')
+                and coalesce((select max(x.created_at) from activity x
+                              where x.ig_user_id = a.ig_user_id and x.step = 'decision'),
+                             a.created_at) < now() - make_interval(secs => $2)
+             from ig_accounts a where a.id = $1",
+        )
+        .bind(account)
+        .bind(quiet.as_secs_f64())
+        .fetch_optional(self.pool())
+        .await?
+        .unwrap_or(false))
+    }
+
+    /// The media the account's active comment campaigns listen on.
+    pub async fn campaign_media(&self, account: Uuid) -> Result<CampaignMedia, StoreError> {
+        let scopes: Vec<Vec<String>> = sqlx::query_scalar(
+            "select media_ids from campaigns
+             where account_id = $1 and status = 'active' and trigger = 'comment'",
+        )
+        .bind(account)
+        .fetch_all(self.pool())
+        .await?;
+        let mut media = CampaignMedia {
+            all_posts: scopes.iter().any(Vec::is_empty),
+            media: scopes.into_iter().flatten().collect(),
+        };
+        media.media.sort();
+        media.media.dedup();
+        Ok(media)
+    }
+
+    /// The events of `event_ids` igflow has never seen for the account: no decision recorded
+    /// and not parked.
+    pub async fn unseen_events(
+        &self,
+        account: Uuid,
+        ig_user_id: &str,
+        event_ids: &[String],
+    ) -> Result<Vec<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "select e from unnest($3::text[]) e
+             where not exists (select 1 from activity x where x.ig_user_id = $2 and x.event_id = e)
+               and not exists (select 1 from parked_events p where p.account_id = $1 and p.event_id = e)",
+        )
+        .bind(account)
+        .bind(ig_user_id)
+        .bind(event_ids)
+        .fetch_all(self.pool())
+        .await?)
+    }
+}
