@@ -38,6 +38,14 @@ impl Env {
         }
     }
 
+    /// This source with `values` in front: settings read from elsewhere at start-up (for
+    /// example Secrets Manager) win over the lookup's.
+    pub fn overlaid(self, values: HashMap<String, String>) -> Self {
+        Self {
+            lookup: Box::new(move |k| values.get(k).cloned().or_else(|| (self.lookup)(k))),
+        }
+    }
+
     pub fn optional(&self, var: &str) -> Option<String> {
         (self.lookup)(var)
     }

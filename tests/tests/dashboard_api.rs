@@ -973,3 +973,70 @@ async fn results_read_per_day_summaries_that_stay_exact_through_updates_and_dele
         "{hourly}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_database_url_and_app_secret_are_read_from_secrets_manager_at_start() {
+    use igflow_dashboard::config::{DashboardConfig, LoadError};
+    use secrecy::ExposeSecret;
+
+    let env = TestEnv::new().await.unwrap();
+    let secrets = aws_sdk_secretsmanager::Client::new(&env.aws);
+    let (db, app) = (
+        format!("{}database-url", env.secrets_prefix),
+        format!("{}instagram-app-secret", env.secrets_prefix),
+    );
+    for (name, value) in [
+        (&db, env.admin_database_url.as_str()),
+        (&app, "from-secrets-manager\n"),
+    ] {
+        secrets
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await
+            .unwrap();
+    }
+    let vars = |db_secret: &str| {
+        igflow_core::env::Env::from_map(
+            [
+                ("IGFLOW_JWT_ISSUER", ISSUER),
+                ("IGFLOW_JWT_SECRET", JWT_SECRET),
+                ("IGFLOW_DATABASE_URL_SECRET_ID", db_secret),
+                ("IGFLOW_IG_APP_ID", "990000000000001"),
+                ("IGFLOW_IG_APP_SECRET_ID", app.as_str()),
+                (
+                    "IGFLOW_OAUTH_REDIRECT_URL",
+                    "https://dash.example/oauth/callback",
+                ),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        )
+    };
+    let config = DashboardConfig::load(vars(&db), &secrets).await.unwrap();
+    assert_eq!(
+        config.store.database_url.expose_secret(),
+        env.admin_database_url
+    );
+    assert_eq!(
+        config.oauth.unwrap().app_secret.expose_secret(),
+        "from-secrets-manager"
+    );
+    // A secret that is not there: the error names the setting and what to check.
+    let missing = DashboardConfig::load(vars("igflow-test/no-such-secret"), &secrets)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &missing,
+            LoadError::Secret {
+                var: "DATABASE_URL",
+                ..
+            }
+        ),
+        "{missing}"
+    );
+    assert!(missing.to_string().contains("GetSecretValue"), "{missing}");
+}

@@ -1,5 +1,6 @@
 //! The dashboard API's configuration, read once at start-up.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -78,7 +79,61 @@ pub struct DashboardConfig {
     pub classifier: ClassifierConfig,
 }
 
+/// Settings the stack keeps in Secrets Manager instead of the function's configuration: the
+/// second variable names the secret (name or ARN) whose string is the first's value.
+const FROM_SECRETS_MANAGER: [(&str, &str); 2] = [
+    ("DATABASE_URL", "IGFLOW_DATABASE_URL_SECRET_ID"),
+    ("IGFLOW_IG_APP_SECRET", "IGFLOW_IG_APP_SECRET_ID"),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error(
+        "reading {var} from Secrets Manager ({id}) failed: {reason}; check the secret exists, holds a string, and the function may secretsmanager:GetSecretValue it"
+    )]
+    Secret {
+        var: &'static str,
+        id: String,
+        reason: String,
+    },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
 impl DashboardConfig {
+    /// Reads the configuration once, at cold start: first the settings kept in Secrets
+    /// Manager, then everything else from `env`.
+    pub async fn load(
+        env: Env,
+        secrets: &aws_sdk_secretsmanager::Client,
+    ) -> Result<Self, LoadError> {
+        let mut values = HashMap::new();
+        for (var, id_var) in FROM_SECRETS_MANAGER {
+            let Some(id) = env.optional(id_var) else {
+                continue;
+            };
+            let failed = |reason: String| LoadError::Secret {
+                var,
+                id: id.clone(),
+                reason,
+            };
+            let value = secrets
+                .get_secret_value()
+                .secret_id(&id)
+                .send()
+                .await
+                .map_err(|e| {
+                    failed(aws_sdk_secretsmanager::error::DisplayErrorContext(e).to_string())
+                })?
+                .secret_string()
+                .ok_or_else(|| failed("it holds no string".into()))?
+                .trim()
+                .to_owned();
+            values.insert(var.to_owned(), value);
+        }
+        Ok(Self::from_env(&env.overlaid(values))?)
+    }
+
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         let listen = if env.optional("AWS_LAMBDA_RUNTIME_API").is_some() {
             Listen::Lambda
