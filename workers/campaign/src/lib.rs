@@ -23,9 +23,9 @@ use crate::config::RunConfig;
 use crate::jobs::lifecycle::Lifecycle;
 use crate::jobs::metrics::{Latencies, Reporter};
 use crate::jobs::unpark::Unparker;
-use crate::pipeline::Pipeline;
 use crate::pipeline::classify::IntentClassifier;
 use crate::pipeline::consumer::Consumer;
+use crate::pipeline::{Cooldown, Pipeline};
 use crate::stats::Stats;
 use igflow_core::runtime::queue::QueueSender;
 
@@ -94,6 +94,10 @@ impl Worker {
         )?);
         let pipeline = Pipeline {
             accounts: Arc::clone(&accounts),
+            cooldown: Cooldown {
+                limiter: Arc::clone(&limiter),
+                store: store.clone(),
+            },
             store,
             dedupe: Dedupe::new(redis, keys),
             tokens,

@@ -1,4 +1,4 @@
-//! The SQS loop: receive, hand each message to the pipeline, settle it by the outcome.
+//! The SQS loop: receive, work each message through the pipeline, settle it by its [`Next`].
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,39 +8,23 @@ use aws_sdk_sqs::types::{
     ChangeMessageVisibilityBatchRequestEntry, Message, MessageSystemAttributeName,
 };
 use igflow_core::envelope::Envelope;
-use igflow_core::failure::Failure;
 use igflow_core::runtime::queue::delete_messages;
 use igflow_core::runtime::sqs::SqsError;
 use tokio::sync::{Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::Instrument;
 
 use crate::clients::store::MessageError;
 use crate::pipeline::heartbeat::with_heartbeat;
-use crate::pipeline::{Handled, Pipeline};
+use crate::pipeline::settle::Settled;
+use crate::pipeline::{Dropped, Next, Pipeline, Worked, decode};
 use crate::stats::Stats;
 
-/// Retries back off from `backoff_base` (5 s by default), doubling per receive, up to this.
-const BACKOFF_CAP: Duration = Duration::from_secs(15 * 60);
 /// SQS's longest message delay.
 const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
 /// SQS's longest visibility timeout.
 const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
-
-/// What to do with a message once the pipeline is done with it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Settle {
-    Delete,
-    /// Back into the queue as a new message that shows in this long: a wait for a rate slot
-    /// is not a failed attempt and must not count towards the DLQ's receive limit.
-    Requeue(Duration),
-    RetryIn(Duration),
-    /// Leave it: it reappears after its visibility timeout and, after the queue's
-    /// `maxReceiveCount`, moves to the DLQ.
-    LeaveForDlq,
-    /// Leave it untouched for now: it reappears after its visibility timeout.
-    Leave,
-}
 
 /// What the receive loops share: room for more work, the running tasks, the hard stop and
 /// the deleter.
@@ -67,17 +51,39 @@ pub struct Consumer {
     pub backoff_base: Duration,
 }
 
-/// Capped exponential backoff on the receive count, with "equal jitter" (half fixed, half
-/// random): retries spread out, yet with the default 5 s base the first four span at least
-/// 37 s, so a database or Redis outage of half a minute does not push events to the DLQ.
-fn backoff(base: Duration, receive_count: u32) -> Duration {
-    let exp = base
-        .saturating_mul(1 << receive_count.saturating_sub(1).min(16))
-        .min(BACKOFF_CAP);
-    exp / 2 + (exp / 2).mul_f64(fastrand::f64())
+/// What one [`Consumer::process_next`] did: the messages it received, by how each ended.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Step {
+    pub received: usize,
+    /// Handled for good, given up included.
+    pub done: usize,
+    pub deferred: usize,
+    pub parked: usize,
+    pub retried: usize,
+    pub duplicates: usize,
+    /// Left for another worker that holds the event.
+    pub busy: usize,
+    pub poison: usize,
 }
 
-fn receive_count(m: &Message) -> u32 {
+impl Step {
+    fn add(&mut self, next: &Next) {
+        let n = match next {
+            Next::Continue
+            | Next::Done
+            | Next::Drop(Dropped::GivenUp(_) | Dropped::Held { .. }) => &mut self.done,
+            Next::Defer(_) => &mut self.deferred,
+            Next::Park => &mut self.parked,
+            Next::Retry { .. } => &mut self.retried,
+            Next::Drop(Dropped::Duplicate) => &mut self.duplicates,
+            Next::Drop(Dropped::Busy) => &mut self.busy,
+            Next::Drop(Dropped::Poison(_)) => &mut self.poison,
+        };
+        *n += 1;
+    }
+}
+
+pub(crate) fn receive_count(m: &Message) -> u32 {
     m.attributes()
         .and_then(|a| a.get(&MessageSystemAttributeName::ApproximateReceiveCount))
         .and_then(|v| v.parse().ok())
@@ -164,7 +170,13 @@ impl Consumer {
                         let consumer = Arc::clone(&self);
                         let (hard_stop, deletes) = (work.hard_stop.clone(), work.deletes.clone());
                         work.tasks.spawn(async move {
-                            consumer.work_on(m, &hard_stop, &deletes).await;
+                            if let Some(receipt) = consumer.work_on(&m, &hard_stop).await.delete
+                                && deletes.send(receipt).await.is_err()
+                            {
+                                tracing::warn!(
+                                    "deleter gone; the message will be redelivered and deduped"
+                                );
+                            }
                             drop(permit);
                         });
                     }
@@ -198,62 +210,66 @@ impl Consumer {
         Ok(out.messages.unwrap_or_default())
     }
 
-    /// Works one message to its end and settles it.
-    async fn work_on(
-        &self,
-        m: Message,
-        hard_stop: &CancellationToken,
-        deletes: &mpsc::Sender<String>,
-    ) {
-        let Some(receipt) = m.receipt_handle().map(str::to_owned) else {
-            return;
+    /// Receives one batch (up to `max_in_flight`, at most ten messages), works its messages
+    /// at once, settles them and says how each ended: the worker one step at a time, for
+    /// tests and tools that drive it.
+    pub async fn process_next(&self) -> Result<Step, SqsError> {
+        let messages = self.receive(self.max_in_flight).await?;
+        let never = CancellationToken::new();
+        let settled =
+            futures_util::future::join_all(messages.iter().map(|m| self.work_on(m, &never))).await;
+        let mut step = Step {
+            received: messages.len(),
+            ..Step::default()
         };
-        // Renewed every third of the visibility, so a slow message never reappears on
-        // another worker while this one is still on it.
-        let receipts = [receipt.as_str()];
-        let work = with_heartbeat(self.handle(&m), self.visibility / 3, || {
-            self.set_visibility(&receipts, self.visibility)
-        });
-        let settled = tokio::select! {
-            s = work => Some(s),
-            // Past the shutdown deadline: give the message back for another worker.
-            () = hard_stop.cancelled() => None,
-        };
-        match settled {
-            Some(Settle::Delete) => {
-                if deletes.send(receipt).await.is_err() {
-                    tracing::warn!("deleter gone; the message will be redelivered and deduped");
+        for s in &settled {
+            step.add(&s.next);
+        }
+        let receipts: Vec<&str> = settled.iter().filter_map(|s| s.delete.as_deref()).collect();
+        self.delete(&receipts).await;
+        Ok(step)
+    }
+
+    /// Works one message to its end (renewing its visibility every third of it, so it never
+    /// reappears on another worker meanwhile) and settles it; past `hard_stop`, gives it back
+    /// for another worker.
+    async fn work_on(&self, m: &Message, hard_stop: &CancellationToken) -> Settled {
+        let span = tracing::info_span!(
+            "event",
+            message_id = m.message_id().unwrap_or_default(),
+            receive_count = receive_count(m),
+            event_id = tracing::field::Empty,
+            account_id = tracing::field::Empty,
+            kind = tracing::field::Empty,
+            campaign_id = tracing::field::Empty,
+        );
+        async {
+            Stats::add(&self.stats.received);
+            let env = match decode::decode(m) {
+                Ok(env) => env,
+                Err(next) => return self.settle(m, None, Worked { next, claim: None }).await,
+            };
+            let receipts = [m.receipt_handle().unwrap_or_default()];
+            let work = with_heartbeat(self.pipeline.handle(&env), self.visibility / 3, || {
+                self.set_visibility(&receipts, self.visibility)
+            });
+            tokio::select! {
+                worked = work => self.settle(m, Some(&env), worked).await,
+                () = hard_stop.cancelled() => {
+                    Stats::add(&self.stats.handed_back);
+                    self.set_visibility(&receipts, Duration::ZERO).await;
+                    // Left to come back, like a copy another worker holds.
+                    Settled { next: Next::Drop(Dropped::Busy), delete: None }
                 }
-            }
-            Some(Settle::RetryIn(delay)) => {
-                Stats::add(&self.stats.retried);
-                self.set_visibility(&[&receipt], delay).await;
-            }
-            Some(Settle::Requeue(wait)) => {
-                Stats::add(&self.stats.deferred);
-                match self.requeue(&m, wait).await {
-                    Ok(()) => {
-                        if deletes.send(receipt).await.is_err() {
-                            tracing::warn!("deleter gone; the old copy comes back and is deduped");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %DisplayErrorContext(&e), "deferred copy not enqueued; hiding the message instead");
-                        self.set_visibility(&[&receipt], wait).await;
-                    }
-                }
-            }
-            Some(Settle::LeaveForDlq | Settle::Leave) => {}
-            None => {
-                Stats::add(&self.stats.handed_back);
-                self.set_visibility(&[&receipt], Duration::ZERO).await;
             }
         }
+        .instrument(span)
+        .await
     }
 
     /// Sends a copy of `m` that shows after `wait` (SQS delays up to 15 minutes; a longer
     /// wait is deferred again when the copy comes back).
-    async fn requeue(&self, m: &Message, wait: Duration) -> Result<(), SqsError> {
+    pub(super) async fn requeue(&self, m: &Message, wait: Duration) -> Result<(), SqsError> {
         self.sqs
             .send_message()
             .queue_url(&self.queue_url)
@@ -281,62 +297,8 @@ impl Consumer {
         }
     }
 
-    async fn handle(&self, m: &Message) -> Settle {
-        Stats::add(&self.stats.received);
-        let message_id = m.message_id().unwrap_or_default();
-        let count = receive_count(m);
-        let envelope = match Envelope::decode(m.body().unwrap_or_default()) {
-            Ok(e) => e,
-            Err(e) => {
-                Stats::add(&self.stats.poison);
-                tracing::error!(message_id, receive_count = count, error = %e, "poison message left for the DLQ");
-                self.record_error(m, None, &e.to_string()).await;
-                return Settle::LeaveForDlq;
-            }
-        };
-        match self.pipeline.handle(&envelope).await {
-            Ok(Handled::Done) => {
-                Stats::add(&self.stats.handled);
-                Settle::Delete
-            }
-            // Counted by the pipeline.
-            Ok(Handled::Duplicate | Handled::Parked) => Settle::Delete,
-            Ok(Handled::Busy) => {
-                Stats::add(&self.stats.busy);
-                Settle::Leave
-            }
-            Ok(Handled::Deferred(wait)) => Settle::Requeue(wait),
-            Err(f) => {
-                tracing::warn!(event_id = %envelope.event_id, receive_count = count, failure = %f, "event not completed");
-                match f {
-                    Failure::Permanent { .. } | Failure::Ambiguous { .. } => {
-                        Stats::add(&self.stats.handled);
-                        Settle::Delete
-                    }
-                    Failure::Retryable {
-                        retry_after,
-                        ref reason,
-                    } => {
-                        self.record_error(m, Some(&envelope), reason).await;
-                        Settle::RetryIn(
-                            retry_after.unwrap_or_else(|| backoff(self.backoff_base, count)),
-                        )
-                    }
-                    // The pipeline pauses the account and parks the event on an account failure
-                    // it meets while acting; one that reaches here had no account to pause:
-                    // recorded for `dlq list` and retried. (A corrupt account row is
-                    // `StoreError::CorruptAccount`, retryable.)
-                    Failure::Account { ref reason } => {
-                        self.record_error(m, Some(&envelope), reason).await;
-                        Settle::RetryIn(backoff(self.backoff_base, count))
-                    }
-                }
-            }
-        }
-    }
-
     /// Best effort: the reason shows in `igflow-worker dlq` if the message ends there.
-    async fn record_error(&self, m: &Message, envelope: Option<&Envelope>, error: &str) {
+    pub(super) async fn record_error(&self, m: &Message, envelope: Option<&Envelope>, error: &str) {
         let record = MessageError {
             message_id: m.message_id().unwrap_or_default().to_owned(),
             ig_user_id: envelope.map(|e| e.account_id.to_string()),
@@ -350,7 +312,7 @@ impl Consumer {
         }
     }
 
-    async fn set_visibility(&self, receipts: &[&str], delay: Duration) {
+    pub(super) async fn set_visibility(&self, receipts: &[&str], delay: Duration) {
         if receipts.is_empty() {
             return;
         }
@@ -397,23 +359,5 @@ impl Consumer {
                 tracing::warn!(error = %DisplayErrorContext(&e), "delete failed; messages will be redelivered and deduped")
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_is_capped_and_spans_outages() {
-        let base = Duration::from_secs(5);
-        for count in [1, 2, 5, 30, u32::MAX] {
-            let d = backoff(base, count);
-            assert!(d >= base / 2 && d <= BACKOFF_CAP, "{count}: {d:?}");
-        }
-        let first = (0..200).map(|_| backoff(base, 1)).max().unwrap_or_default();
-        assert!(first <= base);
-        let least: Duration = (1..=4).map(|n| base.saturating_mul(1 << (n - 1)) / 2).sum();
-        assert_eq!(least, Duration::from_millis(37_500));
     }
 }

@@ -1,0 +1,215 @@
+//! Stage 9, execute: the plan's actions, each at most once. An action's key in the activity
+//! log is claimed first, then `guard` rules on it, then it is sent (or, when an earlier
+//! attempt's outcome is unknown, resolved) and its outcome written back under the attempt's
+//! token. Touches Postgres (the action rows), Secrets Manager (the token) and, through
+//! `send`, the Graph API.
+
+use std::time::Duration;
+
+use igflow_core::campaign::ActionKind;
+use igflow_core::failure::Failure;
+use igflow_core::plan::{Decision, Plan, PlannedAction};
+use igflow_core::runtime::now_ms;
+use secrecy::SecretString;
+
+use crate::clients::store::{ActionClaim, ActionOutcome, ActionRecord, DecisionRecord};
+use crate::pipeline::attempt::Attempt;
+use crate::pipeline::guard::class_of;
+use crate::pipeline::{Context, Dropped, Next, Pipeline};
+use crate::stats::Stats;
+
+/// What every action of one event shares.
+struct Acting<'a> {
+    cx: &'a Context<'a>,
+    record: &'a DecisionRecord<'a>,
+    plan: &'a Plan,
+    token: &'a SecretString,
+}
+
+impl Pipeline {
+    /// A permanent failure of one action does not stop the others; a retryable or unresolved
+    /// one retries the event later, where the actions already done are skipped.
+    pub(super) async fn execute(&self, cx: &Context<'_>) -> Result<Next, Failure> {
+        let Decision::Matched(plan) = &cx.decision else {
+            return Ok(Next::Done);
+        };
+        let record = cx.decision_record();
+        let token = self
+            .tokens
+            .get(cx.account.id, &cx.account.token_secret_ref)
+            .await?;
+        let acting = Acting {
+            cx,
+            record: &record,
+            plan,
+            token: &token,
+        };
+        let mut unresolved = None;
+        for action in &plan.actions {
+            match self.act(&acting, action).await? {
+                Next::Continue => {}
+                // Resolved on a later attempt (read back, or re-sent where Meta dedupes);
+                // the other actions go on meanwhile.
+                retry @ Next::Retry { .. } => unresolved = Some(retry),
+                next => return Ok(next),
+            }
+        }
+        Ok(unresolved.unwrap_or(Next::Done))
+    }
+
+    /// One action to its end: `Continue` when it is (sent, done before, given up), `Retry`
+    /// when its outcome is still unknown, `Defer` when it waits for a rate slot.
+    async fn act(&self, a: &Acting<'_>, action: &PlannedAction) -> Result<Next, Failure> {
+        let lease = self.action_lease();
+        let claim = self
+            .store
+            .claim_action(a.record, action.kind, action.variant, lease)
+            .await?;
+        let attempt = match claim {
+            ActionClaim::Done => return Ok(Next::Continue),
+            // Another worker may be sending it right now: resolving it here could send
+            // it a second time. Come back once its lease has run out.
+            ActionClaim::Busy { retry_in } => {
+                Stats::add(&self.stats.busy);
+                tracing::info!(
+                    action = action.kind.as_str(),
+                    retry_in_ms = retry_in.as_millis(),
+                    "action in flight elsewhere; this copy comes back after its lease"
+                );
+                return Err(Failure::Retryable {
+                    retry_after: Some(retry_in + Duration::from_secs(1)),
+                    reason: format!("another worker is sending its {}", action.kind),
+                });
+            }
+            ActionClaim::Fresh => match self.guard(a.cx, a.record, a.plan, action).await? {
+                Next::Continue => self.first_attempt(a, action).await?,
+                Next::Drop(Dropped::Held { outcome, detail }) => Attempt::held(outcome, detail),
+                Next::Defer(wait) => return self.defer(a.record, action.kind, wait).await,
+                next => return Ok(next),
+            },
+            ActionClaim::Unresolved { attempted_at_ms } => {
+                Stats::add(&self.stats.uncertain);
+                let target = &a.cx.target;
+                self.resolve(&a.cx.account, a.token, target, action, attempted_at_ms)
+                    .await
+            }
+        };
+        self.finish(a, action, attempt).await
+    }
+
+    /// Marks the action `pending` under this attempt's lease and sends it; an unknown
+    /// outcome is resolved right away.
+    async fn first_attempt(
+        &self,
+        a: &Acting<'_>,
+        action: &PlannedAction,
+    ) -> Result<Attempt, Failure> {
+        let lease = self.action_lease();
+        if !self
+            .store
+            .start_sending(a.record, action.kind, lease)
+            .await?
+        {
+            Stats::add(&self.stats.busy);
+            return Err(Failure::retry(format!(
+                "another copy of this event took over its {}",
+                action.kind
+            )));
+        }
+        let (account, target) = (&a.cx.account, &a.cx.target);
+        let started_ms = now_ms();
+        let sent = self.send(account, a.token, target, action).await;
+        let attempt = Attempt::from_call(sent, None);
+        if !matches!(attempt.failure, Some(Failure::Ambiguous { .. })) {
+            return Ok(attempt);
+        }
+        Stats::add(&self.stats.uncertain);
+        Ok(self
+            .resolve(account, a.token, target, action, Some(started_ms))
+            .await)
+    }
+
+    /// Gives the action back (`retry`) until its booked slot: the event comes back then.
+    async fn defer(
+        &self,
+        record: &DecisionRecord<'_>,
+        kind: ActionKind,
+        wait: Duration,
+    ) -> Result<Next, Failure> {
+        let deferred = ActionRecord {
+            detail: Some(format!(
+                "deferred {} ms for the account's rate budget",
+                wait.as_millis()
+            )),
+            ..ActionRecord::new(ActionOutcome::Retry)
+        };
+        if !self.store.finish_action(record, kind, &deferred).await? {
+            return Err(self.taken_over(kind));
+        }
+        tracing::info!(
+            action = kind.as_str(),
+            wait_ms = wait.as_millis(),
+            "deferred for the rate budget"
+        );
+        Ok(Next::Defer(wait))
+    }
+
+    /// Writes the attempt's outcome (unless another attempt took the action over) and says
+    /// what it leaves to do.
+    async fn finish(
+        &self,
+        a: &Acting<'_>,
+        action: &PlannedAction,
+        attempt: Attempt,
+    ) -> Result<Next, Failure> {
+        if !self
+            .store
+            .finish_action(a.record, action.kind, &attempt.record)
+            .await?
+        {
+            return Err(self.taken_over(action.kind));
+        }
+        let outcome = attempt.record.outcome;
+        tracing::info!(
+            action = action.kind.as_str(),
+            outcome = outcome.as_str(),
+            graph_status = attempt.record.graph_status,
+            "action done"
+        );
+        if outcome == ActionOutcome::Sent && attempt.record.response_id.is_some() {
+            self.count_sent(a.cx, action.kind);
+        }
+        match attempt.failure {
+            None | Some(Failure::Permanent { .. }) => Ok(Next::Continue),
+            Some(Failure::Ambiguous { reason }) => Ok(Next::Retry {
+                after: None,
+                reason: format!("action outcome still unknown: {reason}"),
+            }),
+            Some(f @ (Failure::Retryable { .. } | Failure::Account { .. })) => Err(f),
+        }
+    }
+
+    fn count_sent(&self, cx: &Context<'_>, kind: ActionKind) {
+        Stats::add(&self.stats.sent);
+        let class = class_of(kind);
+        self.limiter
+            .meter
+            .add(&cx.account.ig_user_id, class, |c| c.sent += 1);
+        let since_received = now_ms().saturating_sub(cx.envelope.received_at_ms);
+        self.latencies.record(
+            class,
+            Duration::from_millis(u64::try_from(since_received).unwrap_or(0)),
+        );
+    }
+
+    /// This attempt lost the action's claim to another copy of the event (its lease ran
+    /// out): that copy's outcome stands, and this one's is not written over it.
+    fn taken_over(&self, kind: ActionKind) -> Failure {
+        Stats::add(&self.stats.busy);
+        tracing::warn!(
+            action = kind.as_str(),
+            "action taken over by another attempt; its outcome stands"
+        );
+        Failure::retry(format!("another copy of this event took over its {kind}"))
+    }
+}

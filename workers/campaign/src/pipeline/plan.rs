@@ -1,0 +1,68 @@
+//! Stage 5, plan: the account's campaigns decide by keywords (and, for a message, by a STOP
+//! or START); a message's sender is recorded with their consent and the time they wrote,
+//! which opens the 24-hour window. Touches Postgres (campaigns, cached; `contacts`) and
+//! Redis (the sender's last message).
+
+use igflow_core::event::Item;
+use igflow_core::failure::Failure;
+use igflow_core::ids::Igsid;
+use igflow_core::plan::{Decision, SkipReason};
+
+use crate::pipeline::{Context, Next, Pipeline, Target};
+
+impl Pipeline {
+    pub(super) async fn plan(&self, cx: &mut Context<'_>) -> Result<Next, Failure> {
+        // `filter` skipped it already.
+        if matches!(cx.decision, Decision::Skip(_)) {
+            return Ok(Next::Continue);
+        }
+        let campaigns = self.accounts.campaigns(cx.account.id).await?;
+        let (env, own) = (cx.envelope, &cx.account.ig_user_id);
+        cx.decision = match &cx.item {
+            Item::Comment(c) => campaigns.decide_comment(&env.event_id, own, c, env.occurred_at_ms),
+            Item::Messaging(m) => {
+                campaigns.decide_message(&env.event_id, own, m, env.occurred_at_ms)
+            }
+            Item::Unhandled => Decision::Skip(SkipReason::KindNotHandled),
+        };
+        cx.campaigns = Some(campaigns);
+        let sender = match &cx.item {
+            Item::Messaging(m) => m.sender(),
+            _ => None,
+        };
+        if let Some(sender) = sender {
+            self.note_sender(cx, sender).await?;
+        }
+        Ok(Next::Continue)
+    }
+
+    /// Records the sender of a message (not the account's own): their consent, whether they
+    /// opted out, and when they last wrote.
+    async fn note_sender(&self, cx: &mut Context<'_>, sender: Igsid) -> Result<(), Failure> {
+        if matches!(cx.decision, Decision::Skip(SkipReason::Own)) {
+            return Ok(());
+        }
+        let consent = match cx.decision {
+            Decision::Consent(c) => Some(c.opted_out()),
+            _ => None,
+        };
+        let opted_out = self
+            .store
+            .touch_contact(cx.account.id, sender.as_str(), None, consent)
+            .await?;
+        if opted_out && consent.is_none() {
+            cx.decision = Decision::Skip(SkipReason::OptedOut);
+        }
+        // The 24-hour window runs from the person's latest message, whichever event told us.
+        let last = self
+            .limiter
+            .note_user_message(&cx.account.ig_user_id, &sender, cx.envelope.occurred_at_ms)
+            .await?;
+        cx.contact = Some(sender.as_str().to_owned());
+        cx.target = Target::Sender {
+            igsid: sender,
+            last_message_ms: last,
+        };
+        Ok(())
+    }
+}

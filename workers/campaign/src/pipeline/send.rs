@@ -1,0 +1,147 @@
+//! Stage 9's calls to Meta: sending an action (and sharing what Meta says about throttling
+//! and usage with the rate limiter), and resolving one whose earlier outcome is unknown
+//! without ever sending it twice. Touches the Graph API and Redis.
+
+use igflow_core::campaign::ActionKind;
+use igflow_core::failure::Failure;
+use igflow_core::graph_error::{Verdict, is_throttling};
+use igflow_core::plan::PlannedAction;
+use secrecy::SecretString;
+
+use crate::clients::graph::{CallError, DirectMessage, Sent};
+use crate::clients::ratelimit::Throttled;
+use crate::clients::store::Account;
+use crate::pipeline::attempt::Attempt;
+use crate::pipeline::{Pipeline, Target};
+use crate::stats::Stats;
+
+/// Meta's code for the app's own rate limit.
+const APP_THROTTLED: i64 = 4;
+
+impl Pipeline {
+    pub(super) async fn send(
+        &self,
+        account: &Account,
+        token: &SecretString,
+        target: &Target,
+        action: &PlannedAction,
+    ) -> Result<Sent, CallError> {
+        let text = &action.text;
+        let message = DirectMessage {
+            text,
+            quick_replies: &action.quick_replies,
+        };
+        let result = match (action.kind, target) {
+            (ActionKind::PrivateReply, Target::Comment(comment)) => {
+                self.graph
+                    .private_reply(account, token, comment, &message)
+                    .await
+            }
+            (ActionKind::PublicReply, Target::Comment(comment)) => {
+                self.graph.public_reply(account, token, comment, text).await
+            }
+            (ActionKind::Dm, Target::Sender { igsid, .. }) => {
+                self.graph.send_dm(account, token, igsid, &message).await
+            }
+            // Plans are built for their trigger, so this cannot happen; never guess a recipient.
+            (kind, _) => {
+                return Err(CallError::not_sent(format!(
+                    "{kind} has no recipient in this event"
+                )));
+            }
+        };
+        if let Err(CallError {
+            code,
+            status,
+            verdict:
+                Verdict::Failed(Failure::Retryable {
+                    retry_after: Some(wait),
+                    ..
+                }),
+            ..
+        }) = &result
+            && (code.is_some_and(is_throttling) || *status == Some(429))
+        {
+            Stats::add(&self.stats.throttled);
+            // Code 4 is the app's own limit: every account's calls wait.
+            let scope = if *code == Some(APP_THROTTLED) {
+                Throttled::App
+            } else {
+                Throttled::Account(&account.ig_user_id)
+            };
+            tracing::warn!(
+                wait_ms = wait.as_millis(),
+                ?scope,
+                "Meta throttled; holding calls"
+            );
+            if let Err(e) = self.limiter.block(scope, *wait).await {
+                tracing::warn!(error = %e, "throttle not shared; other workers learn it from Meta");
+            }
+        }
+        let usage = match &result {
+            Ok(sent) => sent.usage,
+            Err(e) => e.usage,
+        };
+        if let Some(percent) = usage
+            && let Err(e) = self
+                .limiter
+                .record_usage(&account.ig_user_id, percent)
+                .await
+        {
+            tracing::warn!(error = %e, "usage not recorded; pacing uses the last known value");
+        }
+        result
+    }
+
+    /// Settles an action whose earlier attempt (its call started at `attempted_at_ms`, where
+    /// known) may or may not have reached Meta, without ever sending it twice.
+    pub(super) async fn resolve(
+        &self,
+        account: &Account,
+        token: &SecretString,
+        target: &Target,
+        action: &PlannedAction,
+        attempted_at_ms: Option<i64>,
+    ) -> Attempt {
+        match (action.kind, target) {
+            // Meta accepts one private reply per comment and answers any further one with
+            // "already replied": sending again is how to find out, and cannot double it.
+            (ActionKind::PrivateReply, _) => {
+                let sent = self.send(account, token, target, action).await;
+                Attempt::from_call(
+                    sent,
+                    Some(
+                        "sent after an unknown outcome (Meta allows one private reply per comment)",
+                    ),
+                )
+            }
+            // A public reply could be posted twice: read the comment's replies first. Unlike
+            // a DM's thread (only its 20 newest messages, matched by text and time), the
+            // comment's replies list every reply of the account, so "not there" after a
+            // successful read is an answer: post it, once. If that post's outcome is unknown
+            // too, the next attempt reads back again before anything else; an error answer to
+            // the read is "could not check" and never leads to a post.
+            (ActionKind::PublicReply, Target::Comment(comment)) => {
+                match self
+                    .graph
+                    .find_public_reply(account, token, comment, &action.text)
+                    .await
+                {
+                    Ok(None) => Attempt::from_call(
+                        self.send(account, token, target, action).await,
+                        Some("posted after an unknown outcome: not among the comment's replies"),
+                    ),
+                    found => Attempt::read_back(found),
+                }
+            }
+            // Meta does not dedupe DMs: read the thread with the person instead.
+            (ActionKind::Dm, Target::Sender { igsid, .. }) => Attempt::read_back(
+                self.graph
+                    .find_dm(account, token, igsid, &action.text, attempted_at_ms)
+                    .await,
+            ),
+            // Plans are built for their trigger, so this cannot happen; never guess.
+            _ => Attempt::given_up("outcome unknown and no read-back fits it; not re-sent"),
+        }
+    }
+}
