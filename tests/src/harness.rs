@@ -19,6 +19,7 @@ use igflow_worker::clients::secrets::Tokens;
 use igflow_worker::clients::store::Store;
 use igflow_worker::config::{RunConfig, SecretsConfig};
 use igflow_worker::ops::apply::{ApplyError, ApplySummary, apply};
+use igflow_worker::pipeline::consumer::Step;
 use igflow_worker::stats::Stats;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::PgPoolOptions;
@@ -371,14 +372,54 @@ impl RunningWorker {
     }
 }
 
-/// The whole path for one test: a fresh environment with `campaigns` applied, its webhook's
-/// URL and a running in-process worker.
-pub async fn fleet(campaigns: &str) -> (TestEnv, String, RunningWorker) {
+/// An in-process worker driven one batch at a time ([`Worker::process_next`]), without its
+/// background jobs: a test works exactly the messages it waits for instead of polling.
+pub struct SteppedWorker {
+    worker: Worker,
+}
+
+impl SteppedWorker {
+    /// One batch: how its messages ended.
+    pub async fn step(&self) -> anyhow::Result<Step> {
+        self.worker.process_next().await.map_err(anyhow::Error::msg)
+    }
+
+    /// Works batches until `n` messages have finished (handled, or dropped as duplicates),
+    /// failing after `timeout`; what the batches did, summed.
+    pub async fn finish(&self, n: usize, timeout: Duration) -> anyhow::Result<Step> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut done = Step::default();
+        while done.finished() < n {
+            if tokio::time::Instant::now() >= deadline {
+                anyhow::bail!("{n} messages not finished after {timeout:?}: {done:?}");
+            }
+            done += self.step().await?;
+        }
+        Ok(done)
+    }
+}
+
+/// [`fleet`] with a [`SteppedWorker`].
+pub async fn stepped_fleet(campaigns: &str) -> (TestEnv, String, SteppedWorker) {
+    let (env, webhook) = surroundings(campaigns).await;
+    let worker = env.stepped_worker().await.expect("worker builds");
+    (env, webhook, worker)
+}
+
+/// A fresh environment with `campaigns` applied, and its webhook's URL.
+async fn surroundings(campaigns: &str) -> (TestEnv, String) {
     let env = TestEnv::new()
         .await
         .expect("test environment (run scripts/services.sh)");
     env.apply(campaigns).await.expect("campaigns apply");
     let webhook = env.start_webhook().await.expect("webhook starts").url;
+    (env, webhook)
+}
+
+/// The whole path for one test: a fresh environment with `campaigns` applied, its webhook's
+/// URL and a running in-process worker.
+pub async fn fleet(campaigns: &str) -> (TestEnv, String, RunningWorker) {
+    let (env, webhook) = surroundings(campaigns).await;
     let worker = env.start_worker().await.expect("worker starts");
     (env, webhook, worker)
 }
@@ -541,6 +582,13 @@ impl TestEnv {
 
     pub async fn start_worker(&self) -> anyhow::Result<RunningWorker> {
         self.start_worker_with(&[], self.worker_store.clone()).await
+    }
+
+    /// An in-process worker that a test drives one batch at a time.
+    pub async fn stepped_worker(&self) -> anyhow::Result<SteppedWorker> {
+        let config = RunConfig::from_env(&Env::from_map(self.worker_env()))?;
+        let worker = Worker::build(config, self.worker_store.clone(), &self.aws).await?;
+        Ok(SteppedWorker { worker })
     }
 
     /// An in-process worker with some settings overridden and its own store (for example

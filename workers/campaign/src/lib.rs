@@ -24,10 +24,11 @@ use crate::jobs::lifecycle::Lifecycle;
 use crate::jobs::metrics::{Latencies, Reporter};
 use crate::jobs::unpark::Unparker;
 use crate::pipeline::classify::IntentClassifier;
-use crate::pipeline::consumer::Consumer;
+use crate::pipeline::consumer::{Consumer, Step};
 use crate::pipeline::{Cooldown, Pipeline};
 use crate::stats::Stats;
 use igflow_core::runtime::queue::QueueSender;
+use igflow_core::runtime::sqs::SqsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -142,6 +143,12 @@ impl Worker {
 
     pub fn stats(&self) -> Arc<Stats> {
         Arc::clone(&self.stats)
+    }
+
+    /// Receives one batch, works it and settles it, without the background jobs (unparking,
+    /// the cache listener, metrics): the worker one step at a time.
+    pub async fn process_next(&self) -> Result<Step, SqsError> {
+        self.consumer.process_next().await
     }
 
     /// Consumes until `shutdown` is cancelled, then finishes the batches in hand.

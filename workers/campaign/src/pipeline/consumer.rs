@@ -66,7 +66,25 @@ pub struct Step {
     pub poison: usize,
 }
 
+impl std::ops::AddAssign for Step {
+    fn add_assign(&mut self, other: Self) {
+        self.received += other.received;
+        self.done += other.done;
+        self.deferred += other.deferred;
+        self.parked += other.parked;
+        self.retried += other.retried;
+        self.duplicates += other.duplicates;
+        self.busy += other.busy;
+        self.poison += other.poison;
+    }
+}
+
 impl Step {
+    /// Messages that ended for good here: done (given up included) or duplicates.
+    pub fn finished(&self) -> usize {
+        self.done + self.duplicates
+    }
+
     fn add(&mut self, next: &Next) {
         let n = match next {
             Next::Continue

@@ -10,7 +10,7 @@ use igflow_core::failure::Failure;
 use igflow_core::plan::Decision;
 use uuid::Uuid;
 
-use crate::clients::store::DecisionRecord;
+use crate::clients::store::{DecisionOutcome, DecisionRecord};
 use crate::pipeline::record::decision_row;
 use crate::pipeline::{Context, Next, Pipeline, Target, account_events};
 
@@ -34,10 +34,7 @@ impl Pipeline {
         }
         let Some(account) = self.accounts.account(&env.account_id).await? else {
             tracing::warn!("event for an account igflow does not manage");
-            let record = DecisionRecord {
-                outcome: "unknown_account",
-                ..decision_row(env, None, attempt)
-            };
+            let record = decision_row(env, None, attempt, DecisionOutcome::UnknownAccount);
             self.store.record_decision(&record).await?;
             return Ok(ControlFlow::Break(Next::Done));
         };
@@ -48,10 +45,10 @@ impl Pipeline {
         let item = match Item::from_envelope(env) {
             Ok(item) => item,
             Err(e) => {
+                let tenant = Some(account.tenant_id);
                 let record = DecisionRecord {
-                    outcome: "malformed",
                     detail: Some(e.to_string()),
-                    ..decision_row(env, Some(account.tenant_id), attempt)
+                    ..decision_row(env, tenant, attempt, DecisionOutcome::Malformed)
                 };
                 self.store.record_decision(&record).await?;
                 return Err(Failure::permanent(e.to_string()));

@@ -7,14 +7,15 @@ use igflow_core::failure::Failure;
 use igflow_core::plan::Decision;
 use uuid::Uuid;
 
-use crate::clients::store::DecisionRecord;
+use crate::clients::store::{DecisionOutcome, DecisionRecord};
 use crate::pipeline::{Context, Next, Pipeline};
 
-/// A decision row about `env` with nothing decided yet.
+/// A decision row about `env` with this outcome and nothing else known yet.
 pub(super) fn decision_row(
     env: &Envelope,
     tenant_id: Option<Uuid>,
     attempt: Uuid,
+    outcome: DecisionOutcome,
 ) -> DecisionRecord<'_> {
     DecisionRecord {
         attempt,
@@ -24,7 +25,7 @@ pub(super) fn decision_row(
         event_kind: env.kind.as_str(),
         campaign_id: None,
         contact: None,
-        outcome: "",
+        outcome,
         detail: None,
         excerpt: None,
     }
@@ -43,7 +44,6 @@ impl Context<'_> {
                 Item::Comment(comment) => comment.text.as_deref(),
                 _ => None,
             },
-            outcome: self.decision.outcome(),
             campaign_id: plan.map(|p| p.campaign_id),
             detail: match plan {
                 Some(plan) => Some(
@@ -53,7 +53,12 @@ impl Context<'_> {
                 ),
                 None => self.why.clone(),
             },
-            ..decision_row(self.envelope, Some(self.account.tenant_id), self.attempt)
+            ..decision_row(
+                self.envelope,
+                Some(self.account.tenant_id),
+                self.attempt,
+                DecisionOutcome::from(&self.decision),
+            )
         }
     }
 }
@@ -64,7 +69,7 @@ impl Pipeline {
         let record = cx.decision_record();
         self.store.record_decision(&record).await?;
         let Decision::Matched(plan) = &cx.decision else {
-            tracing::info!(outcome = record.outcome, "no action");
+            tracing::info!(outcome = record.outcome.as_str(), "no action");
             return Ok(Next::Done);
         };
         tracing::Span::current().record("campaign_id", tracing::field::display(plan.campaign_id));

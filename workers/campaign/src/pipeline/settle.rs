@@ -13,6 +13,7 @@ use crate::clients::dedupe::ClaimToken;
 use crate::clients::store::ActionOutcome;
 use crate::pipeline::Worked;
 use crate::pipeline::consumer::{Consumer, receive_count};
+use crate::pipeline::heartbeat::with_heartbeat;
 use crate::stats::Stats;
 
 /// Retries back off from `backoff_base` (5 s by default), doubling per receive, up to this.
@@ -137,36 +138,50 @@ fn backoff(base: Duration, receive_count: u32) -> Duration {
 
 impl Consumer {
     /// Settles the message `m` (its event `env`, when it decoded) by what its stages
-    /// returned: first the event's claim, then the message. Returns the receipt to delete.
+    /// returned: first the event (its claim; the error, for `dlq list`), keeping the message
+    /// hidden meanwhile since Postgres or Redis may answer slowly, then the message.
     pub(super) async fn settle(
         &self,
         m: &Message,
         env: Option<&Envelope>,
         worked: Worked,
     ) -> Settled {
+        let Some(receipt) = m.receipt_handle() else {
+            return Settled {
+                next: worked.next,
+                delete: None,
+            };
+        };
+        let receipts = [receipt];
+        let next = with_heartbeat(
+            self.settle_event(m, env, worked),
+            self.visibility / 3,
+            || self.set_visibility(&receipts, self.visibility),
+        )
+        .await;
+        let delete = self.settle_message(m, receipt, &next).await;
+        Settled {
+            delete: delete.then(|| receipt.to_owned()),
+            next,
+        }
+    }
+
+    async fn settle_event(&self, m: &Message, env: Option<&Envelope>, worked: Worked) -> Next {
         let next = match (env, &worked.claim) {
             (Some(env), Some(token)) => self.settle_claim(env, token, worked.next).await,
             _ => worked.next,
         };
         self.count(&next);
-        let delete = match m.receipt_handle() {
-            Some(receipt) => self.settle_message(m, env, receipt, &next).await,
-            None => false,
-        };
-        Settled {
-            delete: delete.then(|| m.receipt_handle().unwrap_or_default().to_owned()),
-            next,
+        match &next {
+            Next::Drop(Dropped::Poison(error)) => self.record_error(m, None, error).await,
+            Next::Retry { reason, .. } => self.record_error(m, env, reason).await,
+            _ => {}
         }
+        next
     }
 
     /// Hides, requeues or leaves the message; true when it is to be deleted.
-    async fn settle_message(
-        &self,
-        m: &Message,
-        env: Option<&Envelope>,
-        receipt: &str,
-        next: &Next,
-    ) -> bool {
+    async fn settle_message(&self, m: &Message, receipt: &str, next: &Next) -> bool {
         match next {
             Next::Continue
             | Next::Done
@@ -174,13 +189,8 @@ impl Consumer {
             | Next::Drop(Dropped::Duplicate | Dropped::GivenUp(_) | Dropped::Held { .. }) => true,
             // Left: it reappears after its visibility timeout (the poison one, after the
             // queue's `maxReceiveCount`, in the DLQ).
-            Next::Drop(Dropped::Busy) => false,
-            Next::Drop(Dropped::Poison(error)) => {
-                self.record_error(m, None, error).await;
-                false
-            }
-            Next::Retry { after, reason } => {
-                self.record_error(m, env, reason).await;
+            Next::Drop(Dropped::Busy | Dropped::Poison(_)) => false,
+            Next::Retry { after, .. } => {
                 let delay = after.unwrap_or_else(|| backoff(self.backoff_base, receive_count(m)));
                 self.set_visibility(&[receipt], delay).await;
                 false

@@ -6,7 +6,7 @@ use igflow_core::envelope::Envelope;
 use sqlx::{Postgres, Transaction};
 use uuid::Uuid;
 
-use super::{Store, StoreError};
+use super::{DecisionOutcome, Store, StoreError};
 
 /// What a deauthorize callback did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,12 +114,13 @@ impl Store {
     pub async fn refuse_callback(&self, env: &Envelope, detail: &str) -> Result<(), StoreError> {
         sqlx::query(
             "insert into activity (ig_user_id, event_id, event_kind, step, outcome, detail)
-             values ($1, $2, $3, 'decision', 'refused_replay', $4)
+             values ($1, $2, $3, 'decision', $4, $5)
              on conflict (ig_user_id, event_id, step) do nothing",
         )
         .bind(env.account_id.as_str())
         .bind(env.event_id.as_str())
         .bind(env.kind.as_str())
+        .bind(DecisionOutcome::RefusedReplay.as_str())
         .bind(detail)
         .execute(&self.pool)
         .await?;
@@ -140,10 +141,14 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?;
         let (tenant, outcome, detail) = match account {
-            Some((_, tenant)) => (Some(tenant), "app_deauthorized", reason.to_owned()),
+            Some((_, tenant)) => (
+                Some(tenant),
+                DecisionOutcome::AppDeauthorized,
+                reason.to_owned(),
+            ),
             None => (
                 None,
-                "unknown_account",
+                DecisionOutcome::UnknownAccount,
                 format!("{reason}; igflow does not manage this account"),
             ),
         };
@@ -159,7 +164,7 @@ impl Store {
         .bind(env.account_id.as_str())
         .bind(env.event_id.as_str())
         .bind(env.kind.as_str())
-        .bind(outcome)
+        .bind(outcome.as_str())
         .bind(&detail)
         .fetch_optional(&mut *tx)
         .await?;

@@ -28,7 +28,7 @@ pub use actions::{ActionClaim, ActionOutcome, ActionRecord};
 pub use apply::{FileOwnership, FileWritten, bind_campaign_columns, write_campaign_parts};
 pub use callbacks::{Deauthorized, Deleted, DeletionDone};
 pub use campaigns::{ActionRow, CampaignParts, IntentRow, RuleRow};
-pub use decisions::DecisionRecord;
+pub use decisions::{DecisionOutcome, DecisionRecord};
 pub use errors::MessageError;
 pub use health::{Health, TOKEN_WARNING_AGE};
 pub use lifecycle::{CampaignMedia, TokenDue};
