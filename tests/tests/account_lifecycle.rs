@@ -11,7 +11,7 @@ use igflow_core::ids::IgUserId;
 use igflow_core::subscription::WEBHOOK_FIELDS;
 use igflow_tests::fixtures::{ACCOUNT, TOKEN, campaigns_yaml};
 use igflow_tests::graph_server::CallKind;
-use igflow_tests::harness::{TestEnv, eventually, fleet};
+use igflow_tests::harness::{TestEnv, eventually};
 use igflow_tests::meta::{CommentSpec, comment_delivery, now_ms};
 use igflow_worker::clients::store::Account;
 use igflow_worker::config::RunConfig;
@@ -220,7 +220,17 @@ async fn an_unsubscribed_account_is_subscribed_again_and_a_refusal_is_marked() {
 
 #[tokio::test]
 async fn comments_missed_while_the_webhook_was_down_are_recovered_and_answered_once() {
-    let (env, webhook, worker) = fleet(&campaigns_yaml()).await;
+    let env = TestEnv::new().await.expect("test environment");
+    env.apply(&campaigns_yaml()).await.expect("campaigns apply");
+    let webhook = env.start_webhook().await.expect("webhook").url;
+    // The worker's own reconciliation looks back nowhere: only the run below recovers.
+    let worker = env
+        .start_worker_with(
+            &[("IGFLOW_RECONCILE_LOOKBACK_HOURS", "0")],
+            env.worker_store.clone(),
+        )
+        .await
+        .expect("worker starts");
     env.graph.add_media(ACCOUNT, MEDIA);
     let missed = comments(1, 50, Duration::from_secs(3 * 3600));
     let live = comments(2, 10, Duration::from_secs(600));

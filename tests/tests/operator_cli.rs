@@ -206,3 +206,41 @@ async fn prune_deletes_old_rows_but_keeps_cooldowns_and_opt_outs() {
         "{out}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reconcile_enqueues_the_comments_meta_did_not_deliver() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&campaigns_yaml()).await.unwrap();
+    let media = "18000000000000001";
+    env.graph.add_media(ACCOUNT, media);
+    let hour = std::time::Duration::from_secs(3600);
+    // Written before the window's start, then twice inside it.
+    env.graph
+        .add_comment(media, "17900000000000400", "6400", "price?", hour * 30);
+    env.graph
+        .add_comment(media, "17900000000000401", "6401", "price?", hour * 2);
+    env.graph
+        .add_comment(media, "17900000000000402", "6402", "cost?", hour);
+    let since = (jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24)).to_string();
+
+    let args = ["reconcile", "--account", ACCOUNT, "--since", &since];
+    let (ok, out) = run(&env, &args).await;
+    assert!(
+        ok && out.contains("3 comments read, 2 never seen and enqueued"),
+        "{out}"
+    );
+    assert_eq!(env.queue_depth().await.unwrap(), (2, 0));
+
+    let (ok, out) = run(
+        &env,
+        &[
+            "reconcile",
+            "--account",
+            "17841400000000999",
+            "--since",
+            &since,
+        ],
+    )
+    .await;
+    assert!(!ok && out.contains("no account 17841400000000999"), "{out}");
+}
