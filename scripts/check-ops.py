@@ -45,12 +45,14 @@ OPERATOR_ONLY = {
         "secretsmanager:CreateSecret": "igflow-worker apply writes tokens as the operator",
     },
 }
-SDK_CRATES = {"sqs": "aws-sdk-sqs", "secretsmanager": "aws-sdk-secretsmanager"}
-# Batch APIs are authorized by their single-message action.
+SDK_CRATES = {"sqs": "aws-sdk-sqs", "secretsmanager": "aws-sdk-secretsmanager", "s3": "aws-sdk-s3"}
+# Operations authorized by another action: batch APIs by their single-message action, S3's
+# object listing by the bucket's.
 BATCH_ACTIONS = {
     "sqs:SendMessageBatch": "sqs:SendMessage",
     "sqs:DeleteMessageBatch": "sqs:DeleteMessage",
     "sqs:ChangeMessageVisibilityBatch": "sqs:ChangeMessageVisibility",
+    "s3:ListObjectsV2": "s3:ListBucket",
 }
 # SAM policy templates used by functions, as the actions they grant.
 SAM_POLICY_TEMPLATES = {

@@ -2,6 +2,7 @@
 //! does. Nothing in here performs I/O (the optional `runtime` feature holds the few process
 //! set-up helpers both binaries share), so every rule can be tested in microseconds.
 
+pub mod archive;
 pub mod campaign;
 pub mod campaign_file;
 pub mod emf;

@@ -13,7 +13,7 @@ use igflow_core::campaign_file::{CampaignFile, TokenSource};
 use igflow_core::env::Env;
 use igflow_core::runtime;
 use igflow_core::signature::sign;
-use igflow_webhook::{AppState, KeySource, Metrics, SqsSink, load_keys};
+use igflow_webhook::{AppState, DeliveryArchive, KeySource, Metrics, SqsSink, load_keys};
 use igflow_worker::Worker;
 use igflow_worker::clients::secrets::Tokens;
 use igflow_worker::clients::store::Store;
@@ -522,6 +522,46 @@ impl TestEnv {
         &self,
         deletion_status_url: Option<&str>,
     ) -> anyhow::Result<(axum::Router, Arc<Metrics>)> {
+        let (state, metrics) = self.webhook_state(deletion_status_url).await?;
+        Ok((igflow_webhook::app(state, WEBHOOK_MAX_BODY_BYTES), metrics))
+    }
+
+    /// Creates an S3 bucket for the raw archive, named after the test.
+    pub async fn create_archive_bucket(&self) -> anyhow::Result<String> {
+        let bucket = format!("igflow-test-{}", tag());
+        runtime::s3_client(&self.aws, runtime::AwsCalls::Worker)
+            .create_bucket()
+            .bucket(&bucket)
+            .send()
+            .await
+            .context("creating a bucket in moto (run scripts/services.sh)")?;
+        Ok(bucket)
+    }
+
+    /// Serves the webhook keeping every verified delivery in `bucket`, as deployed.
+    pub async fn start_archiving_webhook(&self, bucket: &str) -> anyhow::Result<Webhook> {
+        let (state, metrics) = self.webhook_state(None).await?;
+        let archive = DeliveryArchive::new(
+            runtime::s3_client(&self.aws, runtime::AwsCalls::Archive),
+            bucket.to_owned(),
+            Arc::clone(&metrics),
+        );
+        let app = igflow_webhook::app(
+            state.with_archive(Some(Arc::new(archive))),
+            WEBHOOK_MAX_BODY_BYTES,
+        );
+        let base = crate::serve_local(app, 0).await?;
+        Ok(Webhook {
+            url: format!("{base}/webhook"),
+            base,
+            metrics,
+        })
+    }
+
+    async fn webhook_state(
+        &self,
+        deletion_status_url: Option<&str>,
+    ) -> anyhow::Result<(AppState, Arc<Metrics>)> {
         self.put_webhook_secret(&[&self.app_secret]).await?;
         let source = KeySource::SecretsManager {
             secret_id: self.webhook_secret_id(),
@@ -537,7 +577,7 @@ impl TestEnv {
         ));
         let state = AppState::new(keys, sink, Arc::clone(&metrics), false)
             .with_deletion_status_url(deletion_status_url.map(str::to_owned));
-        Ok((igflow_webhook::app(state, WEBHOOK_MAX_BODY_BYTES), metrics))
+        Ok((state, metrics))
     }
 
     /// Serves the webhook on a free port.
@@ -686,6 +726,26 @@ impl TestEnv {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
         );
         env
+    }
+
+    /// Runs an `igflow-worker` command to its end (the binary must be built): whether it
+    /// succeeded, and its output.
+    pub async fn worker_command(
+        &self,
+        args: &[&str],
+        overrides: &[(&str, &str)],
+    ) -> anyhow::Result<(bool, String)> {
+        let out = tokio::process::Command::new(workspace_bin("igflow-worker")?)
+            .args(args)
+            .envs(self.worker_process_env(overrides))
+            .output()
+            .await?;
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok((out.status.success(), text))
     }
 
     /// Starts `igflow-worker run` as its own process (logs in the system temp directory).

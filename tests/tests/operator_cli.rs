@@ -8,19 +8,9 @@ use igflow_tests::meta::{CommentSpec, comment_delivery};
 use igflow_tests::ollama_server::{Mode, OllamaTestServer};
 
 async fn run(env: &TestEnv, args: &[&str]) -> (bool, String) {
-    let bin = workspace_bin("igflow-worker").expect("igflow-worker is built");
-    let out = tokio::process::Command::new(bin)
-        .args(args)
-        .envs(env.worker_process_env(&[]))
-        .output()
+    env.worker_command(args, &[])
         .await
-        .expect("igflow-worker runs");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.success(), text)
+        .expect("igflow-worker is built and runs")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

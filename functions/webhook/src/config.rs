@@ -47,6 +47,9 @@ pub struct WebhookConfig {
     /// The page Meta links a user to after a data deletion request (`?code=` is appended).
     /// Without it the data deletion callback answers 503.
     pub deletion_status_url: Option<String>,
+    /// The S3 bucket every verified delivery is kept in (`igflow-worker replay --from --to`
+    /// reads it); without it nothing is archived.
+    pub archive_bucket: Option<String>,
 }
 
 impl WebhookConfig {
@@ -93,6 +96,7 @@ impl WebhookConfig {
                 .optional("IGFLOW_DELETION_STATUS_URL")
                 .map(deletion_status_url)
                 .transpose()?,
+            archive_bucket: env.optional("IGFLOW_ARCHIVE_BUCKET"),
         })
     }
 }

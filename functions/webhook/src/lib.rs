@@ -1,6 +1,7 @@
 //! The ingress. One axum [`Router`] verifies Meta's deliveries and enqueues one envelope per
 //! item; it runs under `lambda_http` in AWS and on a local port everywhere else.
 
+pub mod archive;
 pub mod callbacks;
 pub mod config;
 pub mod keys;
@@ -11,7 +12,9 @@ pub mod sink;
 use std::sync::Arc;
 
 use axum::Router;
+use igflow_core::runtime::{self, AwsCalls};
 
+pub use archive::{ArchiveError, DeliveryArchive};
 pub use config::{KeySource, Listen, WebhookConfig};
 pub use keys::{KeyError, KeyStore, Keys};
 pub use metrics::Metrics;
@@ -26,6 +29,8 @@ pub struct AppState {
     flush_each_request: bool,
     /// `IGFLOW_DELETION_STATUS_URL`; the data deletion callback answers 503 without it.
     deletion_status_url: Option<Arc<str>>,
+    /// `IGFLOW_ARCHIVE_BUCKET`: where verified deliveries are kept for replay by time.
+    archive: Option<Arc<DeliveryArchive>>,
 }
 
 impl AppState {
@@ -41,7 +46,15 @@ impl AppState {
             metrics,
             flush_each_request,
             deletion_status_url: None,
+            archive: None,
         }
+    }
+
+    /// Keeps every verified delivery in this archive (none: deliveries are only enqueued).
+    #[must_use]
+    pub fn with_archive(mut self, archive: Option<Arc<DeliveryArchive>>) -> Self {
+        self.archive = archive;
+        self
     }
 
     /// The page data deletion requests are reported on (`?code=` is appended).
@@ -90,6 +103,19 @@ pub async fn run(config: WebhookConfig, aws: &aws_config::SdkConfig) -> anyhow::
         config.dlq_url.clone(),
         Arc::clone(&metrics),
     ));
+    let archive = match &config.archive_bucket {
+        Some(bucket) => Some(Arc::new(DeliveryArchive::new(
+            runtime::s3_client(aws, AwsCalls::Archive),
+            bucket.clone(),
+            Arc::clone(&metrics),
+        ))),
+        None => {
+            tracing::warn!(
+                "IGFLOW_ARCHIVE_BUCKET is not set: deliveries are not archived and cannot be replayed by time"
+            );
+            None
+        }
+    };
     let in_lambda = config.listen == Listen::Lambda;
     if config.deletion_status_url.is_none() {
         tracing::warn!(
@@ -98,7 +124,8 @@ pub async fn run(config: WebhookConfig, aws: &aws_config::SdkConfig) -> anyhow::
     }
     let app = app(
         AppState::new(keys, sink, Arc::clone(&metrics), in_lambda)
-            .with_deletion_status_url(config.deletion_status_url.clone()),
+            .with_deletion_status_url(config.deletion_status_url.clone())
+            .with_archive(archive),
         config.max_body_bytes,
     );
     match config.listen {

@@ -38,11 +38,22 @@ pub struct Window {
     pub malformed_callbacks: u64,
     /// Milliseconds per SendMessageBatch call.
     pub batch_ms: Vec<f64>,
+    /// Verified deliveries the raw archive did not take (they were still enqueued).
+    pub archive_failures: u64,
+    /// Milliseconds per archive write that succeeded.
+    pub archive_ms: Vec<f64>,
 }
 
 impl Window {
     fn is_empty(&self) -> bool {
         *self == Self::default()
+    }
+}
+
+/// Keeps a latency sample, up to what one document can carry.
+fn sample(samples: &mut Vec<f64>, took: Duration) {
+    if samples.len() < MAX_SAMPLES {
+        samples.push(took.as_secs_f64() * 1000.0);
     }
 }
 
@@ -105,11 +116,15 @@ impl Metrics {
     }
 
     pub fn batch_latency(&self, took: Duration) {
-        self.with(|w| {
-            if w.batch_ms.len() < MAX_SAMPLES {
-                w.batch_ms.push(took.as_secs_f64() * 1000.0);
-            }
-        });
+        self.with(|w| sample(&mut w.batch_ms, took));
+    }
+
+    pub fn archive_failure(&self) {
+        self.with(|w| w.archive_failures += 1);
+    }
+
+    pub fn archive_latency(&self, took: Duration) {
+        self.with(|w| sample(&mut w.archive_ms, took));
     }
 
     /// A copy of the counts since the last flush.
@@ -137,9 +152,13 @@ impl Metrics {
             .count("RefusedItems", w.refused_items)
             .count("AppCallbacks", w.callbacks)
             .count("CallbackSignatureFailures", w.callback_signature_failures)
-            .count("MalformedCallbacks", w.malformed_callbacks);
+            .count("MalformedCallbacks", w.malformed_callbacks)
+            .count("ArchiveFailures", w.archive_failures);
         if !w.batch_ms.is_empty() {
             doc = doc.milliseconds("EnqueueBatchLatency", &w.batch_ms);
+        }
+        if !w.archive_ms.is_empty() {
+            doc = doc.milliseconds("ArchiveLatency", &w.archive_ms);
         }
         let mut lines = vec![doc.render(timestamp_ms)];
         for (kind, n) in w.items_by_kind {

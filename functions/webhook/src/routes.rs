@@ -9,8 +9,9 @@ use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use igflow_core::archive::ArchiveKey;
 use igflow_core::runtime::now_ms;
-use igflow_core::signature::{SignatureError, token_matches};
+use igflow_core::signature::{SignatureError, VerifiedDelivery, token_matches};
 use igflow_core::splitter;
 use tracing::Instrument;
 
@@ -94,36 +95,67 @@ async fn accept(
     };
     let delivery_id = verified.delivery_id();
     let span = tracing::info_span!("delivery", %delivery_id, items = tracing::field::Empty);
-    async move {
-        let envelopes = match splitter::split(verified, received_at_ms) {
-            Ok(envs) => envs,
-            Err(e) => {
-                state.metrics.malformed();
-                tracing::warn!(error = %e, "signed delivery is not a Meta payload");
-                return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
-            }
-        };
-        tracing::Span::current().record("items", envelopes.len());
-        state.metrics.delivery(&envelopes);
-        if envelopes.is_empty() {
-            return (StatusCode::OK, "EVENT_RECEIVED").into_response();
-        }
-        match state.sink.send(&envelopes).await {
-            Ok(()) => {
-                tracing::info!("delivery enqueued");
-                (StatusCode::OK, "EVENT_RECEIVED").into_response()
-            }
-            Err(e) => {
-                state.metrics.enqueue_failure();
-                tracing::error!(error = %e, "delivery not enqueued; Meta will redeliver");
-                (
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "queue unavailable, retry later",
-                )
-                    .into_response()
-            }
-        }
+    let key = ArchiveKey::new(received_at_ms, delivery_id);
+    let signature = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    // The archive write overlaps the enqueue: Meta's answer waits for the slower of the two,
+    // not for their sum, and depends on the queue alone.
+    async {
+        let (response, ()) = tokio::join!(
+            enqueue(state, verified, received_at_ms),
+            archive(state, body.clone(), signature, &key)
+        );
+        response
     }
     .instrument(span)
     .await
+}
+
+/// Splits and enqueues: 200 once the queue took every item, 503 (Meta redelivers) otherwise.
+async fn enqueue(
+    state: &AppState,
+    verified: VerifiedDelivery<'_>,
+    received_at_ms: i64,
+) -> Response {
+    let envelopes = match splitter::split(verified, received_at_ms) {
+        Ok(envs) => envs,
+        Err(e) => {
+            state.metrics.malformed();
+            tracing::warn!(error = %e, "signed delivery is not a Meta payload");
+            return (StatusCode::BAD_REQUEST, e.to_string()).into_response();
+        }
+    };
+    tracing::Span::current().record("items", envelopes.len());
+    state.metrics.delivery(&envelopes);
+    if envelopes.is_empty() {
+        return (StatusCode::OK, "EVENT_RECEIVED").into_response();
+    }
+    match state.sink.send(&envelopes).await {
+        Ok(()) => {
+            tracing::info!("delivery enqueued");
+            (StatusCode::OK, "EVENT_RECEIVED").into_response()
+        }
+        Err(e) => {
+            state.metrics.enqueue_failure();
+            tracing::error!(error = %e, "delivery not enqueued; Meta will redeliver");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "queue unavailable, retry later",
+            )
+                .into_response()
+        }
+    }
+}
+
+/// Keeps the verified delivery in the raw archive, when one is configured. A failure is
+/// counted and logged; the answer to Meta does not depend on it.
+async fn archive(state: &AppState, body: Bytes, signature: Option<&str>, key: &ArchiveKey) {
+    let Some(archive) = &state.archive else {
+        return;
+    };
+    if let Err(e) = archive.keep(body, signature, key).await {
+        state.metrics.archive_failure();
+        tracing::error!(error = %e, "delivery not archived");
+    }
 }

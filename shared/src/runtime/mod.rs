@@ -33,6 +33,10 @@ pub enum AwsCalls {
     /// attempts of at most 1.5 s) keeps the worst case at about 9 s, inside the Lambda's 10 s
     /// timeout: the delivery gets a 503 and its metrics instead of a killed invocation.
     Ingress,
+    /// The webhook's archive write, made alongside the enqueue: an S3 `PutObject` of a few
+    /// KiB answers in tens of milliseconds. A stalled S3 may hold Meta's answer no longer than
+    /// this (2 s), then the delivery counts in `ArchiveFailures` and is answered all the same.
+    Archive,
     /// The worker and the operator CLI: a `ReceiveMessage` long poll holds its answer up to
     /// 20 s (SQS's maximum wait), so an attempt gets 25 s and an operation, retries included,
     /// 60 s.
@@ -43,6 +47,7 @@ impl AwsCalls {
     pub fn timeouts(self) -> TimeoutConfig {
         let (connect, attempt, operation) = match self {
             Self::Ingress => (1_000, 1_500, 3_000),
+            Self::Archive => (500, 1_000, 2_000),
             Self::Worker => (2_000, 25_000, 60_000),
         };
         TimeoutConfig::builder()
@@ -69,6 +74,17 @@ pub fn aws_loader(calls: AwsCalls) -> aws_config::ConfigLoader {
 /// locally) come from the SDK's own chain.
 pub async fn aws_sdk_config(calls: AwsCalls) -> aws_config::SdkConfig {
     aws_loader(calls).load().await
+}
+
+/// An S3 client with `calls`' timeouts. A custom endpoint (moto or a stub locally) is
+/// addressed path-style: `bucket.127.0.0.1` resolves nowhere.
+#[cfg(feature = "archive")]
+pub fn s3_client(aws: &aws_config::SdkConfig, calls: AwsCalls) -> aws_sdk_s3::Client {
+    let config = aws_sdk_s3::config::Builder::from(aws)
+        .timeout_config(calls.timeouts())
+        .force_path_style(aws.endpoint_url().is_some())
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }
 
 /// Resolves when the process is asked to stop: SIGTERM (ECS, Lambda) or Ctrl-C.

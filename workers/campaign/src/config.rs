@@ -301,6 +301,14 @@ pub fn queue_url(env: &Env) -> Result<String, ConfigError> {
     )
 }
 
+/// `IGFLOW_ARCHIVE_BUCKET`: the webhook's raw archive, for `replay --from --to`.
+pub fn archive_bucket(env: &Env) -> Result<String, ConfigError> {
+    env.required(
+        "IGFLOW_ARCHIVE_BUCKET",
+        "set it to the raw archive's S3 bucket (the stack output ArchiveBucketName)",
+    )
+}
+
 /// `IGFLOW_RETENTION_DAYS`: 90 by default, 0 to keep everything.
 pub fn retention_days(env: &Env) -> Result<Option<u32>, ConfigError> {
     match env.parse_or("IGFLOW_RETENTION_DAYS", 90)? {

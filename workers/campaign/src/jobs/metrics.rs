@@ -99,8 +99,8 @@ fn breaker_document(state: BreakerState, timestamp_ms: i64) -> String {
         .render(timestamp_ms)
 }
 
-/// Token expiry and Postgres connections as gauges: every worker reports the same fleet-wide
-/// values, so alarms take the maximum.
+/// Token expiry, active accounts and Postgres connections as gauges: every worker reports the
+/// same fleet-wide values, so alarms take the maximum.
 fn health_document(health: Health, timestamp_ms: i64) -> String {
     let percent = health.connections_percent.clamp(0.0, 100.0).round() as u8;
     Document::new()
@@ -108,6 +108,10 @@ fn health_document(health: Health, timestamp_ms: i64) -> String {
         .count(
             "TokensExpiringSoon",
             u64::try_from(health.tokens_expiring).unwrap_or(0),
+        )
+        .count(
+            "ActiveAccounts",
+            u64::try_from(health.active_accounts).unwrap_or(0),
         )
         .percent("PostgresConnectionsPercent", percent)
         .render(timestamp_ms)
@@ -204,15 +208,20 @@ mod tests {
     }
 
     #[test]
-    fn health_becomes_gauges_for_the_token_and_connection_alarms() {
+    fn health_becomes_gauges_for_the_token_silence_and_connection_alarms() {
         let health = Health {
             tokens_expiring: 2,
             connections_percent: 81.6,
+            active_accounts: 3,
         };
         let v: Value = serde_json::from_str(&health_document(health, 1)).unwrap();
         assert_eq!(
-            (&v["TokensExpiringSoon"], &v["PostgresConnectionsPercent"]),
-            (&Value::from(2), &Value::from(82))
+            (
+                &v["TokensExpiringSoon"],
+                &v["PostgresConnectionsPercent"],
+                &v["ActiveAccounts"]
+            ),
+            (&Value::from(2), &Value::from(82), &Value::from(3))
         );
     }
 

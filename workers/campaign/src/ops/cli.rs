@@ -16,13 +16,16 @@ use crate::Worker;
 use crate::clients::secrets::Tokens;
 use crate::clients::store::Store;
 use crate::config::{
-    ClassifierConfig, RunConfig, SecretsConfig, StoreConfig, queue_url, retention_days,
+    ClassifierConfig, RunConfig, SecretsConfig, StoreConfig, archive_bucket, queue_url,
+    retention_days,
 };
 use crate::jobs::lifecycle::Lifecycle;
 use crate::jobs::reconcile;
 use crate::ops::dlq::{Dlq, Selection};
+use crate::ops::replay_archive::Archive;
 use crate::ops::{apply, replay, simulate};
 use crate::pipeline::classify::IntentClassifier;
+use igflow_core::archive::TimeWindow;
 use igflow_core::runtime::queue::QueueSender;
 
 #[derive(Parser)]
@@ -75,8 +78,16 @@ enum Command {
     /// campaign's cooldown still counts and opted-out contacts are kept. Prints what was deleted.
     Prune,
     /// Re-enqueue raw deliveries captured from Meta (a JSON array, one document, or JSON
-    /// Lines); events already handled are dropped by the dedupe.
-    Replay { file: PathBuf },
+    /// Lines), or those the webhook archived with a receive time in [--from, --to) (RFC 3339);
+    /// events already handled are dropped by the dedupe.
+    Replay {
+        #[arg(required_unless_present = "from", conflicts_with = "from")]
+        file: Option<PathBuf>,
+        #[arg(long, requires = "to")]
+        from: Option<jiff::Timestamp>,
+        #[arg(long, requires = "from")]
+        to: Option<jiff::Timestamp>,
+    },
     /// Read the account's comments written since TIME (at most 7 days ago, Meta's
     /// private-reply window) through the Graph API and enqueue those igflow never saw, as a
     /// running worker does on its schedule; takes the same environment as `run`.
@@ -212,16 +223,33 @@ impl Cli {
                     }
                 }
             }
-            Command::Replay { file } => {
-                let queue_url = queue_url(&env)?;
-                let text = std::fs::read_to_string(&file)
-                    .with_context(|| format!("reading {}", file.display()))?;
-                let sqs = aws_sdk_sqs::Client::new(
-                    &runtime::aws_sdk_config(runtime::AwsCalls::Worker).await,
-                );
-                let summary =
-                    replay::replay(&text, &QueueSender::new(sqs, queue_url), runtime::now_ms())
-                        .await?;
+            Command::Replay { file, from, to } => {
+                let aws = runtime::aws_sdk_config(runtime::AwsCalls::Worker).await;
+                let queue = QueueSender::new(aws_sdk_sqs::Client::new(&aws), queue_url(&env)?);
+                let summary = match (file, from.zip(to)) {
+                    (Some(file), _) => {
+                        let text = std::fs::read_to_string(&file)
+                            .with_context(|| format!("reading {}", file.display()))?;
+                        replay::replay(&text, &queue, runtime::now_ms()).await?
+                    }
+                    (None, Some((from, to))) => {
+                        let archive = Archive::new(
+                            runtime::s3_client(&aws, runtime::AwsCalls::Worker),
+                            archive_bucket(&env)?,
+                        );
+                        let window = archive.replay(TimeWindow::new(from, to)?, &queue).await?;
+                        for key in &window.not_meta {
+                            println!(
+                                "skipped {key}: not a Meta payload (the webhook refused it too)"
+                            );
+                        }
+                        replay::ReplaySummary {
+                            deliveries: window.deliveries,
+                            envelopes: window.envelopes,
+                        }
+                    }
+                    (None, None) => anyhow::bail!("name a file, or --from and --to"),
+                };
                 println!(
                     "replayed {} delivery(ies) as {} envelope(s)",
                     summary.deliveries, summary.envelopes

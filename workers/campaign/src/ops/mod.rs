@@ -1,9 +1,10 @@
-//! The operator's commands: the CLI and what it runs once (apply, simulate, dlq, replay,
-//! migrate).
+//! The operator's commands: the CLI and what it runs once (apply, simulate, dlq, replay
+//! from a file or the archive, migrate).
 
 pub mod apply;
 pub mod cli;
 pub mod dlq;
 pub mod migrate;
 pub mod replay;
+pub mod replay_archive;
 pub mod simulate;

@@ -63,7 +63,17 @@ pub async fn replay(
         })?;
         envelopes.extend(split);
     }
-    let report = queue.send(&envelopes).await;
+    enqueue(queue, &envelopes).await?;
+    Ok(ReplaySummary {
+        deliveries: raw.len(),
+        envelopes: envelopes.len(),
+    })
+}
+
+/// Enqueues replayed envelopes; any the queue did not take fails the replay (running it again
+/// is safe: what did get through is dropped by the dedupe).
+pub async fn enqueue(queue: &QueueSender, envelopes: &[Envelope]) -> Result<(), ReplayError> {
+    let report = queue.send(envelopes).await;
     let failed = report.failed + report.oversized.len();
     if failed > 0 {
         return Err(ReplayError::Queue {
@@ -74,10 +84,7 @@ pub async fn replay(
                 .unwrap_or_else(|| "larger than SQS accepts".into()),
         });
     }
-    Ok(ReplaySummary {
-        deliveries: raw.len(),
-        envelopes: envelopes.len(),
-    })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -13,6 +13,10 @@ pub struct Health {
     /// Connections open on the Postgres server (every client, not only this worker) as a
     /// percentage of its `max_connections`.
     pub connections_percent: f64,
+    /// Accounts whose events are acted on: while there are any, Meta sends deliveries, and
+    /// their absence is alarmed (the `no-deliveries` alarm reads this with the webhook's
+    /// `Deliveries`).
+    pub active_accounts: i64,
 }
 
 /// Instagram Login long-lived tokens last 60 days from issue; warn 7 days before. Facebook
@@ -27,7 +31,8 @@ impl Store {
                  where status = 'active' and login_flavor = 'instagram'
                    and token_updated_at < now() - make_interval(secs => $1)) as tokens_expiring,
                (select count(*) from pg_stat_activity)::float8 * 100
-                 / current_setting('max_connections')::float8 as connections_percent",
+                 / current_setting('max_connections')::float8 as connections_percent,
+               (select count(*) from ig_accounts where status = 'active') as active_accounts",
         )
         .bind(TOKEN_WARNING_AGE.as_secs_f64())
         .fetch_one(&self.pool)
