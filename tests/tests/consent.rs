@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use igflow_tests::fixtures::{ACCOUNT, campaigns_yaml};
-use igflow_tests::harness::{RunningWorker, TestEnv, fleet};
+use igflow_tests::harness::{SteppedWorker, TestEnv, stepped_fleet};
 use igflow_tests::meta::{self, CommentSpec, comment_delivery};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -25,22 +25,22 @@ async fn opted_out(env: &TestEnv, igsid: &str) -> bool {
         .expect("the contact is known")
 }
 
-/// Posts one delivery and waits until the worker has finished `finished` events in all.
-async fn deliver(env: &TestEnv, webhook: &str, worker: &RunningWorker, body: &str, finished: u64) {
+/// Posts one delivery of `events` events and works them.
+async fn deliver(env: &TestEnv, webhook: &str, worker: &SteppedWorker, body: &str, events: usize) {
     let status = env
         .post_signed(webhook, body)
         .await
         .expect("webhook answers");
     assert_eq!(status, 200);
     worker
-        .wait_finished(finished, WAIT)
+        .finish(events, WAIT)
         .await
         .expect("the worker finishes the event");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_contact_opted_out_in_the_dashboard_gets_nothing() {
-    let (env, webhook, worker) = fleet(&campaigns_yaml()).await;
+    let (env, webhook, worker) = stepped_fleet(&campaigns_yaml()).await;
     sqlx::query(
         "insert into contacts (account_id, igsid, opted_out)
          select id, '6401', true from ig_accounts where ig_user_id = $1",
@@ -79,12 +79,11 @@ async fn a_contact_opted_out_in_the_dashboard_gets_nothing() {
         recipients.iter().all(|k| k.contains("17900000000004002")),
         "{recipients:?}"
     );
-    worker.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn stop_by_message_opts_out_and_start_opts_back_in() {
-    let (env, webhook, worker) = fleet(&campaigns_yaml()).await;
+    let (env, webhook, worker) = stepped_fleet(&campaigns_yaml()).await;
     let message =
         |mid: &str, text: &str| meta::message_delivery(ACCOUNT, "6501", mid, text, meta::now_ms());
     let comment = |id: &str| comment_delivery(ACCOUNT, &[CommentSpec::new(id, "6501", "price?")]);
@@ -93,7 +92,7 @@ async fn stop_by_message_opts_out_and_start_opts_back_in() {
     assert_eq!(decision(&env, "message:aWdfStop").await, "opted_out");
     assert!(opted_out(&env, "6501").await);
 
-    deliver(&env, &webhook, &worker, &comment("17900000000005001"), 2).await;
+    deliver(&env, &webhook, &worker, &comment("17900000000005001"), 1).await;
     assert_eq!(
         decision(&env, "comment:17900000000005001").await,
         "contact_opted_out"
@@ -103,16 +102,15 @@ async fn stop_by_message_opts_out_and_start_opts_back_in() {
         "nothing sent while opted out"
     );
 
-    deliver(&env, &webhook, &worker, &message("aWdfStart", "Start"), 3).await;
+    deliver(&env, &webhook, &worker, &message("aWdfStart", "Start"), 1).await;
     assert_eq!(decision(&env, "message:aWdfStart").await, "opted_in");
     assert!(!opted_out(&env, "6501").await);
 
-    deliver(&env, &webhook, &worker, &comment("17900000000005002"), 4).await;
+    deliver(&env, &webhook, &worker, &comment("17900000000005002"), 1).await;
     assert_eq!(decision(&env, "comment:17900000000005002").await, "matched");
     assert_eq!(
         env.graph.accepted(|_| true).len(),
         2,
         "a private and a public reply once opted back in"
     );
-    worker.stop().await.unwrap();
 }

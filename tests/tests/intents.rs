@@ -95,7 +95,7 @@ async fn without_a_model_decisions_are_keyword_only_and_recorded_as_such() {
     let env = TestEnv::new().await.unwrap();
     env.apply(&with_intents()).await.unwrap();
     let webhook = env.start_webhook().await.unwrap().url;
-    let worker = env.start_worker().await.unwrap();
+    let worker = env.stepped_worker().await.unwrap();
     let comment = CommentSpec::new("17900000000000811", "6811", "where can I buy these??");
     assert_eq!(
         env.post_signed(&webhook, &comment_delivery(ACCOUNT, &[comment]))
@@ -103,7 +103,7 @@ async fn without_a_model_decisions_are_keyword_only_and_recorded_as_such() {
             .unwrap(),
         200
     );
-    worker.wait_finished(1, SETTLE).await.unwrap();
+    worker.finish(1, SETTLE).await.unwrap();
     let (outcome, detail) = decision(&env, "17900000000000811").await;
     assert_eq!(outcome, "no_match");
     assert_eq!(
@@ -111,5 +111,4 @@ async fn without_a_model_decisions_are_keyword_only_and_recorded_as_such() {
         Some("model not asked (no_model); keyword rules only")
     );
     assert!(env.graph.calls().is_empty());
-    worker.stop().await.unwrap();
 }

@@ -18,6 +18,7 @@ const ACTION_LEASE_MARGIN: Duration = Duration::from_secs(5);
 
 impl Pipeline {
     /// Takes the event's claim: this handling's token, or why the copy is not worked.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub(super) async fn claim(
         &self,
         env: &Envelope,

@@ -29,6 +29,7 @@ struct Acting<'a> {
 impl Pipeline {
     /// A permanent failure of one action does not stop the others; a retryable or unresolved
     /// one retries the event later, where the actions already done are skipped.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub(super) async fn execute(&self, cx: &Context<'_>) -> Result<Next, Failure> {
         let Decision::Matched(plan) = &cx.decision else {
             return Ok(Next::Done);
@@ -59,6 +60,7 @@ impl Pipeline {
 
     /// One action to its end: `Continue` when it is (sent, done before, given up), `Retry`
     /// when its outcome is still unknown, `Defer` when it waits for a rate slot.
+    #[tracing::instrument(skip_all, fields(action = action.kind.as_str()))]
     async fn act(&self, a: &Acting<'_>, action: &PlannedAction) -> Result<Next, Failure> {
         let lease = self.action_lease();
         let claim = self

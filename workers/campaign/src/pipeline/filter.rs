@@ -9,6 +9,7 @@ use igflow_core::plan::{Decision, SkipReason};
 use crate::pipeline::{Context, Next, Pipeline, Target};
 
 impl Pipeline {
+    #[tracing::instrument(level = "debug", skip_all)]
     pub(super) async fn filter(&self, cx: &mut Context<'_>) -> Result<Next, Failure> {
         let own = &cx.account.ig_user_id;
         match &cx.item {

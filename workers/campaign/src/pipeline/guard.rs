@@ -65,8 +65,24 @@ impl Pipeline {
         }
     }
 
+    /// Books the action's slot in the account's budgets: how long until it is due.
+    async fn reserve(
+        &self,
+        cx: &Context<'_>,
+        action: &PlannedAction,
+        closes: Option<i64>,
+    ) -> Result<Duration, Failure> {
+        let budgets = self.budgets.for_account(&cx.account.limits);
+        let (event, kind) = (&cx.envelope.event_id, action.kind.as_str());
+        let class = class_of(action.kind);
+        self.limiter
+            .reserve(event, kind, &cx.account.ig_user_id, class, &budgets, closes)
+            .await
+    }
+
     /// Go on (`Continue`), hold the action back (`Drop(Held)`: window closed, cooldown), or
     /// come back when its booked slot is due (`Defer`).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub(super) async fn guard(
         &self,
         cx: &Context<'_>,
@@ -101,13 +117,8 @@ impl Pipeline {
                 "the contact got a DM from this campaign within its cooldown".into(),
             ));
         }
-        let budgets = self.budgets.for_account(&cx.account.limits);
-        let closes = window.map(|(closes, _)| closes);
-        let kind = action.kind.as_str();
-        let event = &cx.envelope.event_id;
         let wait = self
-            .limiter
-            .reserve(event, kind, account, class, &budgets, closes)
+            .reserve(cx, action, window.map(|(closes, _)| closes))
             .await?;
         // Also for a short wait: a slot a second away is too late for a window closing now.
         let send_at = now_ms().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(i64::MAX));

@@ -11,6 +11,7 @@ use crate::pipeline::classify::Source;
 use crate::pipeline::{Context, Next, Pipeline};
 
 impl Pipeline {
+    #[tracing::instrument(level = "debug", skip_all)]
     pub(super) async fn classify(&self, cx: &mut Context<'_>) -> Result<Next, Failure> {
         if let (Decision::NoMatch, Item::Comment(comment), Some(campaigns)) =
             (&cx.decision, &cx.item, &cx.campaigns)

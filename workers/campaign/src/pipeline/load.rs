@@ -18,6 +18,7 @@ impl Pipeline {
     /// The context the later stages work on, or how the event ends here: an app callback
     /// (handled), an unknown account or a malformed item (recorded), an account that is not
     /// active (parked).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub(super) async fn load<'e>(
         &self,
         env: &'e Envelope,

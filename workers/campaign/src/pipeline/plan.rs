@@ -11,6 +11,7 @@ use igflow_core::plan::{Decision, SkipReason};
 use crate::pipeline::{Context, Next, Pipeline, Target};
 
 impl Pipeline {
+    #[tracing::instrument(level = "debug", skip_all)]
     pub(super) async fn plan(&self, cx: &mut Context<'_>) -> Result<Next, Failure> {
         // `filter` skipped it already.
         if matches!(cx.decision, Decision::Skip(_)) {

@@ -65,6 +65,7 @@ impl Context<'_> {
 
 impl Pipeline {
     /// Records the decision; a plan goes on to its actions, anything else is done.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub(super) async fn record(&self, cx: &mut Context<'_>) -> Result<Next, Failure> {
         let record = cx.decision_record();
         self.store.record_decision(&record).await?;

@@ -50,6 +50,13 @@ impl Pipeline {
                 )));
             }
         };
+        self.share_limits(account, &result).await;
+        result
+    }
+
+    /// What Meta's answer says about limits, for every worker: a throttle holds the
+    /// account's (or the app's) calls, and the usage report paces the account.
+    async fn share_limits(&self, account: &Account, result: &Result<Sent, CallError>) {
         if let Err(CallError {
             code,
             status,
@@ -59,7 +66,7 @@ impl Pipeline {
                     ..
                 }),
             ..
-        }) = &result
+        }) = result
             && (code.is_some_and(is_throttling) || *status == Some(429))
         {
             Stats::add(&self.stats.throttled);
@@ -78,7 +85,7 @@ impl Pipeline {
                 tracing::warn!(error = %e, "throttle not shared; other workers learn it from Meta");
             }
         }
-        let usage = match &result {
+        let usage = match result {
             Ok(sent) => sent.usage,
             Err(e) => e.usage,
         };
@@ -90,7 +97,6 @@ impl Pipeline {
         {
             tracing::warn!(error = %e, "usage not recorded; pacing uses the last known value");
         }
-        result
     }
 
     /// Settles an action whose earlier attempt (its call started at `attempted_at_ms`, where

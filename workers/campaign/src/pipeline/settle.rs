@@ -140,6 +140,7 @@ impl Consumer {
     /// Settles the message `m` (its event `env`, when it decoded) by what its stages
     /// returned: first the event (its claim; the error, for `dlq list`), keeping the message
     /// hidden meanwhile since Postgres or Redis may answer slowly, then the message.
+    #[tracing::instrument(level = "debug", skip_all)]
     pub(super) async fn settle(
         &self,
         m: &Message,
