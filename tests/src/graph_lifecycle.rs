@@ -49,6 +49,7 @@ fn ms(d: Duration) -> i64 {
 pub(super) fn routes() -> Router<Shared> {
     Router::new()
         .route("/refresh_access_token", get(refresh))
+        .route("/debug_token", get(debug_token))
         .route(
             "/{node}/subscribed_apps",
             get(subscribed_apps).post(subscribe),
@@ -185,6 +186,40 @@ async fn refresh(State(shared): State<Shared>, Query(q): Query<RefreshQuery>) ->
         "token_type": "bearer",
         "expires_in": LONG_LIVED.as_secs(),
     }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct DebugQuery {
+    input_token: String,
+}
+
+/// `GET /debug_token?input_token=...`: the token's expiry (Unix seconds), 0 for one whose
+/// life the test did not set (a Page token, which does not expire).
+async fn debug_token(
+    State(shared): State<Shared>,
+    Query(q): Query<DebugQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let s = match admitted(&shared, &headers) {
+        Ok(s) => s,
+        Err(refusal) => return refusal.into_response(),
+    };
+    let (issued, expires) = s
+        .lifecycle
+        .lives
+        .get(&q.input_token)
+        .map_or((0, 0), |(issued, expires)| (issued / 1000, expires / 1000));
+    Json(json!({ "data": {
+        "app_id": "1234567890",
+        "type": "PAGE",
+        "application": "igflow",
+        "expires_at": expires,
+        "issued_at": issued,
+        "is_valid": true,
+        "scopes": ["instagram_basic", "instagram_manage_comments", "instagram_manage_messages"],
+        "user_id": s.token_owners.get(&q.input_token),
+    } }))
     .into_response()
 }
 

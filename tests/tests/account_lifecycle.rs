@@ -172,6 +172,32 @@ async fn a_refused_refresh_close_to_expiry_is_shown_and_raises_token_expiring() 
 }
 
 #[tokio::test]
+async fn a_facebook_login_tokens_expiry_is_read_from_meta() {
+    let env = TestEnv::new().await.expect("test environment");
+    let yaml = campaigns_yaml().replace(
+        "login: instagram",
+        "login: facebook\n    page_id: \"100000000000001\"",
+    );
+    env.apply(&yaml).await.expect("campaigns apply");
+    env.graph.issue_token(TOKEN, ACCOUNT, DAY * 57, DAY * 3);
+    let jobs = lifecycle(&env, &[]).await;
+    jobs.round().await;
+    let days_left: f64 = sqlx::query_scalar(
+        "select (extract(epoch from token_expires_at - now()) / 86400)::float8 from ig_accounts",
+    )
+    .fetch_one(env.store.pool())
+    .await
+    .unwrap();
+    assert!((2.9..3.1).contains(&days_left), "{days_left}");
+    let s = jobs.stats.snapshot();
+    assert_eq!((s.token_expiring, s.tokens_refreshed), (1, 0));
+    assert!(
+        env.graph.refreshed().is_empty(),
+        "Facebook Login tokens are not refreshed"
+    );
+}
+
+#[tokio::test]
 async fn an_unsubscribed_account_is_subscribed_again_and_a_refusal_is_marked() {
     let env = TestEnv::new().await.expect("test environment");
     env.apply(&campaigns_yaml()).await.expect("campaigns apply");

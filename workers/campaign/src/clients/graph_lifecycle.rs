@@ -19,6 +19,19 @@ struct Refreshed {
     expires_in: u64,
 }
 
+/// `GET /debug_token`: what Meta knows of a token.
+#[derive(Deserialize)]
+struct Debugged {
+    data: TokenInfo,
+}
+
+#[derive(Deserialize)]
+struct TokenInfo {
+    /// Unix seconds; 0 for a token that does not expire (a Page token).
+    #[serde(default)]
+    expires_at: i64,
+}
+
 /// A refreshed token.
 pub struct NewToken {
     pub token: SecretString,
@@ -107,6 +120,22 @@ impl GraphClient {
             token: SecretString::from(refreshed.access_token),
             lifetime: Duration::from_secs(refreshed.expires_in),
         })
+    }
+
+    /// When a Facebook Login token expires (Unix milliseconds), `None` if never, from
+    /// `GET /debug_token` (the token inspecting itself: an app's own tokens may).
+    pub async fn token_expiry(&self, token: &SecretString) -> Result<Option<i64>, CallError> {
+        let url = format!(
+            "{}/debug_token",
+            self.base(igflow_core::campaign::LoginFlavor::Facebook)
+        );
+        let request = self
+            .http
+            .get(url)
+            .query(&[("input_token", token.expose_secret())])
+            .bearer_auth(token.expose_secret());
+        let debugged: Debugged = self.read_request(request).await?;
+        Ok((debugged.data.expires_at > 0).then(|| debugged.data.expires_at.saturating_mul(1000)))
     }
 
     /// The webhook fields the account has subscribed igflow's app to.

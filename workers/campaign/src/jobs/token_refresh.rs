@@ -11,8 +11,8 @@ use tracing::Instrument;
 
 use crate::clients::graph::CallError;
 use crate::clients::secrets::SecretsError;
-use crate::clients::store::StoreError;
 use crate::clients::store::TokenDue;
+use crate::clients::store::{Account, StoreError};
 use crate::jobs::lease::{Job, Lease};
 use crate::jobs::lifecycle::Lifecycle;
 use crate::stats::Stats;
@@ -57,14 +57,72 @@ pub async fn round(ctx: &Lifecycle) -> Result<(), StoreError> {
         }
         lease.finish(&ctx.store, ctx.config.refresh_retry).await?;
     }
+    for due in ctx.store.expiries_unknown().await? {
+        let Some(lease) = Lease::take(&ctx.store, Job::TokenRefresh, due.id, HOLD).await? else {
+            continue;
+        };
+        let span = tracing::info_span!("token_expiry", account_id = %due.ig_user_id);
+        learn_expiry(ctx, &due).instrument(span).await?;
+        lease.finish(&ctx.store, EXPIRY_RECHECK).await?;
+    }
     Ok(())
+}
+
+/// A Facebook Login token with no known expiry (a Page token never expires) is asked about
+/// again after this.
+const EXPIRY_RECHECK: Duration = Duration::from_secs(24 * 3600);
+
+/// Records when a Facebook Login token given by file expires (Meta's debug endpoint); such
+/// tokens are not refreshed here, so one expiring within the warning time raises
+/// `TokenExpiring` for the owner to reconnect.
+async fn learn_expiry(ctx: &Lifecycle, due: &TokenDue) -> Result<(), StoreError> {
+    let expiry = async {
+        let account = account(ctx, due).await?;
+        let token = ctx
+            .tokens
+            .get(account.id, &account.token_secret_ref)
+            .await
+            .map_err(RefreshError::Token)?;
+        ctx.graph
+            .token_expiry(&token)
+            .await
+            .map_err(RefreshError::Meta)
+    };
+    match expiry.await {
+        Ok(Some(at_ms)) => {
+            ctx.store.token_expiry_learned(due.id, at_ms).await?;
+            if expiring(ctx, Some(at_ms)) {
+                Stats::add(&ctx.stats.token_expiring);
+                tracing::error!(
+                    alarm = "token_expiring",
+                    expires_at_ms = at_ms,
+                    "account token expires soon and is not refreshed automatically (Facebook Login): the owner reconnects"
+                );
+            }
+        }
+        Ok(None) => tracing::info!("account token does not expire"),
+        Err(e) => tracing::warn!(error = %e, "token expiry not read; asked again tomorrow"),
+    }
+    Ok(())
+}
+
+/// The account the lease is for, as it is now.
+async fn account(ctx: &Lifecycle, due: &TokenDue) -> Result<Account, RefreshError> {
+    let gone = || RefreshError::Gone(due.ig_user_id.clone());
+    let ig_user_id = IgUserId::parse(due.ig_user_id.as_str()).map_err(|_| gone())?;
+    ctx.store.account(&ig_user_id).await?.ok_or_else(gone)
+}
+
+/// Whether the token expires within the warning time (or when, nobody knows).
+fn expiring(ctx: &Lifecycle, expires_at_ms: Option<i64>) -> bool {
+    let now_ms = igflow_core::runtime::now_ms();
+    let warn_ms = i64::try_from(ctx.config.warn_before.as_millis()).unwrap_or(i64::MAX);
+    expires_at_ms.is_none_or(|at| at.saturating_sub(now_ms) < warn_ms)
 }
 
 /// One account's refresh; returns the new token's lifetime.
 async fn refresh(ctx: &Lifecycle, due: &TokenDue) -> Result<Duration, RefreshError> {
-    let gone = || RefreshError::Gone(due.ig_user_id.clone());
-    let ig_user_id = IgUserId::parse(due.ig_user_id.as_str()).map_err(|_| gone())?;
-    let account = ctx.store.account(&ig_user_id).await?.ok_or_else(gone)?;
+    let account = account(ctx, due).await?;
     let token = ctx
         .tokens
         .get(account.id, &account.token_secret_ref)
@@ -89,12 +147,7 @@ async fn failed(ctx: &Lifecycle, due: &TokenDue, e: &RefreshError) -> Result<(),
     Stats::add(&ctx.stats.token_refresh_failed);
     let reason = e.to_string();
     ctx.store.token_refresh_failed(due.id, &reason).await?;
-    let now_ms = igflow_core::runtime::now_ms();
-    let warn_ms = i64::try_from(ctx.config.warn_before.as_millis()).unwrap_or(i64::MAX);
-    let expiring = due
-        .expires_at_ms
-        .is_none_or(|at| at.saturating_sub(now_ms) < warn_ms);
-    if expiring {
+    if expiring(ctx, due.expires_at_ms) {
         Stats::add(&ctx.stats.token_expiring);
         tracing::error!(
             alarm = "token_expiring",

@@ -48,6 +48,30 @@ impl Store {
         .await?)
     }
 
+    /// Active Facebook Login accounts whose token's expiry is not known (a file gave it):
+    /// Meta's debug endpoint tells it.
+    pub async fn expiries_unknown(&self) -> Result<Vec<TokenDue>, StoreError> {
+        Ok(sqlx::query_as(
+            "select id, ig_user_id, null::int8 as expires_at_ms from ig_accounts
+             where status = 'active' and login_flavor = 'facebook' and token_expires_at is null
+             order by ig_user_id",
+        )
+        .fetch_all(self.pool())
+        .await?)
+    }
+
+    /// Records the expiry Meta gave for a token (Unix milliseconds).
+    pub async fn token_expiry_learned(&self, account: Uuid, at_ms: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "update ig_accounts set token_expires_at = to_timestamp($2::float8 / 1000) where id = $1",
+        )
+        .bind(account)
+        .bind(at_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Records a refreshed token's expiry and clears a previous failure.
     pub async fn token_refreshed(
         &self,
