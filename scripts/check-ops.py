@@ -270,14 +270,23 @@ def calls_by_unit(sources: dict[str, str], ops: dict[str, str]) -> dict[str, set
                     needed |= calls(line)
         squeezed = re.sub(r"\s+", "", own_text)
         for path, receiver in LIBRARIES.get(unit, {}).items():
-            used = set(re.findall(receiver, squeezed))
+            bodies: dict[str, str] = {}
             method = None
             for line in sources[path].splitlines():
                 head = re.search(r"\bfn (\w+)", line)
                 if head:
                     method = head.group(1)
-                if method in used:
-                    needed |= calls(line)
+                if method:
+                    bodies[method] = bodies.get(method, "") + line + "\n"
+            # A used method's calls count, and so do those of the methods it calls on self.
+            used, todo = set(), list(set(re.findall(receiver, squeezed)))
+            while todo:
+                name = todo.pop()
+                if name in used or name not in bodies:
+                    continue
+                used.add(name)
+                needed |= calls(bodies[name])
+                todo += re.findall(r"self\.(\w+)\(", bodies[name])
         out[unit] = {BATCH_ACTIONS.get(a, a) for a in needed}
     return out
 
