@@ -3,7 +3,9 @@
 //! to the events queue (the moto server locally, which is far slower than SQS);
 //! `--sink sqs-stub` sends through the real SQS client to a stub that answers
 //! SendMessageBatch after `--stub-latency-ms`, like SQS does, to measure how the webhook's
-//! concurrent batches behave at a realistic latency.
+//! concurrent batches behave at a realistic latency. `--archive-latency-ms N` also keeps
+//! every delivery in the raw archive, through the real S3 client, against a stub answering
+//! PutObject after N ms: the webhook's latency with and without the archive.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,8 +15,11 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use futures_util::future::BoxFuture;
 use igflow_core::envelope::Envelope;
+use igflow_core::runtime::{self, AwsCalls};
 use igflow_tests::harness::{Services, create_queues, tag};
-use igflow_webhook::{AppState, EventSink, KeyStore, Keys, Metrics, SinkError, SqsSink};
+use igflow_webhook::{
+    AppState, DeliveryArchive, EventSink, KeyStore, Keys, Metrics, SinkError, SqsSink,
+};
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
@@ -34,6 +39,9 @@ struct Args {
     /// Latency of the stub's SendMessageBatch answers.
     #[arg(long, default_value_t = 20)]
     stub_latency_ms: u64,
+    /// Archive every delivery to an S3 stub answering after this many ms (none: no archive).
+    #[arg(long)]
+    archive_latency_ms: Option<u64>,
     /// The app secret the load generator signs with.
     #[arg(long, default_value = "bench-app-secret")]
     secret: String,
@@ -50,6 +58,23 @@ impl EventSink for NullSink {
     }
 }
 
+/// Serves `app` on a free local port; returns its URL.
+async fn serve_stub(app: axum::Router) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Ok(url)
+}
+
+/// Answers every S3 PutObject with 200 and an ETag, after `latency`.
+async fn s3_stub(latency: Duration) -> anyhow::Result<String> {
+    serve_stub(axum::Router::new().fallback(move || async move {
+        tokio::time::sleep(latency).await;
+        [("etag", "\"0\"")]
+    }))
+    .await
+}
+
 /// Answers SQS's JSON protocol `SendMessageBatch` with every entry accepted, after `latency`.
 async fn sqs_stub(latency: Duration) -> anyhow::Result<String> {
     let app = axum::Router::new().fallback(move |body: axum::body::Bytes| async move {
@@ -63,10 +88,7 @@ async fn sqs_stub(latency: Duration) -> anyhow::Result<String> {
             .collect();
         ([("content-type", "application/x-amz-json-1.0")], json!({ "Successful": ok, "Failed": [] }).to_string())
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Ok(url)
+    serve_stub(app).await
 }
 
 #[tokio::main]
@@ -102,7 +124,20 @@ async fn main() -> anyhow::Result<()> {
         vec![SecretString::from(args.secret)],
         SecretString::from("bench".to_owned()),
     ));
-    let app = igflow_webhook::app(AppState::new(keys, sink, metrics, false), 4 * 1024 * 1024);
+    let archive = match args.archive_latency_ms {
+        Some(ms) => {
+            let mut services = Services::from_env();
+            services.aws_endpoint = s3_stub(Duration::from_millis(ms)).await?;
+            Some(Arc::new(DeliveryArchive::new(
+                runtime::s3_client(&services.aws().await, AwsCalls::Archive),
+                "bench-archive".to_owned(),
+                Arc::clone(&metrics),
+            )))
+        }
+        None => None,
+    };
+    let state = AppState::new(keys, sink, metrics, false).with_archive(archive);
+    let app = igflow_webhook::app(state, 4 * 1024 * 1024);
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     println!("listening on {}", listener.local_addr()?);
     axum::serve(listener, app)
