@@ -133,6 +133,7 @@ const INTENDED: &[&str] = &[
     "public.actions authenticated SELECT",
     "public.actions authenticated UPDATE",
     "public.activity authenticated SELECT",
+    "public.activity_daily authenticated SELECT",
     "public.campaigns authenticated DELETE",
     "public.campaigns authenticated INSERT",
     "public.campaigns authenticated SELECT",
