@@ -153,8 +153,12 @@ impl Worker {
 
     /// Consumes until `shutdown` is cancelled, then finishes the batches in hand.
     pub async fn run(self, shutdown: CancellationToken) {
+        let listener = tokio::spawn(jobs::cache_listener::run(
+            Arc::clone(&self.accounts),
+            self.unparker.store.clone(),
+            shutdown.clone(),
+        ));
         let unparker = tokio::spawn(self.unparker.run(shutdown.clone()));
-        let listener = tokio::spawn(Arc::clone(&self.accounts).listen(shutdown.clone()));
         let lifecycle = tokio::spawn(self.lifecycle.run(shutdown.clone()));
         let pruner = self
             .retention

@@ -1,8 +1,8 @@
 //! Each active account's row and its campaigns, compiled once (keyword automata included),
 //! shared by every event of the account until they change: Postgres notifies every worker on
-//! channel `igflow_campaigns` when an account, campaign, rule, action or intent changes. A
-//! short TTL bounds the staleness should a notification be missed while the listener
-//! reconnects.
+//! channel `igflow_campaigns` when an account, campaign, rule, action or intent changes
+//! (`jobs::cache_listener`). A short TTL bounds the staleness should a notification be
+//! missed while the listener reconnects.
 //!
 //! The same notification evicts the account's access token from the token cache: a reconnect
 //! writes a new token and resumes the account, and no worker may go on with the old one.
@@ -19,14 +19,11 @@ use std::time::{Duration, Instant};
 use igflow_core::campaign::AccountStatus;
 use igflow_core::ids::IgUserId;
 use igflow_core::plan::CampaignSet;
-use sqlx::postgres::PgListener;
-use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use crate::clients::secrets::Tokens;
 use crate::clients::store::{Account, Store, StoreError};
 
-pub const CHANNEL: &str = "igflow_campaigns";
 /// Even without a notification, an entry is reloaded after this long.
 const TTL: Duration = Duration::from_secs(60);
 
@@ -122,7 +119,8 @@ impl AccountCache {
         }
     }
 
-    fn forget(&self, account: Option<Uuid>) {
+    /// Drops what is cached for the account (everything for `None`), its token included.
+    pub fn forget(&self, account: Option<Uuid>) {
         let (mut accounts, mut campaigns) = (lock(&self.accounts), lock(&self.campaigns));
         self.changes.fetch_add(1, Ordering::SeqCst);
         self.tokens.evict(account);
@@ -134,45 +132,6 @@ impl AccountCache {
             None => {
                 campaigns.clear();
                 accounts.clear();
-            }
-        }
-    }
-
-    /// Listens for changes until `shutdown`, reconnecting after errors (and then forgetting
-    /// everything, as notifications may have been missed).
-    pub async fn listen(self: Arc<Self>, shutdown: CancellationToken) {
-        loop {
-            let mut listener = match PgListener::connect_with(self.store.pool()).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::warn!(error = %e, "change listener not connected; retrying in 5 s");
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(Duration::from_secs(5)) => continue,
-                    }
-                }
-            };
-            if let Err(e) = listener.listen(CHANNEL).await {
-                tracing::warn!(error = %e, "LISTEN failed; retrying");
-                continue;
-            }
-            self.forget(None);
-            loop {
-                let notification = tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    n = listener.recv() => n,
-                };
-                match notification {
-                    Ok(n) => self.forget(
-                        Some(n.payload().parse().unwrap_or_default())
-                            .filter(|id: &Uuid| !id.is_nil()),
-                    ),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "change listener lost its connection");
-                        self.forget(None);
-                        break;
-                    }
-                }
             }
         }
     }

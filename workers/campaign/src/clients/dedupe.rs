@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use fred::prelude::{Client, Expiration, KeysInterface};
 use fred::types::scripts::Script;
-use igflow_core::failure::Failure;
+
 use igflow_core::ids::{EventId, IgUserId};
 
-use crate::clients::redis::RedisKeys;
+use crate::clients::redis::{RedisError, RedisKeys};
 
 /// Longer than Meta's 36 hours of redelivery and SQS's 14 days is not needed: 7 days.
 pub const DONE_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -59,10 +59,6 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX).max(1)
 }
 
-fn unavailable(e: &fred::error::Error) -> Failure {
-    Failure::retry(format!("redis unavailable for dedupe: {e}"))
-}
-
 impl Dedupe {
     pub fn new(redis: Client, keys: RedisKeys) -> Self {
         Self {
@@ -85,7 +81,7 @@ impl Dedupe {
         account: &IgUserId,
         event: &EventId,
         lease: Duration,
-    ) -> Result<Claim, Failure> {
+    ) -> Result<Claim, RedisError> {
         let token = ClaimToken(format!("claim:{:016x}", fastrand::u64(..)));
         let lease_ms = millis(lease);
         let held: String = self
@@ -96,7 +92,7 @@ impl Dedupe {
                 vec![token.0.clone(), lease_ms.to_string()],
             )
             .await
-            .map_err(|e| unavailable(&e))?;
+            .map_err(RedisError::for_purpose("dedupe"))?;
         Ok(match held.as_str() {
             "claimed" => Claim::Acquired(token),
             DONE => Claim::Done,
@@ -105,7 +101,7 @@ impl Dedupe {
     }
 
     /// Marks the event handled for [`DONE_TTL`]; repeats are dropped from now on.
-    pub async fn complete(&self, account: &IgUserId, event: &EventId) -> Result<(), Failure> {
+    pub async fn complete(&self, account: &IgUserId, event: &EventId) -> Result<(), RedisError> {
         self.redis
             .set::<(), _, _>(
                 self.key(account, event),
@@ -117,7 +113,7 @@ impl Dedupe {
                 false,
             )
             .await
-            .map_err(|e| unavailable(&e))
+            .map_err(RedisError::for_purpose("dedupe"))
     }
 
     /// Renews the lease while the event is still being worked on. False if the claim is no
@@ -128,7 +124,7 @@ impl Dedupe {
         event: &EventId,
         token: &ClaimToken,
         lease: Duration,
-    ) -> Result<bool, Failure> {
+    ) -> Result<bool, RedisError> {
         self.extend
             .evalsha_with_reload::<i64, _, _>(
                 &self.redis,
@@ -137,7 +133,7 @@ impl Dedupe {
             )
             .await
             .map(|n| n == 1)
-            .map_err(|e| unavailable(&e))
+            .map_err(RedisError::for_purpose("dedupe"))
     }
 
     /// Gives the event back after a failed attempt so that the retry can claim it at once.
@@ -146,7 +142,7 @@ impl Dedupe {
         account: &IgUserId,
         event: &EventId,
         token: &ClaimToken,
-    ) -> Result<(), Failure> {
+    ) -> Result<(), RedisError> {
         self.release
             .evalsha_with_reload::<i64, _, _>(
                 &self.redis,
@@ -155,6 +151,6 @@ impl Dedupe {
             )
             .await
             .map(drop)
-            .map_err(|e| unavailable(&e))
+            .map_err(RedisError::for_purpose("dedupe"))
     }
 }

@@ -4,7 +4,31 @@
 use std::time::Duration;
 
 use fred::prelude::{Builder, Client, ClientLike, Config, ReconnectPolicy};
+use igflow_core::failure::Failure;
 use secrecy::{ExposeSecret, SecretString};
+
+/// A Redis call that failed. Redis holds only what may be lost or rebuilt, and a command
+/// times out within seconds: whatever went wrong, the event is retried.
+#[derive(Debug, thiserror::Error)]
+#[error("redis unavailable for {purpose}; retry")]
+pub struct RedisError {
+    purpose: &'static str,
+    #[source]
+    source: fred::error::Error,
+}
+
+impl RedisError {
+    /// Wraps errors of calls made for `purpose` (dedupe, cooldowns, rate budgets...).
+    pub fn for_purpose(purpose: &'static str) -> impl FnOnce(fred::error::Error) -> Self {
+        move |source| Self { purpose, source }
+    }
+}
+
+impl From<RedisError> for Failure {
+    fn from(e: RedisError) -> Self {
+        Failure::retry(format!("redis unavailable for {}: {}", e.purpose, e.source))
+    }
+}
 
 /// Builds keys as `{prefix}{part}:{part}...`.
 #[derive(Debug, Clone)]

@@ -1,6 +1,8 @@
-//! Background work beside the event loop: unparking, retention, metrics, and the account
-//! lifecycle jobs (token refresh, subscription audit, reconciliation) under per-account leases.
+//! Background work beside the event loop: the cache listener, unparking, retention, metrics,
+//! and the account lifecycle jobs (token refresh, subscription audit, reconciliation) under
+//! per-account leases.
 
+pub mod cache_listener;
 pub mod lease;
 pub mod lifecycle;
 pub mod metrics;

@@ -21,6 +21,7 @@ use tracing::Instrument;
 
 use crate::clients::graph::CallError;
 use crate::clients::graph_lifecycle::ListedComment;
+use crate::clients::redis::RedisError;
 use crate::clients::secrets::SecretsError;
 use crate::clients::store::{Account, StoreError};
 use crate::jobs::lease::{Job, Lease};
@@ -40,8 +41,8 @@ pub enum ReconcileError {
     Token(#[source] SecretsError),
     #[error("Graph API read failed: {}; retried at the next run", .0.reason())]
     Graph(CallError),
-    #[error("usage of the account could not be read: {0}; retried at the next run")]
-    Usage(Failure),
+    #[error("usage of the account could not be read; retried at the next run")]
+    Usage(#[source] RedisError),
     #[error("a recovered comment could not be split: {0}; report it, the comment is skipped")]
     Split(#[from] SplitError),
     #[error("{failed} recovered comment(s) were not enqueued: {detail}; retried at the next run")]

@@ -1,6 +1,6 @@
 //! The `igflow-worker` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -122,194 +122,230 @@ enum DlqAction {
 impl Cli {
     pub async fn execute(self) -> anyhow::Result<()> {
         let env = Env::process();
-        // Needs no database: it runs from the file alone.
-        if let Command::Simulate {
-            campaigns,
-            account,
-            media,
-            at,
-            text,
-        } = &self.command
-        {
-            let file = CampaignFile::parse(
-                &std::fs::read_to_string(campaigns)
-                    .with_context(|| format!("reading {}", campaigns.display()))?,
-            )?;
-            let classifier =
-                IntentClassifier::new(&ClassifierConfig::from_env(&env)?, None, Arc::default())?;
-            for line in simulate::simulate(
-                &file,
-                account.as_deref(),
-                media.as_deref(),
-                text,
-                at.unwrap_or_else(jiff::Timestamp::now).as_millisecond(),
-                &classifier,
-            )
-            .await?
-            {
-                println!("{line}");
-            }
-            return Ok(());
-        }
-        let config = match self.command {
-            Command::Migrate | Command::Apply { .. } => StoreConfig::admin_from_env(&env)?,
-            _ => StoreConfig::from_env(&env)?,
-        };
-        let store = Store::connect(&config)
-            .await
-            .context("connecting to Postgres")?;
         match self.command {
+            // Needs no database: it runs from the file alone.
+            Command::Simulate {
+                campaigns,
+                account,
+                media,
+                at,
+                text,
+            } => {
+                let at = at.unwrap_or_else(jiff::Timestamp::now).as_millisecond();
+                simulate_file(
+                    &campaigns,
+                    account.as_deref(),
+                    media.as_deref(),
+                    &text,
+                    at,
+                    &env,
+                )
+                .await
+            }
             Command::Migrate => {
+                let store = connect(StoreConfig::admin_from_env(&env)?).await?;
                 store.migrate().await.context("running migrations")?;
                 tracing::info!("migrations applied");
+                Ok(())
             }
             Command::Apply { file } => {
-                let text = std::fs::read_to_string(&file)
-                    .with_context(|| format!("reading {}", file.display()))?;
-                let parsed = CampaignFile::parse(&text)?;
-                let tokens = Tokens::new(
-                    aws_sdk_secretsmanager::Client::new(
-                        &runtime::aws_sdk_config(runtime::AwsCalls::Worker).await,
-                    ),
-                    SecretsConfig::from_env(&env)?,
-                );
-                let summary =
-                    apply::apply(&parsed, &file.display().to_string(), &store, &tokens, &env)
-                        .await?;
-                println!(
-                    "applied {}: tenant {}, {} account(s), {} campaign(s), {} archived",
-                    file.display(),
-                    summary.tenant,
-                    summary.accounts,
-                    summary.campaigns,
-                    summary.archived
-                );
+                let store = connect(StoreConfig::admin_from_env(&env)?).await?;
+                apply_file(&file, &store, &env).await
             }
             Command::Dlq { action } => {
-                let queue_url = queue_url(&env)?;
-                let sqs = aws_sdk_sqs::Client::new(
-                    &runtime::aws_sdk_config(runtime::AwsCalls::Worker).await,
-                );
-                let dlq = Dlq::connect(sqs, queue_url, store).await?;
-                match action {
-                    DlqAction::List { max } => {
-                        let letters = dlq.peek(max).await?;
-                        println!("{} message(s) in the DLQ", letters.len());
-                        for l in &letters {
-                            println!(
-                                "{}  kind={}  event={}  receives={}  last_error={}",
-                                l.message_id,
-                                l.kind.as_deref().unwrap_or("(not an envelope)"),
-                                l.event_id.as_deref().unwrap_or("-"),
-                                l.receive_count,
-                                l.last_error.as_deref().unwrap_or("(none recorded)")
-                            );
-                        }
-                        dlq.release(&letters).await?;
-                    }
-                    DlqAction::Redrive { all, ids, max } => {
-                        if !all && ids.is_empty() {
-                            anyhow::bail!("name message or event ids to redrive, or pass --all");
-                        }
-                        let selection = if all {
-                            Selection::All
-                        } else {
-                            Selection::Ids(ids)
-                        };
-                        println!(
-                            "{} message(s) moved back to the events queue",
-                            dlq.redrive(&selection, max).await?
-                        );
-                    }
-                }
+                let store = connect(StoreConfig::from_env(&env)?).await?;
+                dead_letters(action, store, &env).await
             }
             Command::Replay { file, from, to } => {
-                let aws = runtime::aws_sdk_config(runtime::AwsCalls::Worker).await;
-                let queue = QueueSender::new(aws_sdk_sqs::Client::new(&aws), queue_url(&env)?);
-                let summary = match (file, from.zip(to)) {
-                    (Some(file), _) => {
-                        let text = std::fs::read_to_string(&file)
-                            .with_context(|| format!("reading {}", file.display()))?;
-                        replay::replay(&text, &queue, runtime::now_ms()).await?
-                    }
-                    (None, Some((from, to))) => {
-                        let archive = Archive::new(
-                            runtime::s3_client(&aws, runtime::AwsCalls::Worker),
-                            archive_bucket(&env)?,
-                        );
-                        let window = archive.replay(TimeWindow::new(from, to)?, &queue).await?;
-                        for key in &window.not_meta {
-                            println!(
-                                "skipped {key}: not a Meta payload (the webhook refused it too)"
-                            );
-                        }
-                        replay::ReplaySummary {
-                            deliveries: window.deliveries,
-                            envelopes: window.envelopes,
-                        }
-                    }
-                    (None, None) => anyhow::bail!("name a file, or --from and --to"),
-                };
-                println!(
-                    "replayed {} delivery(ies) as {} envelope(s)",
-                    summary.deliveries, summary.envelopes
-                );
+                connect(StoreConfig::from_env(&env)?).await?;
+                replay_deliveries(file.as_deref(), from.zip(to), &env).await
             }
-            Command::Prune => {
-                let Some(days) = retention_days(&env)? else {
-                    println!("IGFLOW_RETENTION_DAYS is 0: everything is kept");
-                    return Ok(());
-                };
-                let p = store.prune(days).await?;
-                println!(
-                    "older than {days} days, deleted: {} activity rows, {} queue errors, {} contacts, {} parked events",
-                    p.activity, p.message_errors, p.contacts, p.parked_events
-                );
-            }
+            Command::Prune => prune(&connect(StoreConfig::from_env(&env)?).await?, &env).await,
             Command::Reconcile { account, since } => {
-                let account = IgUserId::parse(account.as_str())?;
-                let Some(account) = store.account(&account).await? else {
-                    anyhow::bail!("igflow has no account {account}");
-                };
-                let lifecycle = Lifecycle::connect(
-                    RunConfig::from_env(&env)?,
-                    store,
-                    &runtime::aws_sdk_config(runtime::AwsCalls::Worker).await,
-                )
-                .await?;
-                let done =
-                    reconcile::reconcile(&lifecycle, &account, since.as_millisecond()).await?;
+                let store = connect(StoreConfig::from_env(&env)?).await?;
+                reconcile_account(&account, since, store, &env).await
+            }
+            Command::Run => run(connect(StoreConfig::from_env(&env)?).await?, &env).await,
+        }
+    }
+}
+
+async fn connect(config: StoreConfig) -> anyhow::Result<Store> {
+    Store::connect(&config)
+        .await
+        .context("connecting to Postgres")
+}
+
+fn read(file: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
+}
+
+async fn simulate_file(
+    campaigns: &Path,
+    account: Option<&str>,
+    media: Option<&str>,
+    text: &str,
+    at_ms: i64,
+    env: &Env,
+) -> anyhow::Result<()> {
+    let file = CampaignFile::parse(&read(campaigns)?)?;
+    let classifier =
+        IntentClassifier::new(&ClassifierConfig::from_env(env)?, None, Arc::default())?;
+    for line in simulate::simulate(&file, account, media, text, at_ms, &classifier).await? {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+async fn apply_file(file: &Path, store: &Store, env: &Env) -> anyhow::Result<()> {
+    let parsed = CampaignFile::parse(&read(file)?)?;
+    let tokens = Tokens::new(
+        aws_sdk_secretsmanager::Client::new(
+            &runtime::aws_sdk_config(runtime::AwsCalls::Worker).await,
+        ),
+        SecretsConfig::from_env(env)?,
+    );
+    let summary = apply::apply(&parsed, &file.display().to_string(), store, &tokens, env).await?;
+    println!(
+        "applied {}: tenant {}, {} account(s), {} campaign(s), {} archived",
+        file.display(),
+        summary.tenant,
+        summary.accounts,
+        summary.campaigns,
+        summary.archived
+    );
+    Ok(())
+}
+
+async fn dead_letters(action: DlqAction, store: Store, env: &Env) -> anyhow::Result<()> {
+    let sqs = aws_sdk_sqs::Client::new(&runtime::aws_sdk_config(runtime::AwsCalls::Worker).await);
+    let dlq = Dlq::connect(sqs, queue_url(env)?, store).await?;
+    match action {
+        DlqAction::List { max } => {
+            let letters = dlq.peek(max).await?;
+            println!("{} message(s) in the DLQ", letters.len());
+            for l in &letters {
                 println!(
-                    "{} media, {} comments read, {} never seen and enqueued{}",
-                    done.media,
-                    done.comments_read,
-                    done.recovered,
-                    done.yielded
-                        .map(|why| format!("; stopped early: {why}"))
-                        .unwrap_or_default()
+                    "{}  kind={}  event={}  receives={}  last_error={}",
+                    l.message_id,
+                    l.kind.as_deref().unwrap_or("(not an envelope)"),
+                    l.event_id.as_deref().unwrap_or("-"),
+                    l.receive_count,
+                    l.last_error.as_deref().unwrap_or("(none recorded)")
                 );
             }
-            Command::Simulate { .. } => unreachable!("handled above"),
-            Command::Run => {
-                let config = RunConfig::from_env(&env)?;
-                let worker = Worker::build(
-                    config,
-                    store,
-                    &runtime::aws_sdk_config(runtime::AwsCalls::Worker).await,
-                )
-                .await?;
-                let shutdown = CancellationToken::new();
-                tokio::spawn({
-                    let shutdown = shutdown.clone();
-                    async move {
-                        runtime::shutdown_signal().await;
-                        tracing::info!("shutdown requested");
-                        shutdown.cancel();
-                    }
-                });
-                worker.run(shutdown).await;
+            dlq.release(&letters).await?;
+        }
+        DlqAction::Redrive { all, ids, max } => {
+            if !all && ids.is_empty() {
+                anyhow::bail!("name message or event ids to redrive, or pass --all");
+            }
+            let selection = if all {
+                Selection::All
+            } else {
+                Selection::Ids(ids)
+            };
+            println!(
+                "{} message(s) moved back to the events queue",
+                dlq.redrive(&selection, max).await?
+            );
+        }
+    }
+    Ok(())
+}
+
+/// Replays a file of deliveries, or the archived deliveries of a time window.
+async fn replay_deliveries(
+    file: Option<&Path>,
+    window: Option<(jiff::Timestamp, jiff::Timestamp)>,
+    env: &Env,
+) -> anyhow::Result<()> {
+    let aws = runtime::aws_sdk_config(runtime::AwsCalls::Worker).await;
+    let queue = QueueSender::new(aws_sdk_sqs::Client::new(&aws), queue_url(env)?);
+    let summary = match (file, window) {
+        (Some(file), _) => replay::replay(&read(file)?, &queue, runtime::now_ms()).await?,
+        (None, Some((from, to))) => {
+            let archive = Archive::new(
+                runtime::s3_client(&aws, runtime::AwsCalls::Worker),
+                archive_bucket(env)?,
+            );
+            let window = archive.replay(TimeWindow::new(from, to)?, &queue).await?;
+            for key in &window.not_meta {
+                println!("skipped {key}: not a Meta payload (the webhook refused it too)");
+            }
+            replay::ReplaySummary {
+                deliveries: window.deliveries,
+                envelopes: window.envelopes,
             }
         }
-        Ok(())
-    }
+        (None, None) => anyhow::bail!("name a file, or --from and --to"),
+    };
+    println!(
+        "replayed {} delivery(ies) as {} envelope(s)",
+        summary.deliveries, summary.envelopes
+    );
+    Ok(())
+}
+
+async fn prune(store: &Store, env: &Env) -> anyhow::Result<()> {
+    let Some(days) = retention_days(env)? else {
+        println!("IGFLOW_RETENTION_DAYS is 0: everything is kept");
+        return Ok(());
+    };
+    let p = store.prune(days).await?;
+    println!(
+        "older than {days} days, deleted: {} activity rows, {} queue errors, {} contacts, {} parked events",
+        p.activity, p.message_errors, p.contacts, p.parked_events
+    );
+    Ok(())
+}
+
+async fn reconcile_account(
+    account: &str,
+    since: jiff::Timestamp,
+    store: Store,
+    env: &Env,
+) -> anyhow::Result<()> {
+    let account = IgUserId::parse(account)?;
+    let Some(account) = store.account(&account).await? else {
+        anyhow::bail!("igflow has no account {account}");
+    };
+    let lifecycle = Lifecycle::connect(
+        RunConfig::from_env(env)?,
+        store,
+        &runtime::aws_sdk_config(runtime::AwsCalls::Worker).await,
+    )
+    .await?;
+    let done = reconcile::reconcile(&lifecycle, &account, since.as_millisecond()).await?;
+    println!(
+        "{} media, {} comments read, {} never seen and enqueued{}",
+        done.media,
+        done.comments_read,
+        done.recovered,
+        done.yielded
+            .map(|why| format!("; stopped early: {why}"))
+            .unwrap_or_default()
+    );
+    Ok(())
+}
+
+async fn run(store: Store, env: &Env) -> anyhow::Result<()> {
+    let config = RunConfig::from_env(env)?;
+    let worker = Worker::build(
+        config,
+        store,
+        &runtime::aws_sdk_config(runtime::AwsCalls::Worker).await,
+    )
+    .await?;
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            runtime::shutdown_signal().await;
+            tracing::info!("shutdown requested");
+            shutdown.cancel();
+        }
+    });
+    worker.run(shutdown).await;
+    Ok(())
 }

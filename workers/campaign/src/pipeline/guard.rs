@@ -78,6 +78,7 @@ impl Pipeline {
         self.limiter
             .reserve(event, kind, &cx.account.ig_user_id, class, &budgets, closes)
             .await
+            .map_err(Failure::from)
     }
 
     /// Go on (`Continue`), hold the action back (`Drop(Held)`: window closed, cooldown), or

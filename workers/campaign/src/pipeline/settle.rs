@@ -214,7 +214,7 @@ impl Consumer {
         match next.claim_action() {
             ClaimAction::Complete => match dedupe.complete(&env.account_id, &env.event_id).await {
                 Ok(()) => next,
-                Err(f) => Next::failed(f),
+                Err(e) => Next::failed(e.into()),
             },
             ClaimAction::Release => {
                 if let Err(e) = dedupe.release(&env.account_id, &env.event_id, token).await {

@@ -1,0 +1,86 @@
+//! Writes: the private reply to a comment, the public reply under it, and DMs.
+
+use igflow_core::ids::{CommentId, Igsid};
+use secrecy::SecretString;
+use serde_json::{Value, json};
+
+use super::{CallError, GraphClient, Sent};
+use crate::clients::store::Account;
+
+/// A text message to one person, optionally with quick-reply buttons.
+#[derive(Debug, Clone, Copy)]
+pub struct DirectMessage<'a> {
+    pub text: &'a str,
+    /// Button titles; tapping one sends its title back as the person's message, which a
+    /// `trigger: message` campaign can answer. The title is also the payload.
+    pub quick_replies: &'a [String],
+}
+
+impl DirectMessage<'_> {
+    fn body(&self) -> Value {
+        let mut body = json!({ "text": self.text });
+        if !self.quick_replies.is_empty() {
+            body["quick_replies"] = self
+                .quick_replies
+                .iter()
+                .map(|title| json!({ "content_type": "text", "title": title, "payload": title }))
+                .collect();
+        }
+        body
+    }
+}
+
+impl GraphClient {
+    /// The one private reply Meta allows per comment, sent as a DM to its author.
+    pub async fn private_reply(
+        &self,
+        account: &Account,
+        token: &SecretString,
+        comment: &CommentId,
+        message: &DirectMessage<'_>,
+    ) -> Result<Sent, CallError> {
+        let recipient = json!({ "comment_id": comment });
+        self.message(account, token, recipient, message).await
+    }
+
+    /// A direct message in the thread of someone who wrote to the account.
+    pub async fn send_dm(
+        &self,
+        account: &Account,
+        token: &SecretString,
+        recipient: &Igsid,
+        message: &DirectMessage<'_>,
+    ) -> Result<Sent, CallError> {
+        self.message(account, token, json!({ "id": recipient }), message)
+            .await
+            .map_err(CallError::unknown_after_server_error)
+    }
+
+    /// One Send API call: a message to `recipient` (a comment or a person).
+    async fn message(
+        &self,
+        account: &Account,
+        token: &SecretString,
+        recipient: Value,
+        message: &DirectMessage<'_>,
+    ) -> Result<Sent, CallError> {
+        let sender = Self::sender(account);
+        let url = format!("{}/{sender}/messages", self.base(account.login));
+        let body = json!({ "recipient": recipient, "message": message.body() });
+        self.post(&url, token, &body).await
+    }
+
+    /// A public reply under the comment.
+    pub async fn public_reply(
+        &self,
+        account: &Account,
+        token: &SecretString,
+        comment: &CommentId,
+        text: &str,
+    ) -> Result<Sent, CallError> {
+        let url = format!("{}/{comment}/replies", self.base(account.login));
+        self.post(&url, token, &json!({ "message": text }))
+            .await
+            .map_err(CallError::unknown_after_server_error)
+    }
+}
