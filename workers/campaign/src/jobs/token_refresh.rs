@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use igflow_core::ids::IgUserId;
+use secrecy::SecretString;
 use tracing::Instrument;
 
 use crate::clients::graph::CallError;
@@ -77,12 +78,7 @@ const EXPIRY_RECHECK: Duration = Duration::from_secs(24 * 3600);
 /// `TokenExpiring` for the owner to reconnect.
 async fn learn_expiry(ctx: &Lifecycle, due: &TokenDue) -> Result<(), StoreError> {
     let expiry = async {
-        let account = account(ctx, due).await?;
-        let token = ctx
-            .tokens
-            .get(account.id, &account.token_secret_ref)
-            .await
-            .map_err(RefreshError::Token)?;
+        let (_, token) = current_token(ctx, due).await?;
         ctx.graph
             .token_expiry(&token)
             .await
@@ -106,11 +102,20 @@ async fn learn_expiry(ctx: &Lifecycle, due: &TokenDue) -> Result<(), StoreError>
     Ok(())
 }
 
-/// The account the lease is for, as it is now.
-async fn account(ctx: &Lifecycle, due: &TokenDue) -> Result<Account, RefreshError> {
+/// The account the lease is for, as it is now, and its current token.
+async fn current_token(
+    ctx: &Lifecycle,
+    due: &TokenDue,
+) -> Result<(Account, SecretString), RefreshError> {
     let gone = || RefreshError::Gone(due.ig_user_id.clone());
     let ig_user_id = IgUserId::parse(due.ig_user_id.as_str()).map_err(|_| gone())?;
-    ctx.store.account(&ig_user_id).await?.ok_or_else(gone)
+    let account = ctx.store.account(&ig_user_id).await?.ok_or_else(gone)?;
+    let token = ctx
+        .tokens
+        .get(account.id, &account.token_secret_ref)
+        .await
+        .map_err(RefreshError::Token)?;
+    Ok((account, token))
 }
 
 /// Whether the token expires within the warning time (or when, nobody knows).
@@ -122,12 +127,7 @@ fn expiring(ctx: &Lifecycle, expires_at_ms: Option<i64>) -> bool {
 
 /// One account's refresh; returns the new token's lifetime.
 async fn refresh(ctx: &Lifecycle, due: &TokenDue) -> Result<Duration, RefreshError> {
-    let account = account(ctx, due).await?;
-    let token = ctx
-        .tokens
-        .get(account.id, &account.token_secret_ref)
-        .await
-        .map_err(RefreshError::Token)?;
+    let (account, token) = current_token(ctx, due).await?;
     let new = ctx
         .graph
         .refresh_token(&token)
