@@ -724,18 +724,25 @@ async fn the_last_owner_cannot_leave_or_be_demoted() {
         1
     );
     assert_eq!(run_as(&f.pool, A, LEAVE, &[A]).await.unwrap(), 1);
-    // Deleting a tenant still takes its memberships with it.
+    // Deleting a tenant still takes its memberships with it, and its activity with the
+    // per-day summaries of that activity.
     sqlx::query("delete from tenants where id = $1")
         .bind(f.t1.id)
         .execute(&f.pool)
         .await
         .unwrap();
-    let left: i64 = sqlx::query_scalar("select count(*) from memberships where tenant_id = $1")
-        .bind(f.t1.id)
-        .fetch_one(&f.pool)
-        .await
-        .unwrap();
-    assert_eq!(left, 0);
+    for sql in [
+        "select count(*) from memberships where tenant_id = $1",
+        "select count(*) from activity where tenant_id = $1",
+        "select count(*) from activity_daily where tenant_id = $1",
+    ] {
+        let left: i64 = sqlx::query_scalar(sql)
+            .bind(f.t1.id)
+            .fetch_one(&f.pool)
+            .await
+            .unwrap();
+        assert_eq!(left, 0, "{sql}");
+    }
 }
 
 /// An account Meta deauthorized comes back only through a reconnect (the operator's
