@@ -49,6 +49,8 @@ grant select on rules, actions, intents to igflow_worker;
 -- What the worker records and prunes.
 grant select, insert, update, delete on activity, contacts, parked_events, message_errors
     to igflow_worker;
+-- Summing the dashboard's per-day activity deltas (the function writes them as their owner).
+grant execute on function igflow_compact_activity_daily() to igflow_worker;
 -- Leases of the lifecycle jobs.
 grant select, insert, update, delete on job_leases to igflow_worker;
 -- Meta's app callbacks.

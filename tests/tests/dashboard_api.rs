@@ -891,25 +891,50 @@ async fn results_read_per_day_summaries_that_stay_exact_through_updates_and_dele
         .await
         .unwrap();
 
-    // The summaries equal a count of the rows as they are now.
-    let drift: i64 = sqlx::query_scalar(
-        "select count(*) from (
-           (select tenant_id, ig_user_id, campaign_id, (created_at at time zone 'UTC')::date, event_kind,
-                   step, outcome, variant, count(*) from activity where tenant_id is not null group by 1, 2, 3, 4, 5, 6, 7, 8
-            except all
-            select tenant_id, ig_user_id, campaign_id, day, event_kind, step, outcome, variant, sum(n)::int8
-            from activity_daily group by 1, 2, 3, 4, 5, 6, 7, 8 having sum(n) <> 0)
-           union all
-           (select tenant_id, ig_user_id, campaign_id, day, event_kind, step, outcome, variant, sum(n)::int8
-            from activity_daily group by 1, 2, 3, 4, 5, 6, 7, 8 having sum(n) <> 0
-            except all
-            select tenant_id, ig_user_id, campaign_id, (created_at at time zone 'UTC')::date, event_kind,
-                   step, outcome, variant, count(*) from activity where tenant_id is not null group by 1, 2, 3, 4, 5, 6, 7, 8)) x",
+    // The summaries equal a count of the rows as they are now: as the triggers' deltas, and
+    // once the workers' compaction has summed them into one row per key.
+    let drift = || async {
+        sqlx::query_scalar::<_, i64>(
+            "select count(*) from (
+               (select tenant_id, ig_user_id, campaign_id, (created_at at time zone 'UTC')::date, event_kind,
+                       step, outcome, variant, count(*) from activity where tenant_id is not null group by 1, 2, 3, 4, 5, 6, 7, 8
+                except all
+                select tenant_id, ig_user_id, campaign_id, day, event_kind, step, outcome, variant, sum(n)::int8
+                from activity_daily group by 1, 2, 3, 4, 5, 6, 7, 8 having sum(n) <> 0)
+               union all
+               (select tenant_id, ig_user_id, campaign_id, day, event_kind, step, outcome, variant, sum(n)::int8
+                from activity_daily group by 1, 2, 3, 4, 5, 6, 7, 8 having sum(n) <> 0
+                except all
+                select tenant_id, ig_user_id, campaign_id, (created_at at time zone 'UTC')::date, event_kind,
+                       step, outcome, variant, count(*) from activity where tenant_id is not null group by 1, 2, 3, 4, 5, 6, 7, 8)) x",
+        )
+        .fetch_one(pool)
+        .await
+        .unwrap()
+    };
+    assert_eq!(
+        drift().await,
+        0,
+        "activity_daily's deltas drifted from activity"
+    );
+    let replaced = w.env.store.compact_activity_daily().await.unwrap();
+    assert!(replaced > 0, "there were deltas to sum");
+    let (deltas, keys, rows): (i64, i64, i64) = sqlx::query_as(
+        "select count(*) filter (where not compacted),
+                count(distinct (tenant_id, ig_user_id, campaign_id, day, event_kind, step, outcome,
+                                variant, reason, quick_reply)),
+                count(*)
+         from activity_daily",
     )
     .fetch_one(pool)
     .await
     .unwrap();
-    assert_eq!(drift, 0, "activity_daily drifted from activity");
+    assert_eq!((deltas, rows), (0, keys), "one compacted row per key");
+    assert_eq!(
+        drift().await,
+        0,
+        "activity_daily drifted from activity once compacted"
+    );
 
     // Whole days from the summaries, partial ones from the rows: a period from 12:00 four
     // days ago to now holds 7 comments (18:00 four days ago, then two a day).

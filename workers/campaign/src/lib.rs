@@ -158,6 +158,10 @@ impl Worker {
             self.unparker.store.clone(),
             shutdown.clone(),
         ));
+        let summaries = tokio::spawn(jobs::summaries::run(
+            self.unparker.store.clone(),
+            shutdown.clone(),
+        ));
         let unparker = tokio::spawn(self.unparker.run(shutdown.clone()));
         let lifecycle = tokio::spawn(self.lifecycle.run(shutdown.clone()));
         let pruner = self
@@ -173,6 +177,7 @@ impl Worker {
         }
         listener.abort();
         lifecycle.abort();
+        summaries.abort();
         reporting.cancel();
         let _ = reporter.await;
         tracing::info!(stats = ?self.stats.snapshot(), "worker stopped");

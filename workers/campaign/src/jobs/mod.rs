@@ -1,6 +1,6 @@
 //! Background work beside the event loop: the cache listener, unparking, retention, metrics,
-//! and the account lifecycle jobs (token refresh, subscription audit, reconciliation) under
-//! per-account leases.
+//! summing the dashboard's activity summaries, and the account lifecycle jobs (token refresh,
+//! subscription audit, reconciliation) under per-account leases.
 
 pub mod cache_listener;
 pub mod lease;
@@ -9,5 +9,6 @@ pub mod metrics;
 pub mod reconcile;
 pub mod retention;
 pub mod subscriptions;
+pub mod summaries;
 pub mod token_refresh;
 pub mod unpark;

@@ -14,6 +14,7 @@ mod health;
 mod lifecycle;
 mod parked;
 mod retention;
+mod summaries;
 
 use std::time::Duration;
 
