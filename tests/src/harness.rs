@@ -274,6 +274,14 @@ pub async fn queue_depth(sqs: &aws_sdk_sqs::Client, url: &str) -> anyhow::Result
     ))
 }
 
+/// Tests that measure time (pacing, latency, windows) take this first, so that within one
+/// test binary they run one at a time instead of competing for the machine's two cores; the
+/// other tests still run beside them.
+pub async fn timed() -> tokio::sync::MutexGuard<'static, ()> {
+    static TIMED: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    TIMED.lock().await
+}
+
 /// Polls `check` every 50 ms until it holds, or fails after `timeout` naming `what`.
 pub async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<()>
 where

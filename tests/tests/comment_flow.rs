@@ -13,11 +13,16 @@ use igflow_tests::meta::{CommentSpec, comment_delivery, echo_delivery, message_d
 const WAIT: Duration = Duration::from_secs(30);
 
 async fn drained(env: &TestEnv) {
-    eventually("events queue drained", WAIT, || async {
-        Ok(env.queue_depth().await? == (0, 0))
+    let last = &std::cell::Cell::new((0, 0));
+    let drained = eventually("events queue drained", WAIT, move || async move {
+        let depth = env.queue_depth().await?;
+        last.set(depth);
+        Ok(depth == (0, 0))
     })
-    .await
-    .expect("queue drains");
+    .await;
+    if let Err(e) = drained {
+        panic!("{e}: (visible, in flight) {:?}", last.get());
+    }
 }
 
 fn private_replies_to(env: &TestEnv, comment: &str) -> usize {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use igflow_tests::fixtures::{ACCOUNT, campaigns_yaml};
 use igflow_tests::graph_server::{Call, CallKind, Faults, Limits};
-use igflow_tests::harness::TestEnv;
+use igflow_tests::harness::{TestEnv, timed};
 use igflow_tests::meta::{self, CommentSpec, comment_delivery, meta_encode};
 
 const SETTLE: Duration = Duration::from_secs(120);
@@ -49,6 +49,7 @@ fn throttled(calls: &[Call]) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_ten_times_the_budget_over_three_workers_is_paced_at_the_budget() {
+    let _timed = timed().await;
     let env = TestEnv::new().await.unwrap();
     env.apply(&campaigns_yaml()).await.unwrap();
     env.graph.set_limits(Limits {
@@ -56,10 +57,12 @@ async fn a_burst_of_ten_times_the_budget_over_three_workers_is_paced_at_the_budg
         ..Limits::default()
     });
     let webhook = env.start_webhook().await.unwrap().url;
+    // Meta allows 20 calls/s; the workers keep 10% under it, as the default budget keeps under
+    // Meta's 100: paced at exactly 20, the arrivals a loaded 2-core host bunches go over.
     let budget = [
         ("IGFLOW_PRIVATE_REPLIES_PER_HOUR", TWENTY_PER_SECOND_HOURLY),
         ("IGFLOW_AUTOMATED_DMS_PER_HOUR", TWENTY_PER_SECOND_HOURLY),
-        ("IGFLOW_SEND_API_PER_SECOND", "20"),
+        ("IGFLOW_SEND_API_PER_SECOND", "18"),
         ("IGFLOW_VISIBILITY_SECONDS", "10"),
         ("IGFLOW_CONSUMERS", "3"),
         ("IGFLOW_THROTTLE_PAUSE_SECONDS", "1"),
@@ -90,7 +93,7 @@ async fn a_burst_of_ten_times_the_budget_over_three_workers_is_paced_at_the_budg
         .as_secs_f64();
     let rate = (sends.len() - 1) as f64 / span;
     println!(
-        "[burst] events={} acted={} private replies={} in {span:.2} s = {rate:.2}/s (budget 20/s) throttled={}",
+        "[burst] events={} acted={} private replies={} in {span:.2} s = {rate:.2}/s (budget 18/s, Meta's limit 20/s) throttled={}",
         acc.events,
         acc.acted,
         sends.len(),
@@ -99,8 +102,8 @@ async fn a_burst_of_ten_times_the_budget_over_three_workers_is_paced_at_the_budg
     assert_eq!(acc.acted, 200, "{acc:?}");
     assert_eq!(throttled(&calls), 0, "Meta never had to throttle");
     assert!(
-        (18.0..=20.2).contains(&rate),
-        "achieved {rate:.2}/s of a 20/s budget"
+        (16.2..=18.2).contains(&rate),
+        "achieved {rate:.2}/s of an 18/s budget"
     );
 }
 
@@ -161,6 +164,7 @@ async fn trickle(env: &TestEnv, webhook: &str, prefix: u32) -> Vec<f64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooded_account_does_not_delay_a_quiet_one() {
+    let _timed = timed().await;
     let env = TestEnv::new().await.unwrap();
     env.apply(&two_accounts_yaml()).await.unwrap();
     let webhook = env.start_webhook().await.unwrap().url;
@@ -272,6 +276,7 @@ async fn a_comment_older_than_seven_days_gets_no_private_reply_and_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_reported_at_95_percent_slows_the_account_before_meta_throttles() {
+    let _timed = timed().await;
     let env = TestEnv::new().await.unwrap();
     env.apply(&campaigns_yaml()).await.unwrap();
     // Meta reports 95% from the first answer and throttles a thirteenth call within 6 s. The
@@ -433,6 +438,7 @@ async fn a_dm_campaigns_cooldown_holds_when_redis_has_forgotten_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slot_a_moment_away_is_still_too_late_for_a_window_closing_sooner() {
+    let _timed = timed().await;
     let env = TestEnv::new().await.unwrap();
     env.apply(&with_dm_campaign()).await.unwrap();
     let webhook = env.start_webhook().await.unwrap().url;
@@ -517,6 +523,7 @@ async fn a_dm_answer_past_the_24_hour_window_is_not_sent_and_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_comment_whose_window_is_closing_goes_before_newer_ones() {
+    let _timed = timed().await;
     let env = TestEnv::new().await.unwrap();
     env.apply(&campaigns_yaml()).await.unwrap();
     env.graph.set_limits(Limits {
@@ -587,6 +594,7 @@ async fn a_comment_whose_window_is_closing_goes_before_newer_ones() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn once_meta_throttles_an_account_none_of_its_calls_go_out_until_the_wait_is_over() {
+    let _timed = timed().await;
     let env = TestEnv::new().await.unwrap();
     env.apply(&campaigns_yaml()).await.unwrap();
     let webhook = env.start_webhook().await.unwrap().url;
@@ -653,6 +661,7 @@ async fn once_meta_throttles_an_account_none_of_its_calls_go_out_until_the_wait_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_comment_gets_its_private_reply_only_while_the_broadcast_may_last() {
+    let _timed = timed().await;
     let env = TestEnv::new().await.unwrap();
     env.apply(&campaigns_yaml()).await.unwrap();
     let webhook = env.start_webhook().await.unwrap().url;
@@ -701,6 +710,7 @@ async fn a_live_comment_gets_its_private_reply_only_while_the_broadcast_may_last
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn when_meta_throttles_the_app_every_account_waits() {
+    let _timed = timed().await;
     let env = TestEnv::new().await.unwrap();
     env.apply(&two_accounts_yaml()).await.unwrap();
     let webhook = env.start_webhook().await.unwrap().url;

@@ -334,6 +334,7 @@ impl RunConfig {
             });
         }
         let consumers: usize = env.parse_or("IGFLOW_CONSUMERS", 4)?;
+        let defaults = Budgets::default();
         if consumers == 0 {
             return Err(ConfigError::Invalid {
                 var: "IGFLOW_CONSUMERS",
@@ -363,11 +364,17 @@ impl RunConfig {
             classifier: ClassifierConfig::from_env(env)?,
             lifecycle: LifecycleConfig::from_env(env)?,
             budgets: Budgets {
-                private_replies: Rate::per_hour(
-                    env.parse_or("IGFLOW_PRIVATE_REPLIES_PER_HOUR", 750)?,
+                private_replies: Rate::per_hour(env.parse_or(
+                    "IGFLOW_PRIVATE_REPLIES_PER_HOUR",
+                    defaults.private_replies.limit,
+                )?),
+                send_api: Rate::per_second(
+                    env.parse_or("IGFLOW_SEND_API_PER_SECOND", defaults.send_api.limit)?,
                 ),
-                send_api: Rate::per_second(env.parse_or("IGFLOW_SEND_API_PER_SECOND", 100)?),
-                automated_dms: Rate::per_hour(env.parse_or("IGFLOW_AUTOMATED_DMS_PER_HOUR", 200)?),
+                automated_dms: Rate::per_hour(env.parse_or(
+                    "IGFLOW_AUTOMATED_DMS_PER_HOUR",
+                    defaults.automated_dms.limit,
+                )?),
             },
             pace_max: Duration::from_millis(env.parse_or("IGFLOW_PACE_MAX_MS", 10_000)?),
             live_reply_window: Duration::from_secs(

@@ -11,7 +11,9 @@
 ///    from the end of the queue, and that booking moves to the end (it finds its new slot
 ///    when it comes back);
 /// 4. then the account's pacing by Meta's usage report: none below 80 percent, 250 ms per
-///    point above 79, and the pacing maximum from 95 percent;
+///    point above 79, and the pacing maximum from 95 percent, counted from the account's
+///    latest booked call (kept whatever the usage, so the first call after a high report
+///    waits too);
 /// 5. a slot in the future is remembered for the event; one far enough ahead to be moved is
 ///    listed in the account's ledger of deferred bookings.
 ///
@@ -93,12 +95,14 @@ if deadline > 0 and slot >= deadline then
   end
 end
 local usage = tonumber(redis.call('GET', KEYS[n + 2]) or '0')
-if usage >= 80 then
+local last = tonumber(redis.call('GET', KEYS[n + 3]) or '-1')
+if usage >= 80 and last >= 0 then
   local interval = 250 * (usage - 79)
   if usage >= 95 then interval = pace_max end
-  local tat = tonumber(redis.call('GET', KEYS[n + 3]) or '0')
-  if tat > slot then slot = tat end
-  redis.call('SET', KEYS[n + 3], slot + interval, 'PX', slot + interval - now + 1000)
+  if last + interval > slot then slot = last + interval end
+end
+if slot > last then
+  redis.call('SET', KEYS[n + 3], slot, 'PX', slot - now + pace_max + 1000)
 end
 if slot > now then
   remember(slot, deadline)
