@@ -51,6 +51,18 @@ pub struct Worker {
     retention: Option<(Store, u32)>,
 }
 
+/// The clients the worker's parts share, connected once at start-up.
+struct Clients {
+    store: Store,
+    sqs: aws_sdk_sqs::Client,
+    stats: Arc<Stats>,
+    limiter: Arc<RateLimiter>,
+    tokens: Arc<Tokens>,
+    graph: GraphClient,
+    classifier: Arc<IntentClassifier>,
+    dedupe: Dedupe,
+}
+
 impl Worker {
     pub async fn build(
         config: RunConfig,
@@ -58,87 +70,99 @@ impl Worker {
         aws: &aws_config::SdkConfig,
     ) -> Result<Self, StartError> {
         let redis = clients::redis::connect(&config.redis_url).await?;
+        let keys = RedisKeys::new(config.redis_prefix.clone());
         let stats = Arc::new(Stats::default());
-        let sqs = aws_sdk_sqs::Client::new(aws);
-        let retention = config.retention_days.map(|days| (store.clone(), days));
-        let reporter_store = store.clone();
-        let unparker = Unparker {
-            store: store.clone(),
-            queue: QueueSender::new(sqs.clone(), config.queue_url.clone()),
-            every: config.unpark_every,
-            stats: Arc::clone(&stats),
-        };
-        let keys = RedisKeys::new(config.redis_prefix);
-        let (redis_for_cache, keys_for_cache) = (redis.clone(), keys.clone());
-        let limiter =
-            RateLimiter::new(redis.clone(), keys.clone(), config.budgets, config.pace_max);
-        let tokens = Arc::new(Tokens::new(
-            aws_sdk_secretsmanager::Client::new(aws),
-            config.secrets,
-        ));
-        let accounts = AccountCache::new(store.clone(), Arc::clone(&tokens));
-        let graph = GraphClient::new(config.graph)?;
-        let lifecycle = Lifecycle {
-            store: store.clone(),
-            tokens: Arc::clone(&tokens),
-            graph: graph.clone(),
-            limiter: Arc::clone(&limiter),
-            queue: QueueSender::new(sqs.clone(), config.queue_url.clone()),
-            stats: Arc::clone(&stats),
-            config: config.lifecycle,
-        };
-        let latencies = Arc::new(Latencies::default());
-        let classifier = Arc::new(IntentClassifier::new(
-            &config.classifier,
-            Some((redis_for_cache, keys_for_cache)),
-            Arc::clone(&stats),
-        )?);
-        let pipeline = Pipeline {
-            accounts: Arc::clone(&accounts),
-            cooldown: Cooldown {
-                limiter: Arc::clone(&limiter),
-                store: store.clone(),
-            },
+        let clients = Clients {
             store,
+            sqs: aws_sdk_sqs::Client::new(aws),
+            limiter: RateLimiter::new(redis.clone(), keys.clone(), config.budgets, config.pace_max),
+            tokens: Arc::new(Tokens::new(
+                aws_sdk_secretsmanager::Client::new(aws),
+                config.secrets.clone(),
+            )),
+            graph: GraphClient::new(config.graph.clone())?,
+            classifier: Arc::new(IntentClassifier::new(
+                &config.classifier,
+                Some((redis.clone(), keys.clone())),
+                Arc::clone(&stats),
+            )?),
             dedupe: Dedupe::new(redis, keys),
-            tokens,
-            graph,
-            stats: Arc::clone(&stats),
-            lease: config.visibility,
-            limiter: Arc::clone(&limiter),
-            classifier: Arc::clone(&classifier),
-            budgets: config.budgets,
-            live_reply_window: config.live_reply_window,
-            latencies: Arc::clone(&latencies),
+            stats,
         };
-        let consumer = Consumer {
-            sqs,
-            queue_url: config.queue_url,
-            pipeline: Arc::new(pipeline),
-            stats: Arc::clone(&stats),
-            wait_seconds: config.wait_seconds,
-            visibility: config.visibility,
-            shutdown_deadline: config.shutdown_deadline,
-            max_in_flight: config.max_in_flight,
-            backoff_base: config.backoff_base,
-        };
-        Ok(Self {
-            consumer: Arc::new(consumer),
+        Ok(Self::assemble(clients, config))
+    }
+
+    /// The worker's parts: the consumer with its pipeline, and the background jobs.
+    fn assemble(c: Clients, config: RunConfig) -> Self {
+        let accounts = AccountCache::new(c.store.clone(), Arc::clone(&c.tokens));
+        let latencies = Arc::new(Latencies::default());
+        let pipeline = Self::pipeline(&c, &accounts, &latencies, &config);
+        Self {
+            consumer: Arc::new(Consumer {
+                sqs: c.sqs.clone(),
+                queue_url: config.queue_url.clone(),
+                pipeline: Arc::new(pipeline),
+                stats: Arc::clone(&c.stats),
+                wait_seconds: config.wait_seconds,
+                visibility: config.visibility,
+                shutdown_deadline: config.shutdown_deadline,
+                max_in_flight: config.max_in_flight,
+                backoff_base: config.backoff_base,
+            }),
             accounts,
             consumers: config.consumers,
-            unparker,
-            lifecycle,
+            unparker: Unparker {
+                store: c.store.clone(),
+                queue: QueueSender::new(c.sqs.clone(), config.queue_url.clone()),
+                every: config.unpark_every,
+                stats: Arc::clone(&c.stats),
+            },
+            lifecycle: Lifecycle {
+                store: c.store.clone(),
+                tokens: Arc::clone(&c.tokens),
+                graph: c.graph.clone(),
+                limiter: Arc::clone(&c.limiter),
+                queue: QueueSender::new(c.sqs.clone(), config.queue_url),
+                stats: Arc::clone(&c.stats),
+                config: config.lifecycle,
+            },
+            retention: config.retention_days.map(|days| (c.store.clone(), days)),
             reporter: Reporter {
-                store: reporter_store,
-                stats: Arc::clone(&stats),
+                store: c.store,
+                stats: Arc::clone(&c.stats),
                 latencies,
-                limiter,
-                classifier,
+                limiter: c.limiter,
+                classifier: c.classifier,
                 every: config.metrics_every,
             },
-            stats,
-            retention,
-        })
+            stats: c.stats,
+        }
+    }
+
+    fn pipeline(
+        c: &Clients,
+        accounts: &Arc<AccountCache>,
+        latencies: &Arc<Latencies>,
+        config: &RunConfig,
+    ) -> Pipeline {
+        Pipeline {
+            accounts: Arc::clone(accounts),
+            cooldown: Cooldown {
+                limiter: Arc::clone(&c.limiter),
+                store: c.store.clone(),
+            },
+            store: c.store.clone(),
+            dedupe: c.dedupe.clone(),
+            tokens: Arc::clone(&c.tokens),
+            graph: c.graph.clone(),
+            stats: Arc::clone(&c.stats),
+            lease: config.visibility,
+            limiter: Arc::clone(&c.limiter),
+            classifier: Arc::clone(&c.classifier),
+            budgets: config.budgets,
+            live_reply_window: config.live_reply_window,
+            latencies: Arc::clone(latencies),
+        }
     }
 
     pub fn stats(&self) -> Arc<Stats> {

@@ -7,6 +7,7 @@
 //! Reads are spaced to reconciliation's share of the account's calls and stop while Meta
 //! reports the account's usage above `IGFLOW_RECONCILE_MAX_USAGE`, so live traffic goes first.
 
+use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 use igflow_core::envelope::Envelope;
@@ -16,6 +17,7 @@ use igflow_core::ids::IgUserId;
 use igflow_core::signature::VerifiedDelivery;
 use igflow_core::splitter::{SplitError, split};
 use igflow_core::window::PRIVATE_REPLY_WINDOW;
+use secrecy::SecretString;
 use serde_json::json;
 use tracing::Instrument;
 
@@ -146,46 +148,85 @@ pub async fn reconcile(
     let now_ms = igflow_core::runtime::now_ms();
     let window_ms = i64::try_from(PRIVATE_REPLY_WINDOW.as_millis()).unwrap_or(i64::MAX);
     let grace_ms = i64::try_from(config.grace.as_millis()).unwrap_or(i64::MAX);
-    let (floor_ms, until_ms) = (since_ms.max(now_ms - window_ms), now_ms - grace_ms);
     let token = ctx
         .tokens
         .get(account.id, &account.token_secret_ref)
         .await
         .map_err(ReconcileError::Token)?;
-    let mut pacer = Pacer {
+    let mut run = Run {
         ctx,
-        account: &account.ig_user_id,
-        spacing: Duration::from_secs(3600) / config.reads_per_hour,
-        last: None,
+        account,
+        token,
+        pacer: Pacer {
+            ctx,
+            account: &account.ig_user_id,
+            spacing: Duration::from_secs(3600) / config.reads_per_hour,
+            last: None,
+        },
+        written: since_ms.max(now_ms - window_ms)..=now_ms - grace_ms,
+        now_ms,
+        done: Reconciled::default(),
     };
-    let mut done = Reconciled::default();
-    let scope = ctx.store.campaign_media(account.id).await?;
-    let mut media = scope.media;
-    if scope.all_posts {
-        if let Some(reason) = pacer.turn().await? {
-            done.yielded = Some(reason);
-            return Ok(done);
-        }
-        let recent = ctx
-            .graph
-            .recent_media(account, &token, RECENT_MEDIA)
-            .await
-            .map_err(ReconcileError::Graph)?;
-        media.extend(recent.into_iter().map(|m| m.id));
-        media.sort();
-        media.dedup();
+    if let Err(reason) = run.read_all().await? {
+        run.done.yielded = Some(reason);
     }
-    done.media = media.len();
-    for media_id in &media {
+    Ok(run.done)
+}
+
+/// One account's reconciliation under way.
+struct Run<'a> {
+    ctx: &'a Lifecycle,
+    account: &'a Account,
+    token: SecretString,
+    pacer: Pacer<'a>,
+    /// When the comments to recover were written, in ms: inside the private-reply window,
+    /// since the run's start, and old enough that their webhook had its chance.
+    written: RangeInclusive<i64>,
+    now_ms: i64,
+    done: Reconciled,
+}
+
+/// `Err(reason)`: the run stopped early, to leave the account's budget to live traffic.
+type Yielded = Result<(), String>;
+
+impl Run<'_> {
+    async fn read_all(&mut self) -> Result<Yielded, ReconcileError> {
+        let scope = self.ctx.store.campaign_media(self.account.id).await?;
+        let mut media = scope.media;
+        if scope.all_posts {
+            if let Some(reason) = self.pacer.turn().await? {
+                return Ok(Err(reason));
+            }
+            let recent = self
+                .ctx
+                .graph
+                .recent_media(self.account, &self.token, RECENT_MEDIA)
+                .await
+                .map_err(ReconcileError::Graph)?;
+            media.extend(recent.into_iter().map(|m| m.id));
+            media.sort();
+            media.dedup();
+        }
+        self.done.media = media.len();
+        for media_id in &media {
+            if let Err(reason) = self.read_media(media_id).await? {
+                return Ok(Err(reason));
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// One media's comments, newest first, page by page until the oldest wanted.
+    async fn read_media(&mut self, media_id: &str) -> Result<Yielded, ReconcileError> {
         let mut next: Option<String> = None;
         for _ in 0..MAX_PAGES {
-            if let Some(reason) = pacer.turn().await? {
-                done.yielded = Some(reason);
-                return Ok(done);
+            if let Some(reason) = self.pacer.turn().await? {
+                return Ok(Err(reason));
             }
-            let page = match ctx
+            let page = match self
+                .ctx
                 .graph
-                .comments(account, &token, media_id, next.as_deref())
+                .comments(self.account, &self.token, media_id, next.as_deref())
                 .await
             {
                 Ok(page) => page,
@@ -196,29 +237,30 @@ pub async fn reconcile(
                 // A media deleted since the campaign named it must not stop the others.
                 Err(e) => {
                     tracing::warn!(media_id = %media_id, error = %e.reason(), "comments not read; media skipped this run");
-                    break;
+                    return Ok(Ok(()));
                 }
             };
-            done.comments_read += page.comments.len();
-            // Newest first: a comment older than the floor ends this media.
-            let reached_floor = page
-                .comments
-                .iter()
-                .any(|c| c.written_at_ms().is_some_and(|at| at < floor_ms));
+            self.done.comments_read += page.comments.len();
+            // Newest first: a comment older than the window's start ends this media.
+            let reached_floor = page.comments.iter().any(|c| {
+                c.written_at_ms()
+                    .is_some_and(|at| at < *self.written.start())
+            });
             let candidates: Vec<(ListedComment, i64)> = page
                 .comments
                 .into_iter()
                 .filter_map(|c| c.written_at_ms().map(|at| (c, at)))
-                .filter(|(_, at)| (floor_ms..=until_ms).contains(at))
+                .filter(|(_, at)| self.written.contains(at))
                 .collect();
-            done.recovered += recover(ctx, account, media_id, &candidates, now_ms).await?;
+            self.done.recovered +=
+                recover(self.ctx, self.account, media_id, &candidates, self.now_ms).await?;
             match page.next {
                 Some(url) if !reached_floor => next = Some(url),
                 _ => break,
             }
         }
+        Ok(Ok(()))
     }
-    Ok(done)
 }
 
 /// Enqueues the comments of `candidates` igflow has never seen; returns how many.

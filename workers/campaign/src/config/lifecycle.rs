@@ -1,0 +1,84 @@
+//! The account lifecycle jobs' settings (token refresh, subscription audit, reconciliation).
+
+use std::time::Duration;
+
+use igflow_core::env::{ConfigError, Env};
+
+/// The account lifecycle jobs (token refresh, subscription audit, reconciliation).
+#[derive(Debug, Clone)]
+pub struct LifecycleConfig {
+    /// `IGFLOW_LIFECYCLE_SECONDS` (default 60): how often a worker looks for due work.
+    pub every: Duration,
+    /// `IGFLOW_TOKEN_REFRESH_DAYS` (default 10): a token is refreshed once it expires within
+    /// this (Meta's tokens last 60 days).
+    pub refresh_before: Duration,
+    /// `IGFLOW_TOKEN_WARN_DAYS` (default 5): a refresh failing this close to expiry raises
+    /// `TokenExpiring`.
+    pub warn_before: Duration,
+    /// `IGFLOW_TOKEN_RETRY_SECONDS` (default 3600): a failed refresh is tried again after this.
+    pub refresh_retry: Duration,
+    /// `IGFLOW_SUBSCRIPTION_AUDIT_SECONDS` (default 3600): each active account's
+    /// subscription is checked this often.
+    pub audit_every: Duration,
+    /// `IGFLOW_QUIET_SECONDS` (default 21600): an account with active campaigns and no event
+    /// for longer raises `AccountSilent`.
+    pub quiet: Duration,
+    pub reconcile: ReconcileConfig,
+}
+
+/// Reconciliation of comments Meta did not deliver.
+#[derive(Debug, Clone)]
+pub struct ReconcileConfig {
+    /// `IGFLOW_RECONCILE_SECONDS` (default 1800): each active account is reconciled this often.
+    pub every: Duration,
+    /// `IGFLOW_RECONCILE_LOOKBACK_HOURS` (default 168, the private-reply window): how far back
+    /// a scheduled run reads comments.
+    pub lookback: Duration,
+    /// `IGFLOW_RECONCILE_READS_PER_HOUR` (default 600): reconciliation's share of an account's
+    /// Graph calls; its reads are spaced to stay within it.
+    pub reads_per_hour: u32,
+    /// `IGFLOW_RECONCILE_MAX_USAGE` (default 50): reconciliation stops for the round once
+    /// Meta reports the account's usage at or above this percentage, leaving the rest to
+    /// live traffic.
+    pub max_usage: u8,
+    /// `IGFLOW_RECONCILE_GRACE_SECONDS` (default 300): comments younger than this are left
+    /// alone, as their webhook may still be on its way.
+    pub grace: Duration,
+}
+
+const DAY: u64 = 24 * 3600;
+
+impl LifecycleConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        let secs = |var, default| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_secs(env.parse_or(var, default)?))
+        };
+        let days = |var, default: u64| -> Result<Duration, ConfigError> {
+            Ok(Duration::from_secs(env.parse_or(var, default)? * DAY))
+        };
+        let reads_per_hour: u32 = env.parse_or("IGFLOW_RECONCILE_READS_PER_HOUR", 600)?;
+        if reads_per_hour == 0 {
+            return Err(ConfigError::Invalid {
+                var: "IGFLOW_RECONCILE_READS_PER_HOUR",
+                problem: "must be at least 1".into(),
+            });
+        }
+        Ok(Self {
+            every: secs("IGFLOW_LIFECYCLE_SECONDS", 60)?,
+            refresh_before: days("IGFLOW_TOKEN_REFRESH_DAYS", 10)?,
+            warn_before: days("IGFLOW_TOKEN_WARN_DAYS", 5)?,
+            refresh_retry: secs("IGFLOW_TOKEN_RETRY_SECONDS", 3600)?,
+            audit_every: secs("IGFLOW_SUBSCRIPTION_AUDIT_SECONDS", 3600)?,
+            quiet: secs("IGFLOW_QUIET_SECONDS", 6 * 3600)?,
+            reconcile: ReconcileConfig {
+                every: secs("IGFLOW_RECONCILE_SECONDS", 1800)?,
+                lookback: Duration::from_secs(
+                    env.parse_or("IGFLOW_RECONCILE_LOOKBACK_HOURS", 168)? * 3600,
+                ),
+                reads_per_hour,
+                max_usage: env.parse_or("IGFLOW_RECONCILE_MAX_USAGE", 50)?,
+                grace: secs("IGFLOW_RECONCILE_GRACE_SECONDS", 300)?,
+            },
+        })
+    }
+}
