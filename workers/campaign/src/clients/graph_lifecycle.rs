@@ -106,6 +106,7 @@ const COMMENTS_PER_PAGE: u32 = 50;
 impl GraphClient {
     /// Refreshes an Instagram Login long-lived token: Meta takes one at least 24 hours old
     /// and not expired, and answers a new one valid for 60 days.
+    #[tracing::instrument(name = "graph.refresh_token", level = "debug", skip_all)]
     pub async fn refresh_token(&self, token: &SecretString) -> Result<NewToken, CallError> {
         let url = format!(
             "{}/refresh_access_token",
@@ -124,6 +125,7 @@ impl GraphClient {
 
     /// When a Facebook Login token expires (Unix milliseconds), `None` if never, from
     /// `GET /debug_token` (the token inspecting itself: an app's own tokens may).
+    #[tracing::instrument(name = "graph.token_expiry", level = "debug", skip_all)]
     pub async fn token_expiry(&self, token: &SecretString) -> Result<Option<i64>, CallError> {
         let url = format!(
             "{}/debug_token",
@@ -139,6 +141,7 @@ impl GraphClient {
     }
 
     /// The webhook fields the account has subscribed igflow's app to.
+    #[tracing::instrument(name = "graph.subscribed_fields", level = "debug", skip_all, fields(account = %account.ig_user_id))]
     pub async fn subscribed_fields(
         &self,
         account: &Account,
@@ -158,6 +161,7 @@ impl GraphClient {
     }
 
     /// Subscribes the app to every field igflow acts on (Meta replaces the set).
+    #[tracing::instrument(name = "graph.subscribe", level = "debug", skip_all, fields(account = %account.ig_user_id))]
     pub async fn subscribe(
         &self,
         account: &Account,
@@ -175,6 +179,7 @@ impl GraphClient {
     }
 
     /// The account's `limit` most recent media.
+    #[tracing::instrument(name = "graph.recent_media", level = "debug", skip_all, fields(account = %account.ig_user_id))]
     pub async fn recent_media(
         &self,
         account: &Account,
@@ -192,6 +197,7 @@ impl GraphClient {
 
     /// A page of the media's comments, newest first: the first page for `None`, else the
     /// page at `next` (Meta's cursor URL).
+    #[tracing::instrument(name = "graph.comments", level = "debug", skip_all, fields(account = %account.ig_user_id, media = %media))]
     pub async fn comments(
         &self,
         account: &Account,

@@ -130,6 +130,7 @@ impl IntentClassifier {
     /// Which of `intents` the comment `text` expresses, for a campaign of `tenant` (whose
     /// breaker the call goes through). Never fails: without an answer the result is no
     /// intent, with the reason as its source.
+    #[tracing::instrument(name = "classifier.classify", level = "debug", skip_all, fields(tenant = %tenant))]
     pub async fn classify(&self, tenant: Uuid, text: &str, intents: &[Intent]) -> Classification {
         let Some(model) = &self.model else {
             return self.fallback(FallbackReason::NoModel);

@@ -83,6 +83,7 @@ impl GraphClient {
 
     /// One Graph API read. Only a 2xx answer with the expected body is an answer: an error
     /// status (a 500, a throttle, a token error) is returned as the error Meta gave.
+    #[tracing::instrument(name = "graph.read", level = "debug", skip_all)]
     pub(crate) async fn read<T: DeserializeOwned>(
         &self,
         url: &str,
@@ -93,6 +94,7 @@ impl GraphClient {
     }
 
     /// A GET that writes nothing: an error answer is retryable unless it concerns the account.
+    #[tracing::instrument(name = "graph.read_request", level = "debug", skip_all)]
     pub(crate) async fn read_request<T: DeserializeOwned>(
         &self,
         request: reqwest::RequestBuilder,
@@ -139,6 +141,7 @@ impl GraphClient {
             })
     }
 
+    #[tracing::instrument(name = "graph.post", level = "debug", skip_all)]
     pub(crate) async fn post(
         &self,
         url: &str,

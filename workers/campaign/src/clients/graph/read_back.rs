@@ -105,6 +105,7 @@ impl GraphClient {
     /// Looks for the account's reply with exactly `text` under the comment: the read-back for
     /// a public reply whose outcome was unknown. Returns the reply's id if it is there; an
     /// error answer is an error ("could not check"), never "not there".
+    #[tracing::instrument(name = "graph.find_public_reply", level = "debug", skip_all, fields(account = %account.ig_user_id))]
     pub async fn find_public_reply(
         &self,
         account: &Account,
@@ -139,6 +140,7 @@ impl GraphClient {
     /// Looks for the account's DM with exactly `text` to `recipient`, written since
     /// `since_ms`: the read-back for a DM whose outcome was unknown (Conversations API).
     /// Returns the message's id if it is there; an error answer is an error, never "not there".
+    #[tracing::instrument(name = "graph.find_dm", level = "debug", skip_all, fields(account = %account.ig_user_id))]
     pub async fn find_dm(
         &self,
         account: &Account,

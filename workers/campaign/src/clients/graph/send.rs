@@ -32,6 +32,7 @@ impl DirectMessage<'_> {
 
 impl GraphClient {
     /// The one private reply Meta allows per comment, sent as a DM to its author.
+    #[tracing::instrument(name = "graph.private_reply", level = "debug", skip_all, fields(account = %account.ig_user_id))]
     pub async fn private_reply(
         &self,
         account: &Account,
@@ -44,6 +45,7 @@ impl GraphClient {
     }
 
     /// A direct message in the thread of someone who wrote to the account.
+    #[tracing::instrument(name = "graph.send_dm", level = "debug", skip_all, fields(account = %account.ig_user_id))]
     pub async fn send_dm(
         &self,
         account: &Account,
@@ -71,6 +73,7 @@ impl GraphClient {
     }
 
     /// A public reply under the comment.
+    #[tracing::instrument(name = "graph.public_reply", level = "debug", skip_all, fields(account = %account.ig_user_id))]
     pub async fn public_reply(
         &self,
         account: &Account,

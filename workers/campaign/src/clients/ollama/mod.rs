@@ -250,6 +250,7 @@ impl Model {
     }
 
     /// The model's raw answer, through the tenant's breaker and within the timeout.
+    #[tracing::instrument(name = "classifier.ask", level = "debug", skip_all, fields(tenant = %tenant))]
     pub async fn ask(
         &self,
         tenant: Uuid,

@@ -13,6 +13,7 @@ use crate::clients::redis::RedisError;
 impl RateLimiter {
     /// Holds the contact's cooldown for this campaign for `event`. True when the event may
     /// DM the contact: nobody held it, or this same event did (a retry).
+    #[tracing::instrument(name = "limiter.hold_cooldown", level = "debug", skip_all, fields(campaign = %campaign, event = %event))]
     pub async fn hold_cooldown(
         &self,
         campaign: &str,
@@ -49,6 +50,7 @@ impl RateLimiter {
 
     /// Remembers that `person` wrote to the account at `at_ms`; returns the latest time they
     /// wrote that Redis knows of (the 24-hour messaging window runs from it).
+    #[tracing::instrument(name = "limiter.note_user_message", level = "debug", skip_all, fields(account = %account))]
     pub async fn note_user_message(
         &self,
         account: &IgUserId,

@@ -89,6 +89,7 @@ impl RateLimiter {
     /// use up budget) again when it comes back for it. `window_closes_ms` is when Meta stops
     /// accepting the call, if ever: a call whose window closes before its turn takes the slot
     /// of a deferred booking with more time (see [`RESERVE`]).
+    #[tracing::instrument(name = "limiter.reserve", level = "debug", skip_all, fields(event = %event, action = %action, account = %account))]
     pub async fn reserve(
         &self,
         event: &EventId,
@@ -174,6 +175,7 @@ impl RateLimiter {
     }
 
     /// Waits for this process's own smoothing before a Send API call.
+    #[tracing::instrument(name = "limiter.smooth", level = "debug", skip_all, fields(account = %account))]
     pub async fn smooth(&self, account: &IgUserId) {
         self.local.until_key_ready(&account.to_string()).await;
     }
@@ -192,6 +194,7 @@ impl RateLimiter {
     /// Meta throttled the account (or the whole app) for `wait`: no call of it is booked
     /// before then, in any worker, so other events wait in the queue instead of being refused
     /// too.
+    #[tracing::instrument(name = "limiter.block", level = "debug", skip_all)]
     pub async fn block(&self, scope: Throttled<'_>, wait: Duration) -> Result<(), RedisError> {
         let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
         let _: i64 = self
@@ -208,6 +211,7 @@ impl RateLimiter {
 
     /// The usage percentage Meta last reported for the account (within the last minute):
     /// reconciliation, the lowest priority, stops above its share.
+    #[tracing::instrument(name = "limiter.reported_usage", level = "debug", skip_all, fields(account = %account))]
     pub async fn reported_usage(&self, account: &IgUserId) -> Result<Option<u8>, RedisError> {
         let percent: Option<i64> = self
             .redis
@@ -218,6 +222,7 @@ impl RateLimiter {
     }
 
     /// Remembers the usage percentage Meta last reported for the account.
+    #[tracing::instrument(name = "limiter.record_usage", level = "debug", skip_all, fields(account = %account))]
     pub async fn record_usage(&self, account: &IgUserId, percent: u8) -> Result<(), RedisError> {
         self.meter.usage(account, percent);
         let ttl = i64::try_from(USAGE_TTL.as_secs()).unwrap_or(i64::MAX);

@@ -57,6 +57,7 @@ impl TryFrom<AccountRow> for Account {
 }
 
 impl Store {
+    #[tracing::instrument(name = "store.account", level = "debug", skip_all)]
     pub async fn account(&self, ig_user_id: &IgUserId) -> Result<Option<Account>, StoreError> {
         let row: Option<AccountRow> = sqlx::query_as(
             "select id, tenant_id, ig_user_id, login_flavor, page_id, token_secret_ref, status, limits
@@ -69,6 +70,7 @@ impl Store {
     }
 
     /// Stops all actions for the account until an operator (or a token refresh) resumes it.
+    #[tracing::instrument(name = "store.pause_account", level = "debug", skip_all, fields(account_id = %account_id))]
     pub async fn pause_account(&self, account_id: Uuid, reason: &str) -> Result<(), StoreError> {
         sqlx::query("update ig_accounts set status = 'paused', status_reason = $2, updated_at = now() where id = $1")
             .bind(account_id)

@@ -90,6 +90,7 @@ impl Store {
     /// an earlier attempt released as `retry`, or one an attempt `claimed` but never sent is
     /// taken (`claimed`, with this attempt's token); see [`Store::start_sending`]. A `pending`
     /// or `uncertain` one whose lease ran out is taken for resolving, leased for `lease`.
+    #[tracing::instrument(name = "store.claim_action", level = "debug", skip_all)]
     pub async fn claim_action(
         &self,
         d: &DecisionRecord<'_>,
@@ -180,6 +181,7 @@ impl Store {
     /// Marks the claimed action `pending`, leased for `lease`, just before its Graph API call:
     /// from here on an attempt that dies may have reached Meta. False when another copy of the
     /// event has claimed it since; that copy sends it.
+    #[tracing::instrument(name = "store.start_sending", level = "debug", skip_all)]
     pub async fn start_sending(
         &self,
         d: &DecisionRecord<'_>,
@@ -204,6 +206,7 @@ impl Store {
     }
 
     /// Renews the leases this attempt holds on the event's actions (it is still working).
+    #[tracing::instrument(name = "store.renew_leases", level = "debug", skip_all, fields(event_id = %event_id))]
     pub async fn renew_leases(
         &self,
         ig_user_id: &str,
@@ -228,6 +231,7 @@ impl Store {
     /// Records how this attempt's action ended. False when the claim is no longer this
     /// attempt's (its lease ran out and another attempt took the action over): that one's
     /// outcome stands.
+    #[tracing::instrument(name = "store.finish_action", level = "debug", skip_all)]
     pub async fn finish_action(
         &self,
         d: &DecisionRecord<'_>,
@@ -259,6 +263,7 @@ impl Store {
 
     /// Whether the campaign already sent the contact a DM (for another event) within
     /// `cooldown`: the durable side of the cooldown, which Redis may forget.
+    #[tracing::instrument(name = "store.dm_sent_within", level = "debug", skip_all, fields(campaign_id = %campaign_id))]
     pub async fn dm_sent_within(
         &self,
         campaign_id: Uuid,

@@ -28,6 +28,7 @@ pub struct FileWritten {
 
 impl Store {
     /// Who owns the account and the campaign slugs `account` would write.
+    #[tracing::instrument(name = "store.file_ownership", level = "debug", skip_all)]
     pub async fn file_ownership(&self, account: &AccountSpec) -> Result<FileOwnership, StoreError> {
         let slugs: Vec<&str> = account.campaigns.iter().map(|c| c.slug.as_str()).collect();
         let dashboard_slugs = sqlx::query_scalar(
@@ -53,6 +54,7 @@ impl Store {
     /// Writes the file's tenant, accounts and campaigns in one transaction, and archives the
     /// file campaigns it no longer lists. `secret_ref` names each account's token secret;
     /// `source` names the file for the dashboard.
+    #[tracing::instrument(name = "store.write_file", level = "debug", skip_all)]
     pub async fn write_file(
         &self,
         file: &CampaignFile,
@@ -172,6 +174,7 @@ pub fn bind_campaign_columns<'q, O>(
 
 /// Replaces a campaign's rules, intents and actions with the spec's: they belong to the
 /// campaign wholesale. `apply` and the dashboard both write them through this.
+#[tracing::instrument(name = "store.write_campaign_parts", level = "debug", skip_all, fields(campaign_id = %campaign_id))]
 pub async fn write_campaign_parts(
     tx: &mut Transaction<'_, Postgres>,
     campaign_id: Uuid,

@@ -70,6 +70,7 @@ pub enum DeletionDone {
 impl Store {
     /// Claims the signed request (by its SHA-256) for this envelope's callback, unless another
     /// callback claimed it first. Returns the callback that holds it.
+    #[tracing::instrument(name = "store.claim_app_callback", level = "debug", skip_all)]
     pub async fn claim_app_callback(
         &self,
         request_sha256: &str,
@@ -89,6 +90,7 @@ impl Store {
     }
 
     /// Records a data deletion request refused as a replay (once per confirmation code).
+    #[tracing::instrument(name = "store.refuse_deletion", level = "debug", skip_all)]
     pub async fn refuse_deletion(
         &self,
         env: &Envelope,
@@ -111,6 +113,7 @@ impl Store {
     }
 
     /// Records a callback refused as a replay, as the event's decision (once).
+    #[tracing::instrument(name = "store.refuse_callback", level = "debug", skip_all)]
     pub async fn refuse_callback(&self, env: &Envelope, detail: &str) -> Result<(), StoreError> {
         sqlx::query(
             "insert into activity (ig_user_id, event_id, event_kind, step, outcome, detail)
@@ -128,6 +131,7 @@ impl Store {
     }
 
     /// Disables the envelope's account with `reason`, recording the decision; once per event.
+    #[tracing::instrument(name = "store.deauthorize", level = "debug", skip_all)]
     pub async fn deauthorize(
         &self,
         env: &Envelope,
@@ -191,6 +195,7 @@ impl Store {
     /// Deletes everything igflow holds about the envelope's account in one transaction and
     /// records the request (by `confirmation_code`) as done, with the `detail` that
     /// `describe` writes. A request already carried out changes nothing.
+    #[tracing::instrument(name = "store.delete_account_data", level = "debug", skip_all)]
     pub async fn delete_account_data(
         &self,
         env: &Envelope,

@@ -64,6 +64,7 @@ pub struct CampaignParts {
 }
 
 impl CampaignParts {
+    #[tracing::instrument(name = "store.load", level = "debug", skip_all)]
     pub async fn load(
         conn: &mut sqlx::PgConnection,
         campaign_ids: &[Uuid],
@@ -98,6 +99,7 @@ impl CampaignParts {
 
 impl Store {
     /// The account's active campaigns with their rules and actions.
+    #[tracing::instrument(name = "store.active_campaigns", level = "debug", skip_all, fields(account_id = %account_id))]
     pub async fn active_campaigns(&self, account_id: Uuid) -> Result<Vec<Campaign>, StoreError> {
         let campaigns: Vec<CampaignRow> = sqlx::query_as(
             "select id, slug, trigger, priority, media_ids, cooldown_seconds,

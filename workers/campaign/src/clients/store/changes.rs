@@ -16,6 +16,7 @@ pub struct Changes {
 impl Changes {
     /// The next changed account; `None` when the change names none (everything may have
     /// changed).
+    #[tracing::instrument(name = "store.next", level = "debug", skip_all)]
     pub async fn next(&mut self) -> Result<Option<Uuid>, StoreError> {
         let n = self.listener.recv().await?;
         Ok(Some(n.payload().parse().unwrap_or_default()).filter(|id: &Uuid| !id.is_nil()))
@@ -24,6 +25,7 @@ impl Changes {
 
 impl Store {
     /// Starts listening for account changes on a connection of its own.
+    #[tracing::instrument(name = "store.changes", level = "debug", skip_all)]
     pub async fn changes(&self) -> Result<Changes, StoreError> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(CHANNEL).await?;

@@ -8,6 +8,7 @@ impl Store {
     /// Notes that the person was seen, and their choice about automated messages if they
     /// just made one (recorded as theirs: only they may undo it). Returns whether they have
     /// opted out.
+    #[tracing::instrument(name = "store.touch_contact", level = "debug", skip_all, fields(account_id = %account_id))]
     pub async fn touch_contact(
         &self,
         account_id: Uuid,

@@ -62,6 +62,7 @@ pub struct DecisionRecord<'a> {
 
 impl Store {
     /// Records the decision once; a redelivered event keeps the first record.
+    #[tracing::instrument(name = "store.record_decision", level = "debug", skip_all)]
     pub async fn record_decision(&self, d: &DecisionRecord<'_>) -> Result<(), StoreError> {
         sqlx::query(
             "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id, contact_igsid, outcome, detail, excerpt)

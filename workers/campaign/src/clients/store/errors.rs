@@ -18,6 +18,7 @@ pub struct MessageError {
 
 impl Store {
     /// Remembers why a queue message did not complete (shown by `igflow-worker dlq`).
+    #[tracing::instrument(name = "store.record_message_error", level = "debug", skip_all)]
     pub async fn record_message_error(&self, e: &MessageError) -> Result<(), StoreError> {
         sqlx::query(
             "insert into message_errors
@@ -40,6 +41,7 @@ impl Store {
     }
 
     /// The recorded errors of these messages, by message id.
+    #[tracing::instrument(name = "store.message_errors", level = "debug", skip_all)]
     pub async fn message_errors(
         &self,
         message_ids: &[String],

@@ -24,6 +24,7 @@ pub struct Health {
 pub const TOKEN_WARNING_AGE: Duration = Duration::from_secs(53 * 24 * 3600);
 
 impl Store {
+    #[tracing::instrument(name = "store.health", level = "debug", skip_all)]
     pub async fn health(&self) -> Result<Health, StoreError> {
         Ok(sqlx::query_as(
             "select

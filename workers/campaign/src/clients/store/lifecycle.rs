@@ -33,6 +33,7 @@ impl Store {
     /// Active Instagram Login accounts whose token expires within `before`, or whose expiry
     /// is unknown, and which Meta would refresh (written at least 24 hours ago); the soonest
     /// first.
+    #[tracing::instrument(name = "store.tokens_due", level = "debug", skip_all)]
     pub async fn tokens_due(&self, before: Duration) -> Result<Vec<TokenDue>, StoreError> {
         Ok(sqlx::query_as(
             "select id, ig_user_id, (extract(epoch from token_expires_at) * 1000)::int8 as expires_at_ms
@@ -50,6 +51,7 @@ impl Store {
 
     /// Active Facebook Login accounts whose token's expiry is not known (a file gave it):
     /// Meta's debug endpoint tells it.
+    #[tracing::instrument(name = "store.expiries_unknown", level = "debug", skip_all)]
     pub async fn expiries_unknown(&self) -> Result<Vec<TokenDue>, StoreError> {
         Ok(sqlx::query_as(
             "select id, ig_user_id, null::int8 as expires_at_ms from ig_accounts
@@ -61,6 +63,7 @@ impl Store {
     }
 
     /// Records the expiry Meta gave for a token (Unix milliseconds).
+    #[tracing::instrument(name = "store.token_expiry_learned", level = "debug", skip_all, fields(account = %account))]
     pub async fn token_expiry_learned(&self, account: Uuid, at_ms: i64) -> Result<(), StoreError> {
         sqlx::query(
             "update ig_accounts set token_expires_at = to_timestamp($2::float8 / 1000) where id = $1",
@@ -73,6 +76,7 @@ impl Store {
     }
 
     /// Records a refreshed token's expiry and clears a previous failure.
+    #[tracing::instrument(name = "store.token_refreshed", level = "debug", skip_all, fields(account = %account))]
     pub async fn token_refreshed(
         &self,
         account: Uuid,
@@ -92,6 +96,7 @@ impl Store {
     }
 
     /// Shows a failed refresh on the account until one succeeds.
+    #[tracing::instrument(name = "store.token_refresh_failed", level = "debug", skip_all, fields(account = %account))]
     pub async fn token_refresh_failed(
         &self,
         account: Uuid,
@@ -109,6 +114,7 @@ impl Store {
     }
 
     /// The active accounts, by Instagram id.
+    #[tracing::instrument(name = "store.active_accounts", level = "debug", skip_all)]
     pub async fn active_accounts(&self) -> Result<Vec<String>, StoreError> {
         Ok(sqlx::query_scalar(
             "select ig_user_id from ig_accounts where status = 'active' order by ig_user_id",
@@ -119,6 +125,7 @@ impl Store {
 
     /// Records the audit's result: the fields now subscribed (when known) and the error a
     /// failed subscription left, or none.
+    #[tracing::instrument(name = "store.subscription_checked", level = "debug", skip_all, fields(account = %account))]
     pub async fn subscription_checked(
         &self,
         account: Uuid,
@@ -141,6 +148,7 @@ impl Store {
 
     /// Whether the account has active campaigns and no event for longer than `quiet` (since
     /// it was added, if it never had one).
+    #[tracing::instrument(name = "store.is_silent", level = "debug", skip_all, fields(account = %account))]
     pub async fn is_silent(&self, account: Uuid, quiet: Duration) -> Result<bool, StoreError> {
         Ok(sqlx::query_scalar(
             "select exists (select 1 from campaigns c where c.account_id = a.id and c.status = 'active')
@@ -157,6 +165,7 @@ impl Store {
     }
 
     /// The media the account's active comment campaigns listen on.
+    #[tracing::instrument(name = "store.campaign_media", level = "debug", skip_all, fields(account = %account))]
     pub async fn campaign_media(&self, account: Uuid) -> Result<CampaignMedia, StoreError> {
         let scopes: Vec<Vec<String>> = sqlx::query_scalar(
             "select media_ids from campaigns
@@ -176,6 +185,7 @@ impl Store {
 
     /// The events of `event_ids` igflow has never seen for the account: no decision recorded
     /// and not parked.
+    #[tracing::instrument(name = "store.unseen_events", level = "debug", skip_all, fields(account = %account))]
     pub async fn unseen_events(
         &self,
         account: Uuid,

@@ -86,6 +86,7 @@ pub struct Store {
 }
 
 impl Store {
+    #[tracing::instrument(name = "store.connect", level = "debug", skip_all)]
     pub async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
             .max_connections(16)
@@ -103,6 +104,7 @@ impl Store {
         &self.pool
     }
 
+    #[tracing::instrument(name = "store.migrate", level = "debug", skip_all)]
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
         crate::ops::migrate::run(&self.pool).await
     }

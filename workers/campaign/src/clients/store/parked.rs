@@ -16,6 +16,7 @@ pub struct Parked {
 
 impl Store {
     /// Keeps a paused account's event until the account is active again.
+    #[tracing::instrument(name = "store.park", level = "debug", skip_all, fields(account_id = %account_id, event_id = %event_id))]
     pub async fn park(
         &self,
         account_id: Uuid,
@@ -41,6 +42,7 @@ impl Store {
 
     /// Parked events whose account is active again, oldest first. Read per active account
     /// through its index, so the events of paused or disabled accounts are never scanned.
+    #[tracing::instrument(name = "store.parked_ready", level = "debug", skip_all)]
     pub async fn parked_ready(&self, limit: i64) -> Result<Vec<Parked>, StoreError> {
         Ok(sqlx::query_as(
             "select a.id as account_id, p.event_id, p.envelope, (extract(epoch from p.parked_at) * 1000000)::bigint as parked_at_us
@@ -57,6 +59,7 @@ impl Store {
     }
 
     /// Forgets parked events sent back to the queue, unless one was parked again since.
+    #[tracing::instrument(name = "store.unpark", level = "debug", skip_all)]
     pub async fn unpark(&self, parked: &[Parked]) -> Result<(), StoreError> {
         let accounts: Vec<Uuid> = parked.iter().map(|p| p.account_id).collect();
         let ids: Vec<&str> = parked.iter().map(|p| p.event_id.as_str()).collect();

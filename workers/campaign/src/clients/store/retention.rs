@@ -47,6 +47,7 @@ const PARKED_EVENTS: &str = "
 impl Store {
     /// Deletes what is older than `days`, in batches; several workers may run it at once
     /// (each batch skips rows another is deleting).
+    #[tracing::instrument(name = "store.prune", level = "debug", skip_all)]
     pub async fn prune(&self, days: u32) -> Result<Pruned, StoreError> {
         let days = i32::try_from(days).unwrap_or(i32::MAX);
         let mut pruned = Pruned::default();

@@ -6,6 +6,7 @@ use super::{Store, StoreError};
 impl Store {
     /// Sums each tenant-day's deltas into one row per key; how many rows it replaced (0 when
     /// another worker's run holds the summaries).
+    #[tracing::instrument(name = "store.compact_activity_daily", level = "debug", skip_all)]
     pub async fn compact_activity_daily(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query_scalar("select igflow_compact_activity_daily()")
             .fetch_one(self.pool())
