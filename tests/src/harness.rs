@@ -392,6 +392,11 @@ impl SteppedWorker {
         self.worker.process_next().await.map_err(anyhow::Error::msg)
     }
 
+    /// What the worker counted so far.
+    pub fn stats(&self) -> igflow_worker::stats::Snapshot {
+        self.worker.stats().snapshot()
+    }
+
     /// Works batches until `n` messages have finished (handled, or dropped as duplicates),
     /// failing after `timeout`; what the batches did, summed.
     pub async fn finish(&self, n: usize, timeout: Duration) -> anyhow::Result<Step> {

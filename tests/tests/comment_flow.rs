@@ -7,7 +7,7 @@ use igflow_tests::fixtures::{
     ACCOUNT, LAUNCH_MEDIA, PRIVATE_REPLY, PUBLIC_REPLIES, TOKEN, campaigns_yaml,
 };
 use igflow_tests::graph_server::CallKind;
-use igflow_tests::harness::{TestEnv, eventually, fleet};
+use igflow_tests::harness::{TestEnv, eventually, fleet, stepped_fleet};
 use igflow_tests::meta::{CommentSpec, comment_delivery, echo_delivery, message_delivery, now_ms};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -50,7 +50,7 @@ fn public_replies_to(env: &TestEnv, comment: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_signed_comment_becomes_one_private_and_one_public_reply() {
-    let (env, webhook, worker) = fleet(&campaigns_yaml()).await;
+    let (env, webhook, worker) = stepped_fleet(&campaigns_yaml()).await;
 
     let body = comment_delivery(
         ACCOUNT,
@@ -61,7 +61,7 @@ async fn a_signed_comment_becomes_one_private_and_one_public_reply() {
         )],
     );
     assert_eq!(env.post_signed(&webhook, &body).await.unwrap(), 200);
-    worker.wait_finished(1, WAIT).await.unwrap();
+    worker.finish(1, WAIT).await.unwrap();
     drained(&env).await;
 
     let calls = env.graph.calls();
@@ -118,12 +118,11 @@ async fn a_signed_comment_becomes_one_private_and_one_public_reply() {
     assert_eq!(detail.as_deref(), Some("rule 0 matched keyword \"price\""));
     assert_eq!(status, Some(200));
     assert!(response_id.is_some_and(|id| id.starts_with("aWdf")));
-    worker.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_deliveries_and_repeated_items_act_once() {
-    let (env, webhook, worker) = fleet(&campaigns_yaml()).await;
+    let (env, webhook, worker) = stepped_fleet(&campaigns_yaml()).await;
 
     let once = comment_delivery(
         ACCOUNT,
@@ -138,7 +137,7 @@ async fn repeated_deliveries_and_repeated_items_act_once() {
 
     // Three messages for the first comment (the worker drops two), one for the second (the
     // webhook already kept the repeated item once).
-    worker.wait_finished(4, WAIT).await.unwrap();
+    worker.finish(4, WAIT).await.unwrap();
     drained(&env).await;
     for comment in ["17900000000000011", "17900000000000012"] {
         assert_eq!(private_replies_to(&env, comment), 1, "{comment}");
@@ -149,18 +148,17 @@ async fn repeated_deliveries_and_repeated_items_act_once() {
         4,
         "no refused or repeated calls either"
     );
-    let stats = worker.stats.snapshot();
+    let stats = worker.stats();
     assert_eq!(
         (stats.handled, stats.duplicates, stats.sent),
         (2, 2, 4),
         "{stats:?}"
     );
-    worker.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn non_ascii_comments_arrive_escaped_verify_and_match() {
-    let (env, webhook, worker) = fleet(&campaigns_yaml()).await;
+    let (env, webhook, worker) = stepped_fleet(&campaigns_yaml()).await;
 
     let comments = [
         CommentSpec::new("17900000000000021", "6021", "इसकी कीमत क्या है? \u{1F60D}"),
@@ -173,16 +171,15 @@ async fn non_ascii_comments_arrive_escaped_verify_and_match() {
         "Meta's escaped encoding"
     );
     assert_eq!(env.post_signed(&webhook, &body).await.unwrap(), 200);
-    worker.wait_finished(3, WAIT).await.unwrap();
+    worker.finish(3, WAIT).await.unwrap();
     for c in &comments {
         assert_eq!(private_replies_to(&env, &c.comment_id), 1, "{}", c.text);
     }
-    worker.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn own_comments_echoes_and_unmatched_comments_cause_no_action() {
-    let (env, webhook, worker) = fleet(&campaigns_yaml()).await;
+    let (env, webhook, worker) = stepped_fleet(&campaigns_yaml()).await;
 
     let by_account = CommentSpec::new("17900000000000031", ACCOUNT, "price list in bio");
     let mut self_scoped = CommentSpec::new("17900000000000032", "6032", "price drop!");
@@ -199,7 +196,7 @@ async fn own_comments_echoes_and_unmatched_comments_cause_no_action() {
     let echo = echo_delivery(ACCOUNT, "6033", "aWdfZAG1echo0001", "price list sent");
     assert_eq!(env.post_signed(&webhook, &echo).await.unwrap(), 200);
 
-    worker.wait_finished(6, WAIT).await.unwrap();
+    worker.finish(6, WAIT).await.unwrap();
     drained(&env).await;
     let calls = env.graph.calls();
     assert_eq!(
@@ -234,7 +231,6 @@ async fn own_comments_echoes_and_unmatched_comments_cause_no_action() {
         .await
         .unwrap();
     assert_eq!(contacts, 3, "people who commented, not the account itself");
-    worker.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,17 +287,16 @@ async fn only_a_campaign_running_when_the_comment_was_written_fires() {
         &format!("    campaigns:\n{campaigns}"),
         1,
     );
-    let (env, webhook, worker) = fleet(&yaml).await;
+    let (env, webhook, worker) = stepped_fleet(&yaml).await;
 
     let body = comment_delivery(
         ACCOUNT,
         &[CommentSpec::new("17900000000000951", "6951", "price?")],
     );
     assert_eq!(env.post_signed(&webhook, &body).await.unwrap(), 200);
-    worker.wait_finished(1, WAIT).await.unwrap();
+    worker.finish(1, WAIT).await.unwrap();
 
     assert_eq!(private_reply_texts(&env), ["flash-sale offer"]);
-    worker.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -367,7 +362,7 @@ async fn replies_greet_the_commenter_by_username() {
         .replace(PUBLIC_REPLIES[0], "@{username} check your DMs")
         .replace(PUBLIC_REPLIES[1], "@{username} check your DMs")
         .replace(PRIVATE_REPLY, "Hi {username|there}, here are our prices");
-    let (env, webhook, worker) = fleet(&yaml).await;
+    let (env, webhook, worker) = stepped_fleet(&yaml).await;
     let mut anonymous = CommentSpec::new("17900000000000972", "6972", "price?");
     anonymous.username = String::new();
     let body = comment_delivery(
@@ -378,7 +373,7 @@ async fn replies_greet_the_commenter_by_username() {
         ],
     );
     assert_eq!(env.post_signed(&webhook, &body).await.unwrap(), 200);
-    worker.wait_finished(2, WAIT).await.unwrap();
+    worker.finish(2, WAIT).await.unwrap();
 
     let mut texts: Vec<String> = env
         .graph
@@ -396,7 +391,6 @@ async fn replies_greet_the_commenter_by_username() {
             "Hi user6971, here are our prices",
         ]
     );
-    worker.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -417,13 +411,13 @@ async fn a_tapped_quick_reply_gets_the_follow_up_dm() {
           dm: \"Here it is: https://shop.example/launch\"
 "
     );
-    let (env, webhook, worker) = fleet(&yaml).await;
+    let (env, webhook, worker) = stepped_fleet(&yaml).await;
     let comment = comment_delivery(
         ACCOUNT,
         &[CommentSpec::new("17900000000000981", "6981", "price?")],
     );
     assert_eq!(env.post_signed(&webhook, &comment).await.unwrap(), 200);
-    worker.wait_finished(1, WAIT).await.unwrap();
+    worker.finish(1, WAIT).await.unwrap();
     let private = env
         .graph
         .accepted(|k| matches!(k, CallKind::PrivateReply { .. }));
@@ -433,14 +427,13 @@ async fn a_tapped_quick_reply_gets_the_follow_up_dm() {
     // Tapping a button posts its title into the conversation as the person's message.
     let tap = message_delivery(ACCOUNT, "6981", "aWdfTap1", "Send me the link", now_ms());
     assert_eq!(env.post_signed(&webhook, &tap).await.unwrap(), 200);
-    worker.wait_finished(2, WAIT).await.unwrap();
+    worker.finish(1, WAIT).await.unwrap();
     let dms = env
         .graph
         .accepted(|k| matches!(k, CallKind::Message { recipient, .. } if recipient == "6981"));
     assert_eq!(dms.len(), 1);
     assert_eq!(dms[0].text, "Here it is: https://shop.example/launch");
     assert!(dms[0].quick_replies.is_empty());
-    worker.stop().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
