@@ -1065,3 +1065,49 @@ async fn the_database_url_and_app_secret_are_read_from_secrets_manager_at_start(
     );
     assert!(missing.to_string().contains("GetSecretValue"), "{missing}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lifecycle_jobs_failures_show_on_the_account_until_they_succeed() {
+    let w = world().await;
+    let account = w.first_account(&w.viewer).await;
+    assert!(account["token_refresh_error"].is_null(), "{account}");
+    assert!(account["subscription_error"].is_null(), "{account}");
+    let id: Uuid = account["id"].as_str().unwrap().parse().unwrap();
+
+    // What the worker's jobs write when Meta refuses them.
+    let refused = "(#190) Error validating access token: the session has been invalidated";
+    w.env
+        .worker_store
+        .token_refresh_failed(id, refused)
+        .await
+        .unwrap();
+    let denied = "(#200) Requires instagram_business_manage_messages permission";
+    w.env
+        .worker_store
+        .subscription_checked(id, None, Some(denied))
+        .await
+        .unwrap();
+    let account = w.first_account(&w.viewer).await;
+    assert_eq!(account["token_refresh_error"], refused, "{account}");
+    assert_eq!(account["subscription_error"], denied, "{account}");
+    for at in ["token_refresh_failed_at", "subscription_checked_at"] {
+        assert!(
+            account[at].as_str().is_some_and(|t| t.ends_with('Z')),
+            "{at}: {account}"
+        );
+    }
+
+    // The next audit subscribes the account again: the error goes.
+    let fields: Vec<String> = igflow_core::subscription::WEBHOOK_FIELDS
+        .iter()
+        .map(|f| (*f).to_owned())
+        .collect();
+    w.env
+        .worker_store
+        .subscription_checked(id, Some(&fields), None)
+        .await
+        .unwrap();
+    let account = w.first_account(&w.viewer).await;
+    assert!(account["subscription_error"].is_null(), "{account}");
+    assert_eq!(account["token_refresh_error"], refused, "{account}");
+}

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use igflow_core::signature::sign;
 use igflow_tests::dashboard::{Dashboard, add_member};
-use igflow_tests::fixtures::campaigns_yaml;
+use igflow_tests::fixtures::{ACCOUNT, campaigns_yaml};
 use igflow_tests::graph_server::CallKind;
 use igflow_tests::harness::TestEnv;
 use igflow_tests::meta::{CommentSpec, comment_delivery};
@@ -79,6 +79,16 @@ async fn a_marketer_connects_builds_tests_and_watches_a_campaign_work() {
     let user = igflow_dashboard::auth::dev_user_id(email);
     add_member(&env, "acme", user, "owner").await.unwrap();
     env.graph.oauth_user(NEW_ACCOUNT, "acme.outlet");
+    // A token refresh Meta refused, as the worker's job records it: the accounts page says so.
+    let shoes: uuid::Uuid = sqlx::query_scalar("select id from ig_accounts where ig_user_id = $1")
+        .bind(ACCOUNT)
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap();
+    env.worker_store
+        .token_refresh_failed(shoes, "(#190) the session has been invalidated")
+        .await
+        .unwrap();
 
     let body = comment_delivery(
         NEW_ACCOUNT,

@@ -40,6 +40,13 @@ pub struct AccountView {
     pub webhook_fields: Vec<String>,
     /// The latest event the worker recorded for the account.
     pub last_event_at: Option<String>,
+    /// Why the worker's last token refresh failed, and when; none once one succeeds.
+    pub token_refresh_error: Option<String>,
+    pub token_refresh_failed_at: Option<String>,
+    /// Why the subscription audit could not subscribe the account to its webhook fields
+    /// again; none once it could.
+    pub subscription_error: Option<String>,
+    pub subscription_checked_at: Option<String>,
 }
 
 pub async fn list(
@@ -53,7 +60,11 @@ pub async fn list(
                 a.webhook_fields,
                 (select to_char(x.created_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')
                  from activity x where x.tenant_id = a.tenant_id and x.ig_user_id = a.ig_user_id
-                 order by x.created_at desc limit 1) as last_event_at
+                 order by x.created_at desc limit 1) as last_event_at,
+                a.token_refresh_error,
+                to_char(a.token_refresh_failed_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as token_refresh_failed_at,
+                a.subscription_error,
+                to_char(a.subscription_checked_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as subscription_checked_at
          from ig_accounts a order by a.username",
     )
     .fetch_all(&mut *tx)

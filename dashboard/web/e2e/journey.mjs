@@ -17,6 +17,7 @@ await run(async ({ page, shot, step }) => {
   await page.getByRole("button", { name: "Connect an Instagram account" }).click();
   await page.getByText("@acme.outlet is connected").waitFor();
   await page.getByRole("heading", { name: "@acme.outlet" }).waitFor();
+  await page.getByText("The token could not be renewed").waitFor();
   await shot("02-accounts");
 
   step("create a campaign, first with a mistake shown next to its field");

@@ -24,6 +24,8 @@ interface Me { user_id: string; email: string | null; workspaces: Workspace[] }
 interface Account {
   id: string; tenant_id: string; ig_user_id: string; username: string; status: string;
   status_reason: string | null; token_expires_at: string | null; webhook_fields: string[]; last_event_at: string | null;
+  token_refresh_error: string | null; token_refresh_failed_at: string | null;
+  subscription_error: string | null; subscription_checked_at: string | null;
 }
 interface CampaignView { id: string; account_id: string; managed_by: "file" | "dashboard"; source: string | null; updated_at: string; campaign: CampaignSpec }
 interface TestResult {
@@ -124,6 +126,17 @@ function AccountsPage({ workspace, accounts, reload, query }: { workspace: Works
               <Badge tone={a.status === "active" ? "good" : a.status === "paused" ? "warn" : "bad"}>{a.status}</Badge>
             </div>
             {a.status_reason && <p className="small muted">{a.status_reason}</p>}
+            {a.token_refresh_error && (
+              <Notice tone="error">
+                The token could not be renewed ({when(a.token_refresh_failed_at)}): {a.token_refresh_error}. igflow tries again every hour;
+                reconnect the account before the token expires.
+              </Notice>
+            )}
+            {a.subscription_error && (
+              <Notice tone="error">
+                Meta stopped sending this account's comments and messages, and subscribing again failed ({when(a.subscription_checked_at)}): {a.subscription_error}. Reconnect the account.
+              </Notice>
+            )}
             <dl className="facts">
               <dt>Token expires</dt><dd>{when(a.token_expires_at)}</dd>
               <dt>Webhooks</dt><dd>{a.webhook_fields.length ? `${a.webhook_fields.length} fields subscribed` : "set up by file"}</dd>
