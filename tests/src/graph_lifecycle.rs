@@ -129,46 +129,45 @@ struct RefreshQuery {
 }
 
 /// `GET /refresh_access_token?grant_type=ig_refresh_token&access_token=...`.
-async fn refresh(State(shared): State<Shared>, Query(q): Query<RefreshQuery>) -> Response {
+async fn refresh(
+    State(shared): State<Shared>,
+    Query(q): Query<RefreshQuery>,
+) -> Result<Response, Refusal> {
     let mut s = shared.lock();
     if q.grant_type != "ig_refresh_token" {
-        return Refusal::new(
+        return Err(Refusal::new(
             100,
             None,
             "OAuthException",
             "(#100) Unsupported grant_type: ig_refresh_token is required",
-        )
-        .into_response();
+        ));
     }
     let now = now_ms();
     let Some(&(issued, expires)) = s.lifecycle.lives.get(&q.access_token) else {
-        return Refusal::new(
+        return Err(Refusal::new(
             190,
             None,
             "OAuthException",
             "Invalid OAuth access token - Cannot parse access token",
-        )
-        .into_response();
+        ));
     };
     if expires <= now {
-        return Refusal::new(
+        return Err(Refusal::new(
             190,
             Some(463),
             "OAuthException",
             "Error validating access token: Session has expired.",
-        )
-        .into_response();
+        ));
     }
     // Meta documents the 24-hour rule but not its error; this is the shape of its other
     // parameter refusals.
     if now - issued < ms(REFRESHABLE_AFTER) {
-        return Refusal::new(
+        return Err(Refusal::new(
             100,
             None,
             "OAuthException",
             "(#100) The access token must be at least 24 hours old to be refreshed.",
-        )
-        .into_response();
+        ));
     }
     let token = format!("IGAArefreshed{:016x}", fastrand::u64(..));
     s.lifecycle
@@ -181,12 +180,12 @@ async fn refresh(State(shared): State<Shared>, Query(q): Query<RefreshQuery>) ->
     if !s.valid_tokens.is_empty() {
         s.valid_tokens.insert(token.clone());
     }
-    Json(json!({
+    Ok(Json(json!({
         "access_token": token,
         "token_type": "bearer",
         "expires_in": LONG_LIVED.as_secs(),
     }))
-    .into_response()
+    .into_response())
 }
 
 #[derive(Deserialize)]
@@ -200,17 +199,14 @@ async fn debug_token(
     State(shared): State<Shared>,
     Query(q): Query<DebugQuery>,
     headers: HeaderMap,
-) -> Response {
-    let s = match admitted(&shared, &headers) {
-        Ok(s) => s,
-        Err(refusal) => return refusal.into_response(),
-    };
+) -> Result<Response, Refusal> {
+    let s = admitted(&shared, &headers)?;
     let (issued, expires) = s
         .lifecycle
         .lives
         .get(&q.input_token)
         .map_or((0, 0), |(issued, expires)| (issued / 1000, expires / 1000));
-    Json(json!({ "data": {
+    Ok(Json(json!({ "data": {
         "app_id": "1234567890",
         "type": "PAGE",
         "application": "igflow",
@@ -220,7 +216,7 @@ async fn debug_token(
         "scopes": ["instagram_basic", "instagram_manage_comments", "instagram_manage_messages"],
         "user_id": s.token_owners.get(&q.input_token),
     } }))
-    .into_response()
+    .into_response())
 }
 
 /// `GET /{ig-user-id}/subscribed_apps`: this app, with its fields, if it is subscribed.
@@ -228,11 +224,8 @@ async fn subscribed_apps(
     State(shared): State<Shared>,
     Path(node): Path<String>,
     headers: HeaderMap,
-) -> Response {
-    let s = match admitted(&shared, &headers) {
-        Ok(s) => s,
-        Err(refusal) => return refusal.into_response(),
-    };
+) -> Result<Response, Refusal> {
+    let s = admitted(&shared, &headers)?;
     let data: Vec<Value> = s
         .oauth
         .subscribed
@@ -240,7 +233,7 @@ async fn subscribed_apps(
         .map(|fields| json!({ "id": "1234567890", "name": "igflow", "subscribed_fields": fields }))
         .into_iter()
         .collect();
-    Json(json!({ "data": data })).into_response()
+    Ok(Json(json!({ "data": data })).into_response())
 }
 
 #[derive(Deserialize)]
@@ -254,29 +247,26 @@ async fn subscribe(
     Path(node): Path<String>,
     headers: HeaderMap,
     Query(q): Query<SubscribeQuery>,
-) -> Response {
+) -> Result<Response, Refusal> {
     let mut s = shared.lock();
-    if let Err(refusal) = s.authorize(bearer(&headers).as_deref()) {
-        return refusal.into_response();
-    }
+    s.authorize(bearer(&headers).as_deref())?;
     if s.lifecycle.failing_subscribes > 0 {
         s.lifecycle.failing_subscribes -= 1;
-        return Refusal::new(
+        return Err(Refusal::new(
             200,
             None,
             "OAuthException",
             "(#200) Requires instagram_business_manage_messages permission to manage the object",
-        )
-        .into_response();
+        ));
     }
     let fields = q.subscribed_fields.split(',').map(str::to_owned).collect();
     s.oauth.subscribed.insert(node.clone(), fields);
     *s.lifecycle.subscribes.entry(node).or_default() += 1;
-    (
+    Ok((
         [(header::CONTENT_TYPE, "application/json")],
         r#"{"success":true}"#,
     )
-        .into_response()
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -334,11 +324,8 @@ async fn media(
     Path(node): Path<String>,
     Query(q): Query<EdgeQuery>,
     headers: HeaderMap,
-) -> Response {
-    let s = match admitted(&shared, &headers) {
-        Ok(s) => s,
-        Err(refusal) => return refusal.into_response(),
-    };
+) -> Result<Response, Refusal> {
+    let s = admitted(&shared, &headers)?;
     let items: Vec<Value> = s
         .lifecycle
         .media
@@ -347,7 +334,7 @@ async fn media(
         .flatten()
         .map(|id| json!({ "id": id }))
         .collect();
-    Json(page(&items, &q, host(&headers), &format!("/{node}/media"))).into_response()
+    Ok(Json(page(&items, &q, host(&headers), &format!("/{node}/media"))).into_response())
 }
 
 /// `GET /{media-id}/comments?fields=id,text,timestamp,from`: top-level comments, newest first.
@@ -356,17 +343,14 @@ async fn comments(
     Path(node): Path<String>,
     Query(q): Query<EdgeQuery>,
     headers: HeaderMap,
-) -> Response {
-    let s = match admitted(&shared, &headers) {
-        Ok(s) => s,
-        Err(refusal) => return refusal.into_response(),
-    };
+) -> Result<Response, Refusal> {
+    let s = admitted(&shared, &headers)?;
     let items = s.lifecycle.comments.get(&node).cloned().unwrap_or_default();
-    Json(page(
+    Ok(Json(page(
         &items,
         &q,
         host(&headers),
         &format!("/{node}/comments"),
     ))
-    .into_response()
+    .into_response())
 }
