@@ -10,6 +10,7 @@ import {
   type Funnel,
   describeEntry,
   emptyForm,
+  mergeFeed,
   errorsByInput,
   fillBuckets,
   formFromSpec,
@@ -491,7 +492,7 @@ export function App() {
       const parsed = parseSse(buffer + chunk);
       buffer = parsed.rest;
       const fresh = parsed.events.filter((e) => e.event === "activity").map((e) => JSON.parse(e.data) as FeedEntry);
-      if (fresh.length) setFeed((old) => [...fresh.reverse(), ...old.filter((o) => !fresh.some((f) => f.id === o.id))].slice(0, 200));
+      if (fresh.length) setFeed((old) => mergeFeed(old, fresh));
     }, abort.signal).catch(() => undefined);
     return () => abort.abort();
   }, [signedIn]);

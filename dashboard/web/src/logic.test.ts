@@ -6,6 +6,7 @@ import {
   fillBuckets,
   formFromSpec,
   funnelSteps,
+  mergeFeed,
   parseSse,
   quoteEntry,
   slugify,
@@ -108,5 +109,17 @@ describe("chart", () => {
     expect(quoteEntry({ ...base, contact_username: null })).toBe("5550001: “Any DEAL? 😍”");
     expect(quoteEntry({ ...base, excerpt: "😍".repeat(100) }, 10)).toBe(`@ana: “${"😍".repeat(9)}…”`);
     expect(quoteEntry({ ...base, excerpt: null })).toBe("@ana");
+  });
+});
+
+describe("mergeFeed", () => {
+  const entry = (id: number, outcome: string) =>
+    ({ id, at: "2026-11-30T00:00:00.000Z", ig_user_id: "1", event_kind: "comment", step: "private_reply", outcome,
+       detail: null, campaign_id: null, campaign_slug: "bf", contact_igsid: null, contact_username: null, excerpt: null });
+  it("keeps one row per id, in its latest state, newest first", () => {
+    const old = [entry(1, "sent")];
+    const merged = mergeFeed(old, [entry(2, "pending"), entry(3, "pending"), entry(2, "sent")]);
+    expect(merged.map((e) => [e.id, e.outcome])).toEqual([[3, "pending"], [2, "sent"], [1, "sent"]]);
+    expect(mergeFeed(merged, [entry(3, "sent")]).map((e) => [e.id, e.outcome])).toEqual([[3, "sent"], [2, "sent"], [1, "sent"]]);
   });
 });

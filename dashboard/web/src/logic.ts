@@ -219,6 +219,15 @@ export interface FeedEntry {
 }
 
 /** Who wrote it and what, on one short line: `@ana: "any deal on these?"`. */
+/** The feed after `fresh` entries arrived (oldest first): newest first, each row once with its
+ * latest state. A row is notified on insert and again on update, and both may arrive in one
+ * chunk of the stream. */
+export function mergeFeed(old: FeedEntry[], fresh: FeedEntry[], max = 200): FeedEntry[] {
+  const latest = new Map<number, FeedEntry>();
+  for (const e of fresh) latest.set(e.id, e);
+  return [...[...latest.values()].reverse(), ...old.filter((o) => !latest.has(o.id))].slice(0, max);
+}
+
 export function quoteEntry(e: FeedEntry, max = 80): string {
   const who = e.contact_username ? `@${e.contact_username}` : e.contact_igsid;
   if (!e.excerpt) return who ?? "";
