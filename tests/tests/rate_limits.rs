@@ -91,9 +91,9 @@ async fn a_burst_of_ten_times_the_budget_over_three_workers_is_paced_at_the_budg
         .at
         .duration_since(sends[0].at)
         .as_secs_f64();
-    let rate = (sends.len() - 1) as f64 / span;
+    let rate = steady_rate(&sends);
     println!(
-        "[burst] events={} acted={} private replies={} in {span:.2} s = {rate:.2}/s (budget 18/s, Meta's limit 20/s) throttled={}",
+        "[burst] events={} acted={} private replies={} in {span:.2} s, steady {rate:.2}/s (budget 18/s, Meta's limit 20/s) throttled={}",
         acc.events,
         acc.acted,
         sends.len(),
@@ -101,10 +101,30 @@ async fn a_burst_of_ten_times_the_budget_over_three_workers_is_paced_at_the_budg
     );
     assert_eq!(acc.acted, 200, "{acc:?}");
     assert_eq!(throttled(&calls), 0, "Meta never had to throttle");
+    // Above the budget means the workers booked slots past each other; far below it means
+    // they split or serialized the budget. A loaded host only ever slows calls down.
     assert!(
-        (16.2..=18.2).contains(&rate),
-        "achieved {rate:.2}/s of an 18/s budget"
+        (14.4..=18.4).contains(&rate),
+        "paced at {rate:.2}/s for an 18/s budget"
     );
+}
+
+/// Calls per second as the least-squares slope of arrival time over call number: the first
+/// call, which also opens connections and loads the token, may arrive late without making
+/// the rest look faster than they were paced.
+fn steady_rate(sends: &[&Call]) -> f64 {
+    let t0 = sends[0].at;
+    let points: Vec<(f64, f64)> = sends
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (i as f64, c.at.duration_since(t0).as_secs_f64()))
+        .collect();
+    let n = points.len() as f64;
+    let mean_i = points.iter().map(|p| p.0).sum::<f64>() / n;
+    let mean_t = points.iter().map(|p| p.1).sum::<f64>() / n;
+    let covariance: f64 = points.iter().map(|p| (p.0 - mean_i) * (p.1 - mean_t)).sum();
+    let variance: f64 = points.iter().map(|p| (p.0 - mean_i).powi(2)).sum();
+    variance / covariance
 }
 
 /// A campaign file with a second, quiet account.
