@@ -1,6 +1,7 @@
 //! Fault injection for the tests that prove no event is lost and no DM is doubled while the
 //! infrastructure fails: a TCP proxy that cuts a service off, a private Redis that can be
 //! restarted (losing its data), and binaries run as separate processes that can be killed.
+//! The benchmarks use the same proxy to count round trips and read the processes' CPU time.
 
 use std::collections::HashMap;
 use std::io;
@@ -8,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -32,6 +34,7 @@ struct ProxyInner {
     /// `true` while traffic flows. Connections close when it turns `false` or this drops.
     up: watch::Sender<bool>,
     accept: JoinHandle<()>,
+    round_trips: Arc<AtomicU64>,
 }
 
 impl Drop for ProxyInner {
@@ -46,8 +49,20 @@ impl TcpProxy {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (up, rx) = watch::channel(true);
-        let accept = tokio::spawn(accept_loop(listener, target, rx));
-        Ok(Self(Arc::new(ProxyInner { addr, up, accept })))
+        let round_trips = Arc::default();
+        let accept = tokio::spawn(accept_loop(listener, target, rx, Arc::clone(&round_trips)));
+        Ok(Self(Arc::new(ProxyInner {
+            addr,
+            up,
+            accept,
+            round_trips,
+        })))
+    }
+
+    /// Round trips so far over all connections: each time a client spoke after its server
+    /// had (a pipelined burst of requests counts once, as it costs one wait).
+    pub fn round_trips(&self) -> u64 {
+        self.0.round_trips.load(Ordering::Relaxed)
     }
 
     /// The address clients connect to instead of the target.
@@ -66,7 +81,12 @@ impl TcpProxy {
     }
 }
 
-async fn accept_loop(listener: TcpListener, target: SocketAddr, up: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    target: SocketAddr,
+    up: watch::Receiver<bool>,
+    round_trips: Arc<AtomicU64>,
+) {
     loop {
         let client = match listener.accept().await {
             Ok((client, _)) => client,
@@ -81,20 +101,59 @@ async fn accept_loop(listener: TcpListener, target: SocketAddr, up: watch::Recei
             drop(client);
             continue;
         }
-        tokio::spawn(forward(client, target, up.clone()));
+        tokio::spawn(forward(
+            client,
+            target,
+            up.clone(),
+            Arc::clone(&round_trips),
+        ));
     }
 }
 
-async fn forward(mut client: TcpStream, target: SocketAddr, mut up: watch::Receiver<bool>) {
+async fn forward(
+    mut client: TcpStream,
+    target: SocketAddr,
+    mut up: watch::Receiver<bool>,
+    round_trips: Arc<AtomicU64>,
+) {
     let pipe = async {
         let mut server = TcpStream::connect(target).await?;
-        tokio::io::copy_bidirectional(&mut client, &mut server).await
+        let (client_read, client_write) = client.split();
+        let (server_read, server_write) = server.split();
+        // Set when the server spoke: the client's next bytes start a new round trip.
+        let answered = AtomicBool::new(true);
+        let up = copy(client_read, server_write, |_| {
+            if answered.swap(false, Ordering::Relaxed) {
+                round_trips.fetch_add(1, Ordering::Relaxed);
+            }
+        });
+        let down = copy(server_read, client_write, |_| {
+            answered.store(true, Ordering::Relaxed);
+        });
+        tokio::try_join!(up, down)
     };
     // Returning drops both streams, which is what closes the connection on a cut. `wait_for`
     // also returns when the proxy is dropped (the sender is gone).
     tokio::select! {
         _ = pipe => {}
         _ = up.wait_for(|up| !*up) => {}
+    }
+}
+
+/// Copies `from` to `to` until `from` ends, telling `seen` of each read.
+async fn copy(
+    mut from: impl AsyncRead + Unpin,
+    mut to: impl tokio::io::AsyncWrite + Unpin,
+    seen: impl Fn(usize),
+) -> io::Result<()> {
+    let mut buf = vec![0; 64 * 1024];
+    loop {
+        let n = from.read(&mut buf).await?;
+        if n == 0 {
+            return to.shutdown().await;
+        }
+        seen(n);
+        to.write_all(&buf[..n]).await?;
     }
 }
 
@@ -264,6 +323,36 @@ impl Proc {
             bail!("kill -TERM {} failed with {status}", self.pid);
         }
         Ok(())
+    }
+
+    /// CPU time (user and system) the process has used so far, from `/proc`.
+    pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
+        // Fields after the command name (which may hold spaces) start at the state, field 3.
+        let fields: Vec<&str> = stat
+            .rsplit_once(')')
+            .context("unexpected /proc stat format")?
+            .1
+            .split_whitespace()
+            .collect();
+        let ticks: u64 = fields
+            .get(11..13)
+            .context("short /proc stat")?
+            .iter()
+            .map(|f| f.parse::<u64>().unwrap_or(0))
+            .sum();
+        // Linux reports in USER_HZ, 100 on every platform it runs on.
+        Ok(ticks as f64 / 100.0)
+    }
+
+    /// The process's peak resident set so far, in KiB (`VmHWM`).
+    pub fn peak_rss_kib(&self) -> anyhow::Result<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid))?;
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .context("no VmHWM in /proc status")
     }
 
     /// Waits for the process to exit on its own, failing after `timeout` (it keeps running).

@@ -112,6 +112,9 @@ pub struct Faults {
     /// Performed and recorded as accepted, but answered 500 with Meta's transient error
     /// (code 2): nothing in the answer says the write happened.
     pub written_server_error_share: f64,
+    /// Every write is answered this long after it arrives (Meta's typical is about 50 ms);
+    /// it is judged and performed on arrival.
+    pub latency: Duration,
 }
 
 enum Fault {
@@ -576,6 +579,8 @@ async fn admit(
         });
         outcome.map(|(id, answer)| (id, answer, usage))
     };
+    let latency = shared.lock().faults.latency;
+    tokio::time::sleep(latency).await;
     let (id, answer, usage) = outcome?;
     if let Answer::After(delay) = answer {
         tokio::time::sleep(delay).await;

@@ -10,6 +10,7 @@ pub mod harness;
 pub mod locked;
 pub mod meta;
 pub mod ollama_server;
+pub mod sqs_stub;
 pub mod supabase_auth;
 
 /// Serves `app` on 127.0.0.1 at `port` (0 picks a free one) until the runtime ends; returns

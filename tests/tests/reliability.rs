@@ -264,6 +264,7 @@ async fn graph_api_errors_timeouts_and_throttling_are_absorbed() {
         gateway_error_share: 0.05,
         app_throttle_share: 0.0,
         written_server_error_share: 0.0,
+        latency: Duration::ZERO,
     });
     // Throttled answers report 100% usage; the account is then paced, here by 50 ms per call
     // so that the run ends in seconds.

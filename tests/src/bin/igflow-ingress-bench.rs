@@ -1,8 +1,8 @@
 //! Serves the real webhook Router for load tests (scripts/bench-ingress.sh). `--sink null`
 //! accepts every envelope in memory, which measures the ingress itself; `--sink sqs` sends
 //! to the events queue (the moto server locally, which is far slower than SQS);
-//! `--sink sqs-stub` sends through the real SQS client to a stub that answers
-//! SendMessageBatch after `--stub-latency-ms`, like SQS does, to measure how the webhook's
+//! `--sink sqs-stub` sends through the real SQS client to the in-memory SQS stub answering
+//! after `--stub-latency-ms`, like SQS does, to measure how the webhook's
 //! concurrent batches behave at a realistic latency. `--archive-latency-ms N` also keeps
 //! every delivery in the raw archive, through the real S3 client, against a stub answering
 //! PutObject after N ms: the webhook's latency with and without the archive.
@@ -17,11 +17,11 @@ use futures_util::future::BoxFuture;
 use igflow_core::envelope::Envelope;
 use igflow_core::runtime::{self, AwsCalls};
 use igflow_tests::harness::{Services, create_queues, tag};
+use igflow_tests::sqs_stub::SqsStub;
 use igflow_webhook::{
     AppState, DeliveryArchive, EventSink, KeyStore, Keys, Metrics, SinkError, SqsSink,
 };
 use secrecy::SecretString;
-use serde_json::{Value, json};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum SinkKind {
@@ -75,22 +75,6 @@ async fn s3_stub(latency: Duration) -> anyhow::Result<String> {
     .await
 }
 
-/// Answers SQS's JSON protocol `SendMessageBatch` with every entry accepted, after `latency`.
-async fn sqs_stub(latency: Duration) -> anyhow::Result<String> {
-    let app = axum::Router::new().fallback(move |body: axum::body::Bytes| async move {
-        tokio::time::sleep(latency).await;
-        let request: Value = serde_json::from_slice(&body).unwrap_or_default();
-        let ok: Vec<Value> = request["Entries"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|e| json!({ "Id": e["Id"], "MessageId": format!("{:032x}", fastrand::u128(..)), "MD5OfMessageBody": "" }))
-            .collect();
-        ([("content-type", "application/x-amz-json-1.0")], json!({ "Successful": ok, "Failed": [] }).to_string())
-    });
-    serve_stub(app).await
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -108,16 +92,18 @@ async fn main() -> anyhow::Result<()> {
             Arc::new(SqsSink::new(sqs, queue, dlq, Arc::clone(&metrics)))
         }
         SinkKind::SqsStub => {
-            let endpoint = sqs_stub(Duration::from_millis(args.stub_latency_ms)).await?;
+            let stub = SqsStub::discarding(Duration::from_millis(args.stub_latency_ms)).await?;
             let mut services = Services::from_env();
-            services.aws_endpoint = endpoint.clone();
+            services.aws_endpoint = stub.endpoint.clone();
             let sqs = aws_sdk_sqs::Client::new(&services.aws().await);
-            Arc::new(SqsSink::new(
+            // The stub serves one queue: dead letters would go there too (none are sent).
+            let sink = SqsSink::new(
                 sqs,
-                format!("{endpoint}/123456789012/stub"),
-                format!("{endpoint}/123456789012/stub-dlq"),
+                stub.queue_url.clone(),
+                stub.queue_url.clone(),
                 Arc::clone(&metrics),
-            ))
+            );
+            Arc::new(sink)
         }
     };
     let keys = KeyStore::fixed(Keys::new(
