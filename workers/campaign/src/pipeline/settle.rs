@@ -16,6 +16,10 @@ use crate::pipeline::consumer::{Consumer, receive_count};
 use crate::pipeline::heartbeat::with_heartbeat;
 use crate::stats::Stats;
 
+/// How long a copy of an event another handling holds stays hidden: most events are done
+/// within it (an LLM call takes at most 2 s, a rate-limit wait is paced within seconds).
+const BUSY_RECHECK: Duration = Duration::from_secs(5);
+
 /// Retries back off from `backoff_base` (5 s by default), doubling per receive, up to this.
 const BACKOFF_CAP: Duration = Duration::from_secs(15 * 60);
 
@@ -188,9 +192,16 @@ impl Consumer {
             | Next::Done
             | Next::Park
             | Next::Drop(Dropped::Duplicate | Dropped::GivenUp(_) | Dropped::Held { .. }) => true,
-            // Left: it reappears after its visibility timeout (the poison one, after the
-            // queue's `maxReceiveCount`, in the DLQ).
-            Next::Drop(Dropped::Busy | Dropped::Poison(_)) => false,
+            // Left: it reappears after its visibility timeout, and after the queue's
+            // `maxReceiveCount` in the DLQ.
+            Next::Drop(Dropped::Poison(_)) => false,
+            // Back soon, when the holder has most likely finished and the done-marker drops
+            // it: the copy is kept in case the holder's own message is not.
+            Next::Drop(Dropped::Busy) => {
+                self.set_visibility(&[receipt], self.visibility.min(BUSY_RECHECK))
+                    .await;
+                false
+            }
             Next::Retry { after, .. } => {
                 let delay = after.unwrap_or_else(|| backoff(self.backoff_base, receive_count(m)));
                 self.set_visibility(&[receipt], delay).await;
