@@ -323,3 +323,54 @@ async fn two_workers_running_the_jobs_at_once_do_each_once() {
         (1, 1, 5)
     );
 }
+
+/// What Postgres notifies within a short wait, if anything.
+async fn notified(
+    changes: &mut igflow_worker::clients::store::Changes,
+) -> Option<Option<uuid::Uuid>> {
+    tokio::time::timeout(Duration::from_millis(500), changes.next())
+        .await
+        .ok()
+        .map(|n| n.expect("listening"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_jobs_bookkeeping_leaves_worker_caches_alone_and_a_new_token_does_not() {
+    let env = TestEnv::new().await.expect("env");
+    env.apply(&campaigns_yaml()).await.expect("applied");
+    let id = account(&env).await.id;
+    let store = &env.worker_store;
+    let mut changes = store.changes().await.expect("listening");
+
+    // Bookkeeping the workers never read: the audit's result, a failed refresh, a learned expiry.
+    let fields: Vec<String> = WEBHOOK_FIELDS.iter().map(|f| (*f).to_owned()).collect();
+    store
+        .subscription_checked(id, Some(&fields), None)
+        .await
+        .expect("audit recorded");
+    store
+        .token_refresh_failed(id, "Meta said no")
+        .await
+        .expect("failure recorded");
+    sqlx::query("update ig_accounts set token_expires_at = now() + interval '50 days'")
+        .execute(env.store.pool())
+        .await
+        .expect("expiry recorded");
+    assert_eq!(
+        notified(&mut changes).await,
+        None,
+        "nothing a worker caches changed"
+    );
+
+    // A refreshed token must reach every worker at once, as must a pause.
+    store
+        .token_refreshed(id, DAY * 60)
+        .await
+        .expect("refresh recorded");
+    assert_eq!(notified(&mut changes).await, Some(Some(id)));
+    store
+        .pause_account(id, "token revoked")
+        .await
+        .expect("paused");
+    assert_eq!(notified(&mut changes).await, Some(Some(id)));
+}
