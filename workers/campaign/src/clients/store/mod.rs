@@ -91,6 +91,10 @@ impl Store {
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(5))
+            // No ping before each query (a round trip on every one of them): a connection
+            // that died while idle fails its query, which retries the event like any other
+            // database error, and sqlx then drops the connection.
+            .test_before_acquire(false)
             .connect(config.database_url.expose_secret())
             .await?;
         Ok(Self { pool })
