@@ -62,6 +62,13 @@ impl Pipeline {
     /// when its outcome is still unknown, `Defer` when it waits for a rate slot.
     #[tracing::instrument(skip_all, fields(action = action.kind.as_str()))]
     async fn act(&self, a: &Acting<'_>, action: &PlannedAction) -> Result<Next, Failure> {
+        // Another event may have paused the account since this one was loaded (Meta refused
+        // its token): no more calls with it. The cache answers at once while it is active.
+        if let Some(account) = self.accounts.account(&a.cx.envelope.account_id).await?
+            && let Some(parked) = self.park_unless_active(a.cx.envelope, &account).await?
+        {
+            return Ok(parked);
+        }
         let lease = self.action_lease();
         let claim = self
             .store

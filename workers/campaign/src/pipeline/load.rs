@@ -3,7 +3,6 @@
 
 use std::ops::ControlFlow;
 
-use igflow_core::campaign::AccountStatus;
 use igflow_core::envelope::{Envelope, EventKind};
 use igflow_core::event::Item;
 use igflow_core::failure::Failure;
@@ -39,9 +38,8 @@ impl Pipeline {
             self.store.record_decision(&record).await?;
             return Ok(ControlFlow::Break(Next::Done));
         };
-        if account.status != AccountStatus::Active {
-            let reason = format!("account is {}", account.status);
-            return Ok(ControlFlow::Break(self.park(env, &account, &reason).await?));
+        if let Some(parked) = self.park_unless_active(env, &account).await? {
+            return Ok(ControlFlow::Break(parked));
         }
         let item = match Item::from_envelope(env) {
             Ok(item) => item,
