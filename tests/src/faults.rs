@@ -59,6 +59,23 @@ impl TcpProxy {
         })))
     }
 
+    /// A proxy in front of the service `url` names (its host must resolve locally), and
+    /// `url` rewritten to reach the service through it.
+    pub async fn in_front_of(url: &str) -> anyhow::Result<(Self, String)> {
+        let mut url = reqwest::Url::parse(url)?;
+        let target = url
+            .socket_addrs(|| None)?
+            .into_iter()
+            .next()
+            .with_context(|| format!("{url} names no address"))?;
+        let proxy = Self::start(target).await?;
+        url.set_ip_host(proxy.addr().ip())
+            .map_err(|()| anyhow::anyhow!("{url} cannot take an IP host"))?;
+        url.set_port(Some(proxy.addr().port()))
+            .map_err(|()| anyhow::anyhow!("{url} cannot take a port"))?;
+        Ok((proxy, url.to_string()))
+    }
+
     /// Round trips so far over all connections: each time a client spoke after its server
     /// had (a pipelined burst of requests counts once, as it costs one wait).
     pub fn round_trips(&self) -> u64 {

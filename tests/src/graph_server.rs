@@ -551,7 +551,7 @@ async fn admit(
 ) -> Result<Admitted, Refusal> {
     let token = bearer(headers);
     // The guard must go before the await: the handler's future has to be `Send`.
-    let outcome = {
+    let (outcome, latency) = {
         let mut state = shared.lock();
         let author = token
             .as_ref()
@@ -577,9 +577,11 @@ async fn admit(
             at: Instant::now(),
             code,
         });
-        outcome.map(|(id, answer)| (id, answer, usage))
+        (
+            outcome.map(|(id, answer)| (id, answer, usage)),
+            state.faults.latency,
+        )
     };
-    let latency = shared.lock().faults.latency;
     tokio::time::sleep(latency).await;
     let (id, answer, usage) = outcome?;
     if let Answer::After(delay) = answer {

@@ -7,7 +7,6 @@
 //! The worker processes are the real `igflow-worker` binary: `cargo build --workspace --bins`
 //! first (scripts/test.sh does).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use igflow_tests::faults::{RedisServer, TcpProxy};
@@ -205,27 +204,11 @@ async fn a_redis_restart_loses_dedupe_state_but_no_event_is_doubled() {
     worker.stop().await.unwrap();
 }
 
-fn host_port(url: &str) -> SocketAddr {
-    let after_at = url.rsplit('@').next().unwrap_or(url);
-    let host_port = after_at
-        .trim_start_matches("postgres://")
-        .split('/')
-        .next()
-        .unwrap_or_default();
-    host_port
-        .parse()
-        .expect("DATABASE_URL names an IP address and port")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_unreachable_for_seconds_delays_but_loses_nothing() {
     let env = env().await;
     let webhook = env.start_webhook().await.unwrap().url;
-    let target = host_port(&env.database_url);
-    let proxy = TcpProxy::start(target).await.unwrap();
-    let proxied = env
-        .database_url
-        .replace(&target.to_string(), &proxy.addr().to_string());
+    let (proxy, proxied) = TcpProxy::in_front_of(&env.database_url).await.unwrap();
     let store = Store::connect(&StoreConfig {
         database_url: SecretString::from(proxied),
     })

@@ -10,10 +10,8 @@
 //! pass's, taken while the queue holds every event at once.
 
 use std::fmt::Write as _;
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::Context;
 use clap::Parser;
 use igflow_core::envelope::Envelope;
 use igflow_core::signature::VerifiedDelivery;
@@ -23,7 +21,6 @@ use igflow_tests::graph_server::{CallKind, Faults};
 use igflow_tests::harness::TestEnv;
 use igflow_tests::meta::{CommentSpec, comment_delivery};
 use igflow_tests::sqs_stub::SqsStub;
-use reqwest::Url;
 
 #[derive(Parser)]
 struct Args {
@@ -138,26 +135,6 @@ fn workload(pass: u64, events: usize, accounts: usize) -> anyhow::Result<(Vec<St
     Ok((bodies, replies))
 }
 
-/// `url` with its host and port replaced by `addr`'s.
-fn through(url: &str, addr: SocketAddr) -> anyhow::Result<String> {
-    let mut url = Url::parse(url)?;
-    url.set_ip_host(addr.ip())
-        .map_err(|()| anyhow::anyhow!("{url} cannot take an IP host"))?;
-    url.set_port(Some(addr.port()))
-        .map_err(|()| anyhow::anyhow!("{url} cannot take a port"))?;
-    Ok(url.to_string())
-}
-
-/// The service address a URL names.
-fn target(url: &str) -> anyhow::Result<SocketAddr> {
-    let url = Url::parse(url)?;
-    let addrs = url.socket_addrs(|| None)?;
-    addrs
-        .into_iter()
-        .next()
-        .context("the URL resolves to nothing")
-}
-
 /// What the worker process and its services have done so far.
 struct Sample {
     at: Instant,
@@ -218,16 +195,14 @@ async fn start(args: &Args) -> anyhow::Result<Bench> {
     });
     env.apply(&campaigns_yaml(args.accounts)).await?;
     let sqs = SqsStub::start(Duration::from_millis(args.sqs_latency_ms)).await?;
-    let postgres = TcpProxy::start(target(&env.database_url)?).await?;
-    let redis = TcpProxy::start(target(&env.services.redis_url)?).await?;
+    let (postgres, database_url) = TcpProxy::in_front_of(&env.database_url).await?;
+    let (redis, redis_url) = TcpProxy::in_front_of(&env.services.redis_url).await?;
     let (consumers, in_flight) = (
         args.consumers.to_string(),
         args.max_in_flight
             .unwrap_or(args.consumers * 50)
             .to_string(),
     );
-    let database_url = through(&env.database_url, postgres.addr())?;
-    let redis_url = through(&env.services.redis_url, redis.addr())?;
     let mut overrides = vec![
         ("AWS_ENDPOINT_URL_SQS", sqs.endpoint.as_str()),
         ("IGFLOW_QUEUE_URL", sqs.queue_url.as_str()),
