@@ -20,6 +20,9 @@ fn campaign(slug: &str, keywords: &[&str]) -> Campaign {
         trigger: Trigger::Comment,
         priority: 0,
         media: MediaScope::Any,
+        payloads: vec![],
+        refs: vec![],
+        ad_ids: vec![],
         schedule: Schedule::default(),
         cooldown: Duration::ZERO,
         rules: vec![Rule {

@@ -82,8 +82,40 @@ text_enum!(
 );
 text_enum!(
     /// What makes a campaign look at an event.
-    Trigger { Comment => "comment", Message => "message" }
+    Trigger {
+        /// A comment on the account's post, reel or Live.
+        Comment => "comment",
+        /// A direct message (not a reply to a story).
+        Message => "message",
+        /// Someone mentioned the account in their story (a message with a `story_mention`).
+        StoryMention => "story_mention",
+        /// A direct message replying to one of the account's stories.
+        StoryReply => "story_reply",
+        /// A button with a payload was tapped (button or generic template, ice breaker, menu).
+        Postback => "postback",
+        /// The person came through an ig.me link with a `ref`, or a click-to-message ad.
+        Referral => "referral",
+    }
 );
+
+impl Trigger {
+    /// Whether keyword rules decide it: required for comments and messages, optional for
+    /// story replies (none means any reply), meaningless for the others.
+    pub fn rules(self) -> RuleUse {
+        match self {
+            Self::Comment | Self::Message => RuleUse::Required,
+            Self::StoryReply => RuleUse::Optional,
+            Self::StoryMention | Self::Postback | Self::Referral => RuleUse::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RuleUse {
+    Required,
+    Optional,
+    None,
+}
 text_enum!(
     ActionKind { PrivateReply => "private_reply", PublicReply => "public_reply", Dm => "dm" }
 );
@@ -181,10 +213,15 @@ pub struct Actions {
 pub struct Campaign {
     pub id: Uuid,
     pub slug: String,
-    /// What the campaign listens to: comments, or direct messages.
     pub trigger: Trigger,
     pub priority: i32,
+    /// Posts and reels (comments), or stories (story replies), the campaign listens on.
     pub media: MediaScope,
+    /// The postback payloads it answers (trigger `postback`).
+    pub payloads: Vec<String>,
+    /// The ig.me `ref` values and ad ids it answers (trigger `referral`).
+    pub refs: Vec<String>,
+    pub ad_ids: Vec<String>,
     pub schedule: Schedule,
     pub cooldown: Duration,
     pub rules: Vec<Rule>,

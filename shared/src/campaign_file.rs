@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::campaign::{
     AccountLimits, Actions, Campaign, CampaignStatus, Intent, LoginFlavor, MatchMode, MediaScope,
-    Require, Rule, Schedule, Trigger,
+    Require, Rule, RuleUse, Schedule, Trigger,
 };
 use crate::ids::{IgUserId, MediaId, PageId};
 use crate::matcher::Normalized;
@@ -43,6 +43,12 @@ pub const MAX_INTENT_DESCRIPTION_CHARS: usize = 500;
 pub const MAX_INTENT_EXAMPLES: usize = 10;
 pub const MAX_INTENT_EXAMPLE_CHARS: usize = 300;
 pub const MAX_PUBLIC_REPLIES: usize = 20;
+/// Per campaign, for its payloads, refs and ad ids each.
+pub const MAX_LISTENED: usize = 20;
+/// Meta's limit for a button's payload.
+pub const MAX_PAYLOAD_CHARS: usize = 1000;
+/// Meta's limit for a link's `ref` parameter.
+pub const MAX_REF_CHARS: usize = 2083;
 /// The model's answer when no intent fits.
 const NO_INTENT: &str = "none";
 
@@ -114,15 +120,27 @@ pub struct CampaignSpec {
     /// The same person gets at most one automated DM per campaign in this time.
     #[serde(default)]
     pub cooldown_seconds: u32,
-    /// Posts and reels the campaign listens on; empty means all of the account's media.
+    /// Posts and reels (trigger `comment`) or stories (trigger `story_reply`) the campaign
+    /// listens on; empty means all of them.
     #[serde(default)]
     pub media_ids: Vec<MediaId>,
+    /// The button payloads a `postback` campaign answers.
+    #[serde(default)]
+    pub payloads: Vec<String>,
+    /// The ig.me link `ref` values and the click-to-message ad ids a `referral` campaign
+    /// answers.
+    #[serde(default)]
+    pub refs: Vec<String>,
+    #[serde(default)]
+    pub ad_ids: Vec<String>,
     /// When the campaign runs (RFC 3339, e.g. `2026-12-01T09:00:00+01:00`): it fires for
     /// what is written from `starts_at` until before `ends_at`; either may be left out.
     #[serde(default)]
     pub starts_at: Option<jiff::Timestamp>,
     #[serde(default)]
     pub ends_at: Option<jiff::Timestamp>,
+    /// Required for comments and messages; optional for story replies (none: any reply).
+    #[serde(default)]
     pub rules: Vec<RuleSpec>,
     /// Asked of the model when no rule matches.
     #[serde(default)]
@@ -191,6 +209,9 @@ impl CampaignSpec {
             trigger: self.trigger,
             priority: self.priority,
             media: self.media_scope(),
+            payloads: self.payloads.clone(),
+            refs: self.refs.clone(),
+            ad_ids: self.ad_ids.clone(),
             schedule: self.schedule(),
             cooldown: self.cooldown(),
             rules: self.rules(),
@@ -537,9 +558,6 @@ impl Problems {
                 format!("{end} must be after starts_at ({start})"),
             );
         }
-        if campaign.rules.is_empty() {
-            self.add("rules", "must list at least one rule");
-        }
         if campaign.rules.len() > MAX_RULES {
             self.add(
                 "rules",
@@ -558,34 +576,8 @@ impl Problems {
             self.keywords(&format!("rules[{r}].exclude"), &rule.exclude);
         }
         self.intents(&campaign.intents);
+        self.trigger(campaign);
         let actions = &campaign.actions;
-        match campaign.trigger {
-            Trigger::Comment => {
-                if actions.private_reply.is_none() && actions.public_replies.is_empty() {
-                    self.add("actions", "set private_reply, public_replies or both");
-                }
-                if actions.dm.is_some() {
-                    self.add(
-                        "actions.dm",
-                        "only applies to trigger: message (comments get private_reply)",
-                    );
-                }
-            }
-            Trigger::Message => {
-                if actions.dm.is_none() {
-                    self.add("actions.dm", "is required with trigger: message");
-                }
-                if actions.private_reply.is_some() || !actions.public_replies.is_empty() {
-                    self.add(
-                        "actions",
-                        "private_reply and public_replies only apply to trigger: comment",
-                    );
-                }
-                if !campaign.media_ids.is_empty() {
-                    self.add("media_ids", "only applies to trigger: comment");
-                }
-            }
-        }
         let username_known = campaign.trigger == Trigger::Comment;
         for (field, text) in [
             ("private_reply", &actions.private_reply),
@@ -627,6 +619,110 @@ impl Problems {
                         filled_in(text)
                     ),
                 );
+            }
+        }
+    }
+
+    /// What the trigger needs and what only applies to other triggers.
+    fn trigger(&mut self, campaign: &CampaignSpec) {
+        let trigger = campaign.trigger;
+        let only = |what: &str| format!("only applies to trigger: {what}");
+        match trigger.rules() {
+            RuleUse::Required if campaign.rules.is_empty() => self.add(
+                "rules",
+                format!("must list at least one rule with trigger: {trigger}"),
+            ),
+            RuleUse::None if !campaign.rules.is_empty() => self.add(
+                "rules",
+                format!("do not apply to trigger: {trigger} (it fires on every one)"),
+            ),
+            _ => {}
+        }
+        if trigger != Trigger::Comment && !campaign.intents.is_empty() {
+            self.add("intents", only("comment"));
+        }
+        if !matches!(trigger, Trigger::Comment | Trigger::StoryReply)
+            && !campaign.media_ids.is_empty()
+        {
+            self.add("media_ids", only("comment or story_reply"));
+        }
+        let actions = &campaign.actions;
+        if trigger == Trigger::Comment {
+            if actions.private_reply.is_none() && actions.public_replies.is_empty() {
+                self.add("actions", "set private_reply, public_replies or both");
+            }
+            if actions.dm.is_some() {
+                self.add(
+                    "actions.dm",
+                    "does not apply to trigger: comment (comments get private_reply)",
+                );
+            }
+        } else {
+            if actions.dm.is_none() {
+                self.add("actions.dm", format!("is required with trigger: {trigger}"));
+            }
+            if actions.private_reply.is_some() || !actions.public_replies.is_empty() {
+                self.add(
+                    "actions",
+                    "private_reply and public_replies only apply to trigger: comment",
+                );
+            }
+        }
+        let postback = (Trigger::Postback, trigger);
+        self.listens(
+            "payloads",
+            &campaign.payloads,
+            postback,
+            MAX_PAYLOAD_CHARS,
+            |_| true,
+        );
+        let referral = (Trigger::Referral, trigger);
+        self.listens("refs", &campaign.refs, referral, MAX_REF_CHARS, |c| {
+            c.is_ascii_alphanumeric() || "+/=-.:_".contains(c)
+        });
+        self.listens("ad_ids", &campaign.ad_ids, referral, 32, |c| {
+            c.is_ascii_digit()
+        });
+        if trigger == Trigger::Referral && campaign.refs.is_empty() && campaign.ad_ids.is_empty() {
+            self.add("refs", "list the ig.me refs or ad_ids the campaign answers");
+        }
+        if trigger == Trigger::Postback && campaign.payloads.is_empty() {
+            self.add(
+                "payloads",
+                "must list at least one payload with trigger: postback",
+            );
+        }
+    }
+
+    /// Values a trigger is matched by exactly: only for the trigger they are for (the first of the pair; the
+    /// second is the campaign's), unique, bounded, each of characters `allowed`.
+    fn listens(
+        &mut self,
+        field: &str,
+        values: &[String],
+        (wanted, set): (Trigger, Trigger),
+        max_chars: usize,
+        allowed: impl Fn(char) -> bool,
+    ) {
+        if values.is_empty() {
+            return;
+        }
+        if wanted != set {
+            self.add(field, format!("only applies to trigger: {wanted}"));
+        }
+        self.bounded(field, "values", values, MAX_LISTENED, max_chars);
+        let mut seen = HashSet::new();
+        for (i, value) in values.iter().enumerate() {
+            let at = format!("{field}[{i}]");
+            self.non_blank(&at, value);
+            if !value.chars().all(&allowed) {
+                self.add(
+                    &at,
+                    format!("{value:?} holds a character Meta does not send"),
+                );
+            }
+            if !seen.insert(value) {
+                self.add(&at, format!("{value:?} is listed twice"));
             }
         }
     }
@@ -960,6 +1056,79 @@ accounts:
         c.actions.public_replies.clear();
         let fields: Vec<String> = c.problems().into_iter().map(|p| p.field).collect();
         assert_eq!(fields, ["slug", "rules[0].keywords", "actions"]);
+    }
+
+    /// A campaign as the dashboard sends it: JSON in the file's shape.
+    fn spec(json: serde_json::Value) -> CampaignSpec {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn fields(c: &CampaignSpec) -> Vec<String> {
+        c.problems()
+            .into_iter()
+            .map(|p| format!("{}: {}", p.field, p.message))
+            .collect()
+    }
+
+    #[test]
+    fn each_messaging_trigger_is_checked_for_what_it_needs() {
+        let dm = serde_json::json!({ "dm": "Prices: https://acme.example/p" });
+        for ok in [
+            serde_json::json!({ "slug": "m", "name": "M", "trigger": "story_mention", "actions": { "dm": "Thanks!" } }),
+            serde_json::json!({ "slug": "r", "name": "R", "trigger": "story_reply", "media_ids": ["17900000000000001"], "actions": { "dm": "Hi" } }),
+            serde_json::json!({ "slug": "r", "name": "R", "trigger": "story_reply", "rules": [{ "keywords": ["win"] }], "actions": { "dm": "Hi" } }),
+            serde_json::json!({ "slug": "p", "name": "P", "trigger": "postback", "payloads": ["PRICES"], "actions": { "dm": "Prices" } }),
+            serde_json::json!({ "slug": "l", "name": "L", "trigger": "referral", "refs": ["bio"], "ad_ids": ["120210000000000001"], "actions": { "dm": "Welcome" } }),
+        ] {
+            let c = spec(ok);
+            assert!(c.problems().is_empty(), "{:?}: {:?}", c.slug, fields(&c));
+        }
+        let problems = |json| fields(&spec(json));
+        assert_eq!(
+            problems(
+                serde_json::json!({ "slug": "m", "name": "M", "trigger": "story_mention",
+                "rules": [{ "keywords": ["x"] }], "media_ids": ["1"], "actions": { "private_reply": "x" } })
+            ),
+            [
+                "rules: do not apply to trigger: story_mention (it fires on every one)",
+                "media_ids: only applies to trigger: comment or story_reply",
+                "actions.dm: is required with trigger: story_mention",
+                "actions: private_reply and public_replies only apply to trigger: comment",
+            ]
+        );
+        assert_eq!(
+            problems(
+                serde_json::json!({ "slug": "p", "name": "P", "trigger": "postback", "actions": dm })
+            ),
+            ["payloads: must list at least one payload with trigger: postback"]
+        );
+        assert_eq!(
+            problems(
+                serde_json::json!({ "slug": "l", "name": "L", "trigger": "referral",
+                "refs": ["bio link", "bio", "bio"], "ad_ids": ["ad-1"], "actions": { "dm": "Hi" } })
+            ),
+            [
+                "refs[0]: \"bio link\" holds a character Meta does not send",
+                "refs[2]: \"bio\" is listed twice",
+                "ad_ids[0]: \"ad-1\" holds a character Meta does not send",
+            ]
+        );
+        assert_eq!(
+            problems(
+                serde_json::json!({ "slug": "l", "name": "L", "trigger": "referral", "actions": { "dm": "Hi" } })
+            ),
+            ["refs: list the ig.me refs or ad_ids the campaign answers"]
+        );
+        assert_eq!(
+            problems(
+                serde_json::json!({ "slug": "c", "name": "C", "rules": [{ "keywords": ["x"] }],
+                "payloads": ["P"], "refs": ["r"], "actions": { "private_reply": "x" } })
+            ),
+            [
+                "payloads: only applies to trigger: postback",
+                "refs: only applies to trigger: referral",
+            ]
+        );
     }
 
     #[test]

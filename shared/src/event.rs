@@ -56,6 +56,76 @@ struct MessageFlags {
     is_deleted: bool,
     #[serde(default)]
     text: Option<String>,
+    #[serde(default)]
+    attachments: Vec<Attachment>,
+    #[serde(default)]
+    reply_to: Option<ReplyTo>,
+    /// The ad or ig.me link the person's first message came from.
+    #[serde(default)]
+    referral: Option<Referral>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct Attachment {
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct ReplyTo {
+    #[serde(default)]
+    story: Option<StoryRef>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct StoryRef {
+    #[serde(default, deserialize_with = "lenient_id")]
+    id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+struct PostbackBody {
+    #[serde(default)]
+    payload: Option<String>,
+    /// Present when the tap opened the conversation (an ice breaker under an ig.me link).
+    #[serde(default)]
+    referral: Option<Referral>,
+}
+
+/// Where a person came from: an ig.me link's `ref`, or the click-to-message ad.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct Referral {
+    #[serde(rename = "ref", default)]
+    pub ref_param: Option<String>,
+    #[serde(default, deserialize_with = "lenient_id")]
+    pub ad_id: Option<String>,
+    /// `IG.ME`, `ADS`, ... as Meta names it.
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// An id Meta may send as a string or, in some senders, as a number.
+fn lenient_id<'de, D: serde::Deserializer<'de>>(de: D) -> Result<Option<String>, D::Error> {
+    Ok(match Option::<serde_json::Value>::deserialize(de)? {
+        Some(serde_json::Value::String(s)) => Some(s),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    })
+}
+
+/// What the person did, as far as campaigns care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act<'a> {
+    /// Mentioned the account in their story.
+    StoryMention,
+    /// Replied to one of the account's stories (its id when Meta sent it).
+    StoryReply { story: Option<&'a str> },
+    /// Tapped a button with this payload.
+    Postback { payload: &'a str },
+    /// Wrote a direct message.
+    Message,
+    /// Anything else: a referral on its own, a reaction, a read receipt, an edit.
+    Other,
 }
 
 /// The parts of a `messaging[]` item that decide whether igflow may react to it.
@@ -66,6 +136,11 @@ pub struct MessagingItem {
     is_self: bool,
     #[serde(default)]
     message: Option<MessageFlags>,
+    #[serde(default)]
+    postback: Option<PostbackBody>,
+    /// An ig.me link or ad that opened an existing conversation.
+    #[serde(default)]
+    referral: Option<Referral>,
 }
 
 impl MessagingItem {
@@ -78,10 +153,42 @@ impl MessagingItem {
 
     /// The text of a message that is still there (not a deletion).
     pub fn text(&self) -> Option<&str> {
-        self.message
+        self.live_message().and_then(|m| m.text.as_deref())
+    }
+
+    fn live_message(&self) -> Option<&MessageFlags> {
+        self.message.as_ref().filter(|m| !m.is_deleted)
+    }
+
+    pub fn act(&self) -> Act<'_> {
+        if let Some(payload) = self.postback.as_ref().and_then(|p| p.payload.as_deref()) {
+            return Act::Postback { payload };
+        }
+        let Some(message) = self.live_message() else {
+            return Act::Other;
+        };
+        if message
+            .attachments
+            .iter()
+            .any(|a| a.kind.as_deref() == Some("story_mention"))
+        {
+            return Act::StoryMention;
+        }
+        match message.reply_to.as_ref().and_then(|r| r.story.as_ref()) {
+            Some(story) => Act::StoryReply {
+                story: story.id.as_deref(),
+            },
+            None => Act::Message,
+        }
+    }
+
+    /// The link or ad the person came through, wherever Meta put it: on its own (an existing
+    /// conversation), on the first message (ads) or on the first tap (ig.me links).
+    pub fn referral(&self) -> Option<&Referral> {
+        self.referral
             .as_ref()
-            .filter(|m| !m.is_deleted)
-            .and_then(|m| m.text.as_deref())
+            .or_else(|| self.postback.as_ref().and_then(|p| p.referral.as_ref()))
+            .or_else(|| self.live_message().and_then(|m| m.referral.as_ref()))
     }
 
     /// Echoes of the account's own sends and anything the account sent itself.

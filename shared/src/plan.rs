@@ -5,8 +5,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::campaign::{ActionKind, Campaign, Trigger};
-use crate::event::{Comment, MessagingItem};
-use crate::ids::{EventId, IgUserId};
+use crate::event::{Act, Comment, MessagingItem, Referral};
+use crate::ids::{EventId, IgUserId, MediaId};
 use crate::matcher::{Matcher, MatcherError, Normalized};
 use crate::template::{self, Vars};
 
@@ -51,6 +51,12 @@ pub enum MatchedBy {
     Keyword { rule: usize, keyword: String },
     /// An intent the model recognized.
     Intent { name: String },
+    /// A story mention, or a story reply to a campaign without keyword rules.
+    Story,
+    /// A tapped button's payload.
+    Payload { payload: String },
+    /// An ig.me link's `ref` or an ad's id.
+    Referral { by: String },
 }
 
 impl MatchedBy {
@@ -58,6 +64,9 @@ impl MatchedBy {
         match self {
             Self::Keyword { rule, keyword } => format!("rule {rule} matched keyword {keyword:?}"),
             Self::Intent { name } => format!("intent {name:?}"),
+            Self::Story => "story".to_owned(),
+            Self::Payload { payload } => format!("payload {payload:?}"),
+            Self::Referral { by } => format!("referral {by}"),
         }
     }
 }
@@ -180,59 +189,100 @@ impl CampaignSet {
         let vars = Vars {
             username: comment.from.username.as_deref(),
         };
-        self.first_match(event_id, Trigger::Comment, &text, vars, |c| {
-            c.schedule.covers(written_at_ms) && c.media.covers(media)
+        self.first_fired(event_id, Trigger::Comment, vars, |c, m| {
+            let applies = c.schedule.covers(written_at_ms) && c.media.covers(media);
+            applies.then(|| by_keyword(m, &text)).flatten()
         })
     }
 
-    /// The same for a direct message, against the campaigns that listen to messages.
-    pub fn decide_message(
+    /// The same for a messaging item (a message, story mention or reply, postback or
+    /// referral), against the campaigns of its trigger. A referral is asked first: where the
+    /// person came from is the more specific answer.
+    pub fn decide_messaging(
         &self,
         event_id: &EventId,
         account: &IgUserId,
-        message: &MessagingItem,
+        item: &MessagingItem,
         written_at_ms: i64,
     ) -> Decision {
-        if message.is_own(account) {
+        if item.is_own(account) {
             return Decision::Skip(SkipReason::Own);
         }
-        let Some(text) = message
-            .text()
-            .map(Normalized::new)
-            .filter(|t| !t.is_empty())
-        else {
-            return Decision::Skip(SkipReason::NoText);
-        };
-        if let Some(consent) = Consent::requested(&text) {
+        let text = item.text().map(Normalized::new).filter(|t| !t.is_empty());
+        let act = item.act();
+        if act == Act::Message
+            && let Some(consent) = text.as_ref().and_then(Consent::requested)
+        {
             return Decision::Consent(consent);
         }
-        self.first_match(event_id, Trigger::Message, &text, Vars::default(), |c| {
-            c.schedule.covers(written_at_ms)
-        })
+        let running = |c: &Campaign| c.schedule.covers(written_at_ms);
+        if let Some(referral) = item.referral() {
+            let decision =
+                self.first_fired(event_id, Trigger::Referral, Vars::default(), |c, _| {
+                    running(c).then(|| referred_by(c, referral)).flatten()
+                });
+            if decision != Decision::NoMatch {
+                return decision;
+            }
+        }
+        let keyword = |c: &Campaign, m: &Matcher, text: &Normalized| {
+            running(c).then(|| by_keyword(m, text)).flatten()
+        };
+        match act {
+            Act::StoryMention => {
+                self.first_fired(event_id, Trigger::StoryMention, Vars::default(), |c, _| {
+                    running(c).then_some(MatchedBy::Story)
+                })
+            }
+            Act::StoryReply { story } => {
+                let story = story.and_then(|s| MediaId::parse(s).ok());
+                self.first_fired(event_id, Trigger::StoryReply, Vars::default(), |c, m| {
+                    if !c.media.covers(story.as_ref()) {
+                        None
+                    } else if c.rules.is_empty() {
+                        running(c).then_some(MatchedBy::Story)
+                    } else {
+                        keyword(c, m, text.as_ref()?)
+                    }
+                })
+            }
+            Act::Postback { payload } => {
+                self.first_fired(event_id, Trigger::Postback, Vars::default(), |c, _| {
+                    (running(c) && c.payloads.iter().any(|p| p == payload)).then(|| {
+                        MatchedBy::Payload {
+                            payload: payload.to_owned(),
+                        }
+                    })
+                })
+            }
+            Act::Message => match &text {
+                Some(text) => {
+                    self.first_fired(event_id, Trigger::Message, Vars::default(), |c, m| {
+                        keyword(c, m, text)
+                    })
+                }
+                None => Decision::Skip(SkipReason::NoText),
+            },
+            // A referral no campaign answered is still a person arriving, not an unknown kind.
+            Act::Other if item.referral().is_some() => Decision::NoMatch,
+            Act::Other => Decision::Skip(SkipReason::KindNotHandled),
+        }
     }
 
-    fn first_match(
+    /// The highest-priority campaign of `trigger` that `fires` says fires, and why.
+    fn first_fired(
         &self,
         event_id: &EventId,
         trigger: Trigger,
-        text: &Normalized,
         vars: Vars<'_>,
-        applies: impl Fn(&Campaign) -> bool,
+        fires: impl Fn(&Campaign, &Matcher) -> Option<MatchedBy>,
     ) -> Decision {
         self.campaigns
             .iter()
-            .filter(|(c, _)| c.trigger == trigger && applies(c))
+            .filter(|(c, _)| c.trigger == trigger)
             .find_map(|(campaign, matcher)| {
-                let hit = matcher.find(text)?;
-                Some(plan(
-                    event_id,
-                    campaign,
-                    MatchedBy::Keyword {
-                        rule: hit.rule,
-                        keyword: hit.keyword,
-                    },
-                    vars,
-                ))
+                let matched_by = fires(campaign, matcher)?;
+                Some(plan(event_id, campaign, matched_by, vars))
             })
             .map_or(Decision::NoMatch, Decision::Matched)
     }
@@ -266,6 +316,31 @@ impl CampaignSet {
         };
         plan(event_id, campaign, MatchedBy::Intent { name: intent }, vars)
     }
+}
+
+fn by_keyword(matcher: &Matcher, text: &Normalized) -> Option<MatchedBy> {
+    matcher.find(text).map(|hit| MatchedBy::Keyword {
+        rule: hit.rule,
+        keyword: hit.keyword,
+    })
+}
+
+/// Why a referral campaign answers this referral: its ref, else its ad.
+fn referred_by(campaign: &Campaign, referral: &Referral) -> Option<MatchedBy> {
+    let named = |list: &[String], value: &Option<String>| {
+        value
+            .as_ref()
+            .filter(|v| list.iter().any(|l| l == *v))
+            .cloned()
+    };
+    if let Some(r) = named(&campaign.refs, &referral.ref_param) {
+        return Some(MatchedBy::Referral {
+            by: format!("ref {r:?}"),
+        });
+    }
+    named(&campaign.ad_ids, &referral.ad_id).map(|ad| MatchedBy::Referral {
+        by: format!("ad {ad}"),
+    })
 }
 
 /// The campaign's actions for one event, their texts written out for its author.
@@ -338,6 +413,9 @@ mod tests {
             trigger: Trigger::Comment,
             priority,
             media,
+            payloads: vec![],
+            refs: vec![],
+            ad_ids: vec![],
             schedule: Schedule::default(),
             cooldown: Duration::ZERO,
             rules: vec![Rule {
@@ -360,6 +438,181 @@ mod tests {
 
     fn comment(json: &str) -> Comment {
         serde_json::from_str(json).unwrap()
+    }
+
+    /// A campaign of a messaging trigger answering with a DM.
+    fn answering(slug: &str, trigger: Trigger, keyword: Option<&str>) -> Campaign {
+        let mut c = campaign(slug, 0, MediaScope::Any, keyword.unwrap_or("unused"));
+        if keyword.is_none() {
+            c.rules.clear();
+        }
+        c.trigger = trigger;
+        c.actions = Actions {
+            dm: Some(format!("dm from {slug}")),
+            ..Actions::default()
+        };
+        c
+    }
+
+    /// A `messaging[]` item in Meta's shape, from person 555 to account 100.
+    fn messaging(body: serde_json::Value) -> MessagingItem {
+        let mut item = serde_json::json!({
+            "sender": { "id": "555" },
+            "recipient": { "id": "100" },
+            "timestamp": NOW,
+        });
+        for (k, v) in body.as_object().unwrap() {
+            item[k] = v.clone();
+        }
+        serde_json::from_value(item).unwrap()
+    }
+
+    fn fired(set: &CampaignSet, item: &MessagingItem) -> Option<(String, String)> {
+        let event = EventId::parse("message:m1").unwrap();
+        match set.decide_messaging(&event, &IgUserId::parse("100").unwrap(), item, NOW) {
+            Decision::Matched(plan) => Some((plan.campaign_slug, plan.matched_by.describe())),
+            _ => None,
+        }
+    }
+
+    fn all_triggers() -> CampaignSet {
+        let mut story_reply = answering("giveaway-story", Trigger::StoryReply, Some("win"));
+        story_reply.priority = 1;
+        story_reply.media = MediaScope::Only(vec![MediaId::parse("17900000000000001").unwrap()]);
+        let mut postback = answering("prices-button", Trigger::Postback, None);
+        postback.payloads = vec!["PRICES".into()];
+        let mut referral = answering("bio-link", Trigger::Referral, None);
+        referral.refs = vec!["bio".into()];
+        referral.ad_ids = vec!["120210000000000001".into()];
+        CampaignSet::new(vec![
+            answering("hello", Trigger::Message, Some("win")),
+            answering("thanks-for-the-mention", Trigger::StoryMention, None),
+            answering("any-story-reply", Trigger::StoryReply, None),
+            story_reply,
+            postback,
+            referral,
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn each_messaging_trigger_fires_its_own_campaigns() {
+        let set = all_triggers();
+        let mention = messaging(
+            serde_json::json!({ "message": { "mid": "m1", "attachments": [
+            { "type": "story_mention", "payload": { "url": "https://lookaside.example/story" } }
+        ] } }),
+        );
+        assert_eq!(
+            fired(&set, &mention),
+            Some(("thanks-for-the-mention".into(), "story".into()))
+        );
+        let tap = messaging(serde_json::json!({
+            "postback": { "mid": "m2", "title": "Prices", "payload": "PRICES" }
+        }));
+        assert_eq!(
+            fired(&set, &tap),
+            Some(("prices-button".into(), "payload \"PRICES\"".into()))
+        );
+        let other_tap = messaging(serde_json::json!({
+            "postback": { "mid": "m3", "title": "Other", "payload": "OTHER" }
+        }));
+        assert_eq!(fired(&set, &other_tap), None);
+        let plain =
+            messaging(serde_json::json!({ "message": { "mid": "m4", "text": "I want to win" } }));
+        assert_eq!(
+            fired(&set, &plain),
+            Some(("hello".into(), "rule 0 matched keyword \"win\"".into()))
+        );
+    }
+
+    #[test]
+    fn a_story_reply_fires_story_campaigns_only_and_respects_their_stories() {
+        let set = all_triggers();
+        let reply = |story: &str, text: &str| {
+            messaging(serde_json::json!({ "message": { "mid": "m5", "text": text,
+                "reply_to": { "story": { "url": "https://lookaside.example/s", "id": story } } } }))
+        };
+        // The giveaway story's keyword campaign, not the message campaign with the same word.
+        let on_giveaway = reply("17900000000000001", "win please");
+        assert_eq!(
+            fired(&set, &on_giveaway),
+            Some((
+                "giveaway-story".into(),
+                "rule 0 matched keyword \"win\"".into()
+            ))
+        );
+        // Another story: the giveaway campaign does not listen there; the catch-all does.
+        let elsewhere = reply("17900000000000002", "win please");
+        assert_eq!(
+            fired(&set, &elsewhere),
+            Some(("any-story-reply".into(), "story".into()))
+        );
+        let only_message =
+            CampaignSet::new(vec![answering("hello", Trigger::Message, Some("win"))]).unwrap();
+        assert_eq!(fired(&only_message, &on_giveaway), None);
+    }
+
+    #[test]
+    fn a_referral_is_answered_first_wherever_meta_put_it() {
+        let set = all_triggers();
+        let standalone = messaging(serde_json::json!({
+            "referral": { "ref": "bio", "source": "IG.ME", "type": "OPEN_THREAD" }
+        }));
+        assert_eq!(
+            fired(&set, &standalone),
+            Some(("bio-link".into(), "referral ref \"bio\"".into()))
+        );
+        let ad_message = messaging(
+            serde_json::json!({ "message": { "mid": "m6", "text": "win?",
+            "referral": { "ad_id": "120210000000000001", "source": "ADS", "type": "OPEN_THREAD" } } }),
+        );
+        assert_eq!(
+            fired(&set, &ad_message),
+            Some(("bio-link".into(), "referral ad 120210000000000001".into()))
+        );
+        let ice_breaker = messaging(
+            serde_json::json!({ "postback": { "mid": "m7", "payload": "PRICES",
+            "referral": { "ref": "bio", "source": "IG.ME", "type": "OPEN_THREAD" } } }),
+        );
+        assert_eq!(fired(&set, &ice_breaker).unwrap().0, "bio-link");
+        // A ref no campaign knows: the message is decided as a message, the tap as a tap.
+        let unknown = messaging(serde_json::json!({ "message": { "mid": "m8", "text": "win",
+            "referral": { "ref": "newsletter", "source": "IG.ME" } } }));
+        assert_eq!(fired(&set, &unknown).unwrap().0, "hello");
+        let alone = messaging(serde_json::json!({ "referral": { "ref": "newsletter" } }));
+        let event = EventId::parse("message:m9").unwrap();
+        let own = IgUserId::parse("100").unwrap();
+        assert_eq!(
+            set.decide_messaging(&event, &own, &alone, NOW),
+            Decision::NoMatch
+        );
+    }
+
+    #[test]
+    fn own_taps_stop_words_and_reactions_are_not_campaign_triggers() {
+        let set = all_triggers();
+        let event = EventId::parse("message:m10").unwrap();
+        let own = IgUserId::parse("100").unwrap();
+        let self_tap = messaging(serde_json::json!({ "is_self": true,
+            "postback": { "mid": "m", "title": "Start", "payload": "PRICES" } }));
+        assert_eq!(
+            set.decide_messaging(&event, &own, &self_tap, NOW),
+            Decision::Skip(SkipReason::Own)
+        );
+        let stop = messaging(serde_json::json!({ "message": { "mid": "m", "text": "STOP",
+            "referral": { "ref": "bio" } } }));
+        assert_eq!(
+            set.decide_messaging(&event, &own, &stop, NOW),
+            Decision::Consent(Consent::OptOut)
+        );
+        let reaction = messaging(
+            serde_json::json!({ "reaction": { "mid": "m", "action": "react", "reaction": "love" } }),
+        );
+        assert_eq!(
+            set.decide_messaging(&event, &own, &reaction, NOW),
+            Decision::Skip(SkipReason::KindNotHandled)
+        );
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::campaign::Campaign;
-use crate::event::Comment;
+use crate::event::{Comment, MessagingItem};
 use crate::ids::{EventId, IgUserId};
 use crate::plan::{CampaignSet, CampaignSetError, Decision, MatchedBy};
 
@@ -136,11 +136,86 @@ where
             }
         }
     }
+    Ok(verdict(decision, notes))
+}
+
+/// A messaging event to test: what the person did, with what they wrote or tapped.
+#[derive(Debug, Clone, Default)]
+pub struct TestMessage<'a> {
+    pub text: Option<&'a str>,
+    /// A story mention (the message carries no text).
+    pub story_mention: bool,
+    /// A reply to this story.
+    pub story_id: Option<&'a str>,
+    /// A tapped button's payload.
+    pub payload: Option<&'a str>,
+    /// The ig.me link's ref, or the ad, the person came through.
+    pub ref_param: Option<&'a str>,
+    pub ad_id: Option<&'a str>,
+    pub written_at_ms: i64,
+}
+
+impl TestMessage<'_> {
+    /// The item in the shape Meta delivers it.
+    fn item(&self) -> serde_json::Value {
+        let referral = (self.ref_param.is_some() || self.ad_id.is_some()).then(|| {
+            serde_json::json!({
+                "ref": self.ref_param,
+                "ad_id": self.ad_id,
+                "source": if self.ad_id.is_some() { "ADS" } else { "IG.ME" },
+                "type": "OPEN_THREAD",
+            })
+        });
+        let mut item = serde_json::json!({
+            // Not the account itself, so the message is someone else's.
+            "sender": { "id": "0" },
+            "timestamp": self.written_at_ms,
+        });
+        if let Some(payload) = self.payload {
+            item["postback"] =
+                serde_json::json!({ "mid": "tester", "payload": payload, "referral": referral });
+        } else if self.text.is_some() || self.story_mention || self.story_id.is_some() {
+            let mut message =
+                serde_json::json!({ "mid": "tester", "text": self.text, "referral": referral });
+            if self.story_mention {
+                message["attachments"] = serde_json::json!([{ "type": "story_mention", "payload": { "url": "https://example.invalid/story" } }]);
+            }
+            if let Some(story) = self.story_id {
+                message["reply_to"] = serde_json::json!({ "story": { "id": story } });
+            }
+            item["message"] = message;
+        } else {
+            item["referral"] = referral.unwrap_or_default();
+        }
+        item
+    }
+}
+
+/// Decides a message, story mention or reply, postback or referral against `campaigns` as
+/// the worker would.
+pub fn test_message(
+    campaigns: Vec<Campaign>,
+    account: &IgUserId,
+    message: &TestMessage<'_>,
+) -> Result<TestResult, CampaignSetError> {
+    let set = CampaignSet::new(campaigns)?;
+    let Ok(event) = EventId::parse("message:tester") else {
+        unreachable!("a valid literal id")
+    };
+    let Ok(item) = serde_json::from_value::<MessagingItem>(message.item()) else {
+        unreachable!("the built item always has the messaging shape")
+    };
+    let decision = set.decide_messaging(&event, account, &item, message.written_at_ms);
+    Ok(verdict(decision, Vec::new()))
+}
+
+fn verdict(decision: Decision, notes: Vec<String>) -> TestResult {
     let (fired, skipped) = match decision {
         Decision::Matched(plan) => {
             let (rule, keyword, intent) = match &plan.matched_by {
                 MatchedBy::Keyword { rule, keyword } => (Some(*rule), Some(keyword.clone()), None),
                 MatchedBy::Intent { name } => (None, None, Some(name.clone())),
+                _ => (None, None, None),
             };
             let fired = Fired {
                 campaign_id: plan.campaign_id,
@@ -164,11 +239,11 @@ where
         Decision::NoMatch => (None, None),
         other => (None, Some(other.outcome().to_owned())),
     };
-    Ok(TestResult {
+    TestResult {
         fired,
         skipped,
         notes,
-    })
+    }
 }
 
 #[cfg(test)]

@@ -65,33 +65,45 @@ pub fn comment_delivery(account: &str, comments: &[CommentSpec]) -> String {
     }))
 }
 
-/// A `messaging` delivery for `account` holding one message object.
+/// A `messaging` delivery for `account` holding one item from `sender` to `recipient`, made
+/// of `fields` (`message`, `postback`, `referral`, as Meta names them).
 fn messaging_delivery(
     account: &str,
     sender: &str,
     recipient: &str,
     timestamp_ms: u128,
-    message: Value,
+    fields: Value,
 ) -> String {
+    let mut item = json!({
+        "sender": { "id": sender },
+        "recipient": { "id": recipient },
+        "timestamp": timestamp_ms,
+    });
+    if let (Some(item), Value::Object(fields)) = (item.as_object_mut(), fields) {
+        item.extend(fields);
+    }
     meta_encode(&json!({
         "object": "instagram",
-        "entry": [{
-            "id": account,
-            "time": now().as_millis(),
-            "messaging": [{
-                "sender": { "id": sender },
-                "recipient": { "id": recipient },
-                "timestamp": timestamp_ms,
-                "message": message,
-            }],
-        }],
+        "entry": [{ "id": account, "time": now().as_millis(), "messaging": [item] }],
     }))
+}
+
+/// What a person did in the conversation with `account`, now: `fields` such as
+/// `{"postback": {...}}` or `{"referral": {...}}`, in Meta's shape.
+pub fn person_delivery(account: &str, sender: &str, fields: Value) -> String {
+    messaging_delivery(account, sender, account, now().as_millis(), fields)
 }
 
 /// The echo Meta sends of a message the account itself sent.
 pub fn echo_delivery(account: &str, recipient: &str, mid: &str, text: &str) -> String {
     let message = json!({ "mid": mid, "text": text, "is_echo": true, "is_self": true });
-    messaging_delivery(account, account, recipient, now().as_millis(), message)
+    messaging_delivery(
+        account,
+        account,
+        recipient,
+        now().as_millis(),
+        json!({ "message": message }),
+    )
 }
 
 /// A direct message from `sender` to `account`, sent at `timestamp_ms`.
@@ -107,7 +119,7 @@ pub fn message_delivery(
         sender,
         account,
         timestamp_ms,
-        json!({ "mid": mid, "text": text }),
+        json!({ "message": { "mid": mid, "text": text } }),
     )
 }
 

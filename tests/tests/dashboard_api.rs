@@ -70,7 +70,8 @@ async fn world() -> World {
 fn a_campaign(slug: &str, keyword: &str) -> Value {
     json!({
         "slug": slug, "name": "Black Friday", "trigger": "comment", "status": "active",
-        "priority": 50, "cooldown_seconds": 0, "media_ids": [], "starts_at": null, "ends_at": null,
+        "priority": 50, "cooldown_seconds": 0, "media_ids": [], "payloads": [], "refs": [],
+        "ad_ids": [], "starts_at": null, "ends_at": null,
         "rules": [{ "keywords": [keyword], "match": "whole_word", "require": "any", "exclude": [],
                     "fold_accents": true, "stretch": false }],
         "intents": [],
@@ -296,6 +297,24 @@ async fn campaigns_are_checked_by_field_file_ones_are_read_only_and_viewers_only
         .await;
     assert_eq!(status, 200, "{updated}");
     assert_eq!(updated["campaign"], edited, "read back as edited");
+    // Another trigger, with what only it uses.
+    let mut referral = a_campaign("black-friday", "deal");
+    referral["trigger"] = json!("referral");
+    referral["rules"] = json!([]);
+    referral["refs"] = json!(["bio", "story-link"]);
+    referral["ad_ids"] = json!(["120210000000000001"]);
+    referral["actions"] = json!({ "private_reply": null, "public_replies": [],
+                                  "dm": "Welcome!", "quick_replies": [] });
+    let (status, updated) = w
+        .call(
+            Method::PUT,
+            &format!("/api/campaigns/{id}"),
+            &w.editor,
+            Some(json!({ "campaign": referral })),
+        )
+        .await;
+    assert_eq!(status, 200, "{updated}");
+    assert_eq!(updated["campaign"], referral, "a referral campaign reads back as edited");
     let (status, _) = w
         .call(
             Method::PUT,

@@ -48,6 +48,9 @@ struct CampaignRow {
     priority: i32,
     cooldown_seconds: i32,
     media_ids: Vec<String>,
+    payloads: Vec<String>,
+    refs: Vec<String>,
+    ad_ids: Vec<String>,
     starts_at_ms: Option<i64>,
     ends_at_ms: Option<i64>,
     managed_by: String,
@@ -86,7 +89,8 @@ async fn load(
 ) -> Result<Vec<CampaignView>, ApiError> {
     let sql = format!(
         "select id, tenant_id, account_id, slug, name, trigger, status, priority, cooldown_seconds,
-                media_ids, (extract(epoch from starts_at) * 1000)::bigint as starts_at_ms,
+                media_ids, payloads, refs, ad_ids,
+                (extract(epoch from starts_at) * 1000)::bigint as starts_at_ms,
                 (extract(epoch from ends_at) * 1000)::bigint as ends_at_ms, managed_by, source,
                 to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as updated_at
          from campaigns where {filter} order by priority desc, slug"
@@ -131,6 +135,9 @@ async fn load(
                     .into_iter()
                     .map(|m| MediaId::parse(m).map_err(|e| ApiError::Internal(e.to_string())))
                     .collect::<Result<_, _>>()?,
+                payloads: r.payloads,
+                refs: r.refs,
+                ad_ids: r.ad_ids,
                 starts_at: timestamp(r.starts_at_ms)?,
                 ends_at: timestamp(r.ends_at_ms)?,
                 rules: rules
@@ -253,8 +260,10 @@ pub async fn create(
     // The account row, as the user sees it, gives the tenant: none visible, 404.
     let insert = sqlx::query_scalar(
         "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status,
-                                priority, cooldown_seconds, starts_at, ends_at)
-         select a.tenant_id, a.id, $2, $3, $4, $5, $6, $7, $8, $9::timestamptz, $10::timestamptz
+                                priority, cooldown_seconds, starts_at, ends_at, payloads, refs,
+                                ad_ids)
+         select a.tenant_id, a.id, $2, $3, $4, $5, $6, $7, $8, $9::timestamptz, $10::timestamptz,
+                $11, $12, $13
          from ig_accounts a where a.id = $1
          returning id",
     )
@@ -313,7 +322,8 @@ pub async fn update(
     let update = sqlx::query_scalar(
         "update campaigns set slug = $2, name = $3, trigger = $4, media_ids = $5, status = $6,
                 priority = $7, cooldown_seconds = $8, starts_at = $9::timestamptz,
-                ends_at = $10::timestamptz, updated_at = now()
+                ends_at = $10::timestamptz, payloads = $11, refs = $12, ad_ids = $13,
+                updated_at = now()
          where id = $1 returning id",
     )
     .bind(id);

@@ -1,5 +1,6 @@
 //! Stage 4, filter: what is skipped before any campaign is asked (the account's own items,
-//! kinds igflow does not act on, a commenter who opted out). Touches Postgres (`contacts`).
+//! kinds igflow does not act on: reactions, reads, edits, handovers; a commenter who opted
+//! out). Touches Postgres (`contacts`).
 
 use igflow_core::envelope::EventKind;
 use igflow_core::event::Item;
@@ -29,8 +30,13 @@ impl Pipeline {
                     cx.decision = Decision::Skip(SkipReason::OptedOut);
                 }
             }
-            // A message's sender is known (and its consent read) only once `plan` decided.
-            Item::Messaging(_) if cx.envelope.kind == EventKind::Message => {}
+            // A message's, tap's or referral's sender is known (and its consent read) only
+            // once `plan` decided.
+            Item::Messaging(_)
+                if matches!(
+                    cx.envelope.kind,
+                    EventKind::Message | EventKind::Postback | EventKind::Referral
+                ) => {}
             Item::Messaging(m) => {
                 cx.decision = Decision::Skip(if m.is_own(own) {
                     SkipReason::Own

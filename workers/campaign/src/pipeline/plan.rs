@@ -1,6 +1,6 @@
-//! Stage 5, plan: the account's campaigns decide by keywords (and, for a message, by a STOP
-//! or START); a message's sender is recorded with their consent and the time they wrote,
-//! which opens the 24-hour window. Touches Postgres (campaigns, cached; `contacts`) and
+//! Stage 5, plan: the account's campaigns decide by keywords, story, payload or referral
+//! (and, for a message, by a STOP or START); the sender of a message, tap or referral is
+//! recorded with their consent and the time they acted, which opens the 24-hour window. Touches Postgres (campaigns, cached; `contacts`) and
 //! Redis (the sender's last message).
 
 use igflow_core::event::Item;
@@ -22,7 +22,7 @@ impl Pipeline {
         cx.decision = match &cx.item {
             Item::Comment(c) => campaigns.decide_comment(&env.event_id, own, c, env.occurred_at_ms),
             Item::Messaging(m) => {
-                campaigns.decide_message(&env.event_id, own, m, env.occurred_at_ms)
+                campaigns.decide_messaging(&env.event_id, own, m, env.occurred_at_ms)
             }
             Item::Unhandled => Decision::Skip(SkipReason::KindNotHandled),
         };

@@ -134,13 +134,14 @@ async fn upsert_campaign(
     source: &str,
 ) -> Result<(), sqlx::Error> {
     let insert = sqlx::query_scalar(
-        "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status, priority, cooldown_seconds, starts_at, ends_at, managed_by, source)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11::timestamptz, 'file', $12)
+        "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status, priority, cooldown_seconds, starts_at, ends_at, payloads, refs, ad_ids, managed_by, source)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11::timestamptz, $12, $13, $14, 'file', $15)
          on conflict (account_id, slug) do update set
            source = excluded.source, name = excluded.name, trigger = excluded.trigger, media_ids = excluded.media_ids,
            status = excluded.status, priority = excluded.priority,
            cooldown_seconds = excluded.cooldown_seconds, starts_at = excluded.starts_at,
-           ends_at = excluded.ends_at, updated_at = now()
+           ends_at = excluded.ends_at, payloads = excluded.payloads, refs = excluded.refs,
+           ad_ids = excluded.ad_ids, updated_at = now()
          returning id",
     )
     .bind(tenant_id)
@@ -154,7 +155,8 @@ async fn upsert_campaign(
 
 /// Binds a campaign's own columns in the order every campaign write lists them, after the
 /// parameters already bound: slug, name, trigger, media_ids, status, priority,
-/// cooldown_seconds, starts_at, ends_at. `apply` and the dashboard both write through this.
+/// cooldown_seconds, starts_at, ends_at, payloads, refs, ad_ids. `apply` and the dashboard
+/// both write through this.
 pub fn bind_campaign_columns<'q, O>(
     query: QueryScalar<'q, Postgres, O, PgArguments>,
     c: &'q CampaignSpec,
@@ -170,6 +172,9 @@ pub fn bind_campaign_columns<'q, O>(
         .bind(i32::try_from(c.cooldown_seconds).unwrap_or(i32::MAX))
         .bind(c.starts_at.map(|t| t.to_string()))
         .bind(c.ends_at.map(|t| t.to_string()))
+        .bind(&c.payloads)
+        .bind(&c.refs)
+        .bind(&c.ad_ids)
 }
 
 /// Replaces a campaign's rules, intents and actions with the spec's: they belong to the

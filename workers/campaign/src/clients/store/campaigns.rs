@@ -17,6 +17,9 @@ struct CampaignRow {
     trigger: String,
     priority: i32,
     media_ids: Vec<String>,
+    payloads: Vec<String>,
+    refs: Vec<String>,
+    ad_ids: Vec<String>,
     cooldown_seconds: i32,
     starts_at_ms: Option<i64>,
     ends_at_ms: Option<i64>,
@@ -102,7 +105,7 @@ impl Store {
     #[tracing::instrument(name = "store.active_campaigns", level = "debug", skip_all, fields(account_id = %account_id))]
     pub async fn active_campaigns(&self, account_id: Uuid) -> Result<Vec<Campaign>, StoreError> {
         let campaigns: Vec<CampaignRow> = sqlx::query_as(
-            "select id, slug, trigger, priority, media_ids, cooldown_seconds,
+            "select id, slug, trigger, priority, media_ids, payloads, refs, ad_ids, cooldown_seconds,
                     (extract(epoch from starts_at) * 1000)::bigint as starts_at_ms,
                     (extract(epoch from ends_at) * 1000)::bigint as ends_at_ms
              from campaigns where account_id = $1 and status = 'active'",
@@ -190,6 +193,9 @@ impl CampaignRow {
             trigger: self.trigger.parse().map_err(&bad)?,
             priority: self.priority,
             media,
+            payloads: self.payloads,
+            refs: self.refs,
+            ad_ids: self.ad_ids,
             schedule: Schedule {
                 starts_at_ms: self.starts_at_ms,
                 ends_at_ms: self.ends_at_ms,
