@@ -1058,6 +1058,28 @@ accounts:
         assert_eq!(fields, ["slug", "rules[0].keywords", "actions"]);
     }
 
+    #[test]
+    fn the_documented_example_is_a_valid_file() {
+        let readme = include_str!("../../campaigns/README.md");
+        let start = readme
+            .find("```yaml\nversion: 1")
+            .expect("the format's example")
+            + 8;
+        let end = start + readme[start..].find("```").expect("its end");
+        // Its token comes from an environment variable; everything else is as written.
+        let file = CampaignFile::parse(&readme[start..end]).unwrap();
+        let triggers: Vec<Trigger> = file.accounts[0]
+            .campaigns
+            .iter()
+            .map(|c| c.trigger)
+            .collect();
+        assert_eq!(triggers.len(), Trigger::ALL.len());
+        assert!(
+            Trigger::ALL.iter().all(|t| triggers.contains(t)),
+            "{triggers:?}"
+        );
+    }
+
     /// A campaign as the dashboard sends it: JSON in the file's shape.
     fn spec(json: serde_json::Value) -> CampaignSpec {
         serde_json::from_value(json).unwrap()

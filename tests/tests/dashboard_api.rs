@@ -314,7 +314,10 @@ async fn campaigns_are_checked_by_field_file_ones_are_read_only_and_viewers_only
         )
         .await;
     assert_eq!(status, 200, "{updated}");
-    assert_eq!(updated["campaign"], referral, "a referral campaign reads back as edited");
+    assert_eq!(
+        updated["campaign"], referral,
+        "a referral campaign reads back as edited"
+    );
     let (status, _) = w
         .call(
             Method::PUT,
@@ -337,6 +340,21 @@ async fn campaigns_are_checked_by_field_file_ones_are_read_only_and_viewers_only
     assert_eq!(status, 200, "{tested}");
     assert_eq!(tested["fired"]["campaign_slug"], "black-friday");
     assert_eq!(tested["fired"]["keyword"], "deal");
+    let (status, refused) = w
+        .call(
+            Method::POST,
+            "/api/tester",
+            &w.viewer,
+            Some(json!({ "account_id": account_id, "trigger": "postback" })),
+        )
+        .await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused
+            .to_string()
+            .contains("a postback to test needs a payload"),
+        "{refused}"
+    );
     assert_eq!(
         tested["fired"]["actions"][0]["text"],
         "Hi a.follower! 30% off: https://shop.example/bf"

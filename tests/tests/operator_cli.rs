@@ -130,6 +130,75 @@ async fn simulate_shows_the_decision_without_sending_anything() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_takes_messages_story_mentions_taps_and_referrals() {
+    let env = TestEnv::new().await.unwrap();
+    let dir =
+        std::env::temp_dir().join(format!("igflow-simulate-{}", igflow_tests::harness::tag()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("campaigns.yaml");
+    let yaml = format!(
+        "{}      - slug: mention-thanks
+        name: Thanks
+        trigger: story_mention
+        actions: {{ dm: \"Thanks for the mention!\" }}
+      - slug: prices-button
+        name: Prices button
+        trigger: postback
+        payloads: [PRICES]
+        actions: {{ dm: \"Prices: https://shop.example/p\" }}
+      - slug: bio-link
+        name: Bio link
+        trigger: referral
+        refs: [bio]
+        actions: {{ dm: \"Welcome from the bio\" }}
+",
+        campaigns_yaml()
+    );
+    std::fs::write(&file, yaml).unwrap();
+    let path = file.to_str().unwrap();
+    for (args, expected) in [
+        (
+            vec!["--as", "story_mention"],
+            vec![
+                "story mention",
+                "campaign mention-thanks fires: story",
+                "would send dm: \"Thanks for the mention!\"",
+            ],
+        ),
+        (
+            vec!["--as", "postback", "--payload", "PRICES"],
+            vec!["campaign prices-button fires: payload \"PRICES\""],
+        ),
+        (
+            vec!["--as", "referral", "--ref", "bio", "hello"],
+            vec!["campaign bio-link fires: referral ref \"bio\""],
+        ),
+        (
+            vec!["--as", "message", "what is the price?"],
+            vec!["no campaign fires"],
+        ),
+        (vec!["--as", "message", "STOP"], vec!["skipped: opted_out"]),
+    ] {
+        let mut all = vec!["simulate", "--campaigns", path];
+        all.extend(args.iter().copied());
+        let (ok, out) = run(&env, &all).await;
+        assert!(ok, "{args:?}: {out}");
+        for line in expected {
+            assert!(out.contains(line), "{args:?}: {line} in {out}");
+        }
+    }
+    let (ok, out) = run(&env, &["simulate", "--campaigns", path, "--as", "postback"]).await;
+    assert!(
+        !ok && out.contains("a postback to test needs a payload"),
+        "{out}"
+    );
+    let (ok, out) = run(&env, &["simulate", "--campaigns", path, "--as", "tap"]).await;
+    assert!(!ok && out.contains("unknown Trigger \"tap\""), "{out}");
+    assert!(env.graph.calls().is_empty(), "nothing is sent");
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_deletes_old_rows_but_keeps_cooldowns_and_opt_outs() {
     let env = TestEnv::new().await.unwrap();
     env.apply(&campaigns_yaml()).await.unwrap();

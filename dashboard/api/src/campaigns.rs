@@ -9,7 +9,8 @@ use axum::http::StatusCode;
 use igflow_core::campaign::{CampaignStatus, MatchMode, Require, Trigger};
 use igflow_core::campaign_file::{ActionsSpec, CampaignSpec, FieldError, IntentSpec, RuleSpec};
 use igflow_core::ids::{IgUserId, MediaId};
-use igflow_core::tester::{self, TestComment, TestResult};
+use igflow_core::tester::TestResult;
+use igflow_worker::ops::simulate::{self, SimulateError, Simulated};
 
 use igflow_worker::clients::store::{CampaignParts, bind_campaign_columns, write_campaign_parts};
 use serde::{Deserialize, Serialize};
@@ -370,12 +371,28 @@ pub async fn set_status(
 #[derive(Debug, Deserialize)]
 pub struct TesterBody {
     pub account_id: Uuid,
-    pub text: String,
+    /// What the person did; a comment unless told.
+    #[serde(default = "comment")]
+    pub trigger: Trigger,
+    #[serde(default)]
+    pub text: Option<String>,
+    /// The media commented on, or the story replied to.
     #[serde(default)]
     pub media_id: Option<String>,
+    #[serde(default)]
+    pub payload: Option<String>,
+    #[serde(default, rename = "ref")]
+    pub ref_param: Option<String>,
+    #[serde(default)]
+    pub ad_id: Option<String>,
 }
 
-/// What the account's active campaigns would do with a comment, as the worker decides it.
+fn comment() -> Trigger {
+    Trigger::Comment
+}
+
+/// What the account's active campaigns would do with a comment, message, story mention or
+/// reply, tap or referral, as the worker decides it.
 pub async fn test(
     State(state): State<Arc<AppState>>,
     user: User,
@@ -399,21 +416,22 @@ pub async fn test(
     .map(|v| v.campaign.to_campaign(v.id))
     .collect();
     tx.commit().await?;
-    let comment = TestComment {
-        text: &body.text,
-        media_id: body.media_id.as_deref(),
-        username: "a.follower",
-        written_at_ms: igflow_core::runtime::now_ms(),
+    let event = Simulated {
+        account: None,
+        trigger: body.trigger,
+        text: body.text.as_deref(),
+        media: body.media_id.as_deref(),
+        payload: body.payload.as_deref(),
+        ref_param: body.ref_param.as_deref(),
+        ad_id: body.ad_id.as_deref(),
+        at_ms: igflow_core::runtime::now_ms(),
     };
-    let classifier = &state.classifier;
-    let text = body.text.clone();
-    let result = tester::test_comment(campaigns, &account, &comment, |campaign| {
-        igflow_worker::ops::simulate::ask_model(classifier, tenant, &text, campaign)
-    })
-    .await
-    .map_err(|e| {
-        ApiError::BadRequest(format!("a campaign of this account cannot be matched: {e}"))
-    })?;
+    let result = simulate::decide(campaigns, &account, tenant, &event, &state.classifier)
+        .await
+        .map_err(|e| match e {
+            SimulateError::Missing { .. } => ApiError::BadRequest(e.to_string()),
+            e => ApiError::BadRequest(format!("a campaign of this account cannot be matched: {e}")),
+        })?;
     tracing::debug!(account = %username, fired = result.fired.is_some(), "keyword tested");
     Ok(Json(result))
 }

@@ -73,4 +73,21 @@ await run(async ({ page, shot, step }) => {
   await page.getByRole("button", { name: "Invite" }).click();
   await page.getByText("sam@acme.test").waitFor();
   await shot("07-members");
+
+  step("a campaign for the link in bio: its own trigger, fields and tester");
+  await page.getByRole("link", { name: "Campaigns" }).click();
+  await page.getByRole("button", { name: "New campaign" }).click();
+  await page.locator("select").first().selectOption({ label: "@acme.outlet" });
+  await page.locator('input[name="name"]').fill("Link in bio");
+  await page.locator('select[name="trigger"]').selectOption({ label: "arrives from a link or ad" });
+  if (await page.locator('textarea[name="privateReply"]').count()) throw new Error("a link campaign shows the private reply");
+  await page.locator('input[name="refs"]').fill("bio");
+  await page.locator('textarea[name="dm"]').fill("Welcome! Here is 10% off your first order: BIO10");
+  await page.getByRole("button", { name: "Create campaign" }).click();
+  await page.getByRole("heading", { name: "Link in bio" }).waitFor();
+  await page.getByLabel("Test comment").fill("bio");
+  await page.getByRole("button", { name: "Test", exact: true }).click();
+  await page.getByTestId("tester-result").getByText("link-in-bio").waitFor();
+  await page.getByTestId("tester-result").getByText("BIO10").waitFor();
+  await shot("09-link-campaign");
 });

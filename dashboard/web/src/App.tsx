@@ -5,6 +5,7 @@ import { type SignInMode, accessToken, signIn, signInModeNow, signOut } from "./
 import {
   type CampaignForm,
   type CampaignSpec,
+  type Trigger,
   type FeedEntry,
   type FieldError,
   type Funnel,
@@ -17,7 +18,11 @@ import {
   funnelSteps,
   parseSse,
   quoteEntry,
+  shows,
   specFromForm,
+  testerBody,
+  testerPrompt,
+  triggers,
 } from "./logic";
 
 interface Workspace { id: string; slug: string; name: string; role: "owner" | "editor" | "viewer" }
@@ -194,20 +199,23 @@ function Field({ label, errors, children, hint }: { label: string; errors?: stri
   );
 }
 
-function Tester({ accountId }: { accountId: string }) {
+function Tester({ accountId, trigger }: { accountId: string; trigger: Trigger }) {
   const [text, setText] = useState("");
+  const [kind, setKind] = useState<Trigger>(trigger);
+  useEffect(() => setKind(trigger), [trigger]);
   const [result, setResult] = useState<TestResult | null>(null);
   const [error, setError] = useState("");
   const run = async (e: FormEvent) => {
     e.preventDefault();
-    try { setResult(await api<TestResult>("POST", "/api/tester", { account_id: accountId, text })); setError(""); } catch (err) { setError((err as Error).message); }
+    try { setResult(await api<TestResult>("POST", "/api/tester", testerBody(accountId, kind, text))); setError(""); } catch (err) { setError((err as Error).message); }
   };
   return (
     <div className="card tester">
       <h2>Keyword tester</h2>
-      <p className="muted small">Type a comment as a follower would. This is exactly what the worker would decide.</p>
+      <p className="muted small">Do what a follower would. This is exactly what the worker would decide.</p>
       <form className="row" onSubmit={run}>
-        <input aria-label="Test comment" value={text} onChange={(e) => setText(e.target.value)} placeholder="how much is this? 😍" />
+        <select aria-label="Test as" value={kind} onChange={(e) => setKind(e.target.value as Trigger)}>{triggers.map((t) => <option key={t.value} value={t.value}>{t.label}</option>)}</select>
+        <input aria-label="Test comment" value={text} disabled={kind === "story_mention"} onChange={(e) => setText(e.target.value)} placeholder={testerPrompt(kind)} />
         <button className="primary" type="submit">Test</button>
       </form>
       {error && <Notice tone="error">{error}</Notice>}
@@ -348,14 +356,22 @@ function CampaignPage({ id, workspace, accounts, campaigns, reload, refresh }: {
               <Field label="Account"><select value={accountId} onChange={(e) => setAccountId(e.target.value)}>{accounts.map((a) => <option key={a.id} value={a.id}>@{a.username}</option>)}</select></Field>
             )}
             <Field label="Name" errors={byInput.name}><input name="name" value={form.name} onChange={set("name")} placeholder="Black Friday" /></Field>
-            <Field label="Keywords" errors={byInput.keywords ?? byInput.slug} hint="Comma-separated. Accents, case and emoji are handled for you."><input name="keywords" value={form.keywords} onChange={set("keywords")} placeholder="deal, price, link" /></Field>
-            <Field label="Match" errors={byInput.match}>
+            <Field label="When someone…">
+              <select name="trigger" value={form.trigger} onChange={set("trigger")}>{triggers.map((t) => <option key={t.value} value={t.value}>{t.label}</option>)}</select>
+            </Field>
+            {shows(form.trigger, "keywords") && <Field label="Keywords" errors={byInput.keywords ?? byInput.slug} hint={form.trigger === "story_reply" ? "Comma-separated; leave empty to answer every reply." : "Comma-separated. Accents, case and emoji are handled for you."}><input name="keywords" value={form.keywords} onChange={set("keywords")} placeholder="deal, price, link" /></Field>}
+            {shows(form.trigger, "match") && <Field label="Match" errors={byInput.match}>
               <select name="match" value={form.match} onChange={set("match")}>
                 <option value="whole_word">Whole words</option><option value="phrase">Phrase</option><option value="prefix">Word starts with</option><option value="contains">Anywhere</option><option value="exact">Whole comment</option>
               </select>
-            </Field>
-            <Field label="Private reply (DM)" errors={byInput.privateReply} hint="{username} becomes the commenter's name."><textarea name="privateReply" rows={3} value={form.privateReply} onChange={set("privateReply")} /></Field>
-            <Field label="Public replies" errors={byInput.publicReplies} hint="One per line; each comment gets one of them."><textarea name="publicReplies" rows={2} value={form.publicReplies} onChange={set("publicReplies")} /></Field>
+            </Field>}
+            {shows(form.trigger, "mediaIds") && <Field label={form.trigger === "story_reply" ? "Only these stories (ids)" : "Only these posts (ids)"} errors={byInput.mediaIds} hint="Comma-separated; leave empty for all."><input name="mediaIds" value={form.mediaIds} onChange={set("mediaIds")} /></Field>}
+            {shows(form.trigger, "payloads") && <Field label="Button payloads" errors={byInput.payloads} hint="Comma-separated, exactly as the button, ice breaker or menu sends them."><input name="payloads" value={form.payloads} onChange={set("payloads")} placeholder="PRICES" /></Field>}
+            {shows(form.trigger, "refs") && <Field label="Link refs" errors={byInput.refs} hint="ig.me/m/you?ref=… values, comma-separated."><input name="refs" value={form.refs} onChange={set("refs")} placeholder="bio, newsletter" /></Field>}
+            {shows(form.trigger, "adIds") && <Field label="Ad ids" errors={byInput.adIds} hint="Click-to-message ads, comma-separated."><input name="adIds" value={form.adIds} onChange={set("adIds")} /></Field>}
+            {shows(form.trigger, "privateReply") && <Field label="Private reply (DM)" errors={byInput.privateReply} hint="{username} becomes the commenter's name."><textarea name="privateReply" rows={3} value={form.privateReply} onChange={set("privateReply")} /></Field>}
+            {shows(form.trigger, "publicReplies") && <Field label="Public replies" errors={byInput.publicReplies} hint="One per line; each comment gets one of them."><textarea name="publicReplies" rows={2} value={form.publicReplies} onChange={set("publicReplies")} /></Field>}
+            {shows(form.trigger, "dm") && <Field label="DM" errors={byInput.dm} hint="Sent in the conversation, inside Meta's 24-hour window."><textarea name="dm" rows={3} value={form.dm} onChange={set("dm")} /></Field>}
             <Field label="Buttons under the DM" errors={byInput.quickReplies}><input name="quickReplies" value={form.quickReplies} onChange={set("quickReplies")} placeholder="Shop now, Sizes" /></Field>
             <div className="row">
               <Field label="Priority" errors={byInput.priority}><input name="priority" value={form.priority} onChange={set("priority")} /></Field>
@@ -366,7 +382,7 @@ function CampaignPage({ id, workspace, accounts, campaigns, reload, refresh }: {
           </fieldset>
         </form>
         <div className="stack">
-          {accountId && <Tester accountId={accountId} />}
+          {accountId && <Tester accountId={accountId} trigger={form.trigger} />}
           {existing && <ResultsPanel campaignId={existing.id} refresh={refresh} />}
         </div>
       </div>

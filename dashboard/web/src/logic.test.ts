@@ -9,8 +9,10 @@ import {
   mergeFeed,
   parseSse,
   quoteEntry,
+  shows,
   slugify,
   specFromForm,
+  testerBody,
 } from "./logic";
 
 describe("campaign form", () => {
@@ -32,6 +34,38 @@ describe("campaign form", () => {
     const back = formFromSpec(spec);
     expect(back.keywords).toBe("deal, sale");
     expect(specFromForm(back)).toEqual(spec);
+  });
+
+  it("sends only what the chosen trigger uses, and keeps the trigger on edit", () => {
+    const form = {
+      ...emptyForm,
+      name: "Bio link",
+      trigger: "referral" as const,
+      keywords: "left from comment",
+      refs: "bio, story-link",
+      adIds: "120210000000000001",
+      dm: "Welcome!",
+    };
+    const spec = specFromForm(form);
+    expect(spec.trigger).toBe("referral");
+    expect(spec.rules).toEqual([]);
+    expect(spec.refs).toEqual(["bio", "story-link"]);
+    expect(spec.ad_ids).toEqual(["120210000000000001"]);
+    expect(spec.actions).toEqual({ private_reply: null, public_replies: [], dm: "Welcome!", quick_replies: [] });
+    expect(specFromForm(formFromSpec(spec))).toEqual(spec);
+    // A story reply campaign without keywords answers every reply; with them, only those.
+    const story = specFromForm({ ...emptyForm, name: "Story", trigger: "story_reply", keywords: "", dm: "Thanks" });
+    expect(story.rules).toEqual([]);
+    expect(specFromForm({ ...emptyForm, name: "Story", trigger: "story_reply", keywords: "win", dm: "Thanks" }).rules[0].keywords).toEqual(["win"]);
+    expect(shows("postback", "payloads")).toBe(true);
+    expect(shows("comment", "dm")).toBe(false);
+  });
+
+  it("asks the tester what the person did", () => {
+    expect(testerBody("a1", "comment", "price?")).toEqual({ account_id: "a1", trigger: "comment", text: "price?" });
+    expect(testerBody("a1", "postback", "PRICES")).toEqual({ account_id: "a1", trigger: "postback", payload: "PRICES" });
+    expect(testerBody("a1", "referral", "bio")).toEqual({ account_id: "a1", trigger: "referral", ref: "bio" });
+    expect(testerBody("a1", "story_mention", "ignored")).toEqual({ account_id: "a1", trigger: "story_mention" });
   });
 
   it("makes slugs the validator accepts", () => {

@@ -3,15 +3,35 @@
 
 export type MatchMode = "whole_word" | "phrase" | "prefix" | "contains" | "exact";
 
+export type Trigger = "comment" | "message" | "story_mention" | "story_reply" | "postback" | "referral";
+
+/** What each trigger means to a marketer, and which inputs it uses. */
+export const triggers: { value: Trigger; label: string; uses: (keyof CampaignForm)[] }[] = [
+  { value: "comment", label: "comments on a post or reel", uses: ["keywords", "match", "exclude", "mediaIds", "privateReply", "publicReplies"] },
+  { value: "message", label: "sends a DM", uses: ["keywords", "match", "exclude", "dm"] },
+  { value: "story_mention", label: "mentions you in their story", uses: ["dm"] },
+  { value: "story_reply", label: "replies to your story", uses: ["keywords", "match", "exclude", "mediaIds", "dm"] },
+  { value: "postback", label: "taps a button", uses: ["payloads", "dm"] },
+  { value: "referral", label: "arrives from a link or ad", uses: ["refs", "adIds", "dm"] },
+];
+
+/** Whether the form shows `input` for `trigger`. */
+export function shows(trigger: Trigger, input: keyof CampaignForm): boolean {
+  return triggers.find((t) => t.value === trigger)?.uses.includes(input) ?? false;
+}
+
 /** A campaign as the API (and campaign files) spell it. */
 export interface CampaignSpec {
   slug: string;
   name: string;
-  trigger: "comment" | "message";
+  trigger: Trigger;
   status: "active" | "paused" | "archived";
   priority: number;
   cooldown_seconds: number;
   media_ids: string[];
+  payloads: string[];
+  refs: string[];
+  ad_ids: string[];
   starts_at: string | null;
   ends_at: string | null;
   rules: {
@@ -35,13 +55,18 @@ export interface CampaignSpec {
 export interface CampaignForm {
   name: string;
   slug: string;
+  trigger: Trigger;
   keywords: string;
   match: MatchMode;
   exclude: string;
   privateReply: string;
   publicReplies: string;
+  dm: string;
   quickReplies: string;
   mediaIds: string;
+  payloads: string;
+  refs: string;
+  adIds: string;
   priority: string;
   cooldownHours: string;
 }
@@ -49,13 +74,18 @@ export interface CampaignForm {
 export const emptyForm: CampaignForm = {
   name: "",
   slug: "",
+  trigger: "comment",
   keywords: "",
   match: "whole_word",
   exclude: "",
   privateReply: "Hi @{username}! Here you go: ",
   publicReplies: "Sent you a DM 📩",
+  dm: "",
   quickReplies: "",
   mediaIds: "",
+  payloads: "",
+  refs: "",
+  adIds: "",
   priority: "0",
   cooldownHours: "24",
 };
@@ -79,31 +109,33 @@ export function slugify(name: string): string {
 
 export function specFromForm(form: CampaignForm, status: CampaignSpec["status"] = "active"): CampaignSpec {
   const hours = Number(form.cooldownHours);
+  // Only what the trigger uses is sent: a field left from another trigger is not an error.
+  const used = (input: keyof CampaignForm, value: string, sep: RegExp = /,/) => (shows(form.trigger, input) ? list(value, sep) : []);
+  const text = (input: keyof CampaignForm, value: string) => (shows(form.trigger, input) && value.trim() ? value : null);
+  const keywords = used("keywords", form.keywords);
   return {
     slug: form.slug.trim() || slugify(form.name),
     name: form.name.trim(),
-    trigger: "comment",
+    trigger: form.trigger,
     status,
     priority: Number.parseInt(form.priority, 10) || 0,
     cooldown_seconds: Number.isFinite(hours) && hours > 0 ? Math.round(hours * 3600) : 0,
-    media_ids: list(form.mediaIds),
+    media_ids: used("mediaIds", form.mediaIds),
+    payloads: used("payloads", form.payloads),
+    refs: used("refs", form.refs),
+    ad_ids: used("adIds", form.adIds),
     starts_at: null,
     ends_at: null,
-    rules: [
-      {
-        keywords: list(form.keywords),
-        match: form.match,
-        require: "any",
-        exclude: list(form.exclude),
-        fold_accents: true,
-        stretch: false,
-      },
-    ],
+    // Keywords are optional for story replies (none: any reply) and required elsewhere.
+    rules:
+      keywords.length > 0 || form.trigger === "comment" || form.trigger === "message"
+        ? [{ keywords, match: form.match, require: "any", exclude: list(form.exclude), fold_accents: true, stretch: false }]
+        : [],
     intents: [],
     actions: {
-      private_reply: form.privateReply.trim() ? form.privateReply : null,
-      public_replies: list(form.publicReplies, /\n/),
-      dm: null,
+      private_reply: text("privateReply", form.privateReply),
+      public_replies: used("publicReplies", form.publicReplies, /\n/),
+      dm: text("dm", form.dm),
       quick_replies: list(form.quickReplies),
     },
   };
@@ -114,16 +146,41 @@ export function formFromSpec(spec: CampaignSpec): CampaignForm {
   return {
     name: spec.name,
     slug: spec.slug,
+    trigger: spec.trigger,
     keywords: (rule?.keywords ?? []).join(", "),
     match: rule?.match ?? "whole_word",
     exclude: (rule?.exclude ?? []).join(", "),
     privateReply: spec.actions.private_reply ?? "",
     publicReplies: spec.actions.public_replies.join("\n"),
+    dm: spec.actions.dm ?? "",
     quickReplies: spec.actions.quick_replies.join(", "),
     mediaIds: spec.media_ids.join(", "),
+    payloads: (spec.payloads ?? []).join(", "),
+    refs: (spec.refs ?? []).join(", "),
+    adIds: (spec.ad_ids ?? []).join(", "),
     priority: String(spec.priority),
     cooldownHours: String(spec.cooldown_seconds / 3600),
   };
+}
+
+/** The tester's request: what the person did, with the one value the box holds for it. */
+export function testerBody(accountId: string, trigger: Trigger, value: string): Record<string, string> {
+  const body: Record<string, string> = { account_id: accountId, trigger };
+  const key = { postback: "payload", referral: "ref", story_mention: "" }[trigger as string] ?? "text";
+  if (key) body[key] = value;
+  return body;
+}
+
+/** What the tester's box asks for, per trigger. */
+export function testerPrompt(trigger: Trigger): string {
+  switch (trigger) {
+    case "postback": return "the button's payload, e.g. PRICES";
+    case "referral": return "the link's ref, e.g. bio";
+    case "story_mention": return "(a story mention has no text)";
+    case "story_reply": return "a reply to your story";
+    case "message": return "a DM, e.g. do you ship to Spain?";
+    default: return "how much is this? 😍";
+  }
 }
 
 export interface FieldError {
@@ -142,7 +199,11 @@ export function inputFor(field: string): keyof CampaignForm | "general" {
     [/^actions\.private_reply/, "privateReply"],
     [/^actions\.public_replies/, "publicReplies"],
     [/^actions\.quick_replies/, "quickReplies"],
+    [/^actions\.dm/, "dm"],
     [/^media_ids/, "mediaIds"],
+    [/^payloads/, "payloads"],
+    [/^refs/, "refs"],
+    [/^ad_ids/, "adIds"],
     [/^priority/, "priority"],
     [/^cooldown_seconds/, "cooldownHours"],
   ];

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use igflow_core::campaign::Trigger;
 use igflow_core::campaign_file::CampaignFile;
 use igflow_core::env::Env;
 use igflow_core::ids::IgUserId;
@@ -23,6 +24,7 @@ use crate::jobs::lifecycle::Lifecycle;
 use crate::jobs::reconcile;
 use crate::ops::dlq::{Dlq, Selection};
 use crate::ops::replay_archive::Archive;
+use crate::ops::simulate::Simulated;
 use crate::ops::{apply, replay, simulate};
 use crate::pipeline::classify::IntentClassifier;
 use igflow_core::archive::TimeWindow;
@@ -61,17 +63,29 @@ enum Command {
         /// The campaign file.
         #[arg(long)]
         campaigns: PathBuf,
-        /// The account (ig_user_id) the comment is for; the file's first by default.
+        /// The account (ig_user_id) the event is for; the file's first by default.
         #[arg(long)]
         account: Option<String>,
-        /// The media the comment is on.
+        /// What the person did: comment, message, story_mention, story_reply, postback or
+        /// referral.
+        #[arg(long = "as", default_value = "comment")]
+        trigger: Trigger,
+        /// The media the comment is on, or the story replied to.
         #[arg(long)]
         media: Option<String>,
-        /// When the comment is written (RFC 3339), for scheduled campaigns; now by default.
+        /// The tapped button's payload (postback).
+        #[arg(long)]
+        payload: Option<String>,
+        /// The ig.me link's ref, or the ad's id, the person came through (referral).
+        #[arg(long = "ref")]
+        ref_param: Option<String>,
+        #[arg(long = "ad")]
+        ad_id: Option<String>,
+        /// When it happened (RFC 3339), for scheduled campaigns; now by default.
         #[arg(long)]
         at: Option<jiff::Timestamp>,
-        /// The comment.
-        text: String,
+        /// The comment or message.
+        text: Option<String>,
     },
     /// Delete activity, queue errors, contacts and parked events older than
     /// IGFLOW_RETENTION_DAYS (90 by default), as a running worker does every hour; a DM a
@@ -127,20 +141,26 @@ impl Cli {
             Command::Simulate {
                 campaigns,
                 account,
+                trigger,
                 media,
+                payload,
+                ref_param,
+                ad_id,
                 at,
                 text,
             } => {
-                let at = at.unwrap_or_else(jiff::Timestamp::now).as_millisecond();
-                simulate_file(
-                    &campaigns,
-                    account.as_deref(),
-                    media.as_deref(),
-                    &text,
-                    at,
-                    &env,
-                )
-                .await
+                let event = Simulated {
+                    account: account.as_deref(),
+                    trigger,
+                    text: text.as_deref(),
+                    media: media.as_deref(),
+                    payload: payload.as_deref(),
+                    ref_param: ref_param.as_deref(),
+                    ad_id: ad_id.as_deref(),
+                    at_ms: at.unwrap_or_else(jiff::Timestamp::now).as_millisecond(),
+                };
+                // Boxed: inlined, its future nests deeper than the compiler lays out.
+                Box::pin(simulate_file(&campaigns, &event, &env)).await
             }
             Command::Migrate => {
                 let store = connect(StoreConfig::admin_from_env(&env)?).await?;
@@ -180,18 +200,11 @@ fn read(file: &Path) -> anyhow::Result<String> {
     std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
 }
 
-async fn simulate_file(
-    campaigns: &Path,
-    account: Option<&str>,
-    media: Option<&str>,
-    text: &str,
-    at_ms: i64,
-    env: &Env,
-) -> anyhow::Result<()> {
+async fn simulate_file(campaigns: &Path, event: &Simulated<'_>, env: &Env) -> anyhow::Result<()> {
     let file = CampaignFile::parse(&read(campaigns)?)?;
     let classifier =
         IntentClassifier::new(&ClassifierConfig::from_env(env)?, None, Arc::default())?;
-    for line in simulate::simulate(&file, account, media, text, at_ms, &classifier).await? {
+    for line in simulate::simulate(&file, event, &classifier).await? {
         println!("{line}");
     }
     Ok(())
