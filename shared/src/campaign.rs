@@ -120,6 +120,26 @@ text_enum!(
     ActionKind { PrivateReply => "private_reply", PublicReply => "public_reply", Dm => "dm" }
 );
 
+text_enum!(
+    /// When a comment campaign posts its public reply ("check your DMs").
+    PublicReplyWhen {
+        /// Only once the private reply went out: never "check your DMs" when no DM came.
+        PrivateReplySent => "private_reply_sent",
+        /// Whatever became of the private reply.
+        Always => "always",
+    }
+);
+
+#[allow(
+    clippy::derivable_impls,
+    reason = "text_enum! derives no Default: most of its enums have none"
+)]
+impl Default for PublicReplyWhen {
+    fn default() -> Self {
+        Self::PrivateReplySent
+    }
+}
+
 impl ActionKind {
     /// A direct message to the person: counts against DM budgets and cooldowns.
     pub fn is_dm(self) -> bool {
@@ -206,6 +226,7 @@ pub struct Actions {
     pub dm: Option<String>,
     /// Buttons under the private reply or DM; a tap comes back as a message with the title.
     pub quick_replies: Vec<String>,
+    pub public_reply_when: PublicReplyWhen,
 }
 
 /// An active campaign of one account.

@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::campaign::{
     AccountLimits, Actions, Campaign, CampaignStatus, Intent, LoginFlavor, MatchMode, MediaScope,
-    Require, Rule, RuleUse, Schedule, Trigger,
+    PublicReplyWhen, Require, Rule, RuleUse, Schedule, Trigger,
 };
 use crate::ids::{IgUserId, MediaId, PageId};
 use crate::matcher::Normalized;
@@ -234,6 +234,7 @@ impl CampaignSpec {
             public_replies: self.actions.public_replies.clone(),
             dm: self.actions.dm.clone(),
             quick_replies: self.actions.quick_replies.clone(),
+            public_reply_when: self.actions.public_reply_when,
         }
     }
 }
@@ -288,6 +289,10 @@ pub struct ActionsSpec {
     /// Buttons under the private reply or DM (at most 13 of at most 20 characters).
     #[serde(default)]
     pub quick_replies: Vec<String>,
+    /// `private_reply_sent` (default): "check your DMs" only when the DM went out;
+    /// `always`: whatever became of it.
+    #[serde(default)]
+    pub public_reply_when: PublicReplyWhen,
 }
 
 /// Everything wrong with a file, one line per problem, each naming its field.
@@ -657,14 +662,25 @@ impl Problems {
                     "does not apply to trigger: comment (comments get private_reply)",
                 );
             }
+            if actions.public_reply_when == PublicReplyWhen::Always
+                && (actions.private_reply.is_none() || actions.public_replies.is_empty())
+            {
+                self.add(
+                    "actions.public_reply_when",
+                    "only applies with both private_reply and public_replies",
+                );
+            }
         } else {
             if actions.dm.is_none() {
                 self.add("actions.dm", format!("is required with trigger: {trigger}"));
             }
-            if actions.private_reply.is_some() || !actions.public_replies.is_empty() {
+            if actions.private_reply.is_some()
+                || !actions.public_replies.is_empty()
+                || actions.public_reply_when != PublicReplyWhen::default()
+            {
                 self.add(
                     "actions",
-                    "private_reply and public_replies only apply to trigger: comment",
+                    "private_reply, public_replies and public_reply_when only apply to trigger: comment",
                 );
             }
         }
@@ -1115,7 +1131,7 @@ accounts:
                 "rules: do not apply to trigger: story_mention (it fires on every one)",
                 "media_ids: only applies to trigger: comment or story_reply",
                 "actions.dm: is required with trigger: story_mention",
-                "actions: private_reply and public_replies only apply to trigger: comment",
+                "actions: private_reply, public_replies and public_reply_when only apply to trigger: comment",
             ]
         );
         assert_eq!(

@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::campaign::{ActionKind, Campaign, Trigger};
+use crate::campaign::{ActionKind, Campaign, PublicReplyWhen, Trigger};
 use crate::event::{Act, Comment, MessagingItem, Referral};
 use crate::ids::{EventId, IgUserId, MediaId};
 use crate::matcher::{Matcher, MatcherError, Normalized};
@@ -80,6 +80,8 @@ pub struct Plan {
     pub cooldown: std::time::Duration,
     /// The private reply first, so the DM is there when the person reads "check your DMs".
     pub actions: Vec<PlannedAction>,
+    /// The public reply is posted only if the private reply went out.
+    pub public_follows_private: bool,
 }
 
 /// A direct message that is nothing but a stop or start word, as with SMS short codes:
@@ -379,6 +381,8 @@ fn plan(event_id: &EventId, campaign: &Campaign, matched_by: MatchedBy, vars: Va
         matched_by,
         cooldown: campaign.cooldown,
         actions,
+        public_follows_private: campaign.actions.private_reply.is_some()
+            && campaign.actions.public_reply_when == PublicReplyWhen::PrivateReplySent,
     }
 }
 
@@ -432,6 +436,7 @@ mod tests {
                 public_replies: vec!["a".into(), "b".into(), "c".into()],
                 dm: None,
                 quick_replies: vec![],
+                public_reply_when: PublicReplyWhen::default(),
             },
         }
     }

@@ -4,8 +4,9 @@
 
 use igflow_core::campaign_file::{
     MAX_COOLDOWN_SECONDS, MAX_INTENT_DESCRIPTION_CHARS, MAX_INTENT_EXAMPLE_CHARS,
-    MAX_INTENT_EXAMPLES, MAX_INTENTS, MAX_KEYWORD_CHARS, MAX_KEYWORDS, MAX_PUBLIC_REPLIES,
-    MAX_QUICK_REPLIES, MAX_QUICK_REPLY_CHARS, MAX_RULES,
+    MAX_INTENT_EXAMPLES, MAX_INTENTS, MAX_KEYWORD_CHARS, MAX_KEYWORDS, MAX_LISTENED,
+    MAX_PAYLOAD_CHARS, MAX_PUBLIC_REPLIES, MAX_QUICK_REPLIES, MAX_QUICK_REPLY_CHARS, MAX_REF_CHARS,
+    MAX_RULES,
 };
 use igflow_tests::harness::Services;
 use sqlx::{AssertSqlSafe, PgPool};
@@ -23,6 +24,11 @@ const PUBLIC_REPLIES: &str =
     "insert into actions (campaign_id, kind, variants) values ($1, 'public_reply', $2)";
 const QUICK_REPLIES: &str = "insert into actions (campaign_id, kind, variants, quick_replies)
      values ($1, 'private_reply', '{Prices}', $2)";
+const PAYLOADS: &str = "update campaigns set trigger = 'postback', payloads = $2 where id = $1";
+const REFS: &str = "update campaigns set trigger = 'referral', refs = $2 where id = $1";
+const AD_IDS: &str = "update campaigns set trigger = 'referral', ad_ids = $2 where id = $1";
+/// Values only the trigger they belong to may carry.
+const PAYLOADS_ON_COMMENTS: &str = "update campaigns set payloads = $2 where id = $1";
 const COOLDOWN: &str =
     "update campaigns set cooldown_seconds = {n} where id = $1 and $2::text[] is not null";
 
@@ -210,6 +216,69 @@ async fn postgres_refuses_what_a_campaign_file_refuses() {
             0,
             vec![String::new()],
             Some("actions_quick_reply_titles_bound"),
+        ),
+        (
+            "most payloads, longest",
+            PAYLOADS,
+            0,
+            texts(MAX_LISTENED, MAX_PAYLOAD_CHARS),
+            None,
+        ),
+        (
+            "a payload too many",
+            PAYLOADS,
+            0,
+            texts(MAX_LISTENED + 1, 1),
+            Some("campaigns_payloads_bound"),
+        ),
+        (
+            "a payload too long",
+            PAYLOADS,
+            0,
+            texts(1, MAX_PAYLOAD_CHARS + 1),
+            Some("campaigns_payloads_bound"),
+        ),
+        (
+            "payloads on a comment campaign",
+            PAYLOADS_ON_COMMENTS,
+            0,
+            texts(1, 1),
+            Some("campaigns_payloads_bound"),
+        ),
+        (
+            "most refs, longest",
+            REFS,
+            0,
+            texts(MAX_LISTENED, MAX_REF_CHARS),
+            None,
+        ),
+        (
+            "a ref Meta would never send",
+            REFS,
+            0,
+            vec!["bio link".into()],
+            Some("campaigns_refs_bound"),
+        ),
+        (
+            "a ref too long",
+            REFS,
+            0,
+            texts(1, MAX_REF_CHARS + 1),
+            Some("campaigns_refs_bound"),
+        ),
+        (
+            "an ad id",
+            AD_IDS,
+            0,
+            vec!["120210000000000001".into()],
+            None,
+        ),
+        (
+            "an ad id that is not a number",
+            AD_IDS,
+            0,
+            vec!["ad-1".into()],
+            Some("campaigns_ad_ids_bound"),
         ),
         (
             "longest cooldown",

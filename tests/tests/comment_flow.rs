@@ -571,3 +571,97 @@ async fn an_account_row_the_worker_cannot_read_is_retried_not_paused() {
     .unwrap();
     worker.stop().await.unwrap();
 }
+
+/// The (step, outcome, detail) rows of one comment's actions.
+async fn actions_of(env: &TestEnv, comment: &str) -> Vec<(String, String, Option<String>)> {
+    sqlx::query_as(
+        "select step, outcome, detail from activity
+         where event_id = $1 and step <> 'decision' order by step",
+    )
+    .bind(format!("comment:{comment}"))
+    .fetch_all(env.store.pool())
+    .await
+    .expect("the comment's action rows")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_public_reply_follows_the_private_reply_unless_told_always() {
+    // Two campaigns with a one-hour cooldown, one of them posting its public reply always.
+    let yaml = format!(
+        "{}      - slug: giveaway
+        name: Giveaway
+        priority: 20
+        cooldown_seconds: 3600
+        rules:
+          - keywords: [giveaway]
+        actions:
+          private_reply: \"You're in!\"
+          public_replies: [\"Good luck! 🍀\"]
+          public_reply_when: always
+",
+        campaigns_yaml()
+    );
+    let (env, webhook, worker) = stepped_fleet(&yaml).await;
+    // The same person comments twice on each campaign.
+    let comments = [
+        CommentSpec::new("17900000000000601", "6601", "price?"),
+        CommentSpec::new("17900000000000602", "6601", "price again?"),
+        CommentSpec::new("17900000000000603", "6601", "giveaway"),
+        CommentSpec::new("17900000000000604", "6601", "giveaway!!"),
+    ];
+    for comment in &comments {
+        let body = comment_delivery(ACCOUNT, std::slice::from_ref(comment));
+        assert_eq!(env.post_signed(&webhook, &body).await.unwrap(), 200);
+        worker.finish(1, WAIT).await.unwrap();
+    }
+    let public_to = |comment: &str| {
+        env.graph
+            .accepted(
+                |k| matches!(k, CallKind::PublicReply { comment_id, .. } if comment_id == comment),
+            )
+            .len()
+    };
+    // First comments: both replies. Second: the cooldown holds the DM back, and "check your
+    // DMs" is not posted without one; the giveaway's public reply is posted all the same.
+    assert_eq!(
+        (
+            private_replies_to(&env, "17900000000000601"),
+            public_to("17900000000000601")
+        ),
+        (1, 1)
+    );
+    assert_eq!(
+        (
+            private_replies_to(&env, "17900000000000602"),
+            public_to("17900000000000602")
+        ),
+        (0, 0)
+    );
+    assert_eq!(
+        (
+            private_replies_to(&env, "17900000000000604"),
+            public_to("17900000000000604")
+        ),
+        (0, 1)
+    );
+    let held = actions_of(&env, "17900000000000602").await;
+    assert_eq!(
+        held.iter()
+            .map(|(step, outcome, _)| (step.as_str(), outcome.as_str()))
+            .collect::<Vec<_>>(),
+        [("private_reply", "skipped"), ("public_reply", "skipped")]
+    );
+    assert_eq!(
+        held[1].2.as_deref(),
+        Some(
+            "not posted: the private reply was skipped and the public reply follows it (public_reply_when: private_reply_sent)"
+        )
+    );
+
+    // Meta redelivers the held-back comment: still nothing, and the rows stand.
+    let again = comment_delivery(ACCOUNT, &comments[1..2]);
+    assert_eq!(env.post_signed(&webhook, &again).await.unwrap(), 200);
+    worker.finish(1, WAIT).await.unwrap();
+    assert_eq!(public_to("17900000000000602"), 0);
+    assert_eq!(actions_of(&env, "17900000000000602").await, held);
+}

@@ -76,7 +76,8 @@ fn a_campaign(slug: &str, keyword: &str) -> Value {
                     "fold_accents": true, "stretch": false }],
         "intents": [],
         "actions": { "private_reply": "Hi {username}! 30% off: https://shop.example/bf",
-                     "public_replies": ["Check your DMs"], "dm": null, "quick_replies": [] },
+                     "public_replies": ["Check your DMs"], "dm": null, "quick_replies": [],
+                     "public_reply_when": "private_reply_sent" },
     })
 }
 
@@ -287,6 +288,7 @@ async fn campaigns_are_checked_by_field_file_ones_are_read_only_and_viewers_only
     edited["cooldown_seconds"] = json!(3600);
     edited["media_ids"] = json!(["18000000000000001"]);
     edited["ends_at"] = json!("2026-12-01T00:00:00Z");
+    edited["actions"]["public_reply_when"] = json!("always");
     let (status, updated) = w
         .call(
             Method::PUT,
@@ -304,7 +306,8 @@ async fn campaigns_are_checked_by_field_file_ones_are_read_only_and_viewers_only
     referral["refs"] = json!(["bio", "story-link"]);
     referral["ad_ids"] = json!(["120210000000000001"]);
     referral["actions"] = json!({ "private_reply": null, "public_replies": [],
-                                  "dm": "Welcome!", "quick_replies": [] });
+                                  "dm": "Welcome!", "quick_replies": [],
+                                  "public_reply_when": "private_reply_sent" });
     let (status, updated) = w
         .call(
             Method::PUT,

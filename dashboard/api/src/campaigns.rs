@@ -52,6 +52,7 @@ struct CampaignRow {
     payloads: Vec<String>,
     refs: Vec<String>,
     ad_ids: Vec<String>,
+    public_reply_when: String,
     starts_at_ms: Option<i64>,
     ends_at_ms: Option<i64>,
     managed_by: String,
@@ -90,7 +91,7 @@ async fn load(
 ) -> Result<Vec<CampaignView>, ApiError> {
     let sql = format!(
         "select id, tenant_id, account_id, slug, name, trigger, status, priority, cooldown_seconds,
-                media_ids, payloads, refs, ad_ids,
+                media_ids, payloads, refs, ad_ids, public_reply_when,
                 (extract(epoch from starts_at) * 1000)::bigint as starts_at_ms,
                 (extract(epoch from ends_at) * 1000)::bigint as ends_at_ms, managed_by, source,
                 to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as updated_at
@@ -113,6 +114,7 @@ async fn load(
                 public_replies: Vec::new(),
                 dm: None,
                 quick_replies: Vec::new(),
+                public_reply_when: stored(&r.public_reply_when)?,
             };
             for a in actions.iter().filter(|a| a.campaign_id == r.id) {
                 match a.kind.as_str() {
@@ -262,9 +264,9 @@ pub async fn create(
     let insert = sqlx::query_scalar(
         "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status,
                                 priority, cooldown_seconds, starts_at, ends_at, payloads, refs,
-                                ad_ids)
+                                ad_ids, public_reply_when)
          select a.tenant_id, a.id, $2, $3, $4, $5, $6, $7, $8, $9::timestamptz, $10::timestamptz,
-                $11, $12, $13
+                $11, $12, $13, $14
          from ig_accounts a where a.id = $1
          returning id",
     )
@@ -324,6 +326,7 @@ pub async fn update(
         "update campaigns set slug = $2, name = $3, trigger = $4, media_ids = $5, status = $6,
                 priority = $7, cooldown_seconds = $8, starts_at = $9::timestamptz,
                 ends_at = $10::timestamptz, payloads = $11, refs = $12, ad_ids = $13,
+                public_reply_when = $14,
                 updated_at = now()
          where id = $1 returning id",
     )

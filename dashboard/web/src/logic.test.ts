@@ -51,13 +51,18 @@ describe("campaign form", () => {
     expect(spec.rules).toEqual([]);
     expect(spec.refs).toEqual(["bio", "story-link"]);
     expect(spec.ad_ids).toEqual(["120210000000000001"]);
-    expect(spec.actions).toEqual({ private_reply: null, public_replies: [], dm: "Welcome!", quick_replies: [] });
+    expect(spec.actions).toEqual({ private_reply: null, public_replies: [], dm: "Welcome!", quick_replies: [], public_reply_when: "private_reply_sent" });
     expect(specFromForm(formFromSpec(spec))).toEqual(spec);
     // A story reply campaign without keywords answers every reply; with them, only those.
     const story = specFromForm({ ...emptyForm, name: "Story", trigger: "story_reply", keywords: "", dm: "Thanks" });
     expect(story.rules).toEqual([]);
     expect(specFromForm({ ...emptyForm, name: "Story", trigger: "story_reply", keywords: "win", dm: "Thanks" }).rules[0].keywords).toEqual(["win"]);
     expect(shows("postback", "payloads")).toBe(true);
+    // Comments may post their public reply whatever became of the DM; the default waits for it.
+    expect(specFromForm({ ...emptyForm, name: "C", keywords: "x" }).actions.public_reply_when).toBe("private_reply_sent");
+    const always = specFromForm({ ...emptyForm, name: "C", keywords: "x", publicFollowsPrivate: false });
+    expect(always.actions.public_reply_when).toBe("always");
+    expect(formFromSpec(always).publicFollowsPrivate).toBe(false);
     expect(shows("comment", "dm")).toBe(false);
   });
 

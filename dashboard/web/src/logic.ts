@@ -48,6 +48,7 @@ export interface CampaignSpec {
     public_replies: string[];
     dm: string | null;
     quick_replies: string[];
+    public_reply_when: "private_reply_sent" | "always";
   };
 }
 
@@ -61,6 +62,8 @@ export interface CampaignForm {
   exclude: string;
   privateReply: string;
   publicReplies: string;
+  /** Post the public reply only once the private reply went out. */
+  publicFollowsPrivate: boolean;
   dm: string;
   quickReplies: string;
   mediaIds: string;
@@ -80,6 +83,7 @@ export const emptyForm: CampaignForm = {
   exclude: "",
   privateReply: "Hi @{username}! Here you go: ",
   publicReplies: "Sent you a DM 📩",
+  publicFollowsPrivate: true,
   dm: "",
   quickReplies: "",
   mediaIds: "",
@@ -137,6 +141,7 @@ export function specFromForm(form: CampaignForm, status: CampaignSpec["status"] 
       public_replies: used("publicReplies", form.publicReplies, /\n/),
       dm: text("dm", form.dm),
       quick_replies: list(form.quickReplies),
+      public_reply_when: form.publicFollowsPrivate || form.trigger !== "comment" ? "private_reply_sent" : "always",
     },
   };
 }
@@ -152,6 +157,7 @@ export function formFromSpec(spec: CampaignSpec): CampaignForm {
     exclude: (rule?.exclude ?? []).join(", "),
     privateReply: spec.actions.private_reply ?? "",
     publicReplies: spec.actions.public_replies.join("\n"),
+    publicFollowsPrivate: spec.actions.public_reply_when !== "always",
     dm: spec.actions.dm ?? "",
     quickReplies: spec.actions.quick_replies.join(", "),
     mediaIds: spec.media_ids.join(", "),
@@ -197,7 +203,7 @@ export function inputFor(field: string): keyof CampaignForm | "general" {
     [/^rules\[\d+\]\.exclude/, "exclude"],
     [/^rules/, "keywords"],
     [/^actions\.private_reply/, "privateReply"],
-    [/^actions\.public_replies/, "publicReplies"],
+    [/^actions\.public_repl/, "publicReplies"],
     [/^actions\.quick_replies/, "quickReplies"],
     [/^actions\.dm/, "dm"],
     [/^media_ids/, "mediaIds"],

@@ -26,6 +26,23 @@ struct Acting<'a> {
     token: &'a SecretString,
 }
 
+/// One action's end, for `execute` and the actions after it.
+struct Acted {
+    next: Next,
+    /// How it ended, where it did.
+    outcome: Option<ActionOutcome>,
+}
+
+impl Acted {
+    /// Not ended: the event comes back for it (or the account was paused).
+    fn pending(next: Next) -> Self {
+        Self {
+            next,
+            outcome: None,
+        }
+    }
+}
+
 impl Pipeline {
     /// A permanent failure of one action does not stop the others; a retryable or unresolved
     /// one retries the event later, where the actions already done are skipped.
@@ -46,28 +63,53 @@ impl Pipeline {
             token: &token,
         };
         let mut unresolved = None;
+        // What became of the private reply, when the public reply follows it.
+        let mut private_reply = None;
         for action in &plan.actions {
-            match self.act(&acting, action).await? {
+            let follows = action.kind == ActionKind::PublicReply && plan.public_follows_private;
+            // The private reply's outcome is still unknown: the public reply waits for it.
+            if follows && unresolved.is_some() {
+                continue;
+            }
+            let held_back = private_reply
+                .filter(|o: &ActionOutcome| follows && !o.went_out())
+                .map(|o| {
+                    format!(
+                        "not posted: the private reply was {} and the public reply follows it (public_reply_when: private_reply_sent)",
+                        o.as_str()
+                    )
+                });
+            let acted = self.act(&acting, action, held_back).await?;
+            match acted.next {
                 Next::Continue => {}
                 // Resolved on a later attempt (read back, or re-sent where Meta dedupes);
                 // the other actions go on meanwhile.
                 retry @ Next::Retry { .. } => unresolved = Some(retry),
                 next => return Ok(next),
             }
+            if action.kind == ActionKind::PrivateReply {
+                private_reply = acted.outcome;
+            }
         }
         Ok(unresolved.unwrap_or(Next::Done))
     }
 
-    /// One action to its end: `Continue` when it is (sent, done before, given up), `Retry`
-    /// when its outcome is still unknown, `Defer` when it waits for a rate slot.
+    /// One action to its end: `Continue` when it is (sent, done before, held back, given up),
+    /// `Retry` when its outcome is still unknown, `Defer` when it waits for a rate slot.
+    /// `held_back` records it as skipped, for that reason, instead of sending it.
     #[tracing::instrument(skip_all, fields(action = action.kind.as_str()))]
-    async fn act(&self, a: &Acting<'_>, action: &PlannedAction) -> Result<Next, Failure> {
+    async fn act(
+        &self,
+        a: &Acting<'_>,
+        action: &PlannedAction,
+        held_back: Option<String>,
+    ) -> Result<Acted, Failure> {
         // Another event may have paused the account since this one was loaded (Meta refused
         // its token): no more calls with it. The cache answers at once while it is active.
         if let Some(account) = self.accounts.account(&a.cx.envelope.account_id).await?
             && let Some(parked) = self.park_unless_active(a.cx.envelope, &account).await?
         {
-            return Ok(parked);
+            return Ok(Acted::pending(parked));
         }
         let lease = self.action_lease();
         let claim = self
@@ -75,7 +117,12 @@ impl Pipeline {
             .claim_action(a.record, action.kind, action.variant, lease)
             .await?;
         let attempt = match claim {
-            ActionClaim::Done => return Ok(Next::Continue),
+            ActionClaim::Done { outcome } => {
+                return Ok(Acted {
+                    next: Next::Continue,
+                    outcome,
+                });
+            }
             // Another worker may be sending it right now: resolving it here could send
             // it a second time. Come back once its lease has run out.
             ActionClaim::Busy { retry_in } => {
@@ -90,11 +137,18 @@ impl Pipeline {
                     reason: format!("another worker is sending its {}", action.kind),
                 });
             }
+            ActionClaim::Fresh if let Some(why) = held_back => {
+                Attempt::held(ActionOutcome::Skipped, why)
+            }
             ActionClaim::Fresh => match self.guard(a.cx, a.record, a.plan, action).await? {
                 Next::Continue => self.first_attempt(a, action).await?,
                 Next::Drop(Dropped::Held { outcome, detail }) => Attempt::held(outcome, detail),
-                Next::Defer(wait) => return self.defer(a.record, action.kind, wait).await,
-                next => return Ok(next),
+                Next::Defer(wait) => {
+                    return Ok(Acted::pending(
+                        self.defer(a.record, action.kind, wait).await?,
+                    ));
+                }
+                next => return Ok(Acted::pending(next)),
             },
             ActionClaim::Unresolved { attempted_at_ms } => {
                 Stats::add(&self.stats.uncertain);
@@ -170,7 +224,7 @@ impl Pipeline {
         a: &Acting<'_>,
         action: &PlannedAction,
         attempt: Attempt,
-    ) -> Result<Next, Failure> {
+    ) -> Result<Acted, Failure> {
         if !self
             .store
             .finish_action(a.record, action.kind, &attempt.record)
@@ -188,14 +242,18 @@ impl Pipeline {
         if outcome == ActionOutcome::Sent && attempt.record.response_id.is_some() {
             self.count_sent(a.cx, action.kind);
         }
-        match attempt.failure {
-            None | Some(Failure::Permanent { .. }) => Ok(Next::Continue),
-            Some(Failure::Ambiguous { reason }) => Ok(Next::Retry {
+        let next = match attempt.failure {
+            None | Some(Failure::Permanent { .. }) => Next::Continue,
+            Some(Failure::Ambiguous { reason }) => Next::Retry {
                 after: None,
                 reason: format!("action outcome still unknown: {reason}"),
-            }),
-            Some(f @ (Failure::Retryable { .. } | Failure::Account { .. })) => Err(f),
-        }
+            },
+            Some(f @ (Failure::Retryable { .. } | Failure::Account { .. })) => return Err(f),
+        };
+        Ok(Acted {
+            next,
+            outcome: Some(outcome),
+        })
     }
 
     fn count_sent(&self, cx: &Context<'_>, kind: ActionKind) {

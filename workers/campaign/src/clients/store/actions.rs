@@ -21,8 +21,9 @@ pub enum ActionClaim {
     /// Another attempt is calling Meta for it (or resolving it) under a live lease: this copy
     /// must neither send nor resolve it, but come back once the lease has run out.
     Busy { retry_in: Duration },
-    /// It ended for good: sent, done according to Meta, or failed.
-    Done,
+    /// It ended for good: sent, done according to Meta, held back or failed (the outcome,
+    /// when it is one this worker knows).
+    Done { outcome: Option<ActionOutcome> },
 }
 
 /// How an action attempt ended, as `activity.outcome` records it.
@@ -55,6 +56,25 @@ impl ActionOutcome {
             Self::Dropped => "dropped",
             Self::Skipped => "skipped",
         }
+    }
+
+    fn from_stored(text: &str) -> Option<Self> {
+        [
+            Self::Sent,
+            Self::AlreadyDone,
+            Self::Failed,
+            Self::Uncertain,
+            Self::Retry,
+            Self::Dropped,
+            Self::Skipped,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == text)
+    }
+
+    /// Whether the person got it (now, or from an earlier attempt Meta remembers).
+    pub fn went_out(self) -> bool {
+        matches!(self, Self::Sent | Self::AlreadyDone)
     }
 }
 
@@ -104,21 +124,24 @@ impl Store {
         if let Some(attempted_at_ms) = self.claim_unresolved(d, kind, lease).await? {
             return Ok(ActionClaim::Unresolved { attempted_at_ms });
         }
-        let leased: Option<f64> = sqlx::query_scalar(
-            "select greatest(extract(epoch from lease_until - now()), 0)::float8 from activity
-             where ig_user_id = $1 and event_id = $2 and step = $3
-               and outcome in ('pending', 'uncertain')",
+        let row: Option<(String, Option<f64>)> = sqlx::query_as(
+            "select outcome, case when outcome in ('pending', 'uncertain')
+                                  then greatest(extract(epoch from lease_until - now()), 0)::float8 end
+             from activity where ig_user_id = $1 and event_id = $2 and step = $3",
         )
         .bind(d.ig_user_id)
         .bind(d.event_id)
         .bind(kind.as_str())
         .fetch_optional(&self.pool)
         .await?;
-        Ok(match leased {
-            Some(secs) => ActionClaim::Busy {
+        Ok(match row {
+            Some((_, Some(secs))) => ActionClaim::Busy {
                 retry_in: Duration::try_from_secs_f64(secs).unwrap_or(lease),
             },
-            None => ActionClaim::Done,
+            Some((outcome, None)) => ActionClaim::Done {
+                outcome: ActionOutcome::from_stored(&outcome),
+            },
+            None => ActionClaim::Done { outcome: None },
         })
     }
 

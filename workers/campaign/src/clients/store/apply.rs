@@ -134,14 +134,15 @@ async fn upsert_campaign(
     source: &str,
 ) -> Result<(), sqlx::Error> {
     let insert = sqlx::query_scalar(
-        "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status, priority, cooldown_seconds, starts_at, ends_at, payloads, refs, ad_ids, managed_by, source)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11::timestamptz, $12, $13, $14, 'file', $15)
+        "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status, priority, cooldown_seconds, starts_at, ends_at, payloads, refs, ad_ids, public_reply_when, managed_by, source)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11::timestamptz, $12, $13, $14, $15, 'file', $16)
          on conflict (account_id, slug) do update set
            source = excluded.source, name = excluded.name, trigger = excluded.trigger, media_ids = excluded.media_ids,
            status = excluded.status, priority = excluded.priority,
            cooldown_seconds = excluded.cooldown_seconds, starts_at = excluded.starts_at,
            ends_at = excluded.ends_at, payloads = excluded.payloads, refs = excluded.refs,
-           ad_ids = excluded.ad_ids, updated_at = now()
+           ad_ids = excluded.ad_ids, public_reply_when = excluded.public_reply_when,
+           updated_at = now()
          returning id",
     )
     .bind(tenant_id)
@@ -155,8 +156,8 @@ async fn upsert_campaign(
 
 /// Binds a campaign's own columns in the order every campaign write lists them, after the
 /// parameters already bound: slug, name, trigger, media_ids, status, priority,
-/// cooldown_seconds, starts_at, ends_at, payloads, refs, ad_ids. `apply` and the dashboard
-/// both write through this.
+/// cooldown_seconds, starts_at, ends_at, payloads, refs, ad_ids, public_reply_when. `apply`
+/// and the dashboard both write through this.
 pub fn bind_campaign_columns<'q, O>(
     query: QueryScalar<'q, Postgres, O, PgArguments>,
     c: &'q CampaignSpec,
@@ -175,6 +176,7 @@ pub fn bind_campaign_columns<'q, O>(
         .bind(&c.payloads)
         .bind(&c.refs)
         .bind(&c.ad_ids)
+        .bind(c.actions.public_reply_when.as_str())
 }
 
 /// Replaces a campaign's rules, intents and actions with the spec's: they belong to the

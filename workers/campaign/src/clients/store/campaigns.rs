@@ -20,6 +20,7 @@ struct CampaignRow {
     payloads: Vec<String>,
     refs: Vec<String>,
     ad_ids: Vec<String>,
+    public_reply_when: String,
     cooldown_seconds: i32,
     starts_at_ms: Option<i64>,
     ends_at_ms: Option<i64>,
@@ -105,7 +106,8 @@ impl Store {
     #[tracing::instrument(name = "store.active_campaigns", level = "debug", skip_all, fields(account_id = %account_id))]
     pub async fn active_campaigns(&self, account_id: Uuid) -> Result<Vec<Campaign>, StoreError> {
         let campaigns: Vec<CampaignRow> = sqlx::query_as(
-            "select id, slug, trigger, priority, media_ids, payloads, refs, ad_ids, cooldown_seconds,
+            "select id, slug, trigger, priority, media_ids, payloads, refs, ad_ids,
+                    public_reply_when, cooldown_seconds,
                     (extract(epoch from starts_at) * 1000)::bigint as starts_at_ms,
                     (extract(epoch from ends_at) * 1000)::bigint as ends_at_ms
              from campaigns where account_id = $1 and status = 'active'",
@@ -203,7 +205,10 @@ impl CampaignRow {
             cooldown: Duration::from_secs(u64::try_from(self.cooldown_seconds).unwrap_or(0)),
             rules: parts.rules.remove(&self.id).unwrap_or_default(),
             intents: parts.intents.remove(&self.id).unwrap_or_default(),
-            actions: parts.actions.remove(&self.id).unwrap_or_default(),
+            actions: Actions {
+                public_reply_when: self.public_reply_when.parse().map_err(&bad)?,
+                ..parts.actions.remove(&self.id).unwrap_or_default()
+            },
         })
     }
 }
