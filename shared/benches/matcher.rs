@@ -25,6 +25,7 @@ fn campaign(slug: &str, keywords: &[&str]) -> Campaign {
         ad_ids: vec![],
         schedule: Schedule::default(),
         cooldown: Duration::ZERO,
+        shadow: false,
         rules: vec![Rule {
             mode: MatchMode::WholeWord,
             require: Require::Any,

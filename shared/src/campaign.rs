@@ -245,6 +245,8 @@ pub struct Campaign {
     pub ad_ids: Vec<String>,
     pub schedule: Schedule,
     pub cooldown: Duration,
+    /// Decides and records as if live, but sends nothing and spends no rate budget.
+    pub shadow: bool,
     pub rules: Vec<Rule>,
     /// Asked of the model only when no rule matches; empty means keywords only.
     pub intents: Vec<Intent>,

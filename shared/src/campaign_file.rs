@@ -120,6 +120,10 @@ pub struct CampaignSpec {
     /// The same person gets at most one automated DM per campaign in this time.
     #[serde(default)]
     pub cooldown_seconds: u32,
+    /// Shadow mode: decide and record what would be sent (windows and cooldowns included),
+    /// send nothing, spend no rate budget.
+    #[serde(default)]
+    pub shadow: bool,
     /// Posts and reels (trigger `comment`) or stories (trigger `story_reply`) the campaign
     /// listens on; empty means all of them.
     #[serde(default)]
@@ -214,6 +218,7 @@ impl CampaignSpec {
             ad_ids: self.ad_ids.clone(),
             schedule: self.schedule(),
             cooldown: self.cooldown(),
+            shadow: self.shadow,
             rules: self.rules(),
             intents: self.intents(),
             actions: self.actions(),

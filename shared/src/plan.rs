@@ -82,6 +82,8 @@ pub struct Plan {
     pub actions: Vec<PlannedAction>,
     /// The public reply is posted only if the private reply went out.
     pub public_follows_private: bool,
+    /// Record what would be sent; send nothing.
+    pub shadow: bool,
 }
 
 /// A direct message that is nothing but a stop or start word, as with SMS short codes:
@@ -383,6 +385,7 @@ fn plan(event_id: &EventId, campaign: &Campaign, matched_by: MatchedBy, vars: Va
         actions,
         public_follows_private: campaign.actions.private_reply.is_some()
             && campaign.actions.public_reply_when == PublicReplyWhen::PrivateReplySent,
+        shadow: campaign.shadow,
     }
 }
 
@@ -422,6 +425,7 @@ mod tests {
             ad_ids: vec![],
             schedule: Schedule::default(),
             cooldown: Duration::ZERO,
+            shadow: false,
             rules: vec![Rule {
                 mode: MatchMode::WholeWord,
                 require: Require::Any,

@@ -70,7 +70,7 @@ async fn world() -> World {
 fn a_campaign(slug: &str, keyword: &str) -> Value {
     json!({
         "slug": slug, "name": "Black Friday", "trigger": "comment", "status": "active",
-        "priority": 50, "cooldown_seconds": 0, "media_ids": [], "payloads": [], "refs": [],
+        "priority": 50, "cooldown_seconds": 0, "shadow": false, "media_ids": [], "payloads": [], "refs": [],
         "ad_ids": [], "starts_at": null, "ends_at": null,
         "rules": [{ "keywords": [keyword], "match": "whole_word", "require": "any", "exclude": [],
                     "fold_accents": true, "stretch": false }],
@@ -289,6 +289,7 @@ async fn campaigns_are_checked_by_field_file_ones_are_read_only_and_viewers_only
     edited["media_ids"] = json!(["18000000000000001"]);
     edited["ends_at"] = json!("2026-12-01T00:00:00Z");
     edited["actions"]["public_reply_when"] = json!("always");
+    edited["shadow"] = json!(true);
     let (status, updated) = w
         .call(
             Method::PUT,

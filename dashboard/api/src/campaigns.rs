@@ -53,6 +53,7 @@ struct CampaignRow {
     refs: Vec<String>,
     ad_ids: Vec<String>,
     public_reply_when: String,
+    shadow: bool,
     starts_at_ms: Option<i64>,
     ends_at_ms: Option<i64>,
     managed_by: String,
@@ -91,7 +92,7 @@ async fn load(
 ) -> Result<Vec<CampaignView>, ApiError> {
     let sql = format!(
         "select id, tenant_id, account_id, slug, name, trigger, status, priority, cooldown_seconds,
-                media_ids, payloads, refs, ad_ids, public_reply_when,
+                media_ids, payloads, refs, ad_ids, public_reply_when, shadow,
                 (extract(epoch from starts_at) * 1000)::bigint as starts_at_ms,
                 (extract(epoch from ends_at) * 1000)::bigint as ends_at_ms, managed_by, source,
                 to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as updated_at
@@ -133,6 +134,7 @@ async fn load(
                 status: stored::<CampaignStatus>(&r.status)?,
                 priority: r.priority,
                 cooldown_seconds: u32::try_from(r.cooldown_seconds).unwrap_or(0),
+                shadow: r.shadow,
                 media_ids: r
                     .media_ids
                     .into_iter()
@@ -264,9 +266,9 @@ pub async fn create(
     let insert = sqlx::query_scalar(
         "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status,
                                 priority, cooldown_seconds, starts_at, ends_at, payloads, refs,
-                                ad_ids, public_reply_when)
+                                ad_ids, public_reply_when, shadow)
          select a.tenant_id, a.id, $2, $3, $4, $5, $6, $7, $8, $9::timestamptz, $10::timestamptz,
-                $11, $12, $13, $14
+                $11, $12, $13, $14, $15
          from ig_accounts a where a.id = $1
          returning id",
     )
@@ -326,7 +328,7 @@ pub async fn update(
         "update campaigns set slug = $2, name = $3, trigger = $4, media_ids = $5, status = $6,
                 priority = $7, cooldown_seconds = $8, starts_at = $9::timestamptz,
                 ends_at = $10::timestamptz, payloads = $11, refs = $12, ad_ids = $13,
-                public_reply_when = $14,
+                public_reply_when = $14, shadow = $15,
                 updated_at = now()
          where id = $1 returning id",
     )

@@ -378,6 +378,7 @@ function CampaignPage({ id, workspace, accounts, campaigns, reload, refresh }: {
               <Field label="Priority" errors={byInput.priority}><input name="priority" value={form.priority} onChange={set("priority")} /></Field>
               <Field label="One DM per person every (hours)" errors={byInput.cooldownHours}><input name="cooldownHours" value={form.cooldownHours} onChange={set("cooldownHours")} /></Field>
             </div>
+            <label className="check"><input type="checkbox" name="shadow" checked={form.shadow} onChange={(e) => setForm({ ...form, shadow: e.target.checked })} /> Shadow mode: record what would be sent, send nothing</label>
             {byInput.general?.map((m) => <Notice tone="error" key={m}>{m}</Notice>)}
             {!readOnly && <button className="primary" type="submit">{existing ? "Save changes" : "Create campaign"}</button>}
           </fieldset>

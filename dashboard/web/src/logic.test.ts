@@ -63,6 +63,9 @@ describe("campaign form", () => {
     const always = specFromForm({ ...emptyForm, name: "C", keywords: "x", publicFollowsPrivate: false });
     expect(always.actions.public_reply_when).toBe("always");
     expect(formFromSpec(always).publicFollowsPrivate).toBe(false);
+    const shadow = specFromForm({ ...emptyForm, name: "C", keywords: "x", shadow: true });
+    expect(shadow.shadow).toBe(true);
+    expect(formFromSpec(shadow).shadow).toBe(true);
     expect(shows("comment", "dm")).toBe(false);
   });
 
@@ -124,6 +127,11 @@ describe("live feed", () => {
     });
     expect(skipped.tone).toBe("bad");
     expect(skipped.reason).toContain("cooldown");
+    const shadow = describeEntry({
+      id: 3, at: "", ig_user_id: "1", event_kind: "comment", step: "private_reply", outcome: "shadow",
+      detail: "shadow mode, not sent: Hi!", campaign_slug: "trial", contact_igsid: "9", contact_username: null, excerpt: null,
+    });
+    expect(shadow).toMatchObject({ title: "private reply not sent (shadow) · trial", tone: "neutral" });
   });
 });
 

@@ -28,6 +28,7 @@ export interface CampaignSpec {
   status: "active" | "paused" | "archived";
   priority: number;
   cooldown_seconds: number;
+  shadow: boolean;
   media_ids: string[];
   payloads: string[];
   refs: string[];
@@ -72,6 +73,8 @@ export interface CampaignForm {
   adIds: string;
   priority: string;
   cooldownHours: string;
+  /** Record what would be sent; send nothing. */
+  shadow: boolean;
 }
 
 export const emptyForm: CampaignForm = {
@@ -92,6 +95,7 @@ export const emptyForm: CampaignForm = {
   adIds: "",
   priority: "0",
   cooldownHours: "24",
+  shadow: false,
 };
 
 const list = (text: string, sep: RegExp = /,/): string[] =>
@@ -124,6 +128,7 @@ export function specFromForm(form: CampaignForm, status: CampaignSpec["status"] 
     status,
     priority: Number.parseInt(form.priority, 10) || 0,
     cooldown_seconds: Number.isFinite(hours) && hours > 0 ? Math.round(hours * 3600) : 0,
+    shadow: form.shadow,
     media_ids: used("mediaIds", form.mediaIds),
     payloads: used("payloads", form.payloads),
     refs: used("refs", form.refs),
@@ -166,6 +171,7 @@ export function formFromSpec(spec: CampaignSpec): CampaignForm {
     adIds: (spec.ad_ids ?? []).join(", "),
     priority: String(spec.priority),
     cooldownHours: String(spec.cooldown_seconds / 3600),
+    shadow: spec.shadow ?? false,
   };
 }
 
@@ -311,6 +317,7 @@ export function describeEntry(e: FeedEntry): { title: string; reason: string; to
     const tone = e.outcome === "matched" ? "good" : "neutral";
     return { title: `${e.event_kind} ${e.outcome.replace(/_/g, " ")}${campaign}`, reason: e.detail ?? "", tone };
   }
+  if (e.outcome === "shadow") return { title: `${step} not sent (shadow)${campaign}`, reason: e.detail ?? "", tone: "neutral" };
   const tone = e.outcome === "sent" || e.outcome === "already_done" ? "good" : e.outcome === "pending" || e.outcome === "claimed" ? "neutral" : "bad";
   return { title: `${step} ${e.outcome.replace(/_/g, " ")}${campaign}`, reason: e.detail ?? "", tone };
 }

@@ -141,6 +141,10 @@ impl Pipeline {
                 Attempt::held(ActionOutcome::Skipped, why)
             }
             ActionClaim::Fresh => match self.guard(a.cx, a.record, a.plan, action).await? {
+                Next::Continue if a.plan.shadow => Attempt::held(
+                    ActionOutcome::Shadow,
+                    format!("shadow mode, not sent: {}", action.text),
+                ),
                 Next::Continue => self.first_attempt(a, action).await?,
                 Next::Drop(Dropped::Held { outcome, detail }) => Attempt::held(outcome, detail),
                 Next::Defer(wait) => {

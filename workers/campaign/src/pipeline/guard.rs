@@ -1,5 +1,6 @@
 //! Stage 8, guard: Meta's rules and the campaign's before an action's first attempt: the
-//! messaging window, the contact's cooldown, and the account's rate budgets (a short wait is
+//! messaging window, the contact's cooldown, and (unless the campaign is in shadow mode and
+//! sends nothing) the account's rate budgets (a short wait is
 //! taken here; a long one defers the event to the moment its booked slot comes). Touches
 //! Redis (budgets; the cooldown also reads Postgres, see `cooldown`).
 
@@ -117,6 +118,10 @@ impl Pipeline {
                 ActionOutcome::Skipped,
                 "the contact got a DM from this campaign within its cooldown".into(),
             ));
+        }
+        // Nothing will be sent: no rate slot is taken from the live campaigns.
+        if plan.shadow {
+            return Ok(Next::Continue);
         }
         let wait = self
             .reserve(cx, action, window.map(|(closes, _)| closes))

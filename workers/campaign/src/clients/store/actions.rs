@@ -43,6 +43,8 @@ pub enum ActionOutcome {
     Dropped,
     /// The campaign's rules held it back (the contact's cooldown).
     Skipped,
+    /// A shadow campaign's: it would have been sent, and was not.
+    Shadow,
 }
 
 impl ActionOutcome {
@@ -55,6 +57,7 @@ impl ActionOutcome {
             Self::Retry => "retry",
             Self::Dropped => "dropped",
             Self::Skipped => "skipped",
+            Self::Shadow => "shadow",
         }
     }
 
@@ -67,14 +70,16 @@ impl ActionOutcome {
             Self::Retry,
             Self::Dropped,
             Self::Skipped,
+            Self::Shadow,
         ]
         .into_iter()
         .find(|o| o.as_str() == text)
     }
 
-    /// Whether the person got it (now, or from an earlier attempt Meta remembers).
+    /// Whether the person got it (now, or from an earlier attempt Meta remembers), or would
+    /// have in shadow mode.
     pub fn went_out(self) -> bool {
-        matches!(self, Self::Sent | Self::AlreadyDone)
+        matches!(self, Self::Sent | Self::AlreadyDone | Self::Shadow)
     }
 }
 
@@ -298,7 +303,7 @@ impl Store {
             "select exists (select 1 from activity
                where campaign_id = $1 and contact_igsid = $2 and event_id <> $3
                  and step in ('private_reply', 'dm')
-                 and outcome in ('sent', 'already_done', 'pending', 'uncertain')
+                 and outcome in ('sent', 'already_done', 'pending', 'uncertain', 'shadow')
                  and updated_at > now() - make_interval(secs => $4))",
         )
         .bind(campaign_id)

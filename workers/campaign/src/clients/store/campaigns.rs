@@ -21,6 +21,7 @@ struct CampaignRow {
     refs: Vec<String>,
     ad_ids: Vec<String>,
     public_reply_when: String,
+    shadow: bool,
     cooldown_seconds: i32,
     starts_at_ms: Option<i64>,
     ends_at_ms: Option<i64>,
@@ -107,7 +108,7 @@ impl Store {
     pub async fn active_campaigns(&self, account_id: Uuid) -> Result<Vec<Campaign>, StoreError> {
         let campaigns: Vec<CampaignRow> = sqlx::query_as(
             "select id, slug, trigger, priority, media_ids, payloads, refs, ad_ids,
-                    public_reply_when, cooldown_seconds,
+                    public_reply_when, shadow, cooldown_seconds,
                     (extract(epoch from starts_at) * 1000)::bigint as starts_at_ms,
                     (extract(epoch from ends_at) * 1000)::bigint as ends_at_ms
              from campaigns where account_id = $1 and status = 'active'",
@@ -203,6 +204,7 @@ impl CampaignRow {
                 ends_at_ms: self.ends_at_ms,
             },
             cooldown: Duration::from_secs(u64::try_from(self.cooldown_seconds).unwrap_or(0)),
+            shadow: self.shadow,
             rules: parts.rules.remove(&self.id).unwrap_or_default(),
             intents: parts.intents.remove(&self.id).unwrap_or_default(),
             actions: Actions {
