@@ -36,7 +36,7 @@ fn campaign(slug: &str, keywords: &[&str]) -> Campaign {
         }],
         intents: vec![],
         actions: Actions {
-            private_reply: Some("dm".into()),
+            private_reply: vec!["dm".into()],
             ..Actions::default()
         },
     }

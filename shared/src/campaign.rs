@@ -219,11 +219,13 @@ impl Schedule {
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Actions {
-    pub private_reply: Option<String>,
+    /// Variants: one is chosen per comment, recorded on the action so results compare them.
+    pub private_reply: Vec<String>,
     /// One is chosen per comment, so that replies do not all look the same.
     pub public_replies: Vec<String>,
-    /// The answer to a direct message, in the same thread (message-triggered campaigns).
-    pub dm: Option<String>,
+    /// The answer to a direct message, in the same thread (messaging triggers); variants as
+    /// for the private reply.
+    pub dm: Vec<String>,
     /// Buttons under the private reply or DM; a tap comes back as a message with the title.
     pub quick_replies: Vec<String>,
     pub public_reply_when: PublicReplyWhen,

@@ -43,6 +43,8 @@ pub const MAX_INTENT_DESCRIPTION_CHARS: usize = 500;
 pub const MAX_INTENT_EXAMPLES: usize = 10;
 pub const MAX_INTENT_EXAMPLE_CHARS: usize = 300;
 pub const MAX_PUBLIC_REPLIES: usize = 20;
+/// Variants of a private reply or DM.
+pub const MAX_TEXT_VARIANTS: usize = 20;
 /// Per campaign, for its payloads, refs and ad ids each.
 pub const MAX_LISTENED: usize = 20;
 /// Meta's limit for a button's payload.
@@ -235,9 +237,9 @@ impl CampaignSpec {
 
     pub fn actions(&self) -> Actions {
         Actions {
-            private_reply: self.actions.private_reply.clone(),
+            private_reply: self.actions.private_reply.0.clone(),
             public_replies: self.actions.public_replies.clone(),
-            dm: self.actions.dm.clone(),
+            dm: self.actions.dm.0.clone(),
             quick_replies: self.actions.quick_replies.clone(),
             public_reply_when: self.actions.public_reply_when,
         }
@@ -284,13 +286,14 @@ fn default_require() -> Require {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ActionsSpec {
+    /// One text, or variants (one is chosen per comment and recorded).
     #[serde(default)]
-    pub private_reply: Option<String>,
+    pub private_reply: Texts,
     #[serde(default)]
     pub public_replies: Vec<String>,
-    /// The answer to a direct message (campaigns with `trigger: message`).
+    /// The answer to a direct message (every trigger but `comment`); one text or variants.
     #[serde(default)]
-    pub dm: Option<String>,
+    pub dm: Texts,
     /// Buttons under the private reply or DM (at most 13 of at most 20 characters).
     #[serde(default)]
     pub quick_replies: Vec<String>,
@@ -298,6 +301,43 @@ pub struct ActionsSpec {
     /// `always`: whatever became of it.
     #[serde(default)]
     pub public_reply_when: PublicReplyWhen,
+}
+
+/// One text, or variants of it: a file writes `dm: "Hi"` or `dm: ["Hi", "Hello"]`, and JSON
+/// reads back the same way (`null` for none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Texts(pub Vec<String>);
+
+impl Texts {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Texts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [] => s.serialize_none(),
+            [one] => s.serialize_str(one),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Texts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(Self(match Option::<OneOrMany>::deserialize(d)? {
+            None => Vec::new(),
+            Some(OneOrMany::One(text)) => vec![text],
+            Some(OneOrMany::Many(texts)) => texts,
+        }))
+    }
 }
 
 /// Everything wrong with a file, one line per problem, each naming its field.
@@ -589,22 +629,26 @@ impl Problems {
         self.trigger(campaign);
         let actions = &campaign.actions;
         let username_known = campaign.trigger == Trigger::Comment;
-        for (field, text) in [
+        for (name, texts) in [
             ("private_reply", &actions.private_reply),
             ("dm", &actions.dm),
         ] {
-            let Some(text) = text else { continue };
-            let field = format!("actions.{field}");
-            self.text(&field, text, username_known);
-            let bytes = template::longest(text).len();
-            if bytes > MAX_DM_BYTES {
+            if texts.0.len() > MAX_TEXT_VARIANTS {
                 self.add(
-                    &field,
+                    &format!("actions.{name}"),
                     format!(
-                        "is {bytes} bytes{}; Meta accepts at most {MAX_DM_BYTES}",
-                        filled_in(text)
+                        "lists {} variants; at most {MAX_TEXT_VARIANTS} are allowed",
+                        texts.0.len()
                     ),
                 );
+            }
+            for (v, text) in texts.0.iter().enumerate() {
+                let field = if texts.0.len() == 1 {
+                    format!("actions.{name}")
+                } else {
+                    format!("actions.{name}[{v}]")
+                };
+                self.dm_text(&field, text, username_known);
             }
         }
         self.quick_replies(actions);
@@ -658,17 +702,17 @@ impl Problems {
         }
         let actions = &campaign.actions;
         if trigger == Trigger::Comment {
-            if actions.private_reply.is_none() && actions.public_replies.is_empty() {
+            if actions.private_reply.is_empty() && actions.public_replies.is_empty() {
                 self.add("actions", "set private_reply, public_replies or both");
             }
-            if actions.dm.is_some() {
+            if !actions.dm.is_empty() {
                 self.add(
                     "actions.dm",
                     "does not apply to trigger: comment (comments get private_reply)",
                 );
             }
             if actions.public_reply_when == PublicReplyWhen::Always
-                && (actions.private_reply.is_none() || actions.public_replies.is_empty())
+                && (actions.private_reply.is_empty() || actions.public_replies.is_empty())
             {
                 self.add(
                     "actions.public_reply_when",
@@ -676,10 +720,10 @@ impl Problems {
                 );
             }
         } else {
-            if actions.dm.is_none() {
+            if actions.dm.is_empty() {
                 self.add("actions.dm", format!("is required with trigger: {trigger}"));
             }
-            if actions.private_reply.is_some()
+            if !actions.private_reply.is_empty()
                 || !actions.public_replies.is_empty()
                 || actions.public_reply_when != PublicReplyWhen::default()
             {
@@ -754,7 +798,7 @@ impl Problems {
         if titles.is_empty() {
             return;
         }
-        if actions.private_reply.is_none() && actions.dm.is_none() {
+        if actions.private_reply.is_empty() && actions.dm.is_empty() {
             self.add(field, "need a private_reply or dm to go under");
         }
         if titles.len() > MAX_QUICK_REPLIES {
@@ -782,6 +826,21 @@ impl Problems {
             if !seen.insert(title) {
                 self.add(&field, format!("{title:?} is listed twice"));
             }
+        }
+    }
+
+    /// A direct message's text: a text to send, within Meta's size for a message.
+    fn dm_text(&mut self, field: &str, text: &str, username_known: bool) {
+        self.text(field, text, username_known);
+        let bytes = template::longest(text).len();
+        if bytes > MAX_DM_BYTES {
+            self.add(
+                field,
+                format!(
+                    "is {bytes} bytes{}; Meta accepts at most {MAX_DM_BYTES}",
+                    filled_in(text)
+                ),
+            );
         }
     }
 
@@ -1073,7 +1132,7 @@ accounts:
         assert_eq!(serde_json::from_value::<CampaignSpec>(json).unwrap(), c);
         c.slug = "Black Friday".into();
         c.rules[0].keywords.clear();
-        c.actions.private_reply = None;
+        c.actions.private_reply = Texts::default();
         c.actions.public_replies.clear();
         let fields: Vec<String> = c.problems().into_iter().map(|p| p.field).collect();
         assert_eq!(fields, ["slug", "rules[0].keywords", "actions"]);
@@ -1098,6 +1157,52 @@ accounts:
         assert!(
             Trigger::ALL.iter().all(|t| triggers.contains(t)),
             "{triggers:?}"
+        );
+    }
+
+    #[test]
+    fn private_replies_and_dms_take_one_text_or_variants() {
+        let c = spec(
+            serde_json::json!({ "slug": "v", "name": "V", "rules": [{ "keywords": ["x"] }],
+            "actions": { "private_reply": ["Hi {username}!", "Hello {username}!"] } }),
+        );
+        assert!(c.problems().is_empty(), "{:?}", fields(&c));
+        assert_eq!(
+            c.to_campaign(uuid::Uuid::nil()).actions.private_reply.len(),
+            2
+        );
+        // JSON reads back as written: a list for variants, a string for one, null for none.
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(
+            json["actions"]["private_reply"],
+            serde_json::json!(["Hi {username}!", "Hello {username}!"])
+        );
+        assert_eq!(json["actions"]["dm"], serde_json::Value::Null);
+        let one = spec(
+            serde_json::json!({ "slug": "m", "name": "M", "trigger": "story_mention",
+            "actions": { "dm": "Thanks!" } }),
+        );
+        assert_eq!(
+            serde_json::to_value(&one).unwrap()["actions"]["dm"],
+            "Thanks!"
+        );
+        let too_many: Vec<String> = (0..=MAX_TEXT_VARIANTS).map(|i| format!("v{i}")).collect();
+        assert_eq!(
+            fields(&spec(
+                serde_json::json!({ "slug": "m", "name": "M", "trigger": "story_mention",
+                "actions": { "dm": too_many } })
+            )),
+            ["actions.dm: lists 21 variants; at most 20 are allowed"]
+        );
+        assert_eq!(
+            fields(&spec(
+                serde_json::json!({ "slug": "m", "name": "M", "trigger": "story_mention",
+                "actions": { "dm": ["fine", "x".repeat(MAX_DM_BYTES + 1), " "] } })
+            )),
+            [
+                "actions.dm[1]: is 1001 bytes; Meta accepts at most 1000",
+                "actions.dm[2]: must not be empty",
+            ]
         );
     }
 

@@ -349,26 +349,21 @@ fn referred_by(campaign: &Campaign, referral: &Referral) -> Option<MatchedBy> {
 
 /// The campaign's actions for one event, their texts written out for its author.
 fn plan(event_id: &EventId, campaign: &Campaign, matched_by: MatchedBy, vars: Vars<'_>) -> Plan {
-    let public = pick_variant(event_id, &campaign.actions.public_replies);
     let actions = [
-        (
-            ActionKind::PrivateReply,
-            campaign.actions.private_reply.as_ref(),
-            None,
-        ),
-        (
-            ActionKind::PublicReply,
-            public.map(|(_, text)| text),
-            public.and_then(|(index, _)| i16::try_from(index).ok()),
-        ),
-        (ActionKind::Dm, campaign.actions.dm.as_ref(), None),
+        (ActionKind::PrivateReply, &campaign.actions.private_reply),
+        (ActionKind::PublicReply, &campaign.actions.public_replies),
+        (ActionKind::Dm, &campaign.actions.dm),
     ]
     .into_iter()
-    .filter_map(|(kind, text, variant)| {
+    .filter_map(|(kind, variants)| {
+        let (index, text) = pick_variant(event_id, kind, variants)?;
         Some(PlannedAction {
             kind,
-            text: template::render(text?, vars),
-            variant,
+            text: template::render(text, vars),
+            // Recorded only where there was a choice, so results compare variants.
+            variant: (variants.len() > 1 || kind == ActionKind::PublicReply)
+                .then(|| i16::try_from(index).ok())
+                .flatten(),
             quick_replies: if kind.is_dm() {
                 campaign.actions.quick_replies.clone()
             } else {
@@ -383,18 +378,30 @@ fn plan(event_id: &EventId, campaign: &Campaign, matched_by: MatchedBy, vars: Va
         matched_by,
         cooldown: campaign.cooldown,
         actions,
-        public_follows_private: campaign.actions.private_reply.is_some()
+        public_follows_private: !campaign.actions.private_reply.is_empty()
             && campaign.actions.public_reply_when == PublicReplyWhen::PrivateReplySent,
         shadow: campaign.shadow,
     }
 }
 
-/// Chooses a variant by the event id, so a retried event picks the same text.
-fn pick_variant<'a>(event_id: &EventId, variants: &'a [String]) -> Option<(usize, &'a String)> {
+/// Chooses a variant by the event id, so a retried event picks the same text; each kind by
+/// its own hash, so a comment's private and public reply variants are chosen independently.
+fn pick_variant<'a>(
+    event_id: &EventId,
+    kind: ActionKind,
+    variants: &'a [String],
+) -> Option<(usize, &'a String)> {
     if variants.is_empty() {
         return None;
     }
-    let digest = Sha256::digest(event_id.as_str().as_bytes());
+    let mut hash = Sha256::new();
+    // The public reply keeps the choice it had before the other kinds had variants.
+    if kind != ActionKind::PublicReply {
+        hash.update(kind.as_str().as_bytes());
+        hash.update(b":");
+    }
+    hash.update(event_id.as_str().as_bytes());
+    let digest = hash.finalize();
     let mut first = [0u8; 8];
     first.copy_from_slice(&digest[..8]);
     let n = u64::try_from(variants.len()).unwrap_or(u64::MAX);
@@ -436,9 +443,9 @@ mod tests {
             }],
             intents: vec![],
             actions: Actions {
-                private_reply: Some(format!("dm from {slug}")),
+                private_reply: vec![format!("dm from {slug}")],
                 public_replies: vec!["a".into(), "b".into(), "c".into()],
-                dm: None,
+                dm: vec![],
                 quick_replies: vec![],
                 public_reply_when: PublicReplyWhen::default(),
             },
@@ -457,7 +464,7 @@ mod tests {
         }
         c.trigger = trigger;
         c.actions = Actions {
-            dm: Some(format!("dm from {slug}")),
+            dm: vec![format!("dm from {slug}")],
             ..Actions::default()
         };
         c
@@ -727,14 +734,62 @@ mod tests {
     }
 
     #[test]
-    fn variant_choice_is_stable_and_spread() {
+    fn variant_choice_is_stable_spread_and_independent_per_kind() {
         let variants: Vec<String> = vec!["a".into(), "b".into(), "c".into()];
         let id = EventId::parse("comment:42").unwrap();
-        assert_eq!(pick_variant(&id, &variants), pick_variant(&id, &variants));
-        let used: std::collections::HashSet<_> = (0..50)
-            .map(|i| pick_variant(&EventId::parse(format!("comment:{i}")).unwrap(), &variants))
+        let pick = |id: &EventId, kind| pick_variant(id, kind, &variants).map(|(i, _)| i);
+        assert_eq!(
+            pick(&id, ActionKind::PublicReply),
+            pick(&id, ActionKind::PublicReply)
+        );
+        let ids: Vec<EventId> = (0..60)
+            .map(|i| EventId::parse(format!("comment:{i}")).unwrap())
             .collect();
-        assert_eq!(used.len(), 3);
-        assert_eq!(pick_variant(&id, &[]), None);
+        for kind in [
+            ActionKind::PublicReply,
+            ActionKind::PrivateReply,
+            ActionKind::Dm,
+        ] {
+            let used: std::collections::HashSet<_> = ids.iter().map(|id| pick(id, kind)).collect();
+            assert_eq!(used.len(), 3, "{kind}");
+        }
+        // Not the same index for both replies of every comment.
+        assert!(
+            ids.iter()
+                .any(|id| pick(id, ActionKind::PublicReply) != pick(id, ActionKind::PrivateReply))
+        );
+        assert_eq!(pick_variant(&id, ActionKind::Dm, &[]), None);
+    }
+
+    #[test]
+    fn a_private_reply_with_variants_records_the_one_chosen() {
+        let mut c = campaign("promo", 0, MediaScope::Any, "deal");
+        c.actions.private_reply = vec!["one {username}".into(), "two {username}".into()];
+        let set = CampaignSet::new(vec![c]).unwrap();
+        let texts: std::collections::HashSet<_> = (0..40)
+            .filter_map(|i| {
+                let id = EventId::parse(format!("comment:{i}")).unwrap();
+                let json =
+                    format!(r#"{{"id":"{i}","from":{{"id":"7","username":"ana"}},"text":"deal"}}"#);
+                match set.decide_comment(
+                    &id,
+                    &IgUserId::parse("100").unwrap(),
+                    &comment(&json),
+                    NOW,
+                ) {
+                    Decision::Matched(p) => Some((p.actions[0].variant, p.actions[0].text.clone())),
+                    _ => None,
+                }
+            })
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                (Some(0), "one ana".to_owned()),
+                (Some(1), "two ana".to_owned())
+            ]
+            .into_iter()
+            .collect()
+        );
     }
 }

@@ -3,10 +3,10 @@
 #![allow(clippy::unwrap_used, reason = "test helpers fail loudly")]
 
 use igflow_core::campaign_file::{
-    MAX_COOLDOWN_SECONDS, MAX_INTENT_DESCRIPTION_CHARS, MAX_INTENT_EXAMPLE_CHARS,
+    MAX_COOLDOWN_SECONDS, MAX_DM_BYTES, MAX_INTENT_DESCRIPTION_CHARS, MAX_INTENT_EXAMPLE_CHARS,
     MAX_INTENT_EXAMPLES, MAX_INTENTS, MAX_KEYWORD_CHARS, MAX_KEYWORDS, MAX_LISTENED,
     MAX_PAYLOAD_CHARS, MAX_PUBLIC_REPLIES, MAX_QUICK_REPLIES, MAX_QUICK_REPLY_CHARS, MAX_REF_CHARS,
-    MAX_RULES,
+    MAX_RULES, MAX_TEXT_VARIANTS,
 };
 use igflow_tests::harness::Services;
 use sqlx::{AssertSqlSafe, PgPool};
@@ -24,6 +24,8 @@ const PUBLIC_REPLIES: &str =
     "insert into actions (campaign_id, kind, variants) values ($1, 'public_reply', $2)";
 const QUICK_REPLIES: &str = "insert into actions (campaign_id, kind, variants, quick_replies)
      values ($1, 'private_reply', '{Prices}', $2)";
+const PRIVATE_REPLIES: &str =
+    "insert into actions (campaign_id, kind, variants) values ($1, 'private_reply', $2)";
 const PAYLOADS: &str = "update campaigns set trigger = 'postback', payloads = $2 where id = $1";
 const REFS: &str = "update campaigns set trigger = 'referral', refs = $2 where id = $1";
 const AD_IDS: &str = "update campaigns set trigger = 'referral', ad_ids = $2 where id = $1";
@@ -216,6 +218,27 @@ async fn postgres_refuses_what_a_campaign_file_refuses() {
             0,
             vec![String::new()],
             Some("actions_quick_reply_titles_bound"),
+        ),
+        (
+            "most private reply variants, longest",
+            PRIVATE_REPLIES,
+            0,
+            texts(MAX_TEXT_VARIANTS, MAX_DM_BYTES),
+            None,
+        ),
+        (
+            "a private reply variant too many",
+            PRIVATE_REPLIES,
+            0,
+            texts(MAX_TEXT_VARIANTS + 1, 1),
+            Some("actions_dm_text_check"),
+        ),
+        (
+            "a private reply variant too long",
+            PRIVATE_REPLIES,
+            0,
+            vec!["ok".into(), "é".repeat(MAX_DM_BYTES / 2 + 1)],
+            Some("actions_dm_text_check"),
         ),
         (
             "most payloads, longest",

@@ -665,3 +665,52 @@ async fn the_public_reply_follows_the_private_reply_unless_told_always() {
     assert_eq!(public_to("17900000000000602"), 0);
     assert_eq!(actions_of(&env, "17900000000000602").await, held);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_reply_variants_are_spread_and_each_recorded_with_its_text() {
+    let yaml = campaigns_yaml().replace(
+        &format!("          private_reply: \"{PRIVATE_REPLY}\"\n"),
+        "          private_reply:\n            - \"Variant A: prices inside\"\n            - \"Variant B: here are our prices\"\n",
+    );
+    let (env, webhook, worker) = stepped_fleet(&yaml).await;
+    let comments: Vec<CommentSpec> = (0..24)
+        .map(|i| {
+            CommentSpec::new(
+                &format!("179000000000008{i:02}"),
+                &format!("68{i:02}"),
+                "price?",
+            )
+        })
+        .collect();
+    let body = comment_delivery(ACCOUNT, &comments);
+    assert_eq!(env.post_signed(&webhook, &body).await.unwrap(), 200);
+    worker.finish(comments.len(), WAIT).await.unwrap();
+    let sent: std::collections::HashMap<String, String> = env
+        .graph
+        .accepted(|k| matches!(k, CallKind::PrivateReply { .. }))
+        .into_iter()
+        .filter_map(|c| match c.kind {
+            CallKind::PrivateReply { comment_id, .. } => Some((comment_id, c.text)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent.len(), comments.len(), "one private reply per comment");
+    let recorded: Vec<(String, Option<i16>)> = sqlx::query_as(
+        "select event_id, variant from activity where step = 'private_reply' and outcome = 'sent'",
+    )
+    .fetch_all(env.store.pool())
+    .await
+    .unwrap();
+    let mut used = std::collections::HashSet::new();
+    for (event_id, variant) in recorded {
+        let comment = event_id.trim_start_matches("comment:");
+        let expected = match variant {
+            Some(0) => "Variant A: prices inside",
+            Some(1) => "Variant B: here are our prices",
+            other => panic!("variant {other:?} recorded for {event_id}"),
+        };
+        assert_eq!(sent[comment], expected, "{event_id}");
+        used.insert(variant);
+    }
+    assert_eq!(used.len(), 2, "both variants are used over 24 comments");
+}

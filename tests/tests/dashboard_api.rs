@@ -1007,6 +1007,7 @@ async fn results_read_per_day_summaries_that_stay_exact_through_updates_and_dele
         .as_array()
         .unwrap()
         .iter()
+        .filter(|v| v["step"] == "public_reply")
         .map(|v| v["count"].as_i64().unwrap())
         .sum();
     assert_eq!(variants, comments, "{answer}");

@@ -7,7 +7,9 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use igflow_core::campaign::{CampaignStatus, MatchMode, Require, Trigger};
-use igflow_core::campaign_file::{ActionsSpec, CampaignSpec, FieldError, IntentSpec, RuleSpec};
+use igflow_core::campaign_file::{
+    ActionsSpec, CampaignSpec, FieldError, IntentSpec, RuleSpec, Texts,
+};
 use igflow_core::ids::{IgUserId, MediaId};
 use igflow_core::tester::TestResult;
 use igflow_worker::ops::simulate::{self, SimulateError, Simulated};
@@ -111,17 +113,17 @@ async fn load(
     rows.into_iter()
         .map(|r| {
             let mut spec_actions = ActionsSpec {
-                private_reply: None,
+                private_reply: Texts::default(),
                 public_replies: Vec::new(),
-                dm: None,
+                dm: Texts::default(),
                 quick_replies: Vec::new(),
                 public_reply_when: stored(&r.public_reply_when)?,
             };
             for a in actions.iter().filter(|a| a.campaign_id == r.id) {
                 match a.kind.as_str() {
-                    "private_reply" => spec_actions.private_reply = a.variants.first().cloned(),
+                    "private_reply" => spec_actions.private_reply = Texts(a.variants.clone()),
                     "public_reply" => spec_actions.public_replies.clone_from(&a.variants),
-                    _ => spec_actions.dm = a.variants.first().cloned(),
+                    _ => spec_actions.dm = Texts(a.variants.clone()),
                 }
                 if !a.quick_replies.is_empty() {
                     spec_actions.quick_replies.clone_from(&a.quick_replies);

@@ -1,5 +1,5 @@
 //! Results per campaign over a period: comments seen, matched, private replies, DMs, buttons
-//! tapped, failures by reason, the public-reply variants chosen, and a series for the chart.
+//! tapped, failures by reason, the variants chosen of each text, and a series for the chart.
 //! The queries live in `results/*.sql` (also run by `scripts/bench-results.sh`); each counts
 //! through `igflow_results_counts`, which reads whole days from the per-day summary rows
 //! (`activity_daily`) and only the partial days at the period's ends from `activity`.
@@ -51,6 +51,8 @@ pub struct Failure {
 
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct Variant {
+    /// `private_reply`, `public_reply` or `dm`.
+    pub step: String,
     pub variant: i32,
     pub text: Option<String>,
     pub count: i64,

@@ -16,6 +16,7 @@ import {
   fillBuckets,
   formFromSpec,
   funnelSteps,
+  groupVariants,
   parseSse,
   quoteEntry,
   shows,
@@ -42,7 +43,7 @@ interface TestResult {
 interface Results {
   from: string; to: string; bucket: string; funnel: Funnel;
   failures: { step: string; outcome: string; reason: string; count: number }[];
-  variants: { variant: number; text: string | null; count: number }[];
+  variants: { step: string; variant: number; text: string | null; count: number }[];
   series: { at: string; matched: number; sent: number }[];
 }
 interface Contact { id: string; igsid: string; username: string | null; opted_out: boolean; last_seen_at: string }
@@ -273,7 +274,7 @@ function ResultsPanel({ campaignId, refresh }: { campaignId: string; refresh: nu
   }, [campaignId, hours, refresh]);
   if (!results) return null;
   const steps = funnelSteps(results.funnel);
-  const totalVariants = results.variants.reduce((n, v) => n + v.count, 0);
+  const variantGroups = groupVariants(results.variants);
   return (
     <div className="card results" data-testid="results">
       <div className="page-head"><h2>Results</h2>
@@ -291,11 +292,11 @@ function ResultsPanel({ campaignId, refresh }: { campaignId: string; refresh: nu
         ))}
       </div>
       <Chart results={results} />
-      {results.variants.length > 0 && (
-        <div><h3>Public reply variants</h3>
-          {results.variants.map((v) => <p key={v.variant} className="small">“{v.text}” — {Math.round((v.count / totalVariants) * 100)}% ({v.count})</p>)}
+      {variantGroups.map((g) => (
+        <div key={g.step}><h3>{g.title}</h3>
+          {g.variants.map((v) => <p key={v.variant} className="small">“{v.text}” — {v.share}% ({v.count})</p>)}
         </div>
-      )}
+      ))}
       {results.failures.length > 0 && (
         <div><h3>Not sent, and why</h3>
           {results.failures.map((f) => <p key={`${f.step}${f.outcome}${f.reason}`} className="small"><Badge tone="bad">{f.outcome}</Badge> {f.step.replace("_", " ")}: {f.reason || "no reason recorded"} ({f.count})</p>)}
@@ -369,10 +370,10 @@ function CampaignPage({ id, workspace, accounts, campaigns, reload, refresh }: {
             {shows(form.trigger, "payloads") && <Field label="Button payloads" errors={byInput.payloads} hint="Comma-separated, exactly as the button, ice breaker or menu sends them."><input name="payloads" value={form.payloads} onChange={set("payloads")} placeholder="PRICES" /></Field>}
             {shows(form.trigger, "refs") && <Field label="Link refs" errors={byInput.refs} hint="ig.me/m/you?ref=… values, comma-separated."><input name="refs" value={form.refs} onChange={set("refs")} placeholder="bio, newsletter" /></Field>}
             {shows(form.trigger, "adIds") && <Field label="Ad ids" errors={byInput.adIds} hint="Click-to-message ads, comma-separated."><input name="adIds" value={form.adIds} onChange={set("adIds")} /></Field>}
-            {shows(form.trigger, "privateReply") && <Field label="Private reply (DM)" errors={byInput.privateReply} hint="{username} becomes the commenter's name."><textarea name="privateReply" rows={3} value={form.privateReply} onChange={set("privateReply")} /></Field>}
+            {shows(form.trigger, "privateReply") && <Field label="Private reply (DM)" errors={byInput.privateReply} hint="{username} becomes the commenter's name. Variants: separate them with a line holding only ---."><textarea name="privateReply" rows={3} value={form.privateReply} onChange={set("privateReply")} /></Field>}
             {shows(form.trigger, "publicReplies") && <Field label="Public replies" errors={byInput.publicReplies} hint="One per line; each comment gets one of them."><textarea name="publicReplies" rows={2} value={form.publicReplies} onChange={set("publicReplies")} /></Field>}
             {shows(form.trigger, "publicReplies") && <label className="check"><input type="checkbox" name="publicFollowsPrivate" checked={form.publicFollowsPrivate} onChange={(e) => setForm({ ...form, publicFollowsPrivate: e.target.checked })} /> Post the public reply only when the DM went out</label>}
-            {shows(form.trigger, "dm") && <Field label="DM" errors={byInput.dm} hint="Sent in the conversation, inside Meta's 24-hour window."><textarea name="dm" rows={3} value={form.dm} onChange={set("dm")} /></Field>}
+            {shows(form.trigger, "dm") && <Field label="DM" errors={byInput.dm} hint="Sent in the conversation, inside Meta's 24-hour window. Variants: separate them with a line holding only ---."><textarea name="dm" rows={3} value={form.dm} onChange={set("dm")} /></Field>}
             <Field label="Buttons under the DM" errors={byInput.quickReplies}><input name="quickReplies" value={form.quickReplies} onChange={set("quickReplies")} placeholder="Shop now, Sizes" /></Field>
             <div className="row">
               <Field label="Priority" errors={byInput.priority}><input name="priority" value={form.priority} onChange={set("priority")} /></Field>

@@ -6,6 +6,7 @@ import {
   fillBuckets,
   formFromSpec,
   funnelSteps,
+  groupVariants,
   mergeFeed,
   parseSse,
   quoteEntry,
@@ -63,6 +64,11 @@ describe("campaign form", () => {
     const always = specFromForm({ ...emptyForm, name: "C", keywords: "x", publicFollowsPrivate: false });
     expect(always.actions.public_reply_when).toBe("always");
     expect(formFromSpec(always).publicFollowsPrivate).toBe(false);
+    // Variants of a DM in one box, one per "---" line; one text stays a string.
+    const variants = specFromForm({ ...emptyForm, name: "C", keywords: "x", privateReply: "Hi!\nHere you go\n---\nHello!\n --- \n" });
+    expect(variants.actions.private_reply).toEqual(["Hi!\nHere you go", "Hello!"]);
+    expect(specFromForm(formFromSpec(variants))).toEqual(variants);
+    expect(specFromForm({ ...emptyForm, name: "C", keywords: "x", privateReply: " Hi! " }).actions.private_reply).toBe("Hi!");
     const shadow = specFromForm({ ...emptyForm, name: "C", keywords: "x", shadow: true });
     expect(shadow.shadow).toBe(true);
     expect(formFromSpec(shadow).shadow).toBe(true);
@@ -132,6 +138,18 @@ describe("live feed", () => {
       detail: "shadow mode, not sent: Hi!", campaign_slug: "trial", contact_igsid: "9", contact_username: null, excerpt: null,
     });
     expect(shadow).toMatchObject({ title: "private reply not sent (shadow) · trial", tone: "neutral" });
+  });
+});
+
+describe("variants", () => {
+  it("groups each text's variants with their share", () => {
+    const groups = groupVariants([
+      { step: "public_reply", variant: 0, text: "Check your DMs", count: 3 },
+      { step: "private_reply", variant: 1, text: "B", count: 1 },
+      { step: "private_reply", variant: 0, text: "A", count: 3 },
+    ]);
+    expect(groups.map((g) => g.title)).toEqual(["Private reply variants", "Public reply variants"]);
+    expect(groups[0].variants.map((v) => v.share)).toEqual([25, 75]);
   });
 });
 

@@ -45,12 +45,32 @@ export interface CampaignSpec {
   }[];
   intents: { name: string; description: string; examples: string[] }[];
   actions: {
-    private_reply: string | null;
+    /** One text, or variants (one is chosen per event and recorded). */
+    private_reply: Texts;
     public_replies: string[];
-    dm: string | null;
+    dm: Texts;
     quick_replies: string[];
     public_reply_when: "private_reply_sent" | "always";
   };
+}
+
+export type Texts = string | string[] | null;
+
+/** Variants in one text box, separated by a line holding only "---". */
+const VARIANT_SEPARATOR = /^\s*---\s*$/m;
+
+export function textsToBox(texts: Texts): string {
+  if (texts === null) return "";
+  return typeof texts === "string" ? texts : texts.join("\n---\n");
+}
+
+export function boxToTexts(box: string): Texts {
+  const variants = box
+    .split(VARIANT_SEPARATOR)
+    .map((t) => t.trim())
+    .filter((t) => t.length > 0);
+  if (variants.length === 0) return null;
+  return variants.length === 1 ? variants[0] : variants;
 }
 
 /** What the editor shows: one text box per idea. */
@@ -119,7 +139,7 @@ export function specFromForm(form: CampaignForm, status: CampaignSpec["status"] 
   const hours = Number(form.cooldownHours);
   // Only what the trigger uses is sent: a field left from another trigger is not an error.
   const used = (input: keyof CampaignForm, value: string, sep: RegExp = /,/) => (shows(form.trigger, input) ? list(value, sep) : []);
-  const text = (input: keyof CampaignForm, value: string) => (shows(form.trigger, input) && value.trim() ? value : null);
+  const text = (input: keyof CampaignForm, value: string) => (shows(form.trigger, input) ? boxToTexts(value) : null);
   const keywords = used("keywords", form.keywords);
   return {
     slug: form.slug.trim() || slugify(form.name),
@@ -160,10 +180,10 @@ export function formFromSpec(spec: CampaignSpec): CampaignForm {
     keywords: (rule?.keywords ?? []).join(", "),
     match: rule?.match ?? "whole_word",
     exclude: (rule?.exclude ?? []).join(", "),
-    privateReply: spec.actions.private_reply ?? "",
+    privateReply: textsToBox(spec.actions.private_reply),
     publicReplies: spec.actions.public_replies.join("\n"),
     publicFollowsPrivate: spec.actions.public_reply_when !== "always",
-    dm: spec.actions.dm ?? "",
+    dm: textsToBox(spec.actions.dm),
     quickReplies: spec.actions.quick_replies.join(", "),
     mediaIds: spec.media_ids.join(", "),
     payloads: (spec.payloads ?? []).join(", "),
@@ -320,6 +340,20 @@ export function describeEntry(e: FeedEntry): { title: string; reason: string; to
   if (e.outcome === "shadow") return { title: `${step} not sent (shadow)${campaign}`, reason: e.detail ?? "", tone: "neutral" };
   const tone = e.outcome === "sent" || e.outcome === "already_done" ? "good" : e.outcome === "pending" || e.outcome === "claimed" ? "neutral" : "bad";
   return { title: `${step} ${e.outcome.replace(/_/g, " ")}${campaign}`, reason: e.detail ?? "", tone };
+}
+
+export interface VariantCount { step: string; variant: number; text: string | null; count: number }
+
+/** The results' variants by text (private reply, public reply, DM), each with its share. */
+export function groupVariants(variants: VariantCount[]): { step: string; title: string; variants: (VariantCount & { share: number })[] }[] {
+  const titles: Record<string, string> = { private_reply: "Private reply variants", public_reply: "Public reply variants", dm: "DM variants" };
+  return Object.keys(titles)
+    .map((step) => {
+      const mine = variants.filter((v) => v.step === step);
+      const total = mine.reduce((n, v) => n + v.count, 0);
+      return { step, title: titles[step], variants: mine.map((v) => ({ ...v, share: total ? Math.round((v.count / total) * 100) : 0 })) };
+    })
+    .filter((g) => g.variants.length > 0);
 }
 
 export interface Bucket { at: string; matched: number; sent: number }

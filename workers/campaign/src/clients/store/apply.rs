@@ -249,12 +249,9 @@ async fn write_actions(
 ) -> Result<(), sqlx::Error> {
     let actions = c.actions();
     let rows = [
-        (
-            ActionKind::PrivateReply,
-            actions.private_reply.into_iter().collect::<Vec<_>>(),
-        ),
+        (ActionKind::PrivateReply, actions.private_reply),
         (ActionKind::PublicReply, actions.public_replies),
-        (ActionKind::Dm, actions.dm.into_iter().collect()),
+        (ActionKind::Dm, actions.dm),
     ];
     let no_buttons = Vec::new();
     for (kind, variants) in rows.into_iter().filter(|(_, v)| !v.is_empty()) {

@@ -166,9 +166,9 @@ impl PartsByCampaign {
                 entry.quick_replies = a.quick_replies;
             }
             match kind {
-                ActionKind::PrivateReply => entry.private_reply = a.variants.into_iter().next(),
+                ActionKind::PrivateReply => entry.private_reply = a.variants,
                 ActionKind::PublicReply => entry.public_replies = a.variants,
-                ActionKind::Dm => entry.dm = a.variants.into_iter().next(),
+                ActionKind::Dm => entry.dm = a.variants,
             }
         }
         Ok(by)
