@@ -35,6 +35,7 @@ fn campaign(slug: &str, keywords: &[&str]) -> Campaign {
             stretch: true,
         }],
         intents: vec![],
+        steps: vec![],
         actions: Actions {
             private_reply: vec!["dm".into()],
             ..Actions::default()

@@ -217,6 +217,68 @@ impl Schedule {
     }
 }
 
+/// One text, or variants of it: a file writes `dm: "Hi"` or `dm: ["Hi", "Hello"]`, and JSON
+/// reads back the same way (`null` for none).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Texts(pub Vec<String>);
+
+impl Texts {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl Serialize for Texts {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [] => s.serialize_none(),
+            [one] => s.serialize_str(one),
+            many => many.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Texts {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum OneOrMany {
+            One(String),
+            Many(Vec<String>),
+        }
+        Ok(Self(match Option::<OneOrMany>::deserialize(d)? {
+            None => Vec::new(),
+            Some(OneOrMany::One(text)) => vec![text],
+            Some(OneOrMany::Many(texts)) => texts,
+        }))
+    }
+}
+
+/// A button under a private reply, DM or step (Meta's button template): a tap leads to one
+/// of the campaign's steps, or a URL opens.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Button {
+    pub title: String,
+    /// The step a tap leads to (a postback).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<String>,
+    /// The page a tap opens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+}
+
+/// One step of a campaign's flow: the message a tap on a button naming it sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// Unique in the campaign; buttons name it.
+    pub name: String,
+    pub dm: Texts,
+    #[serde(default)]
+    pub buttons: Vec<Button>,
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Actions {
     /// Variants: one is chosen per comment, recorded on the action so results compare them.
@@ -228,6 +290,8 @@ pub struct Actions {
     pub dm: Vec<String>,
     /// Buttons under the private reply or DM; a tap comes back as a message with the title.
     pub quick_replies: Vec<String>,
+    /// Template buttons under the private reply or DM: steps of the flow, or links.
+    pub buttons: Vec<Button>,
     pub public_reply_when: PublicReplyWhen,
 }
 
@@ -253,6 +317,8 @@ pub struct Campaign {
     /// Asked of the model only when no rule matches; empty means keywords only.
     pub intents: Vec<Intent>,
     pub actions: Actions,
+    /// The flow's steps, reached by tapping buttons.
+    pub steps: Vec<Step>,
 }
 
 #[cfg(test)]

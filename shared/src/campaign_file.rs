@@ -9,8 +9,8 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::campaign::{
-    AccountLimits, Actions, Campaign, CampaignStatus, Intent, LoginFlavor, MatchMode, MediaScope,
-    PublicReplyWhen, Require, Rule, RuleUse, Schedule, Trigger,
+    AccountLimits, Actions, Button, Campaign, CampaignStatus, Intent, LoginFlavor, MatchMode,
+    MediaScope, PublicReplyWhen, Require, Rule, RuleUse, Schedule, Step, Texts, Trigger,
 };
 use crate::ids::{IgUserId, MediaId, PageId};
 use crate::matcher::Normalized;
@@ -45,6 +45,15 @@ pub const MAX_INTENT_EXAMPLE_CHARS: usize = 300;
 pub const MAX_PUBLIC_REPLIES: usize = 20;
 /// Variants of a private reply or DM.
 pub const MAX_TEXT_VARIANTS: usize = 20;
+/// Meta's button template: at most 3 buttons, titles cut at 20 characters, at most 640
+/// characters of text above them.
+pub const MAX_BUTTONS: usize = 3;
+pub const MAX_BUTTON_TITLE_CHARS: usize = 20;
+pub const MAX_TEMPLATE_TEXT_CHARS: usize = 640;
+pub const MAX_URL_CHARS: usize = 2000;
+/// Steps of one campaign's flow.
+pub const MAX_STEPS: usize = 10;
+pub const MAX_STEP_NAME_CHARS: usize = 32;
 /// Per campaign, for its payloads, refs and ad ids each.
 pub const MAX_LISTENED: usize = 20;
 /// Meta's limit for a button's payload.
@@ -152,6 +161,9 @@ pub struct CampaignSpec {
     #[serde(default)]
     pub intents: Vec<IntentSpec>,
     pub actions: ActionsSpec,
+    /// A small flow: named steps, each a DM sent when a button naming it is tapped.
+    #[serde(default)]
+    pub steps: Vec<Step>,
 }
 
 fn default_trigger() -> Trigger {
@@ -224,6 +236,7 @@ impl CampaignSpec {
             rules: self.rules(),
             intents: self.intents(),
             actions: self.actions(),
+            steps: self.steps.clone(),
         }
     }
 
@@ -242,6 +255,7 @@ impl CampaignSpec {
             dm: self.actions.dm.0.clone(),
             quick_replies: self.actions.quick_replies.clone(),
             public_reply_when: self.actions.public_reply_when,
+            buttons: self.actions.buttons.clone(),
         }
     }
 }
@@ -297,47 +311,14 @@ pub struct ActionsSpec {
     /// Buttons under the private reply or DM (at most 13 of at most 20 characters).
     #[serde(default)]
     pub quick_replies: Vec<String>,
+    /// Buttons under the private reply or DM (Meta's button template: at most 3, titles of
+    /// at most 20 characters), each leading to a step or opening a URL.
+    #[serde(default)]
+    pub buttons: Vec<Button>,
     /// `private_reply_sent` (default): "check your DMs" only when the DM went out;
     /// `always`: whatever became of it.
     #[serde(default)]
     pub public_reply_when: PublicReplyWhen,
-}
-
-/// One text, or variants of it: a file writes `dm: "Hi"` or `dm: ["Hi", "Hello"]`, and JSON
-/// reads back the same way (`null` for none).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Texts(pub Vec<String>);
-
-impl Texts {
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl Serialize for Texts {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        match self.0.as_slice() {
-            [] => s.serialize_none(),
-            [one] => s.serialize_str(one),
-            many => many.serialize(s),
-        }
-    }
-}
-
-impl<'de> Deserialize<'de> for Texts {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum OneOrMany {
-            One(String),
-            Many(Vec<String>),
-        }
-        Ok(Self(match Option::<OneOrMany>::deserialize(d)? {
-            None => Vec::new(),
-            Some(OneOrMany::One(text)) => vec![text],
-            Some(OneOrMany::Many(texts)) => texts,
-        }))
-    }
 }
 
 /// Everything wrong with a file, one line per problem, each naming its field.
@@ -652,6 +633,7 @@ impl Problems {
             }
         }
         self.quick_replies(actions);
+        self.flow(campaign);
         if actions.public_replies.len() > MAX_PUBLIC_REPLIES {
             self.add(
                 "actions.public_replies",
@@ -825,6 +807,137 @@ impl Problems {
             }
             if !seen.insert(title) {
                 self.add(&field, format!("{title:?} is listed twice"));
+            }
+        }
+    }
+
+    /// The buttons under the private reply or DM, and the steps they lead to.
+    fn flow(&mut self, campaign: &CampaignSpec) {
+        let actions = &campaign.actions;
+        let names: Vec<&str> = campaign.steps.iter().map(|s| s.name.as_str()).collect();
+        if !actions.buttons.is_empty() {
+            if actions.private_reply.is_empty() && actions.dm.is_empty() {
+                self.add("actions.buttons", "need a private_reply or dm to go under");
+            }
+            self.buttons("actions.buttons", &actions.buttons, &names);
+            for (name, texts) in [
+                ("private_reply", &actions.private_reply),
+                ("dm", &actions.dm),
+            ] {
+                self.template_text(&format!("actions.{name}"), texts);
+            }
+        }
+        if campaign.steps.len() > MAX_STEPS {
+            self.add(
+                "steps",
+                format!(
+                    "lists {}; at most {MAX_STEPS} are allowed",
+                    campaign.steps.len()
+                ),
+            );
+        }
+        let mut seen = HashSet::new();
+        for (i, step) in campaign.steps.iter().enumerate() {
+            let at = format!("steps[{i}]");
+            let name = &step.name;
+            let well_formed = (1..=MAX_STEP_NAME_CHARS).contains(&name.len())
+                && name.bytes().all(|b| {
+                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-'
+                });
+            if !well_formed {
+                self.add(
+                    &format!("{at}.name"),
+                    format!("{name:?} must be 1 to {MAX_STEP_NAME_CHARS} of a-z, 0-9, _ and -"),
+                );
+            } else if !seen.insert(name) {
+                self.add(&format!("{at}.name"), format!("{name:?} is used twice"));
+            }
+            if step.dm.is_empty() {
+                self.add(
+                    &format!("{at}.dm"),
+                    "is required: the message the step sends",
+                );
+            }
+            // A step answers a tap: the person's username is not known there.
+            for (v, text) in step.dm.0.iter().enumerate() {
+                let field = if step.dm.0.len() == 1 {
+                    format!("{at}.dm")
+                } else {
+                    format!("{at}.dm[{v}]")
+                };
+                self.dm_text(&field, text, false);
+            }
+            self.buttons(&format!("{at}.buttons"), &step.buttons, &names);
+            if !step.buttons.is_empty() {
+                self.template_text(&format!("{at}.dm"), &step.dm);
+            }
+        }
+    }
+
+    /// Buttons as Meta's button template takes them, each leading to a step of `steps` or
+    /// opening an http(s) URL.
+    fn buttons(&mut self, field: &str, buttons: &[Button], steps: &[&str]) {
+        if buttons.len() > MAX_BUTTONS {
+            self.add(
+                field,
+                format!(
+                    "lists {}; Meta's button template takes at most {MAX_BUTTONS}",
+                    buttons.len()
+                ),
+            );
+        }
+        for (b, button) in buttons.iter().enumerate() {
+            let at = format!("{field}[{b}]");
+            self.non_blank(&format!("{at}.title"), &button.title);
+            let chars = button.title.chars().count();
+            if chars > MAX_BUTTON_TITLE_CHARS {
+                self.add(
+                    &format!("{at}.title"),
+                    format!(
+                        "is {chars} characters; Instagram cuts titles at {MAX_BUTTON_TITLE_CHARS}"
+                    ),
+                );
+            }
+            match (&button.step, &button.url) {
+                (Some(step), None) if !steps.contains(&step.as_str()) => self.add(
+                    &format!("{at}.step"),
+                    format!("{step:?} is not one of the campaign's steps"),
+                ),
+                (None, Some(url))
+                    if !(url.starts_with("https://") || url.starts_with("http://"))
+                        || url.len() > MAX_URL_CHARS
+                        || url.chars().any(char::is_whitespace) =>
+                {
+                    self.add(
+                        &format!("{at}.url"),
+                        format!(
+                            "{url:?} must be an http(s) URL of at most {MAX_URL_CHARS} characters"
+                        ),
+                    );
+                }
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => self.add(&at, "set exactly one of step or url"),
+            }
+        }
+    }
+
+    /// The text above template buttons, which Meta bounds in characters.
+    fn template_text(&mut self, field: &str, texts: &Texts) {
+        for (v, text) in texts.0.iter().enumerate() {
+            let chars = template::longest(text).chars().count();
+            if chars > MAX_TEMPLATE_TEXT_CHARS {
+                let field = if texts.0.len() == 1 {
+                    field.to_owned()
+                } else {
+                    format!("{field}[{v}]")
+                };
+                self.add(
+                    &field,
+                    format!(
+                        "is {chars} characters{}; above buttons Meta takes at most {MAX_TEMPLATE_TEXT_CHARS}",
+                        filled_in(text)
+                    ),
+                );
             }
         }
     }
@@ -1153,7 +1266,12 @@ accounts:
             .iter()
             .map(|c| c.trigger)
             .collect();
-        assert_eq!(triggers.len(), Trigger::ALL.len());
+        assert!(
+            file.accounts[0]
+                .campaigns
+                .iter()
+                .any(|c| !c.steps.is_empty())
+        );
         assert!(
             Trigger::ALL.iter().all(|t| triggers.contains(t)),
             "{triggers:?}"
@@ -1202,6 +1320,48 @@ accounts:
             [
                 "actions.dm[1]: is 1001 bytes; Meta accepts at most 1000",
                 "actions.dm[2]: must not be empty",
+            ]
+        );
+    }
+
+    #[test]
+    fn buttons_and_steps_are_checked_as_meta_takes_them() {
+        let good = spec(
+            serde_json::json!({ "slug": "f", "name": "F", "rules": [{ "keywords": ["link"] }],
+            "actions": { "private_reply": "Tap below", "buttons": [
+                { "title": "Send me the link", "step": "link" },
+                { "title": "Our shop", "url": "https://shop.example" } ] },
+            "steps": [ { "name": "link", "dm": "Here it is", "buttons": [{ "title": "More", "step": "deals" }] },
+                       { "name": "deals", "dm": ["20% off", "15% off"] } ] }),
+        );
+        assert!(good.problems().is_empty(), "{:?}", fields(&good));
+        let json = serde_json::to_value(&good).unwrap();
+        assert_eq!(serde_json::from_value::<CampaignSpec>(json).unwrap(), good);
+
+        let bad = spec(
+            serde_json::json!({ "slug": "f", "name": "F", "rules": [{ "keywords": ["link"] }],
+            "actions": { "private_reply": "x".repeat(MAX_TEMPLATE_TEXT_CHARS + 1), "buttons": [
+                { "title": "A title far too long for it", "step": "nowhere" },
+                { "title": "Site", "url": "ftp://shop.example" },
+                { "title": "Both", "step": "link", "url": "https://shop.example" },
+                { "title": " ", "step": "link" } ] },
+            "steps": [ { "name": "Link!", "dm": "{username}" }, { "name": "link", "dm": [] },
+                       { "name": "link", "dm": "again" } ] }),
+        );
+        assert_eq!(
+            fields(&bad),
+            [
+                "actions.buttons: lists 4; Meta's button template takes at most 3",
+                "actions.buttons[0].title: is 27 characters; Instagram cuts titles at 20",
+                "actions.buttons[0].step: \"nowhere\" is not one of the campaign's steps",
+                "actions.buttons[1].url: \"ftp://shop.example\" must be an http(s) URL of at most 2000 characters",
+                "actions.buttons[2]: set exactly one of step or url",
+                "actions.buttons[3].title: must not be empty",
+                "actions.private_reply: is 641 characters; above buttons Meta takes at most 640",
+                "steps[0].name: \"Link!\" must be 1 to 32 of a-z, 0-9, _ and -",
+                "steps[0].dm: {username} is only known for comments (Meta sends no username with a message)",
+                "steps[1].dm: is required: the message the step sends",
+                "steps[2].name: \"link\" is used twice",
             ]
         );
     }

@@ -4,7 +4,7 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::campaign::{ActionKind, Campaign, PublicReplyWhen, Trigger};
+use crate::campaign::{ActionKind, Button, Campaign, PublicReplyWhen, Trigger};
 use crate::event::{Act, Comment, MessagingItem, Referral};
 use crate::ids::{EventId, IgUserId, MediaId};
 use crate::matcher::{Matcher, MatcherError, Normalized};
@@ -34,12 +34,42 @@ impl SkipReason {
     }
 }
 
+/// A template button as sent: what a tap does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlannedButton {
+    /// A postback with this payload (a step of the flow).
+    Postback {
+        title: String,
+        payload: String,
+    },
+    Url {
+        title: String,
+        url: String,
+    },
+}
+
+/// The postback payload of a button leading to `step` of `campaign`. Ours start with
+/// `igflow:step:`, so a tap is told apart from payloads set elsewhere (ice breakers, menus).
+pub fn step_payload(campaign: Uuid, step: &str) -> String {
+    format!("{STEP_PAYLOAD}{campaign}:{step}")
+}
+
+const STEP_PAYLOAD: &str = "igflow:step:";
+
+/// The campaign and step a payload of ours names.
+fn parse_step_payload(payload: &str) -> Option<(Uuid, &str)> {
+    let (campaign, step) = payload.strip_prefix(STEP_PAYLOAD)?.split_once(':')?;
+    Some((campaign.parse().ok()?, step))
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedAction {
     pub kind: ActionKind,
     pub text: String,
     /// Quick-reply buttons, for DMs.
     pub quick_replies: Vec<String>,
+    /// Template buttons, for DMs.
+    pub buttons: Vec<PlannedButton>,
     /// Which of the campaign's public-reply variants this is (0-based), for its results.
     pub variant: Option<i16>,
 }
@@ -57,6 +87,8 @@ pub enum MatchedBy {
     Payload { payload: String },
     /// An ig.me link's `ref` or an ad's id.
     Referral { by: String },
+    /// A button leading to a step of the campaign's flow was tapped.
+    Step { step: String },
 }
 
 impl MatchedBy {
@@ -67,6 +99,7 @@ impl MatchedBy {
             Self::Story => "story".to_owned(),
             Self::Payload { payload } => format!("payload {payload:?}"),
             Self::Referral { by } => format!("referral {by}"),
+            Self::Step { step } => format!("step {step:?}"),
         }
     }
 }
@@ -219,6 +252,11 @@ impl CampaignSet {
         {
             return Decision::Consent(consent);
         }
+        if let Act::Postback { payload } = act
+            && let Some((campaign, step)) = parse_step_payload(payload)
+        {
+            return self.step(event_id, campaign, step);
+        }
         let running = |c: &Campaign| c.schedule.covers(written_at_ms);
         if let Some(referral) = item.referral() {
             let decision =
@@ -271,6 +309,40 @@ impl CampaignSet {
             Act::Other if item.referral().is_some() => Decision::NoMatch,
             Act::Other => Decision::Skip(SkipReason::KindNotHandled),
         }
+    }
+
+    /// A tapped button's step: its message, sent whatever the campaign's cooldown (the person
+    /// asked for it) while the campaign is active. A step no longer there matches nothing.
+    fn step(&self, event_id: &EventId, campaign: Uuid, step: &str) -> Decision {
+        let found = self.campaigns.iter().find_map(|(c, _)| {
+            let s = c.steps.iter().find(|s| s.name == step)?;
+            (c.id == campaign).then_some((c, s))
+        });
+        let Some((campaign, step)) = found else {
+            return Decision::NoMatch;
+        };
+        let Some((index, text)) = pick_variant(event_id, ActionKind::Dm, &step.dm.0) else {
+            return Decision::NoMatch;
+        };
+        Decision::Matched(Plan {
+            campaign_id: campaign.id,
+            campaign_slug: campaign.slug.clone(),
+            matched_by: MatchedBy::Step {
+                step: step.name.clone(),
+            },
+            cooldown: std::time::Duration::ZERO,
+            actions: vec![PlannedAction {
+                kind: ActionKind::Dm,
+                text: template::render(text, Vars::default()),
+                quick_replies: Vec::new(),
+                buttons: planned_buttons(campaign.id, &step.buttons),
+                variant: (step.dm.0.len() > 1)
+                    .then(|| i16::try_from(index).ok())
+                    .flatten(),
+            }],
+            public_follows_private: false,
+            shadow: campaign.shadow,
+        })
     }
 
     /// The highest-priority campaign of `trigger` that `fires` says fires, and why.
@@ -357,8 +429,14 @@ fn plan(event_id: &EventId, campaign: &Campaign, matched_by: MatchedBy, vars: Va
     .into_iter()
     .filter_map(|(kind, variants)| {
         let (index, text) = pick_variant(event_id, kind, variants)?;
+        let buttons = if kind.is_dm() {
+            planned_buttons(campaign.id, &campaign.actions.buttons)
+        } else {
+            Vec::new()
+        };
         Some(PlannedAction {
             kind,
+            buttons,
             text: template::render(text, vars),
             // Recorded only where there was a choice, so results compare variants.
             variant: (variants.len() > 1 || kind == ActionKind::PublicReply)
@@ -382,6 +460,26 @@ fn plan(event_id: &EventId, campaign: &Campaign, matched_by: MatchedBy, vars: Va
             && campaign.actions.public_reply_when == PublicReplyWhen::PrivateReplySent,
         shadow: campaign.shadow,
     }
+}
+
+fn planned_buttons(campaign: Uuid, buttons: &[Button]) -> Vec<PlannedButton> {
+    buttons
+        .iter()
+        .filter_map(|b| {
+            let title = b.title.clone();
+            match (&b.step, &b.url) {
+                (Some(step), _) => Some(PlannedButton::Postback {
+                    title,
+                    payload: step_payload(campaign, step),
+                }),
+                (None, Some(url)) => Some(PlannedButton::Url {
+                    title,
+                    url: url.clone(),
+                }),
+                (None, None) => None,
+            }
+        })
+        .collect()
 }
 
 /// Chooses a variant by the event id, so a retried event picks the same text; each kind by
@@ -442,12 +540,14 @@ mod tests {
                 stretch: false,
             }],
             intents: vec![],
+            steps: vec![],
             actions: Actions {
                 private_reply: vec![format!("dm from {slug}")],
                 public_replies: vec!["a".into(), "b".into(), "c".into()],
                 dm: vec![],
                 quick_replies: vec![],
                 public_reply_when: PublicReplyWhen::default(),
+                buttons: vec![],
             },
         }
     }
@@ -682,6 +782,7 @@ mod tests {
                 kind: ActionKind::PrivateReply,
                 text: "dm from high".into(),
                 quick_replies: vec![],
+                buttons: vec![],
                 variant: None,
             }
         );

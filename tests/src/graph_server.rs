@@ -48,6 +48,8 @@ pub struct Call {
     pub text: String,
     /// The quick-reply titles sent with a message.
     pub quick_replies: Vec<String>,
+    /// The button template's buttons, as sent (`type`, `title`, `payload` or `url`).
+    pub buttons: Vec<Value>,
     pub token: Option<String>,
     /// The HTTP status the server answered.
     pub status: u16,
@@ -547,7 +549,7 @@ async fn admit(
     headers: &HeaderMap,
     kind: CallKind,
     text: String,
-    quick_replies: Vec<String>,
+    attached: Attached,
 ) -> Result<Admitted, Refusal> {
     let token = bearer(headers);
     // The guard must go before the await: the handler's future has to be `Send`.
@@ -571,7 +573,8 @@ async fn admit(
         state.calls.push(Call {
             kind,
             text,
-            quick_replies,
+            quick_replies: attached.quick_replies,
+            buttons: attached.buttons,
             token,
             status,
             at: Instant::now(),
@@ -624,16 +627,65 @@ impl Admitted {
     }
 }
 
+/// What a message carries besides its text.
+#[derive(Default)]
+struct Attached {
+    quick_replies: Vec<String>,
+    buttons: Vec<Value>,
+}
+
+/// A button template's text and buttons, refused as Meta does: 1 to 3 postback or web_url
+/// buttons with titles of at most 20 characters, at most 640 characters of text.
+fn button_template(message: &Value) -> Result<Option<(String, Vec<Value>)>, &'static str> {
+    let attachment = &message["attachment"];
+    if attachment.is_null() {
+        return Ok(None);
+    }
+    let payload = &attachment["payload"];
+    if attachment["type"] != "template" || payload["template_type"] != "button" {
+        return Err("(#100) Unsupported attachment");
+    }
+    let text = payload["text"].as_str().unwrap_or_default();
+    if text.is_empty() || text.chars().count() > 640 {
+        return Err("(#100) Param message[attachment][payload][text] must be 1 to 640 characters");
+    }
+    let buttons = payload["buttons"].as_array().cloned().unwrap_or_default();
+    if !(1..=3).contains(&buttons.len()) {
+        return Err("(#100) Param message[attachment][payload][buttons] must have 1 to 3 elements");
+    }
+    for b in &buttons {
+        let title = b["title"].as_str().unwrap_or_default();
+        let target = match b["type"].as_str() {
+            Some("postback") => b["payload"].as_str(),
+            Some("web_url") => b["url"].as_str().filter(|u| u.starts_with("http")),
+            _ => None,
+        };
+        if title.is_empty() || title.chars().count() > 20 || target.is_none_or(str::is_empty) {
+            return Err(
+                "(#100) A button needs a type, a title of at most 20 characters and a payload or url",
+            );
+        }
+    }
+    Ok(Some((text.to_owned(), buttons)))
+}
+
 async fn messages(
     State(shared): State<Shared>,
     Path(node): Path<String>,
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
-    let text = body["message"]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
+    let (text, buttons) = match button_template(&body["message"]) {
+        Ok(Some(template)) => template,
+        Ok(None) => (
+            body["message"]["text"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            Vec::new(),
+        ),
+        Err(problem) => return Refusal::new(100, None, "OAuthException", problem).into_response(),
+    };
     let recipient = &body["recipient"];
     let kind = match (recipient["comment_id"].as_str(), recipient["id"].as_str()) {
         (Some(comment), _) => CallKind::PrivateReply {
@@ -664,7 +716,11 @@ async fn messages(
             return Refusal::new(100, None, "OAuthException", problem).into_response();
         }
     };
-    match admit(&shared, &headers, kind, text, quick_replies).await {
+    let attached = Attached {
+        quick_replies,
+        buttons,
+    };
+    match admit(&shared, &headers, kind, text, attached).await {
         Ok(admitted) => {
             let id = admitted.id.clone();
             admitted.respond(json!({ "recipient_id": recipient_id, "message_id": id }))
@@ -721,7 +777,7 @@ async fn replies(
         &headers,
         CallKind::PublicReply { comment_id },
         text,
-        Vec::new(),
+        Attached::default(),
     )
     .await
     {
@@ -866,6 +922,51 @@ mod tests {
             StatusCode::OK
         );
         assert_eq!(server.accepted(|_| true)[0].quick_replies, ["b0", "b1"]);
+    }
+
+    #[tokio::test]
+    async fn button_templates_are_recorded_and_refused_as_meta_does() {
+        let server = server_with(Faults::default()).await;
+        let client = reqwest::Client::new();
+        let send = |text: String, buttons: Vec<Value>| {
+            let template = json!({ "attachment": { "type": "template", "payload": {
+                "template_type": "button", "text": text, "buttons": buttons } } });
+            client
+                .post(format!("{}/17841400000000001/messages", server.url))
+                .bearer_auth("token")
+                .json(&json!({ "recipient": { "id": "7" }, "message": template }))
+                .send()
+        };
+        let tap = json!({ "type": "postback", "title": "Send the link", "payload": "igflow:step:x:link" });
+        let site = json!({ "type": "web_url", "title": "Our shop", "url": "https://shop.example" });
+        for (text, buttons) in [
+            ("hi".to_owned(), vec![tap.clone(); 4]),
+            ("hi".to_owned(), vec![]),
+            ("x".repeat(641), vec![tap.clone()]),
+            (
+                "hi".to_owned(),
+                vec![json!({ "type": "postback", "title": "t".repeat(21), "payload": "p" })],
+            ),
+            (
+                "hi".to_owned(),
+                vec![json!({ "type": "web_url", "title": "t" })],
+            ),
+        ] {
+            let refused = send(text, buttons).await.expect("answered");
+            assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+            let body: Value = refused.json().await.expect("JSON body");
+            assert_eq!(body["error"]["code"], 100);
+        }
+        let sent = send("Tap below".into(), vec![tap.clone(), site.clone()])
+            .await
+            .expect("answered");
+        assert_eq!(sent.status(), StatusCode::OK);
+        let accepted = server.accepted(|_| true);
+        assert_eq!(accepted.len(), 1);
+        assert_eq!(
+            (accepted[0].text.as_str(), &accepted[0].buttons),
+            ("Tap below", &vec![tap, site])
+        );
     }
 
     #[tokio::test]

@@ -77,7 +77,8 @@ fn a_campaign(slug: &str, keyword: &str) -> Value {
         "intents": [],
         "actions": { "private_reply": "Hi {username}! 30% off: https://shop.example/bf",
                      "public_replies": ["Check your DMs"], "dm": null, "quick_replies": [],
-                     "public_reply_when": "private_reply_sent" },
+                     "buttons": [], "public_reply_when": "private_reply_sent" },
+        "steps": [],
     })
 }
 
@@ -308,7 +309,9 @@ async fn campaigns_are_checked_by_field_file_ones_are_read_only_and_viewers_only
     referral["ad_ids"] = json!(["120210000000000001"]);
     referral["actions"] = json!({ "private_reply": null, "public_replies": [],
                                   "dm": "Welcome!", "quick_replies": [],
+                                  "buttons": [{ "title": "Show me", "step": "more" }],
                                   "public_reply_when": "private_reply_sent" });
+    referral["steps"] = json!([{ "name": "more", "dm": ["More A", "More B"], "buttons": [] }]);
     let (status, updated) = w
         .call(
             Method::PUT,

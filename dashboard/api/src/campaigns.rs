@@ -6,10 +6,8 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use igflow_core::campaign::{CampaignStatus, MatchMode, Require, Trigger};
-use igflow_core::campaign_file::{
-    ActionsSpec, CampaignSpec, FieldError, IntentSpec, RuleSpec, Texts,
-};
+use igflow_core::campaign::{Button, CampaignStatus, MatchMode, Require, Step, Texts, Trigger};
+use igflow_core::campaign_file::{ActionsSpec, CampaignSpec, FieldError, IntentSpec, RuleSpec};
 use igflow_core::ids::{IgUserId, MediaId};
 use igflow_core::tester::TestResult;
 use igflow_worker::ops::simulate::{self, SimulateError, Simulated};
@@ -56,6 +54,8 @@ struct CampaignRow {
     ad_ids: Vec<String>,
     public_reply_when: String,
     shadow: bool,
+    buttons: sqlx::types::Json<Vec<Button>>,
+    steps: sqlx::types::Json<Vec<Step>>,
     starts_at_ms: Option<i64>,
     ends_at_ms: Option<i64>,
     managed_by: String,
@@ -94,7 +94,7 @@ async fn load(
 ) -> Result<Vec<CampaignView>, ApiError> {
     let sql = format!(
         "select id, tenant_id, account_id, slug, name, trigger, status, priority, cooldown_seconds,
-                media_ids, payloads, refs, ad_ids, public_reply_when, shadow,
+                media_ids, payloads, refs, ad_ids, public_reply_when, shadow, buttons, steps,
                 (extract(epoch from starts_at) * 1000)::bigint as starts_at_ms,
                 (extract(epoch from ends_at) * 1000)::bigint as ends_at_ms, managed_by, source,
                 to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as updated_at
@@ -118,6 +118,7 @@ async fn load(
                 dm: Texts::default(),
                 quick_replies: Vec::new(),
                 public_reply_when: stored(&r.public_reply_when)?,
+                buttons: r.buttons.0,
             };
             for a in actions.iter().filter(|a| a.campaign_id == r.id) {
                 match a.kind.as_str() {
@@ -137,6 +138,7 @@ async fn load(
                 priority: r.priority,
                 cooldown_seconds: u32::try_from(r.cooldown_seconds).unwrap_or(0),
                 shadow: r.shadow,
+                steps: r.steps.0,
                 media_ids: r
                     .media_ids
                     .into_iter()
@@ -268,9 +270,9 @@ pub async fn create(
     let insert = sqlx::query_scalar(
         "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status,
                                 priority, cooldown_seconds, starts_at, ends_at, payloads, refs,
-                                ad_ids, public_reply_when, shadow)
+                                ad_ids, public_reply_when, shadow, buttons, steps)
          select a.tenant_id, a.id, $2, $3, $4, $5, $6, $7, $8, $9::timestamptz, $10::timestamptz,
-                $11, $12, $13, $14, $15
+                $11, $12, $13, $14, $15, $16, $17
          from ig_accounts a where a.id = $1
          returning id",
     )
@@ -330,7 +332,7 @@ pub async fn update(
         "update campaigns set slug = $2, name = $3, trigger = $4, media_ids = $5, status = $6,
                 priority = $7, cooldown_seconds = $8, starts_at = $9::timestamptz,
                 ends_at = $10::timestamptz, payloads = $11, refs = $12, ad_ids = $13,
-                public_reply_when = $14, shadow = $15,
+                public_reply_when = $14, shadow = $15, buttons = $16, steps = $17,
                 updated_at = now()
          where id = $1 returning id",
     )

@@ -15,6 +15,7 @@ import {
   errorsByInput,
   fillBuckets,
   formFromSpec,
+  boxToFlow,
   funnelSteps,
   groupVariants,
   parseSse,
@@ -318,6 +319,11 @@ function CampaignPage({ id, workspace, accounts, campaigns, reload, refresh }: {
   const set = (key: keyof CampaignForm) => (e: { target: { value: string } }) => setForm({ ...form, [key]: e.target.value });
   const save = async (e: FormEvent) => {
     e.preventDefault();
+    const flow = boxToFlow(form.flow);
+    if ("error" in flow) {
+      setErrors([{ field: "steps", message: flow.error }]);
+      return;
+    }
     try {
       if (existing) {
         await api("PUT", `/api/campaigns/${existing.id}`, { campaign: specFromForm(form, existing.campaign.status) });
@@ -379,6 +385,9 @@ function CampaignPage({ id, workspace, accounts, campaigns, reload, refresh }: {
               <Field label="Priority" errors={byInput.priority}><input name="priority" value={form.priority} onChange={set("priority")} /></Field>
               <Field label="One DM per person every (hours)" errors={byInput.cooldownHours}><input name="cooldownHours" value={form.cooldownHours} onChange={set("cooldownHours")} /></Field>
             </div>
+            <details open={form.flow !== ""}><summary>Buttons and flow steps (JSON)</summary>
+              <Field label="Flow" errors={byInput.flow} hint='{"buttons": [{"title": "Send me the link", "step": "link"}], "steps": [{"name": "link", "dm": "Here it is: …"}]}'><textarea name="flow" rows={6} value={form.flow} onChange={set("flow")} /></Field>
+            </details>
             <label className="check"><input type="checkbox" name="shadow" checked={form.shadow} onChange={(e) => setForm({ ...form, shadow: e.target.checked })} /> Shadow mode: record what would be sent, send nothing</label>
             {byInput.general?.map((m) => <Notice tone="error" key={m}>{m}</Notice>)}
             {!readOnly && <button className="primary" type="submit">{existing ? "Save changes" : "Create campaign"}</button>}

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  boxToFlow,
   describeEntry,
   emptyForm,
   errorsByInput,
@@ -52,7 +53,7 @@ describe("campaign form", () => {
     expect(spec.rules).toEqual([]);
     expect(spec.refs).toEqual(["bio", "story-link"]);
     expect(spec.ad_ids).toEqual(["120210000000000001"]);
-    expect(spec.actions).toEqual({ private_reply: null, public_replies: [], dm: "Welcome!", quick_replies: [], public_reply_when: "private_reply_sent" });
+    expect(spec.actions).toEqual({ private_reply: null, public_replies: [], dm: "Welcome!", quick_replies: [], buttons: [], public_reply_when: "private_reply_sent" });
     expect(specFromForm(formFromSpec(spec))).toEqual(spec);
     // A story reply campaign without keywords answers every reply; with them, only those.
     const story = specFromForm({ ...emptyForm, name: "Story", trigger: "story_reply", keywords: "", dm: "Thanks" });
@@ -69,6 +70,14 @@ describe("campaign form", () => {
     expect(variants.actions.private_reply).toEqual(["Hi!\nHere you go", "Hello!"]);
     expect(specFromForm(formFromSpec(variants))).toEqual(variants);
     expect(specFromForm({ ...emptyForm, name: "C", keywords: "x", privateReply: " Hi! " }).actions.private_reply).toBe("Hi!");
+    // Buttons and steps travel as JSON in one box, and back.
+    const flowBox = JSON.stringify({ buttons: [{ title: "Send me the link", step: "link" }], steps: [{ name: "link", dm: "Here it is" }] });
+    const withFlow = specFromForm({ ...emptyForm, name: "C", keywords: "x", flow: flowBox });
+    expect(withFlow.actions.buttons).toEqual([{ title: "Send me the link", step: "link" }]);
+    expect(withFlow.steps).toEqual([{ name: "link", dm: "Here it is", buttons: [] }]);
+    expect(specFromForm(formFromSpec(withFlow))).toEqual(withFlow);
+    expect(boxToFlow("{ nope")).toHaveProperty("error");
+    expect(boxToFlow("[]")).toEqual({ error: 'must be a JSON object: { "buttons": [...], "steps": [...] }' });
     const shadow = specFromForm({ ...emptyForm, name: "C", keywords: "x", shadow: true });
     expect(shadow.shadow).toBe(true);
     expect(formFromSpec(shadow).shadow).toBe(true);

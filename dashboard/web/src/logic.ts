@@ -50,8 +50,30 @@ export interface CampaignSpec {
     public_replies: string[];
     dm: Texts;
     quick_replies: string[];
+    buttons: Button[];
     public_reply_when: "private_reply_sent" | "always";
   };
+  steps: Step[];
+}
+
+/** A template button: a tap leads to a step of the flow, or opens a URL. */
+export interface Button { title: string; step?: string; url?: string }
+export interface Step { name: string; dm: Texts; buttons: Button[] }
+
+/** The flow box: buttons under the DM and the steps they lead to, as JSON. */
+export function flowToBox(buttons: Button[], steps: Step[]): string {
+  return buttons.length === 0 && steps.length === 0 ? "" : JSON.stringify({ buttons, steps }, null, 2);
+}
+
+export function boxToFlow(box: string): { buttons: Button[]; steps: Step[] } | { error: string } {
+  if (!box.trim()) return { buttons: [], steps: [] };
+  try {
+    const parsed = JSON.parse(box) as { buttons?: Button[]; steps?: Step[] };
+    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return { error: 'must be a JSON object: { "buttons": [...], "steps": [...] }' };
+    return { buttons: parsed.buttons ?? [], steps: (parsed.steps ?? []).map((s) => ({ ...s, buttons: s.buttons ?? [] })) };
+  } catch (e) {
+    return { error: `is not JSON: ${(e as Error).message}` };
+  }
 }
 
 export type Texts = string | string[] | null;
@@ -95,6 +117,8 @@ export interface CampaignForm {
   cooldownHours: string;
   /** Record what would be sent; send nothing. */
   shadow: boolean;
+  /** Buttons and steps, as JSON (see flowToBox). */
+  flow: string;
 }
 
 export const emptyForm: CampaignForm = {
@@ -116,6 +140,7 @@ export const emptyForm: CampaignForm = {
   priority: "0",
   cooldownHours: "24",
   shadow: false,
+  flow: "",
 };
 
 const list = (text: string, sep: RegExp = /,/): string[] =>
@@ -141,6 +166,9 @@ export function specFromForm(form: CampaignForm, status: CampaignSpec["status"] 
   const used = (input: keyof CampaignForm, value: string, sep: RegExp = /,/) => (shows(form.trigger, input) ? list(value, sep) : []);
   const text = (input: keyof CampaignForm, value: string) => (shows(form.trigger, input) ? boxToTexts(value) : null);
   const keywords = used("keywords", form.keywords);
+  // A box that is not JSON is refused before saving (flowProblem); here it counts as empty.
+  const flow = boxToFlow(form.flow);
+  const { buttons, steps } = "error" in flow ? { buttons: [], steps: [] } : flow;
   return {
     slug: form.slug.trim() || slugify(form.name),
     name: form.name.trim(),
@@ -161,11 +189,13 @@ export function specFromForm(form: CampaignForm, status: CampaignSpec["status"] 
         ? [{ keywords, match: form.match, require: "any", exclude: list(form.exclude), fold_accents: true, stretch: false }]
         : [],
     intents: [],
+    steps,
     actions: {
       private_reply: text("privateReply", form.privateReply),
       public_replies: used("publicReplies", form.publicReplies, /\n/),
       dm: text("dm", form.dm),
       quick_replies: list(form.quickReplies),
+      buttons,
       public_reply_when: form.publicFollowsPrivate || form.trigger !== "comment" ? "private_reply_sent" : "always",
     },
   };
@@ -192,6 +222,7 @@ export function formFromSpec(spec: CampaignSpec): CampaignForm {
     priority: String(spec.priority),
     cooldownHours: String(spec.cooldown_seconds / 3600),
     shadow: spec.shadow ?? false,
+    flow: flowToBox(spec.actions.buttons ?? [], spec.steps ?? []),
   };
 }
 
@@ -232,6 +263,8 @@ export function inputFor(field: string): keyof CampaignForm | "general" {
     [/^actions\.public_repl/, "publicReplies"],
     [/^actions\.quick_replies/, "quickReplies"],
     [/^actions\.dm/, "dm"],
+    [/^actions\.buttons/, "flow"],
+    [/^steps/, "flow"],
     [/^media_ids/, "mediaIds"],
     [/^payloads/, "payloads"],
     [/^refs/, "refs"],

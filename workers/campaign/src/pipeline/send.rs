@@ -30,6 +30,7 @@ impl Pipeline {
         let message = DirectMessage {
             text,
             quick_replies: &action.quick_replies,
+            buttons: &action.buttons,
         };
         let result = match (action.kind, target) {
             (ActionKind::PrivateReply, Target::Comment(comment)) => {

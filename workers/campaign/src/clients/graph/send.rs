@@ -1,24 +1,44 @@
 //! Writes: the private reply to a comment, the public reply under it, and DMs.
 
 use igflow_core::ids::{CommentId, Igsid};
+use igflow_core::plan::PlannedButton;
 use secrecy::SecretString;
 use serde_json::{Value, json};
 
 use super::{CallError, GraphClient, Sent};
 use crate::clients::store::Account;
 
-/// A text message to one person, optionally with quick-reply buttons.
+/// A text message to one person, optionally with quick-reply or template buttons.
 #[derive(Debug, Clone, Copy)]
 pub struct DirectMessage<'a> {
     pub text: &'a str,
     /// Button titles; tapping one sends its title back as the person's message, which a
     /// `trigger: message` campaign can answer. The title is also the payload.
     pub quick_replies: &'a [String],
+    /// Postback and URL buttons: the text goes out as Meta's button template.
+    pub buttons: &'a [PlannedButton],
 }
 
 impl DirectMessage<'_> {
     fn body(&self) -> Value {
-        let mut body = json!({ "text": self.text });
+        let mut body = if self.buttons.is_empty() {
+            json!({ "text": self.text })
+        } else {
+            let buttons: Vec<Value> = self
+                .buttons
+                .iter()
+                .map(|b| match b {
+                    PlannedButton::Postback { title, payload } => {
+                        json!({ "type": "postback", "title": title, "payload": payload })
+                    }
+                    PlannedButton::Url { title, url } => {
+                        json!({ "type": "web_url", "title": title, "url": url })
+                    }
+                })
+                .collect();
+            json!({ "attachment": { "type": "template", "payload": {
+                "template_type": "button", "text": self.text, "buttons": buttons } } })
+        };
         if !self.quick_replies.is_empty() {
             body["quick_replies"] = self
                 .quick_replies

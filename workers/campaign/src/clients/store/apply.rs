@@ -134,15 +134,15 @@ async fn upsert_campaign(
     source: &str,
 ) -> Result<(), sqlx::Error> {
     let insert = sqlx::query_scalar(
-        "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status, priority, cooldown_seconds, starts_at, ends_at, payloads, refs, ad_ids, public_reply_when, shadow, managed_by, source)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11::timestamptz, $12, $13, $14, $15, $16, 'file', $17)
+        "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status, priority, cooldown_seconds, starts_at, ends_at, payloads, refs, ad_ids, public_reply_when, shadow, buttons, steps, managed_by, source)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11::timestamptz, $12, $13, $14, $15, $16, $17, $18, 'file', $19)
          on conflict (account_id, slug) do update set
            source = excluded.source, name = excluded.name, trigger = excluded.trigger, media_ids = excluded.media_ids,
            status = excluded.status, priority = excluded.priority,
            cooldown_seconds = excluded.cooldown_seconds, starts_at = excluded.starts_at,
            ends_at = excluded.ends_at, payloads = excluded.payloads, refs = excluded.refs,
            ad_ids = excluded.ad_ids, public_reply_when = excluded.public_reply_when,
-           shadow = excluded.shadow,
+           shadow = excluded.shadow, buttons = excluded.buttons, steps = excluded.steps,
            updated_at = now()
          returning id",
     )
@@ -157,8 +157,8 @@ async fn upsert_campaign(
 
 /// Binds a campaign's own columns in the order every campaign write lists them, after the
 /// parameters already bound: slug, name, trigger, media_ids, status, priority,
-/// cooldown_seconds, starts_at, ends_at, payloads, refs, ad_ids, public_reply_when, shadow.
-/// `apply` and the dashboard both write through this.
+/// cooldown_seconds, starts_at, ends_at, payloads, refs, ad_ids, public_reply_when, shadow,
+/// buttons, steps. `apply` and the dashboard both write through this.
 pub fn bind_campaign_columns<'q, O>(
     query: QueryScalar<'q, Postgres, O, PgArguments>,
     c: &'q CampaignSpec,
@@ -179,6 +179,8 @@ pub fn bind_campaign_columns<'q, O>(
         .bind(&c.ad_ids)
         .bind(c.actions.public_reply_when.as_str())
         .bind(c.shadow)
+        .bind(sqlx::types::Json(&c.actions.buttons))
+        .bind(sqlx::types::Json(&c.steps))
 }
 
 /// Replaces a campaign's rules, intents and actions with the spec's: they belong to the

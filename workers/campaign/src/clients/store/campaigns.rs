@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use igflow_core::campaign::{ActionKind, Actions, Campaign, Intent, MediaScope, Rule, Schedule};
 use igflow_core::ids::MediaId;
+use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{Store, StoreError, corrupt};
@@ -22,6 +23,8 @@ struct CampaignRow {
     ad_ids: Vec<String>,
     public_reply_when: String,
     shadow: bool,
+    buttons: Json<serde_json::Value>,
+    steps: Json<serde_json::Value>,
     cooldown_seconds: i32,
     starts_at_ms: Option<i64>,
     ends_at_ms: Option<i64>,
@@ -108,7 +111,7 @@ impl Store {
     pub async fn active_campaigns(&self, account_id: Uuid) -> Result<Vec<Campaign>, StoreError> {
         let campaigns: Vec<CampaignRow> = sqlx::query_as(
             "select id, slug, trigger, priority, media_ids, payloads, refs, ad_ids,
-                    public_reply_when, shadow, cooldown_seconds,
+                    public_reply_when, shadow, buttons, steps, cooldown_seconds,
                     (extract(epoch from starts_at) * 1000)::bigint as starts_at_ms,
                     (extract(epoch from ends_at) * 1000)::bigint as ends_at_ms
              from campaigns where account_id = $1 and status = 'active'",
@@ -207,8 +210,10 @@ impl CampaignRow {
             shadow: self.shadow,
             rules: parts.rules.remove(&self.id).unwrap_or_default(),
             intents: parts.intents.remove(&self.id).unwrap_or_default(),
+            steps: serde_json::from_value(self.steps.0).map_err(|e| bad(e.to_string()))?,
             actions: Actions {
                 public_reply_when: self.public_reply_when.parse().map_err(&bad)?,
+                buttons: serde_json::from_value(self.buttons.0).map_err(|e| bad(e.to_string()))?,
                 ..parts.actions.remove(&self.id).unwrap_or_default()
             },
         })

@@ -1,0 +1,176 @@
+//! A campaign's flow: a private reply with buttons, taps that lead to the next step, each step
+//! sent once whatever Meta redelivers. Real webhook, SQS (moto), worker, Redis and Postgres;
+//! the Graph test server checks the button template as Meta does.
+
+use std::time::Duration;
+
+use igflow_tests::fixtures::{ACCOUNT, TOKEN};
+use igflow_tests::graph_server::CallKind;
+use igflow_tests::harness::{TestEnv, stepped_fleet};
+use igflow_tests::meta::{CommentSpec, comment_delivery, person_delivery};
+use serde_json::{Value, json};
+
+const WAIT: Duration = Duration::from_secs(30);
+const PERSON: &str = "6901";
+
+fn campaigns() -> String {
+    format!(
+        r#"
+version: 1
+tenant: {{ slug: acme, name: Acme Shoes }}
+accounts:
+  - ig_user_id: "{ACCOUNT}"
+    username: acme.shoes
+    login: instagram
+    access_token: "{TOKEN}"
+    campaigns:
+      - slug: launch-link
+        name: Launch link
+        cooldown_seconds: 86400
+        rules: [{{ keywords: [link] }}]
+        actions:
+          private_reply: "Tap below and I'll send you the link 👇"
+          buttons:
+            - {{ title: "Send me the link", step: link }}
+            - {{ title: "Our shop", url: "https://shop.example" }}
+          public_replies: ["Sent you a DM 📩"]
+        steps:
+          - name: link
+            dm: "Here it is: https://shop.example/launch 🚀"
+            buttons: [{{ title: "More deals", step: deals }}]
+          - name: deals
+            dm: "This week: 20% off with LAUNCH20"
+"#
+    )
+}
+
+/// The template buttons of the messages the person got, in order: (text, buttons).
+fn received(env: &TestEnv) -> Vec<(String, Vec<Value>)> {
+    env.graph
+        .accepted(|k| match k {
+            CallKind::Message { recipient, .. } => recipient == PERSON,
+            CallKind::PrivateReply { .. } => true,
+            _ => false,
+        })
+        .into_iter()
+        .map(|c| (c.text, c.buttons))
+        .collect()
+}
+
+fn tap(mid: &str, title: &str, payload: &str) -> String {
+    person_delivery(
+        ACCOUNT,
+        PERSON,
+        json!({ "postback": { "mid": mid, "title": title, "payload": payload } }),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn taps_walk_the_flow_one_message_per_step_whatever_meta_redelivers() {
+    let (env, webhook, worker) = stepped_fleet(&campaigns()).await;
+    let post = |body: String| {
+        let (env, webhook) = (&env, &webhook);
+        async move { assert_eq!(env.post_signed(webhook, &body).await.unwrap(), 200) }
+    };
+    post(comment_delivery(
+        ACCOUNT,
+        &[CommentSpec::new("17900000000000901", PERSON, "link please")],
+    ))
+    .await;
+    worker.finish(1, WAIT).await.unwrap();
+    let got = received(&env);
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].0, "Tap below and I'll send you the link 👇");
+    let campaign: uuid::Uuid =
+        sqlx::query_scalar("select id from campaigns where slug = 'launch-link'")
+            .fetch_one(env.store.pool())
+            .await
+            .unwrap();
+    let link = format!("igflow:step:{campaign}:link");
+    assert_eq!(
+        got[0].1,
+        [
+            json!({ "type": "postback", "title": "Send me the link", "payload": link }),
+            json!({ "type": "web_url", "title": "Our shop", "url": "https://shop.example" }),
+        ]
+    );
+
+    // The tap, delivered twice (Meta retries): one message, though the campaign's one-day
+    // cooldown would hold back another DM from it.
+    post(tap("aWdfFlowTap1", "Send me the link", &link)).await;
+    post(tap("aWdfFlowTap1", "Send me the link", &link)).await;
+    worker.finish(2, WAIT).await.unwrap();
+    let got = received(&env);
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[1].0, "Here it is: https://shop.example/launch 🚀");
+    let deals = format!("igflow:step:{campaign}:deals");
+    assert_eq!(
+        got[1].1,
+        [json!({ "type": "postback", "title": "More deals", "payload": deals })]
+    );
+
+    post(tap("aWdfFlowTap2", "More deals", &deals)).await;
+    worker.finish(1, WAIT).await.unwrap();
+    let got = received(&env);
+    assert_eq!(got.len(), 3);
+    assert_eq!(
+        (got[2].0.as_str(), got[2].1.len()),
+        ("This week: 20% off with LAUNCH20", 0)
+    );
+
+    let steps: Vec<(String, Option<String>)> = sqlx::query_as(
+        "select outcome, detail from activity
+         where step = 'decision' and event_kind = 'postback' order by id",
+    )
+    .fetch_all(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        steps,
+        [
+            ("matched".to_owned(), Some("step \"link\"".to_owned())),
+            ("matched".to_owned(), Some("step \"deals\"".to_owned())),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tap_naming_no_step_of_an_active_campaign_or_a_paused_one_sends_nothing() {
+    let (env, webhook, worker) = stepped_fleet(&campaigns()).await;
+    let campaign: uuid::Uuid =
+        sqlx::query_scalar("select id from campaigns where slug = 'launch-link'")
+            .fetch_one(env.store.pool())
+            .await
+            .unwrap();
+    // A paused campaign's steps are not sent either.
+    sqlx::query("update campaigns set status = 'paused' where id = $1")
+        .bind(campaign)
+        .execute(env.store.pool())
+        .await
+        .unwrap();
+    let bodies = [
+        tap(
+            "aWdfFlowTap3",
+            "x",
+            &format!("igflow:step:{campaign}:nowhere"),
+        ),
+        tap(
+            "aWdfFlowTap4",
+            "x",
+            &format!("igflow:step:{}:link", uuid::Uuid::new_v4()),
+        ),
+        tap("aWdfFlowTap5", "x", "igflow:step:not-a-uuid:link"),
+        tap("aWdfFlowTap6", "x", &format!("igflow:step:{campaign}:link")),
+    ];
+    for body in &bodies {
+        assert_eq!(env.post_signed(&webhook, body).await.unwrap(), 200);
+    }
+    worker.finish(bodies.len(), WAIT).await.unwrap();
+    assert!(received(&env).is_empty());
+    let outcomes: Vec<String> =
+        sqlx::query_scalar("select outcome from activity where step = 'decision' order by id")
+            .fetch_all(env.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(outcomes, ["no_match"; 4]);
+}
