@@ -51,6 +51,8 @@ grant select, insert, update, delete on activity, contacts, parked_events, messa
     to igflow_worker;
 -- Summing the dashboard's per-day activity deltas (the function writes them as their owner).
 grant execute on function igflow_compact_activity_daily() to igflow_worker;
+-- Where people are in campaigns' flows.
+grant select, insert, update, delete on flow_runs to igflow_worker;
 -- Leases of the lifecycle jobs.
 grant select, insert, update, delete on job_leases to igflow_worker;
 -- Meta's app callbacks.
@@ -67,7 +69,8 @@ declare
 begin
     foreach t in array array['ig_accounts', 'campaigns', 'rules', 'actions', 'intents',
                              'activity', 'contacts', 'parked_events', 'message_errors',
-                             'data_deletion_requests', 'app_callback_requests', 'job_leases'] loop
+                             'data_deletion_requests', 'app_callback_requests', 'job_leases',
+                             'flow_runs'] loop
         execute format('drop policy if exists igflow_worker_all on %I', t);
         execute format(
             'create policy igflow_worker_all on %I for all to igflow_worker using (true) with check (true)',

@@ -277,6 +277,29 @@ pub struct Step {
     pub dm: Texts,
     #[serde(default)]
     pub buttons: Vec<Button>,
+    /// Sent only to people who follow the account; others get the gate's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow_gate: Option<FollowGate>,
+}
+
+/// A step for followers only: who does not follow gets `not_following` with a button to try
+/// again, at most `max_retries` times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FollowGate {
+    pub not_following: String,
+    #[serde(default = "default_retry_title")]
+    pub retry_title: String,
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+}
+
+fn default_retry_title() -> String {
+    "I follow now".to_owned()
+}
+
+fn default_max_retries() -> u32 {
+    3
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -9,8 +9,8 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::campaign::{
-    AccountLimits, Actions, Button, Campaign, CampaignStatus, Intent, LoginFlavor, MatchMode,
-    MediaScope, PublicReplyWhen, Require, Rule, RuleUse, Schedule, Step, Texts, Trigger,
+    AccountLimits, Actions, Button, Campaign, CampaignStatus, FollowGate, Intent, LoginFlavor,
+    MatchMode, MediaScope, PublicReplyWhen, Require, Rule, RuleUse, Schedule, Step, Texts, Trigger,
 };
 use crate::ids::{IgUserId, MediaId, PageId};
 use crate::matcher::Normalized;
@@ -54,6 +54,8 @@ pub const MAX_URL_CHARS: usize = 2000;
 /// Steps of one campaign's flow.
 pub const MAX_STEPS: usize = 10;
 pub const MAX_STEP_NAME_CHARS: usize = 32;
+/// How often a follow gate lets a person try again.
+pub const MAX_GATE_RETRIES: u32 = 10;
 /// Per campaign, for its payloads, refs and ad ids each.
 pub const MAX_LISTENED: usize = 20;
 /// Meta's limit for a button's payload.
@@ -871,6 +873,9 @@ impl Problems {
             if !step.buttons.is_empty() {
                 self.template_text(&format!("{at}.dm"), &step.dm);
             }
+            if let Some(gate) = &step.follow_gate {
+                self.follow_gate(&format!("{at}.follow_gate"), gate);
+            }
         }
     }
 
@@ -918,6 +923,28 @@ impl Problems {
                 (Some(_), None) | (None, Some(_)) => {}
                 _ => self.add(&at, "set exactly one of step or url"),
             }
+        }
+    }
+
+    /// The message for people who do not follow yet, and its retry button.
+    fn follow_gate(&mut self, at: &str, gate: &FollowGate) {
+        let field = format!("{at}.not_following");
+        self.dm_text(&field, &gate.not_following, false);
+        self.template_text(&field, &Texts(vec![gate.not_following.clone()]));
+        let title = format!("{at}.retry_title");
+        self.non_blank(&title, &gate.retry_title);
+        let chars = gate.retry_title.chars().count();
+        if chars > MAX_BUTTON_TITLE_CHARS {
+            self.add(
+                &title,
+                format!("is {chars} characters; Instagram cuts titles at {MAX_BUTTON_TITLE_CHARS}"),
+            );
+        }
+        if !(1..=MAX_GATE_RETRIES).contains(&gate.max_retries) {
+            self.add(
+                &format!("{at}.max_retries"),
+                format!("must be 1 to {MAX_GATE_RETRIES}"),
+            );
         }
     }
 
@@ -1346,7 +1373,9 @@ accounts:
                 { "title": "Both", "step": "link", "url": "https://shop.example" },
                 { "title": " ", "step": "link" } ] },
             "steps": [ { "name": "Link!", "dm": "{username}" }, { "name": "link", "dm": [] },
-                       { "name": "link", "dm": "again" } ] }),
+                       { "name": "link", "dm": "again" },
+                       { "name": "gated", "dm": "ok", "follow_gate": { "not_following": " ",
+                         "retry_title": "Tap here once you follow us", "max_retries": 0 } } ] }),
         );
         assert_eq!(
             fields(&bad),
@@ -1362,6 +1391,9 @@ accounts:
                 "steps[0].dm: {username} is only known for comments (Meta sends no username with a message)",
                 "steps[1].dm: is required: the message the step sends",
                 "steps[2].name: \"link\" is used twice",
+                "steps[3].follow_gate.not_following: must not be empty",
+                "steps[3].follow_gate.retry_title: is 27 characters; Instagram cuts titles at 20",
+                "steps[3].follow_gate.max_retries: must be 1 to 10",
             ]
         );
     }

@@ -117,6 +117,17 @@ pub struct Plan {
     pub public_follows_private: bool,
     /// Record what would be sent; send nothing.
     pub shadow: bool,
+    /// The step is for followers only: the worker checks, and sends this instead to others.
+    pub gate: Option<Box<Gate>>,
+}
+
+/// A follow-gated step's other branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Gate {
+    /// "Follow us, then tap", with a button to try the step again.
+    pub not_following: PlannedAction,
+    /// How many times a person may be turned back before the step gives up on them.
+    pub max_retries: u32,
 }
 
 /// A direct message that is nothing but a stop or start word, as with SMS short codes:
@@ -342,6 +353,21 @@ impl CampaignSet {
             }],
             public_follows_private: false,
             shadow: campaign.shadow,
+            gate: step.follow_gate.as_ref().map(|g| {
+                Box::new(Gate {
+                    not_following: PlannedAction {
+                        kind: ActionKind::Dm,
+                        text: g.not_following.clone(),
+                        quick_replies: Vec::new(),
+                        buttons: vec![PlannedButton::Postback {
+                            title: g.retry_title.clone(),
+                            payload: step_payload(campaign.id, &step.name),
+                        }],
+                        variant: None,
+                    },
+                    max_retries: g.max_retries,
+                })
+            }),
         })
     }
 
@@ -459,6 +485,7 @@ fn plan(event_id: &EventId, campaign: &Campaign, matched_by: MatchedBy, vars: Va
         public_follows_private: !campaign.actions.private_reply.is_empty()
             && campaign.actions.public_reply_when == PublicReplyWhen::PrivateReplySent,
         shadow: campaign.shadow,
+        gate: None,
     }
 }
 

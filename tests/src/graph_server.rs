@@ -184,6 +184,10 @@ struct ServerState {
     /// Accepted DMs by thread (sender, recipient), oldest first, as the Conversations API
     /// lists them.
     threads: HashMap<(String, String), Vec<Value>>,
+    /// People (IGSIDs) who follow the accounts, for the User Profile API.
+    followers: HashSet<String>,
+    /// How often the User Profile API was asked.
+    profile_reads: u32,
     oauth: oauth::OAuthState,
     lifecycle: lifecycle::LifecycleState,
 }
@@ -322,6 +326,21 @@ impl GraphTestServer {
     /// Only these tokens are accepted from now on (Meta answers others with error 190).
     pub fn accept_only(&self, tokens: &[&str]) {
         self.shared.lock().valid_tokens = tokens.iter().map(|t| (*t).to_owned()).collect();
+    }
+
+    /// Whether `igsid` follows the account, as the User Profile API answers from now on.
+    pub fn set_following(&self, igsid: &str, follows: bool) {
+        let mut state = self.shared.lock();
+        if follows {
+            state.followers.insert(igsid.to_owned());
+        } else {
+            state.followers.remove(igsid);
+        }
+    }
+
+    /// How often the User Profile API was asked.
+    pub fn profile_reads(&self) -> u32 {
+        self.shared.lock().profile_reads
     }
 
     /// Injects these faults into writes from now on; `Faults::default()` stops them.
@@ -835,14 +854,22 @@ async fn conversations(
 
 /// `GET /{conversation-id}?fields=messages{message,from,created_time}`: the thread's 20
 /// newest messages, newest first.
+/// `GET /{id}`: a conversation's messages, or a person's profile (User Profile API).
 async fn thread(
     State(shared): State<Shared>,
     Path(id): Path<String>,
+    Query(query): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
     let mut state = shared.lock();
     if let Err(refusal) = state.admit_read(bearer(&headers).as_deref()) {
         return refusal.into_response();
+    }
+    let fields = query.get("fields").map(String::as_str).unwrap_or_default();
+    if fields.contains("is_user_follow_business") {
+        state.profile_reads += 1;
+        let follows = state.followers.contains(&id);
+        return Json(json!({ "is_user_follow_business": follows, "id": id })).into_response();
     }
     let Some(messages) = thread_of(&id).and_then(|key| state.threads.get(&key)) else {
         return Refusal::new(

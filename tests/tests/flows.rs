@@ -40,6 +40,19 @@ accounts:
             buttons: [{{ title: "More deals", step: deals }}]
           - name: deals
             dm: "This week: 20% off with LAUNCH20"
+      - slug: vip
+        name: VIP link for followers
+        rules: [{{ keywords: [vip] }}]
+        actions:
+          private_reply: "Tap below for the VIP link"
+          buttons: [{{ title: "Get the link", step: vip }}]
+        steps:
+          - name: vip
+            dm: "VIP link: https://shop.example/vip"
+            follow_gate:
+              not_following: "Follow @acme.shoes first, then tap below 🙏"
+              retry_title: "I follow now"
+              max_retries: 2
 "#
     )
 }
@@ -173,4 +186,87 @@ async fn a_tap_naming_no_step_of_an_active_campaign_or_a_paused_one_sends_nothin
             .await
             .unwrap();
     assert_eq!(outcomes, ["no_match"; 4]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_gated_step_turns_back_non_followers_a_bounded_number_of_times() {
+    let (env, webhook, worker) = stepped_fleet(&campaigns()).await;
+    let post = |body: String| {
+        let (env, webhook) = (&env, &webhook);
+        async move { assert_eq!(env.post_signed(webhook, &body).await.unwrap(), 200) }
+    };
+    post(comment_delivery(
+        ACCOUNT,
+        &[CommentSpec::new("17900000000000951", PERSON, "vip?")],
+    ))
+    .await;
+    worker.finish(1, WAIT).await.unwrap();
+    let campaign: uuid::Uuid = sqlx::query_scalar("select id from campaigns where slug = 'vip'")
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap();
+    let vip = format!("igflow:step:{campaign}:vip");
+    let retry = json!({ "type": "postback", "title": "I follow now", "payload": vip });
+    let gate = "Follow @acme.shoes first, then tap below 🙏";
+
+    // Not following: the gate's message with a button to try again; the same tap delivered
+    // twice counts once.
+    post(tap("aWdfGate1", "Get the link", &vip)).await;
+    post(tap("aWdfGate1", "Get the link", &vip)).await;
+    worker.finish(2, WAIT).await.unwrap();
+    // Tried again, still not following: turned back a second and last time, then no answer.
+    post(tap("aWdfGate2", "I follow now", &vip)).await;
+    worker.finish(1, WAIT).await.unwrap();
+    post(tap("aWdfGate3", "I follow now", &vip)).await;
+    worker.finish(1, WAIT).await.unwrap();
+    // Following now: the step goes out.
+    env.graph.set_following(PERSON, true);
+    post(tap("aWdfGate4", "I follow now", &vip)).await;
+    worker.finish(1, WAIT).await.unwrap();
+
+    let got = received(&env);
+    let texts: Vec<&str> = got.iter().map(|(t, _)| t.as_str()).collect();
+    assert_eq!(
+        texts,
+        [
+            "Tap below for the VIP link",
+            gate,
+            gate,
+            "VIP link: https://shop.example/vip"
+        ]
+    );
+    assert_eq!(got[1].1, std::slice::from_ref(&retry));
+    assert_eq!(got[2].1, [retry]);
+    assert!(got[3].1.is_empty());
+    let details: Vec<Option<String>> = sqlx::query_scalar(
+        "select detail from activity where step = 'decision' and event_kind = 'postback' order by id",
+    )
+    .fetch_all(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        details,
+        [
+            Some(
+                "step \"vip\": does not follow the account yet (turned back 1 of 2 times)"
+                    .to_owned()
+            ),
+            Some(
+                "step \"vip\": does not follow the account yet (turned back 2 of 2 times)"
+                    .to_owned()
+            ),
+            Some(
+                "step \"vip\": still does not follow the account after 2 tries; not answered"
+                    .to_owned()
+            ),
+            Some("step \"vip\": follows the account".to_owned()),
+        ]
+    );
+    let turned_back: Vec<String> =
+        sqlx::query_scalar("select unnest(turned_back) from flow_runs where campaign_id = $1")
+            .bind(campaign)
+            .fetch_all(env.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(turned_back.len(), 3, "{turned_back:?}");
 }

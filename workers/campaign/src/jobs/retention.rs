@@ -31,6 +31,7 @@ pub async fn run(store: Store, days: u32, shutdown: CancellationToken) {
                 message_errors = p.message_errors,
                 contacts = p.contacts,
                 parked_events = p.parked_events,
+                flow_runs = p.flow_runs,
                 "retention: old rows deleted"
             ),
             Err(e) => tracing::warn!(error = %e, "retention pass failed; next one in an hour"),

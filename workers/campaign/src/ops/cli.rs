@@ -307,8 +307,8 @@ async fn prune(store: &Store, env: &Env) -> anyhow::Result<()> {
     };
     let p = store.prune(days).await?;
     println!(
-        "older than {days} days, deleted: {} activity rows, {} queue errors, {} contacts, {} parked events",
-        p.activity, p.message_errors, p.contacts, p.parked_events
+        "older than {days} days, deleted: {} activity rows, {} queue errors, {} contacts, {} parked events, {} lapsed flow runs",
+        p.activity, p.message_errors, p.contacts, p.parked_events, p.flow_runs
     );
     Ok(())
 }

@@ -1,5 +1,5 @@
 //! The stages one event goes through, in order (docs/architecture.md, "The worker's stages"):
-//! decode, claim, load, filter, plan, classify, record, guard, execute, settle. Each stage
+//! decode, claim, load, filter, plan, classify, follow gate, record, guard, execute, settle. Each stage
 //! returns a [`Next`]; [`Next::Continue`] hands the [`Context`] to the next stage, anything
 //! else ends the event and goes to `settle`.
 
@@ -12,6 +12,7 @@ mod cooldown;
 mod decode;
 mod execute;
 mod filter;
+mod follow_gate;
 mod guard;
 pub mod heartbeat;
 mod intent;
@@ -140,6 +141,9 @@ impl Pipeline {
         }
         if next.goes_on() {
             next = self.classify(cx).await?;
+        }
+        if next.goes_on() {
+            next = self.follow_gate(cx).await?;
         }
         if next.goes_on() {
             next = self.record(cx).await?;

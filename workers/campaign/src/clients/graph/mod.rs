@@ -4,6 +4,7 @@
 
 mod error;
 mod headers;
+mod profile;
 mod read_back;
 mod send;
 

@@ -12,6 +12,7 @@ pub struct Pruned {
     pub message_errors: u64,
     pub contacts: u64,
     pub parked_events: u64,
+    pub flow_runs: u64,
 }
 
 /// Kept whatever its age: a sent DM a campaign's cooldown still counts.
@@ -44,6 +45,14 @@ const PARKED_EVENTS: &str = "
         where parked_at < now() - make_interval(days => $1)
         limit $2 for update skip locked)";
 
+/// A run lapses with its messaging window; it is kept a day after (or the retention period,
+/// if shorter) for whoever looks into it.
+const FLOW_RUNS: &str = "
+    delete from flow_runs where (account_id, contact_igsid, campaign_id, step) in (
+        select account_id, contact_igsid, campaign_id, step from flow_runs
+        where expires_at < now() - make_interval(days => least($1, 1))
+        limit $2 for update skip locked)";
+
 impl Store {
     /// Deletes what is older than `days`, in batches; several workers may run it at once
     /// (each batch skips rows another is deleting).
@@ -56,6 +65,7 @@ impl Store {
             (MESSAGE_ERRORS, &mut pruned.message_errors),
             (CONTACTS, &mut pruned.contacts),
             (PARKED_EVENTS, &mut pruned.parked_events),
+            (FLOW_RUNS, &mut pruned.flow_runs),
         ] {
             loop {
                 let deleted = sqlx::query(query)
