@@ -280,6 +280,64 @@ pub struct Step {
     /// Sent only to people who follow the account; others get the gate's message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_gate: Option<FollowGate>,
+    /// The step's message asks for an email or phone number; the person's next message is
+    /// the answer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture: Option<Capture>,
+}
+
+text_enum!(
+    /// What a capture step asks for, stored on the contact.
+    CaptureField { Email => "email", Phone => "phone" }
+);
+
+/// An answer a capture step waits for: checked, stored on the contact, then `next` step (or
+/// `thanks`); a bad answer gets `invalid` and is asked again, at most `max_attempts` times.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Capture {
+    pub field: CaptureField,
+    pub invalid: String,
+    #[serde(default = "default_max_retries")]
+    pub max_attempts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thanks: Option<String>,
+    /// The step sent once the answer is stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
+}
+
+impl CaptureField {
+    /// The answer as stored, if it is one: an email of one `@` and a dotted domain, or a phone
+    /// number of 7 to 15 digits (E.164) with an optional `+` and the usual separators.
+    pub fn accept(self, answer: &str) -> Option<String> {
+        let answer = answer.trim();
+        match self {
+            Self::Email => {
+                let (local, domain) = answer.split_once('@')?;
+                let fine = !local.is_empty()
+                    && answer.len() <= 254
+                    && !domain.contains('@')
+                    && domain.split('.').count() >= 2
+                    && domain.split('.').all(|l| !l.is_empty())
+                    && !answer.chars().any(|c| c.is_whitespace() || c.is_control());
+                fine.then(|| format!("{local}@{}", domain.to_lowercase()))
+            }
+            Self::Phone => {
+                let digits: String = answer.chars().filter(char::is_ascii_digit).collect();
+                let only_phone = answer.chars().enumerate().all(|(i, c)| {
+                    c.is_ascii_digit() || " -().".contains(c) || (c == '+' && i == 0)
+                });
+                (only_phone && (7..=15).contains(&digits.len())).then(|| {
+                    if answer.starts_with('+') {
+                        format!("+{digits}")
+                    } else {
+                        digits
+                    }
+                })
+            }
+        }
+    }
 }
 
 /// A step for followers only: who does not follow gets `not_following` with a button to try
@@ -347,6 +405,32 @@ pub struct Campaign {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn captured_answers_are_checked_and_normalized() {
+        let email = CaptureField::Email;
+        assert_eq!(
+            email.accept(" Ana@Example.COM "),
+            Some("Ana@example.com".into())
+        );
+        for bad in [
+            "ana",
+            "ana@",
+            "@x.com",
+            "ana@x",
+            "ana@x..com",
+            "a b@x.com",
+            "a@b@c.com",
+        ] {
+            assert_eq!(email.accept(bad), None, "{bad}");
+        }
+        let phone = CaptureField::Phone;
+        assert_eq!(phone.accept("+34 612-345-678"), Some("+34612345678".into()));
+        assert_eq!(phone.accept("(020) 7946 0018"), Some("02079460018".into()));
+        for bad in ["12345", "call me", "+1 555 0100 ext 9", "1+5550100000"] {
+            assert_eq!(phone.accept(bad), None, "{bad}");
+        }
+    }
 
     #[test]
     fn text_enums_round_trip_and_name_the_choices() {

@@ -9,8 +9,9 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
 use crate::campaign::{
-    AccountLimits, Actions, Button, Campaign, CampaignStatus, FollowGate, Intent, LoginFlavor,
-    MatchMode, MediaScope, PublicReplyWhen, Require, Rule, RuleUse, Schedule, Step, Texts, Trigger,
+    AccountLimits, Actions, Button, Campaign, CampaignStatus, Capture, FollowGate, Intent,
+    LoginFlavor, MatchMode, MediaScope, PublicReplyWhen, Require, Rule, RuleUse, Schedule, Step,
+    Texts, Trigger,
 };
 use crate::ids::{IgUserId, MediaId, PageId};
 use crate::matcher::Normalized;
@@ -54,7 +55,7 @@ pub const MAX_URL_CHARS: usize = 2000;
 /// Steps of one campaign's flow.
 pub const MAX_STEPS: usize = 10;
 pub const MAX_STEP_NAME_CHARS: usize = 32;
-/// How often a follow gate lets a person try again.
+/// How often a follow gate lets a person try again, or a capture step asks again.
 pub const MAX_GATE_RETRIES: u32 = 10;
 /// Per campaign, for its payloads, refs and ad ids each.
 pub const MAX_LISTENED: usize = 20;
@@ -876,6 +877,9 @@ impl Problems {
             if let Some(gate) = &step.follow_gate {
                 self.follow_gate(&format!("{at}.follow_gate"), gate);
             }
+            if let Some(capture) = &step.capture {
+                self.capture(&format!("{at}.capture"), capture, &names);
+            }
         }
     }
 
@@ -943,6 +947,28 @@ impl Problems {
         if !(1..=MAX_GATE_RETRIES).contains(&gate.max_retries) {
             self.add(
                 &format!("{at}.max_retries"),
+                format!("must be 1 to {MAX_GATE_RETRIES}"),
+            );
+        }
+    }
+
+    /// What a capture step says to a bad answer and after a good one, and where it goes next.
+    fn capture(&mut self, at: &str, capture: &Capture, steps: &[&str]) {
+        self.dm_text(&format!("{at}.invalid"), &capture.invalid, false);
+        if let Some(thanks) = &capture.thanks {
+            self.dm_text(&format!("{at}.thanks"), thanks, false);
+        }
+        if let Some(next) = &capture.next
+            && !steps.contains(&next.as_str())
+        {
+            self.add(
+                &format!("{at}.next"),
+                format!("{next:?} is not one of the campaign's steps"),
+            );
+        }
+        if !(1..=MAX_GATE_RETRIES).contains(&capture.max_attempts) {
+            self.add(
+                &format!("{at}.max_attempts"),
                 format!("must be 1 to {MAX_GATE_RETRIES}"),
             );
         }
@@ -1375,7 +1401,9 @@ accounts:
             "steps": [ { "name": "Link!", "dm": "{username}" }, { "name": "link", "dm": [] },
                        { "name": "link", "dm": "again" },
                        { "name": "gated", "dm": "ok", "follow_gate": { "not_following": " ",
-                         "retry_title": "Tap here once you follow us", "max_retries": 0 } } ] }),
+                         "retry_title": "Tap here once you follow us", "max_retries": 0 } },
+                       { "name": "email", "dm": "Your email?", "capture": { "field": "email",
+                         "invalid": "", "next": "nowhere", "max_attempts": 11 } } ] }),
         );
         assert_eq!(
             fields(&bad),
@@ -1394,6 +1422,9 @@ accounts:
                 "steps[3].follow_gate.not_following: must not be empty",
                 "steps[3].follow_gate.retry_title: is 27 characters; Instagram cuts titles at 20",
                 "steps[3].follow_gate.max_retries: must be 1 to 10",
+                "steps[4].capture.invalid: must not be empty",
+                "steps[4].capture.next: \"nowhere\" is not one of the campaign's steps",
+                "steps[4].capture.max_attempts: must be 1 to 10",
             ]
         );
     }

@@ -4,7 +4,9 @@
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::campaign::{ActionKind, Button, Campaign, PublicReplyWhen, Trigger};
+use crate::campaign::{
+    ActionKind, Button, Campaign, Capture, CaptureField, PublicReplyWhen, Step, Trigger,
+};
 use crate::event::{Act, Comment, MessagingItem, Referral};
 use crate::ids::{EventId, IgUserId, MediaId};
 use crate::matcher::{Matcher, MatcherError, Normalized};
@@ -119,6 +121,8 @@ pub struct Plan {
     pub shadow: bool,
     /// The step is for followers only: the worker checks, and sends this instead to others.
     pub gate: Option<Box<Gate>>,
+    /// The step asks for this; the person's next message is the answer.
+    pub awaits: Option<CaptureField>,
 }
 
 /// A follow-gated step's other branch.
@@ -322,14 +326,49 @@ impl CampaignSet {
         }
     }
 
-    /// A tapped button's step: its message, sent whatever the campaign's cooldown (the person
-    /// asked for it) while the campaign is active. A step no longer there matches nothing.
-    fn step(&self, event_id: &EventId, campaign: Uuid, step: &str) -> Decision {
-        let found = self.campaigns.iter().find_map(|(c, _)| {
+    /// A reply within a step of `campaign`'s flow (a capture's "thanks" or "try again"), or
+    /// no match if the campaign or step is gone.
+    pub fn step_reply(&self, campaign: Uuid, step: &str, text: &str) -> Decision {
+        let Some((campaign, _)) = self.find_step(campaign, step) else {
+            return Decision::NoMatch;
+        };
+        Decision::Matched(Plan {
+            campaign_id: campaign.id,
+            campaign_slug: campaign.slug.clone(),
+            matched_by: MatchedBy::Step {
+                step: step.to_owned(),
+            },
+            cooldown: std::time::Duration::ZERO,
+            actions: vec![PlannedAction {
+                kind: ActionKind::Dm,
+                text: text.to_owned(),
+                quick_replies: Vec::new(),
+                buttons: Vec::new(),
+                variant: None,
+            }],
+            public_follows_private: false,
+            shadow: campaign.shadow,
+            gate: None,
+            awaits: None,
+        })
+    }
+
+    /// The capture step `step` of `campaign`, while both exist.
+    pub fn capture_of(&self, campaign: Uuid, step: &str) -> Option<&Capture> {
+        self.find_step(campaign, step)?.1.capture.as_ref()
+    }
+
+    fn find_step(&self, campaign: Uuid, step: &str) -> Option<(&Campaign, &Step)> {
+        self.campaigns.iter().find_map(|(c, _)| {
             let s = c.steps.iter().find(|s| s.name == step)?;
             (c.id == campaign).then_some((c, s))
-        });
-        let Some((campaign, step)) = found else {
+        })
+    }
+
+    /// A tapped button's step: its message, sent whatever the campaign's cooldown (the person
+    /// asked for it) while the campaign is active. A step no longer there matches nothing.
+    pub fn step(&self, event_id: &EventId, campaign: Uuid, step: &str) -> Decision {
+        let Some((campaign, step)) = self.find_step(campaign, step) else {
             return Decision::NoMatch;
         };
         let Some((index, text)) = pick_variant(event_id, ActionKind::Dm, &step.dm.0) else {
@@ -368,6 +407,7 @@ impl CampaignSet {
                     max_retries: g.max_retries,
                 })
             }),
+            awaits: step.capture.as_ref().map(|c| c.field),
         })
     }
 
@@ -486,6 +526,7 @@ fn plan(event_id: &EventId, campaign: &Campaign, matched_by: MatchedBy, vars: Va
             && campaign.actions.public_reply_when == PublicReplyWhen::PrivateReplySent,
         shadow: campaign.shadow,
         gate: None,
+        awaits: None,
     }
 }
 

@@ -270,3 +270,185 @@ async fn a_follow_gated_step_turns_back_non_followers_a_bounded_number_of_times(
             .unwrap();
     assert_eq!(turned_back.len(), 3, "{turned_back:?}");
 }
+
+/// Comment → DM with a button → tap → follow check → ask for the email → store it → send.
+fn guide_campaign() -> String {
+    format!(
+        r#"
+version: 1
+tenant: {{ slug: acme, name: Acme Shoes }}
+accounts:
+  - ig_user_id: "{ACCOUNT}"
+    username: acme.shoes
+    login: instagram
+    access_token: "{TOKEN}"
+    campaigns:
+      - slug: guide
+        name: Free sizing guide
+        rules: [{{ keywords: [guide] }}]
+        actions:
+          private_reply: "Want the sizing guide? Tap below 👇"
+          buttons: [{{ title: "Get the guide", step: ask }}]
+        steps:
+          - name: ask
+            dm: "Great! What's your email?"
+            follow_gate:
+              not_following: "Follow @acme.shoes first, then tap below"
+            capture:
+              field: email
+              invalid: "Hmm, that doesn't look like an email. Try again?"
+              max_attempts: 2
+              next: sent
+          - name: sent
+            dm: "Sent! Check your inbox for the guide 📏"
+"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_three_step_flow_gates_captures_and_sends_each_message_once_across_a_restart() {
+    let (env, webhook, worker) = stepped_fleet(&guide_campaign()).await;
+    let post = |body: String| {
+        let (env, webhook) = (&env, &webhook);
+        async move { assert_eq!(env.post_signed(webhook, &body).await.unwrap(), 200) }
+    };
+    let says = |mid: &str, text: &str| {
+        person_delivery(
+            ACCOUNT,
+            PERSON,
+            json!({ "message": { "mid": mid, "text": text } }),
+        )
+    };
+    post(comment_delivery(
+        ACCOUNT,
+        &[CommentSpec::new("17900000000000991", PERSON, "guide pls")],
+    ))
+    .await;
+    worker.finish(1, WAIT).await.unwrap();
+    let campaign: uuid::Uuid = sqlx::query_scalar("select id from campaigns where slug = 'guide'")
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap();
+    let ask = format!("igflow:step:{campaign}:ask");
+
+    // Not following yet: turned back. Following: asked for the email.
+    post(tap("aWdfGuide1", "Get the guide", &ask)).await;
+    worker.finish(1, WAIT).await.unwrap();
+    env.graph.set_following(PERSON, true);
+    post(tap("aWdfGuide2", "I follow now", &ask)).await;
+    post(tap("aWdfGuide2", "I follow now", &ask)).await;
+    worker.finish(2, WAIT).await.unwrap();
+
+    // The worker restarts: where the person is lives in Postgres.
+    drop(worker);
+    let worker = env.stepped_worker().await.unwrap();
+    post(says("aWdfGuide3", "my email is ana at example")).await;
+    worker.finish(1, WAIT).await.unwrap();
+    post(says("aWdfGuide4", "Ana@Example.com")).await;
+    post(says("aWdfGuide4", "Ana@Example.com")).await;
+    worker.finish(2, WAIT).await.unwrap();
+    // Answered: the next message is the person's own again (no campaign answers it).
+    post(says("aWdfGuide5", "thanks!")).await;
+    worker.finish(1, WAIT).await.unwrap();
+
+    let texts: Vec<String> = received(&env).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(
+        texts,
+        [
+            "Want the sizing guide? Tap below 👇",
+            "Follow @acme.shoes first, then tap below",
+            "Great! What's your email?",
+            "Hmm, that doesn't look like an email. Try again?",
+            "Sent! Check your inbox for the guide 📏",
+        ]
+    );
+    let email: Option<String> = sqlx::query_scalar("select email from contacts where igsid = $1")
+        .bind(PERSON)
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(email.as_deref(), Some("Ana@example.com"));
+    let details: Vec<(String, Option<String>)> = sqlx::query_as(
+        "select outcome, detail from activity where step = 'decision' and event_kind = 'message'
+         order by id",
+    )
+    .fetch_all(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        details,
+        [
+            (
+                "matched".to_owned(),
+                Some("step \"ask\": not a valid email, asked again (1 of 2)".to_owned())
+            ),
+            (
+                "matched".to_owned(),
+                Some("step \"ask\": email captured".to_owned())
+            ),
+            ("no_match".to_owned(), None),
+        ]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_stops_asking_after_its_attempts_and_stop_still_opts_out() {
+    let (env, webhook, worker) = stepped_fleet(&guide_campaign()).await;
+    env.graph.set_following(PERSON, true);
+    let campaign: uuid::Uuid = sqlx::query_scalar("select id from campaigns where slug = 'guide'")
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap();
+    let says = |mid: &str, text: &str| {
+        person_delivery(
+            ACCOUNT,
+            PERSON,
+            json!({ "message": { "mid": mid, "text": text } }),
+        )
+    };
+    let bodies = [
+        tap(
+            "aWdfCap1",
+            "Get the guide",
+            &format!("igflow:step:{campaign}:ask"),
+        ),
+        says("aWdfCap2", "no"),
+        says("aWdfCap3", "still no"),
+        says("aWdfCap4", "never"),
+        says("aWdfCap5", "nope@"),
+    ];
+    for body in &bodies {
+        assert_eq!(env.post_signed(&webhook, body).await.unwrap(), 200);
+        worker.finish(1, WAIT).await.unwrap();
+    }
+    let texts: Vec<String> = received(&env).into_iter().map(|(t, _)| t).collect();
+    assert_eq!(
+        texts,
+        [
+            "Great! What's your email?",
+            "Hmm, that doesn't look like an email. Try again?",
+            "Hmm, that doesn't look like an email. Try again?",
+        ]
+    );
+
+    // Asked again, then STOP: consent wins over the waiting capture.
+    let stop = [
+        tap(
+            "aWdfCap6",
+            "Get the guide",
+            &format!("igflow:step:{campaign}:ask"),
+        ),
+        says("aWdfCap7", "STOP"),
+    ];
+    for body in &stop {
+        assert_eq!(env.post_signed(&webhook, body).await.unwrap(), 200);
+        worker.finish(1, WAIT).await.unwrap();
+    }
+    let opted_out: bool = sqlx::query_scalar("select opted_out from contacts where igsid = $1")
+        .bind(PERSON)
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap();
+    assert!(opted_out);
+    assert_eq!(received(&env).len(), 4, "the ask once more, then nothing");
+}

@@ -5,6 +5,7 @@
 
 pub mod account_events;
 mod attempt;
+mod capture;
 mod claim;
 pub mod classify;
 pub mod consumer;
@@ -144,6 +145,9 @@ impl Pipeline {
         }
         if next.goes_on() {
             next = self.follow_gate(cx).await?;
+        }
+        if next.goes_on() {
+            next = self.start_waiting(cx).await?;
         }
         if next.goes_on() {
             next = self.record(cx).await?;

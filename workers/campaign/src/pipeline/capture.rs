@@ -1,0 +1,111 @@
+//! Capture steps: a step that asks for an email or phone number starts waiting for the
+//! person's next message, and that message is then decided by the step (stored on the
+//! contact, then the next step or thanks; a bad answer asked again, a bounded number of
+//! times), not by the campaigns. Touches Postgres (`flow_runs`, `contacts`).
+
+use igflow_core::event::{Act, MessagingItem};
+use igflow_core::failure::Failure;
+use igflow_core::plan::{CampaignSet, Decision};
+use igflow_core::window;
+
+use crate::clients::store::FlowStep;
+use crate::pipeline::{Context, Next, Pipeline, Target};
+
+impl Pipeline {
+    /// In `plan`: the person's message, when a capture step waits for it. Consent (STOP)
+    /// and skips stand; a campaign or step no longer there leaves the message to the
+    /// campaigns.
+    pub(super) async fn answer_capture(
+        &self,
+        cx: &mut Context<'_>,
+        message: &MessagingItem,
+        campaigns: &CampaignSet,
+    ) -> Result<(), Failure> {
+        if message.act() != Act::Message
+            || matches!(cx.decision, Decision::Consent(_) | Decision::Skip(_))
+        {
+            return Ok(());
+        }
+        let (Some(text), Some(sender)) = (message.text(), message.sender()) else {
+            return Ok(());
+        };
+        let event = cx.envelope.event_id.as_str();
+        let Some(run) = self
+            .store
+            .awaiting(cx.account.id, sender.as_str(), event)
+            .await?
+        else {
+            return Ok(());
+        };
+        let Some(capture) = campaigns.capture_of(run.campaign_id, &run.step) else {
+            return Ok(());
+        };
+        let at = FlowStep {
+            account_id: cx.account.id,
+            contact: sender.as_str(),
+            campaign_id: run.campaign_id,
+            step: &run.step,
+        };
+        let (step, field) = (&run.step, capture.field);
+        if let Some(value) = field.accept(text) {
+            self.store
+                .answered(at, event, Some((field, &value)))
+                .await?;
+            cx.decision = match (&capture.next, &capture.thanks) {
+                (Some(next), _) => campaigns.step(&cx.envelope.event_id, run.campaign_id, next),
+                (None, Some(thanks)) => campaigns.step_reply(run.campaign_id, step, thanks),
+                (None, None) => silent(campaigns.step_reply(run.campaign_id, step, "")),
+            };
+            cx.why = Some(format!("step {step:?}: {field} captured"));
+            return Ok(());
+        }
+        let bad = self.store.bad_answer(at, event).await?;
+        if bad <= capture.max_attempts {
+            cx.decision = campaigns.step_reply(run.campaign_id, step, &capture.invalid);
+            cx.why = Some(format!(
+                "step {step:?}: not a valid {field}, asked again ({bad} of {})",
+                capture.max_attempts
+            ));
+        } else {
+            self.store.answered(at, event, None).await?;
+            cx.decision = silent(campaigns.step_reply(run.campaign_id, step, ""));
+            cx.why = Some(format!(
+                "step {step:?}: no valid {field} after {} tries; stopped asking",
+                capture.max_attempts
+            ));
+        }
+        Ok(())
+    }
+
+    /// After the follow gate: a capture step going out starts waiting for the answer, for as
+    /// long as the window its tap opened.
+    pub(super) async fn start_waiting(&self, cx: &Context<'_>) -> Result<Next, Failure> {
+        let (Decision::Matched(plan), Target::Sender { igsid, .. }) = (&cx.decision, &cx.target)
+        else {
+            return Ok(Next::Continue);
+        };
+        let (Some(field), igflow_core::plan::MatchedBy::Step { step }) =
+            (plan.awaits, &plan.matched_by)
+        else {
+            return Ok(Next::Continue);
+        };
+        let at = FlowStep {
+            account_id: cx.account.id,
+            contact: igsid.as_str(),
+            campaign_id: plan.campaign_id,
+            step,
+        };
+        self.store
+            .await_answer(at, field.as_str(), window::MESSAGING_WINDOW)
+            .await?;
+        Ok(Next::Continue)
+    }
+}
+
+/// The step's decision with nothing to send (the answer recorded, nothing left to say).
+fn silent(mut decision: Decision) -> Decision {
+    if let Decision::Matched(plan) = &mut decision {
+        plan.actions.clear();
+    }
+    decision
+}
