@@ -51,13 +51,16 @@ grant select, insert, update, delete on activity, contacts, parked_events, messa
     to igflow_worker;
 -- Summing the dashboard's per-day activity deltas (the function writes them as their owner).
 grant execute on function igflow_compact_activity_daily() to igflow_worker;
--- Where people are in campaigns' flows.
-grant select, insert, update, delete on flow_runs to igflow_worker;
+-- Where people are in campaigns' flows, and what goes to tenants' own webhooks.
+grant select, insert, update, delete on flow_runs, outbound_deliveries to igflow_worker;
+-- A tenant's webhook (its secret's name, never the secret), to queue deliveries to it.
+grant select (id, webhook_url, webhook_secret_ref) on tenants to igflow_worker;
 -- Leases of the lifecycle jobs.
 grant select, insert, update, delete on job_leases to igflow_worker;
 -- Meta's app callbacks.
 grant select, insert, update on data_deletion_requests, app_callback_requests to igflow_worker;
--- Not tenants, not memberships (who the dashboard users are), not the migration bookkeeping.
+-- Not tenants beyond their webhook, not memberships (who the dashboard users are), not the
+-- migration bookkeeping.
 
 -- Row Level Security is for dashboard users. The worker serves every tenant (an event names
 -- only an Instagram account, and the worker scopes every query by it), so on the tables it
@@ -70,7 +73,7 @@ begin
     foreach t in array array['ig_accounts', 'campaigns', 'rules', 'actions', 'intents',
                              'activity', 'contacts', 'parked_events', 'message_errors',
                              'data_deletion_requests', 'app_callback_requests', 'job_leases',
-                             'flow_runs'] loop
+                             'flow_runs', 'outbound_deliveries', 'tenants'] loop
         execute format('drop policy if exists igflow_worker_all on %I', t);
         execute format(
             'create policy igflow_worker_all on %I for all to igflow_worker using (true) with check (true)',

@@ -79,6 +79,31 @@ pub struct CampaignFile {
 pub struct TenantSpec {
     pub slug: String,
     pub name: String,
+    /// The tenant's own endpoint for what capture steps store (signed with HMAC-SHA256).
+    #[serde(default)]
+    pub webhook: Option<WebhookSpec>,
+}
+
+/// An outbound webhook: where to POST, and the secret to sign with (inline for demos and
+/// tests, or from an environment variable of the `apply` process), exactly one of the two.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookSpec {
+    pub url: String,
+    #[serde(default)]
+    secret: Option<SecretString>,
+    #[serde(default)]
+    secret_env: Option<String>,
+}
+
+impl WebhookSpec {
+    pub fn secret_source(&self) -> Option<TokenSource<'_>> {
+        match (&self.secret, &self.secret_env) {
+            (Some(secret), None) => Some(TokenSource::Inline(secret)),
+            (None, Some(var)) => Some(TokenSource::Env(var)),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,7 +126,8 @@ pub struct AccountSpec {
     pub campaigns: Vec<CampaignSpec>,
 }
 
-/// Where an account's access token comes from when the file is applied.
+/// Where an account's access token (or a webhook's secret) comes from when the file is
+/// applied.
 #[derive(Debug)]
 pub enum TokenSource<'a> {
     Inline(&'a SecretString),
@@ -366,6 +392,24 @@ impl CampaignFile {
         }
         p.slug("tenant.slug", &self.tenant.slug);
         p.non_blank("tenant.name", &self.tenant.name);
+        if let Some(webhook) = &self.tenant.webhook {
+            let url = &webhook.url;
+            if !(url.starts_with("https://") || url.starts_with("http://"))
+                || url.len() > MAX_URL_CHARS
+                || url.chars().any(char::is_whitespace)
+            {
+                p.add(
+                    "tenant.webhook.url",
+                    format!("{url:?} must be an http(s) URL of at most {MAX_URL_CHARS} characters"),
+                );
+            }
+            if webhook.secret_source().is_none() {
+                p.add(
+                    "tenant.webhook.secret",
+                    "set exactly one of secret or secret_env",
+                );
+            }
+        }
         if self.accounts.is_empty() {
             p.add("accounts", "must list at least one account");
         }
@@ -1302,6 +1346,30 @@ accounts:
         c.actions.public_replies.clear();
         let fields: Vec<String> = c.problems().into_iter().map(|p| p.field).collect();
         assert_eq!(fields, ["slug", "rules[0].keywords", "actions"]);
+    }
+
+    #[test]
+    fn a_tenant_webhook_needs_an_http_url_and_one_secret() {
+        let with = |webhook: &str| {
+            GOOD.replace(
+                "tenant: { slug: acme, name: Acme Shoes }",
+                &format!("tenant: {{ slug: acme, name: Acme Shoes, webhook: {webhook} }}"),
+            )
+        };
+        let good = CampaignFile::parse(&with(
+            r#"{ url: "https://hooks.acme.example/igflow", secret_env: ACME_HOOK_SECRET }"#,
+        ))
+        .unwrap();
+        assert!(good.tenant.webhook.is_some());
+        let e = problems(&with(r#"{ url: "ftp://x", secret: s, secret_env: S }"#));
+        assert!(
+            e.contains("tenant.webhook.url: \"ftp://x\" must be an http(s) URL"),
+            "{e}"
+        );
+        assert!(
+            e.contains("tenant.webhook.secret: set exactly one of secret or secret_env"),
+            "{e}"
+        );
     }
 
     #[test]

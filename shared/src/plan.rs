@@ -353,6 +353,14 @@ impl CampaignSet {
         })
     }
 
+    /// The slug of one of the account's active campaigns.
+    pub fn slug_of(&self, campaign: Uuid) -> Option<&str> {
+        self.campaigns
+            .iter()
+            .find(|(c, _)| c.id == campaign)
+            .map(|(c, _)| c.slug.as_str())
+    }
+
     /// The capture step `step` of `campaign`, while both exist.
     pub fn capture_of(&self, campaign: Uuid, step: &str) -> Option<&Capture> {
         self.find_step(campaign, step)?.1.capture.as_ref()

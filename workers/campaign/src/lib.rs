@@ -22,6 +22,7 @@ use crate::clients::store::Store;
 use crate::config::RunConfig;
 use crate::jobs::lifecycle::Lifecycle;
 use crate::jobs::metrics::{Latencies, Reporter};
+use crate::jobs::outbound::Outbound;
 use crate::jobs::unpark::Unparker;
 use crate::pipeline::classify::IntentClassifier;
 use crate::pipeline::consumer::{Consumer, Step};
@@ -49,6 +50,7 @@ pub struct Worker {
     stats: Arc<Stats>,
     /// The store and the retention in days, when old rows are to be pruned.
     retention: Option<(Store, u32)>,
+    outbound: Outbound,
 }
 
 /// The clients the worker's parts share, connected once at start-up.
@@ -59,6 +61,8 @@ struct Clients {
     limiter: Arc<RateLimiter>,
     tokens: Arc<Tokens>,
     graph: GraphClient,
+    /// For tenants' webhooks.
+    webhooks: reqwest::Client,
     classifier: Arc<IntentClassifier>,
     dedupe: Dedupe,
 }
@@ -81,6 +85,7 @@ impl Worker {
                 config.secrets.clone(),
             )),
             graph: GraphClient::new(config.graph.clone())?,
+            webhooks: Outbound::http()?,
             classifier: Arc::new(IntentClassifier::new(
                 &config.classifier,
                 Some((redis.clone(), keys.clone())),
@@ -94,6 +99,14 @@ impl Worker {
 
     /// The worker's parts: the consumer with its pipeline, and the background jobs.
     fn assemble(c: Clients, config: RunConfig) -> Self {
+        let outbound = Outbound {
+            store: c.store.clone(),
+            tokens: Arc::clone(&c.tokens),
+            http: c.webhooks.clone(),
+            every: config.webhook_every,
+            backoff: config.webhook_backoff,
+            max_attempts: config.webhook_attempts,
+        };
         let accounts = AccountCache::new(c.store.clone(), Arc::clone(&c.tokens));
         let latencies = Arc::new(Latencies::default());
         let pipeline = Self::pipeline(&c, &accounts, &latencies, &config);
@@ -136,6 +149,7 @@ impl Worker {
                 every: config.metrics_every,
             },
             stats: c.stats,
+            outbound,
         }
     }
 
@@ -188,6 +202,7 @@ impl Worker {
         ));
         let unparker = tokio::spawn(self.unparker.run(shutdown.clone()));
         let lifecycle = tokio::spawn(self.lifecycle.run(shutdown.clone()));
+        let outbound = tokio::spawn(self.outbound.run(shutdown.clone()));
         let pruner = self
             .retention
             .map(|(store, days)| tokio::spawn(jobs::retention::run(store, days, shutdown.clone())));
@@ -201,6 +216,7 @@ impl Worker {
         }
         listener.abort();
         lifecycle.abort();
+        outbound.abort();
         summaries.abort();
         reporting.cancel();
         let _ = reporter.await;

@@ -90,6 +90,11 @@ impl Tokens {
         format!("{}accounts/{account}/access-token", self.config.prefix)
     }
 
+    /// The secret name for a tenant's webhook secret; stored in `tenants.webhook_secret_ref`.
+    pub fn webhook_secret_name(&self, tenant_slug: &str) -> String {
+        format!("{}tenants/{tenant_slug}/webhook-secret", self.config.prefix)
+    }
+
     /// The account's token, read from `secret_ref` unless a fresh copy is cached.
     pub async fn get(&self, account: Uuid, secret_ref: &str) -> Result<SecretString, SecretsError> {
         if let Some(cached) = self.lock().get(&account)

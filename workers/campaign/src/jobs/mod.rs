@@ -1,11 +1,13 @@
 //! Background work beside the event loop: the cache listener, unparking, retention, metrics,
-//! summing the dashboard's activity summaries, and the account lifecycle jobs (token refresh,
+//! summing the dashboard's activity summaries, deliveries to tenants' webhooks, and the
+//! account lifecycle jobs (token refresh,
 //! subscription audit, reconciliation) under per-account leases.
 
 pub mod cache_listener;
 pub mod lease;
 pub mod lifecycle;
 pub mod metrics;
+pub mod outbound;
 pub mod reconcile;
 pub mod retention;
 pub mod subscriptions;

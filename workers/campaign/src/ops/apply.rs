@@ -38,16 +38,30 @@ pub async fn apply(
     env: &Env,
 ) -> Result<ApplySummary, ApplyError> {
     let resolved = resolve_tokens(file, env)?;
+    let webhook_secret = match &file.tenant.webhook {
+        Some(webhook) => Some(
+            resolve(webhook.secret_source(), "tenant.webhook.secret", env)
+                .map_err(|problem| ApplyError::Invalid(vec![problem]))?,
+        ),
+        None => None,
+    };
     check_ownership(file, store).await?;
     for (account, token) in file.accounts.iter().zip(&resolved) {
         tokens
             .put(&tokens.secret_name(&account.ig_user_id), token)
             .await?;
     }
+    let webhook_ref = tokens.webhook_secret_name(&file.tenant.slug);
+    if let Some(secret) = &webhook_secret {
+        tokens.put(&webhook_ref, secret).await?;
+    }
     let written = store
-        .write_file(file, source, |account| {
-            tokens.secret_name(&account.ig_user_id)
-        })
+        .write_file(
+            file,
+            source,
+            |account| tokens.secret_name(&account.ig_user_id),
+            webhook_secret.map(|_| webhook_ref),
+        )
         .await?;
     Ok(ApplySummary {
         tenant: file.tenant.slug.clone(),
@@ -61,22 +75,36 @@ fn resolve_tokens(file: &CampaignFile, env: &Env) -> Result<Vec<SecretString>, A
     let mut problems = Vec::new();
     let mut tokens = Vec::new();
     for (i, account) in file.accounts.iter().enumerate() {
-        match account.token_source() {
-            Some(TokenSource::Inline(token)) => tokens.push(token.clone()),
-            Some(TokenSource::Env(var)) => match env.optional(var) {
-                Some(token) => tokens.push(SecretString::from(token)),
-                None => problems.push(format!(
-                    "accounts[{i}].access_token_env: environment variable {var} is not set"
-                )),
-            },
-            // `CampaignFile::parse` already refused this.
-            None => problems.push(format!("accounts[{i}].access_token: missing")),
+        match resolve(
+            account.token_source(),
+            &format!("accounts[{i}].access_token"),
+            env,
+        ) {
+            Ok(token) => tokens.push(token),
+            Err(problem) => problems.push(problem),
         }
     }
     if problems.is_empty() {
         Ok(tokens)
     } else {
         Err(ApplyError::Invalid(problems))
+    }
+}
+
+/// A secret from the file or from the environment variable it names (`field`, `field_env`).
+fn resolve(
+    source: Option<TokenSource<'_>>,
+    field: &str,
+    env: &Env,
+) -> Result<SecretString, String> {
+    match source {
+        Some(TokenSource::Inline(secret)) => Ok(secret.clone()),
+        Some(TokenSource::Env(var)) => env
+            .optional(var)
+            .map(SecretString::from)
+            .ok_or_else(|| format!("{field}_env: environment variable {var} is not set")),
+        // `CampaignFile::parse` already refused this.
+        None => Err(format!("{field}: missing")),
     }
 }
 

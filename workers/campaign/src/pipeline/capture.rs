@@ -8,7 +8,7 @@ use igflow_core::failure::Failure;
 use igflow_core::plan::{CampaignSet, Decision};
 use igflow_core::window;
 
-use crate::clients::store::FlowStep;
+use crate::clients::store::{Captured, FlowStep};
 use crate::pipeline::{Context, Next, Pipeline, Target};
 
 impl Pipeline {
@@ -48,9 +48,14 @@ impl Pipeline {
         };
         let (step, field) = (&run.step, capture.field);
         if let Some(value) = field.accept(text) {
-            self.store
-                .answered(at, event, Some((field, &value)))
-                .await?;
+            let captured = Captured {
+                field,
+                value: &value,
+                tenant_id: cx.account.tenant_id,
+                ig_user_id: cx.account.ig_user_id.as_str(),
+                campaign_slug: campaigns.slug_of(run.campaign_id).unwrap_or_default(),
+            };
+            self.store.answered(at, event, Some(captured)).await?;
             cx.decision = match (&capture.next, &capture.thanks) {
                 (Some(next), _) => campaigns.step(&cx.envelope.event_id, run.campaign_id, next),
                 (None, Some(thanks)) => campaigns.step_reply(run.campaign_id, step, thanks),

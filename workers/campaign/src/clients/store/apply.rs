@@ -60,15 +60,19 @@ impl Store {
         file: &CampaignFile,
         source: &str,
         secret_ref: impl Fn(&AccountSpec) -> String,
+        webhook_secret_ref: Option<String>,
     ) -> Result<FileWritten, StoreError> {
         let mut tx = self.pool.begin().await?;
         let tenant_id: Uuid = sqlx::query_scalar(
-            "insert into tenants (slug, name) values ($1, $2)
-             on conflict (slug) do update set name = excluded.name, updated_at = now()
+            "insert into tenants (slug, name, webhook_url, webhook_secret_ref) values ($1, $2, $3, $4)
+             on conflict (slug) do update set name = excluded.name, webhook_url = excluded.webhook_url,
+               webhook_secret_ref = excluded.webhook_secret_ref, updated_at = now()
              returning id",
         )
         .bind(&file.tenant.slug)
         .bind(&file.tenant.name)
+        .bind(file.tenant.webhook.as_ref().map(|w| w.url.as_str()))
+        .bind(webhook_secret_ref)
         .fetch_one(&mut *tx)
         .await?;
         let mut written = FileWritten::default();

@@ -128,13 +128,14 @@ impl Store {
     }
 
     /// Ends the wait with `event_id` (a good answer, or the last bad one) and, for a good
-    /// answer, stores it on the contact, in one transaction.
+    /// answer, stores it on the contact and queues it for the tenant's webhook (if it has
+    /// one), in one transaction.
     #[tracing::instrument(name = "store.answered", level = "debug", skip_all, fields(campaign_id = %at.campaign_id))]
     pub async fn answered(
         &self,
         at: FlowStep<'_>,
         event_id: &str,
-        captured: Option<(CaptureField, &str)>,
+        captured: Option<Captured<'_>>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
@@ -148,7 +149,8 @@ impl Store {
         .bind(event_id)
         .execute(&mut *tx)
         .await?;
-        if let Some((field, value)) = captured {
+        if let Some(captured) = captured {
+            let (field, value) = (captured.field, captured.value);
             let column = match field {
                 CaptureField::Email => "email",
                 CaptureField::Phone => "phone",
@@ -164,8 +166,146 @@ impl Store {
                 .bind(value)
                 .execute(&mut *tx)
                 .await?;
+            queue_webhook(&mut tx, at, event_id, &captured).await?;
         }
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// A capture step's good answer, and who it is for.
+#[derive(Debug, Clone, Copy)]
+pub struct Captured<'a> {
+    pub field: CaptureField,
+    pub value: &'a str,
+    pub tenant_id: Uuid,
+    pub ig_user_id: &'a str,
+    pub campaign_slug: &'a str,
+}
+
+/// Queues the answer for the tenant's webhook, once per event, with its progress row in
+/// `activity` (`webhook`, `pending`); nothing when the tenant has no webhook.
+async fn queue_webhook(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    at: FlowStep<'_>,
+    event_id: &str,
+    captured: &Captured<'_>,
+) -> Result<(), StoreError> {
+    let body = serde_json::json!({
+        "type": "contact.captured",
+        "id": format!("{}:{event_id}", captured.ig_user_id),
+        "account": { "ig_user_id": captured.ig_user_id },
+        "contact": { "igsid": at.contact, captured.field.as_str(): captured.value },
+        "campaign": captured.campaign_slug,
+        "step": at.step,
+        "captured_at": jiff::Timestamp::now().to_string(),
+    });
+    sqlx::query(
+        "with t as (select id, webhook_url, webhook_secret_ref from tenants
+                    where id = $1 and webhook_url is not null),
+              d as (insert into outbound_deliveries (tenant_id, ig_user_id, event_id, kind, url, secret_ref, body)
+                    select id, $2, $3, 'contact.captured', webhook_url, webhook_secret_ref, $4 from t
+                    on conflict (ig_user_id, event_id, kind) do nothing
+                    returning tenant_id)
+         insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id, contact_igsid, outcome, detail)
+         select tenant_id, $2, $3, 'message', 'webhook', $5, $6, 'pending', 'queued for the tenant''s webhook' from d
+         on conflict (ig_user_id, event_id, step) do nothing",
+    )
+    .bind(captured.tenant_id)
+    .bind(captured.ig_user_id)
+    .bind(event_id)
+    .bind(sqlx::types::Json(&body))
+    .bind(at.campaign_id)
+    .bind(at.contact)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// A delivery to a tenant's webhook, taken by the delivery job.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Delivery {
+    pub id: i64,
+    pub tenant_id: Uuid,
+    pub url: String,
+    pub secret_ref: String,
+    pub body: String,
+    pub attempts: i32,
+}
+
+impl Store {
+    /// Takes up to `limit` due deliveries for `lease` (another worker takes them after it,
+    /// should this one die), counting the attempt.
+    #[tracing::instrument(name = "store.due_deliveries", level = "debug", skip_all)]
+    pub async fn due_deliveries(
+        &self,
+        limit: i64,
+        lease: Duration,
+    ) -> Result<Vec<Delivery>, StoreError> {
+        Ok(sqlx::query_as(
+            "update outbound_deliveries set attempts = attempts + 1,
+               next_at = now() + make_interval(secs => $2)
+             where id in (select id from outbound_deliveries
+                          where delivered_at is null and failed_at is null and next_at <= now()
+                          order by next_at limit $1 for update skip locked)
+             returning id, tenant_id, url, secret_ref, body::text as body, attempts",
+        )
+        .bind(limit)
+        .bind(lease.as_secs_f64())
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// What became of one attempt: delivered, to be retried after a wait, or given up; the
+    /// delivery's `activity` row says so.
+    #[tracing::instrument(name = "store.delivery_attempted", level = "debug", skip_all, fields(delivery = id))]
+    pub async fn delivery_attempted(
+        &self,
+        id: i64,
+        outcome: DeliveryOutcome<'_>,
+    ) -> Result<(), StoreError> {
+        let (activity, detail, retry_in, error) = match outcome {
+            DeliveryOutcome::Delivered { status } => (
+                "sent",
+                format!("delivered to the tenant's webhook (HTTP {status})"),
+                None,
+                None,
+            ),
+            DeliveryOutcome::Retry { error, after } => (
+                "retry",
+                format!("{error}; next try in {} s", after.as_secs()),
+                Some(after.as_secs_f64()),
+                Some(error),
+            ),
+            DeliveryOutcome::GaveUp { error } => {
+                ("failed", format!("{error}; gave up"), None, Some(error))
+            }
+        };
+        sqlx::query(
+            "with d as (update outbound_deliveries set
+                          delivered_at = case when $2 = 'sent' then now() end,
+                          failed_at = case when $2 = 'failed' then now() end,
+                          next_at = coalesce(now() + make_interval(secs => $3), next_at),
+                          last_error = $4
+                        where id = $1 returning ig_user_id, event_id)
+             update activity a set outcome = $2, detail = $5, updated_at = now()
+             from d where a.ig_user_id = d.ig_user_id and a.event_id = d.event_id and a.step = 'webhook'",
+        )
+        .bind(id)
+        .bind(activity)
+        .bind(retry_in)
+        .bind(error)
+        .bind(detail)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+/// One attempt's end.
+#[derive(Debug, Clone, Copy)]
+pub enum DeliveryOutcome<'a> {
+    Delivered { status: u16 },
+    Retry { error: &'a str, after: Duration },
+    GaveUp { error: &'a str },
 }

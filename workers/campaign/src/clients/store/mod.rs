@@ -34,7 +34,7 @@ pub use campaigns::{ActionRow, CampaignParts, IntentRow, RuleRow};
 pub use changes::Changes;
 pub use decisions::{DecisionOutcome, DecisionRecord};
 pub use errors::MessageError;
-pub use flows::{Awaiting, FlowStep};
+pub use flows::{Awaiting, Captured, Delivery, DeliveryOutcome, FlowStep};
 pub use health::{Health, TOKEN_WARNING_AGE};
 pub use lifecycle::{CampaignMedia, TokenDue};
 pub use parked::Parked;
