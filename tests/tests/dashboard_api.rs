@@ -900,6 +900,22 @@ async fn results_read_per_day_summaries_that_stay_exact_through_updates_and_dele
     .execute(pool)
     .await
     .unwrap();
+    // Three taps on the campaign's buttons yesterday evening, and one no campaign answered.
+    sqlx::query(
+        "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id,
+                               outcome, created_at)
+         select $1, $2, 'postback:tap' || i, 'postback', 'decision',
+                case when i < 4 then $3 end, case when i < 4 then 'matched' else 'no_match' end,
+                date_trunc('day', now() at time zone 'UTC') at time zone 'UTC'
+                  - interval '1 day' + interval '18 hours'
+         from generate_series(1, 4) i",
+    )
+    .bind(tenant)
+    .bind(&account)
+    .bind(campaign)
+    .execute(pool)
+    .await
+    .unwrap();
     // The worker's outcomes, one statement per row as it records them.
     let replies: Vec<i64> = sqlx::query_scalar(
         "select id from activity where step = 'private_reply' order by created_at",
@@ -993,7 +1009,7 @@ async fn results_read_per_day_summaries_that_stay_exact_through_updates_and_dele
         answer["funnel"],
         json!({ "comments_seen": 2 * comments, "matched": comments,
                 "private_replies_sent": answer["funnel"]["private_replies_sent"],
-                "public_replies_sent": comments, "dms_sent": 0, "buttons_tapped": 0 }),
+                "public_replies_sent": comments, "dms_sent": 0, "buttons_tapped": 3 }),
         "{answer}"
     );
     let failed = answer["failures"][0]["count"].as_i64().unwrap();

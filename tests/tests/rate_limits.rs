@@ -285,7 +285,17 @@ async fn a_comment_older_than_seven_days_gets_no_private_reply_and_says_why() {
         .graph
         .accepted(|k| matches!(k, CallKind::PublicReply { .. }))
         .len();
-    assert_eq!(publics, 2, "public replies have no window");
+    // Public replies have no window, but "check your DMs" follows the DM it announces.
+    assert_eq!(publics, 1, "no public reply without its private reply");
+    let (public, why): (String, Option<String>) = sqlx::query_as(
+        "select outcome, detail from activity where event_id = $1 and step = 'public_reply'",
+    )
+    .bind("comment:17900000000000501")
+    .fetch_one(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(public, "skipped");
+    assert!(why.unwrap().contains("the private reply was dropped"));
     assert_eq!(
         worker.stats.snapshot().window_drops,
         1,
@@ -389,7 +399,8 @@ async fn one_dm_per_contact_within_the_campaigns_cooldown() {
         env.graph
             .accepted(|k| matches!(k, CallKind::PublicReply { .. }))
             .len(),
-        2
+        1,
+        "the held-back DM's \"check your DMs\" is held back with it"
     );
     worker.stop().await.unwrap();
 }

@@ -17,7 +17,8 @@ const REFUSED: &[&str] = &[
     "create index evil on activity (detail)",
     "truncate activity",
     "select count(*) from memberships",
-    "select count(*) from tenants",
+    "select name from tenants",
+    "update tenants set webhook_url = 'https://evil.example'",
     "insert into memberships (tenant_id, user_id, role) select id, gen_random_uuid(), 'owner' from ig_accounts",
     "update ig_accounts set token_secret_ref = 'igflow/other'",
     "update ig_accounts set ig_user_id = '1'",
@@ -37,6 +38,12 @@ const ALLOWED: &[&str] = &[
     "insert into contacts (account_id, igsid, opted_out, opted_out_by) select id, 'p', true, 'contact' from ig_accounts",
     "update ig_accounts set status = 'paused', status_reason = 'token revoked', updated_at = now()",
     "select id from ig_accounts for update",
+    "select id, webhook_url, webhook_secret_ref from tenants",
+    "insert into flow_runs (account_id, contact_igsid, campaign_id, step, expires_at)
+     select ig_accounts.id, 'p', campaigns.id, 'ask', now() from ig_accounts join campaigns on true",
+    "insert into outbound_deliveries (tenant_id, ig_user_id, event_id, kind, url, secret_ref, body)
+     select tenant_id, ig_user_id, 'message:1', 'contact.captured', 'https://x.example', 'r', '{}' from ig_accounts",
+    "update outbound_deliveries set attempts = attempts + 1",
     "delete from activity",
 ];
 
