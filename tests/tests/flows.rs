@@ -5,8 +5,8 @@
 use std::time::Duration;
 
 use igflow_tests::fixtures::{ACCOUNT, TOKEN};
-use igflow_tests::graph_server::CallKind;
-use igflow_tests::harness::{TestEnv, stepped_fleet};
+use igflow_tests::graph_server::{CallKind, Faults};
+use igflow_tests::harness::{TestEnv, eventually, stepped_fleet};
 use igflow_tests::meta::{CommentSpec, comment_delivery, person_delivery};
 use serde_json::{Value, json};
 
@@ -451,4 +451,102 @@ async fn a_capture_stops_asking_after_its_attempts_and_stop_still_opts_out() {
         .unwrap();
     assert!(opted_out);
     assert_eq!(received(&env).len(), 4, "the ask once more, then nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_killed_mid_flow_send_every_step_once() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&guide_campaign()).await.unwrap();
+    let webhook = env.start_webhook().await.unwrap().url;
+    // Slow calls keep steps in flight when a worker dies.
+    env.graph.set_faults(Faults {
+        latency: Duration::from_millis(200),
+        slow_share: 0.3,
+        slow_delay: Duration::from_millis(800),
+        ..Faults::default()
+    });
+    let process_env = [
+        ("IGFLOW_VISIBILITY_SECONDS", "5"),
+        ("IGFLOW_CONSUMERS", "3"),
+    ];
+    let people: Vec<String> = (0..30).map(|i| format!("69{i:03}")).collect();
+    for person in &people {
+        env.graph.set_following(person, true);
+    }
+    let campaign: uuid::Uuid = sqlx::query_scalar("select id from campaigns where slug = 'guide'")
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap();
+    let ask = format!("igflow:step:{campaign}:ask");
+    let sent_to = |text: &'static str| {
+        let env = &env;
+        move || async move {
+            let dms = env
+                .graph
+                .accepted(|k| matches!(k, CallKind::Message { .. }))
+                .into_iter()
+                .filter(|c| c.text == text)
+                .count();
+            Ok(dms >= 30)
+        }
+    };
+    let mut worker = env.spawn_worker_process("flow-a", &process_env).unwrap();
+    for (phase, text) in [
+        ("tap", "Great! What's your email?"),
+        ("answer", "Sent! Check your inbox for the guide 📏"),
+    ] {
+        let before = env.graph.calls().len();
+        for (i, person) in people.iter().enumerate() {
+            let fields = match phase {
+                "tap" => {
+                    json!({ "postback": { "mid": format!("aWdfKillTap{i}"), "title": "Get the guide", "payload": ask } })
+                }
+                _ => {
+                    json!({ "message": { "mid": format!("aWdfKillMail{i}"), "text": format!("p{i}@example.com") } })
+                }
+            };
+            let body = person_delivery(ACCOUNT, person, fields);
+            assert_eq!(env.post_signed(&webhook, &body).await.unwrap(), 200);
+        }
+        // Kill the worker while the phase's messages are going out, and start another.
+        eventually("the worker to be sending", WAIT, || async {
+            Ok(env.graph.calls().len() >= before + 5)
+        })
+        .await
+        .unwrap();
+        worker.kill9().await.unwrap();
+        worker = env
+            .spawn_worker_process(&format!("flow-{phase}"), &process_env)
+            .unwrap();
+        eventually(
+            &format!("every {phase} answered"),
+            Duration::from_secs(120),
+            sent_to(text),
+        )
+        .await
+        .unwrap();
+    }
+    // Whatever the kills cut short, each person got each step once.
+    for person in &people {
+        let texts: Vec<String> = env
+            .graph
+            .accepted(|k| matches!(k, CallKind::Message { recipient, .. } if recipient == person))
+            .into_iter()
+            .map(|c| c.text)
+            .collect();
+        assert_eq!(
+            texts,
+            [
+                "Great! What's your email?",
+                "Sent! Check your inbox for the guide 📏"
+            ],
+            "{person}"
+        );
+    }
+    let emails: i64 = sqlx::query_scalar("select count(email) from contacts")
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(emails, 30);
+    worker.kill9().await.unwrap();
 }

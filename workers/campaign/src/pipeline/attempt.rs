@@ -1,6 +1,8 @@
 //! One attempt at one action, as `execute` records it: from the Graph API's answer, a
 //! read-back, or a rule that held it back.
 
+use std::time::Duration;
+
 use igflow_core::failure::Failure;
 use igflow_core::graph_error::Verdict;
 
@@ -22,6 +24,21 @@ impl Attempt {
                 ..ActionRecord::new(outcome)
             },
             failure: None,
+        }
+    }
+
+    /// An outcome that cannot be told for `wait` yet: the action stays `uncertain`, and the
+    /// event comes back after the wait to look again.
+    pub(super) fn not_yet(reason: &str, wait: Duration) -> Self {
+        Self {
+            record: ActionRecord {
+                detail: Some(reason.to_owned()),
+                ..ActionRecord::new(ActionOutcome::Uncertain)
+            },
+            failure: Some(Failure::Retryable {
+                retry_after: Some(wait),
+                reason: reason.to_owned(),
+            }),
         }
     }
 

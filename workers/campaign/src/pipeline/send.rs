@@ -2,10 +2,13 @@
 //! and usage with the rate limiter), and resolving one whose earlier outcome is unknown
 //! without ever sending it twice. Touches the Graph API and Redis.
 
+use std::time::Duration;
+
 use igflow_core::campaign::ActionKind;
 use igflow_core::failure::Failure;
 use igflow_core::graph_error::{Verdict, is_throttling};
 use igflow_core::plan::PlannedAction;
+use igflow_core::runtime::now_ms;
 use secrecy::SecretString;
 
 use crate::clients::graph::{CallError, DirectMessage, Sent};
@@ -17,6 +20,18 @@ use crate::stats::Stats;
 
 /// Meta's code for the app's own rate limit.
 const APP_THROTTLED: i64 = 4;
+
+/// How long after a DM call started its outcome is settled at Meta (Unix ms): twice the
+/// client's timeout, and at least 10 s for Meta's own processing.
+fn dm_settle(timeout: Duration) -> i64 {
+    i64::try_from(
+        timeout
+            .saturating_mul(2)
+            .max(Duration::from_secs(10))
+            .as_millis(),
+    )
+    .unwrap_or(i64::MAX)
+}
 
 impl Pipeline {
     pub(super) async fn send(
@@ -141,12 +156,35 @@ impl Pipeline {
                     found => Attempt::read_back(found),
                 }
             }
-            // Meta does not dedupe DMs: read the thread with the person instead.
-            (ActionKind::Dm, Target::Sender { igsid, .. }) => Attempt::read_back(
-                self.graph
+            // Meta does not dedupe DMs: read the thread with the person instead. Not there,
+            // once any call the earlier attempt made has had time to land (it answers within
+            // the client's timeout, or its connection died with the worker and Meta dropped
+            // it), means never sent: send it, once. Sooner, the event comes back to look again.
+            (ActionKind::Dm, Target::Sender { igsid, .. }) => {
+                let found = self
+                    .graph
                     .find_dm(account, token, igsid, &action.text, attempted_at_ms)
-                    .await,
-            ),
+                    .await;
+                let settle = dm_settle(self.graph.timeout());
+                match (found, attempted_at_ms) {
+                    (Ok(None), Some(at)) if now_ms().saturating_sub(at) >= settle => {
+                        Attempt::from_call(
+                            self.send(account, token, target, action).await,
+                            Some(
+                                "sent after an unknown outcome: not in the thread once the earlier call could have landed",
+                            ),
+                        )
+                    }
+                    (Ok(None), Some(at)) => Attempt::not_yet(
+                        "outcome unknown and not in the thread yet; looking again once the earlier call could have landed",
+                        Duration::from_millis(
+                            u64::try_from(settle.saturating_sub(now_ms().saturating_sub(at)))
+                                .unwrap_or(0),
+                        ) + Duration::from_millis(500),
+                    ),
+                    (found, _) => Attempt::read_back(found),
+                }
+            }
             // Plans are built for their trigger, so this cannot happen; never guess.
             _ => Attempt::given_up("outcome unknown and no read-back fits it; not re-sent"),
         }
