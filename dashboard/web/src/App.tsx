@@ -380,7 +380,7 @@ function CampaignPage({ id, workspace, accounts, campaigns, reload, refresh }: {
             {shows(form.trigger, "publicReplies") && <Field label="Public replies" errors={byInput.publicReplies} hint="One per line; each comment gets one of them."><textarea name="publicReplies" rows={2} value={form.publicReplies} onChange={set("publicReplies")} /></Field>}
             {shows(form.trigger, "publicReplies") && <label className="check"><input type="checkbox" name="publicFollowsPrivate" checked={form.publicFollowsPrivate} onChange={(e) => setForm({ ...form, publicFollowsPrivate: e.target.checked })} /> Post the public reply only when the DM went out</label>}
             {shows(form.trigger, "dm") && <Field label="DM" errors={byInput.dm} hint="Sent in the conversation, inside Meta's 24-hour window. Variants: separate them with a line holding only ---."><textarea name="dm" rows={3} value={form.dm} onChange={set("dm")} /></Field>}
-            <Field label="Buttons under the DM" errors={byInput.quickReplies}><input name="quickReplies" value={form.quickReplies} onChange={set("quickReplies")} placeholder="Shop now, Sizes" /></Field>
+            <Field label="Quick replies under the DM" errors={byInput.quickReplies}><input name="quickReplies" value={form.quickReplies} onChange={set("quickReplies")} placeholder="Shop now, Sizes" /></Field>
             <div className="row">
               <Field label="Priority" errors={byInput.priority}><input name="priority" value={form.priority} onChange={set("priority")} /></Field>
               <Field label="One DM per person every (hours)" errors={byInput.cooldownHours}><input name="cooldownHours" value={form.cooldownHours} onChange={set("cooldownHours")} /></Field>
