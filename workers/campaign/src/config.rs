@@ -203,11 +203,7 @@ pub struct RunConfig {
     pub unpark_every: Duration,
     /// How often the worker writes its EMF metrics.
     pub metrics_every: Duration,
-    /// Deliveries to tenants' webhooks: how often due ones are sent, the first retry's
-    /// wait (doubling after), and how many attempts before giving up.
-    pub webhook_every: Duration,
-    pub webhook_backoff: Duration,
-    pub webhook_attempts: u32,
+    pub webhooks: WebhooksConfig,
     /// Days old activity, queue errors and contacts are kept; `None`: for ever.
     pub retention_days: Option<u32>,
     pub graph: GraphConfig,
@@ -220,6 +216,25 @@ pub struct RunConfig {
     pub live_reply_window: Duration,
     pub classifier: ClassifierConfig,
     pub lifecycle: LifecycleConfig,
+}
+
+/// Deliveries to tenants' webhooks: how often due ones are sent, the first retry's wait
+/// (doubling after), and how many attempts before giving up.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhooksConfig {
+    pub every: Duration,
+    pub backoff: Duration,
+    pub attempts: u32,
+}
+
+impl WebhooksConfig {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        Ok(Self {
+            every: Duration::from_millis(env.parse_or("IGFLOW_WEBHOOK_POLL_MS", 1000)?),
+            backoff: Duration::from_millis(env.parse_or("IGFLOW_WEBHOOK_BACKOFF_MS", 5000)?),
+            attempts: env.parse_or("IGFLOW_WEBHOOK_ATTEMPTS", 10)?,
+        })
+    }
 }
 
 /// `IGFLOW_QUEUE_URL`: the events queue, for the worker and the `dlq` and `replay` commands.
@@ -287,11 +302,7 @@ impl RunConfig {
             shutdown_deadline: Duration::from_secs(env.parse_or("IGFLOW_SHUTDOWN_SECONDS", 25)?),
             unpark_every: Duration::from_secs(env.parse_or("IGFLOW_UNPARK_SECONDS", 10)?),
             metrics_every: Duration::from_secs(env.parse_or("IGFLOW_METRICS_SECONDS", 60)?),
-            webhook_every: Duration::from_millis(env.parse_or("IGFLOW_WEBHOOK_POLL_MS", 1000)?),
-            webhook_backoff: Duration::from_millis(
-                env.parse_or("IGFLOW_WEBHOOK_BACKOFF_MS", 5000)?,
-            ),
-            webhook_attempts: env.parse_or("IGFLOW_WEBHOOK_ATTEMPTS", 10)?,
+            webhooks: WebhooksConfig::from_env(env)?,
             retention_days: retention_days(env)?,
             graph: GraphConfig::from_env(env)?,
             secrets: SecretsConfig::from_env(env)?,

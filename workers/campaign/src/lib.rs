@@ -103,9 +103,9 @@ impl Worker {
             store: c.store.clone(),
             tokens: Arc::clone(&c.tokens),
             http: c.webhooks.clone(),
-            every: config.webhook_every,
-            backoff: config.webhook_backoff,
-            max_attempts: config.webhook_attempts,
+            every: config.webhooks.every,
+            backoff: config.webhooks.backoff,
+            max_attempts: config.webhooks.attempts,
         };
         let accounts = AccountCache::new(c.store.clone(), Arc::clone(&c.tokens));
         let latencies = Arc::new(Latencies::default());

@@ -3,6 +3,7 @@
 //! contact, then the next step or thanks; a bad answer asked again, a bounded number of
 //! times), not by the campaigns. Touches Postgres (`flow_runs`, `contacts`).
 
+use igflow_core::campaign::Capture;
 use igflow_core::event::{Act, MessagingItem};
 use igflow_core::failure::Failure;
 use igflow_core::plan::{CampaignSet, Decision};
@@ -37,49 +38,65 @@ impl Pipeline {
         else {
             return Ok(());
         };
-        let Some(capture) = campaigns.capture_of(run.campaign_id, &run.step) else {
-            return Ok(());
-        };
-        let at = FlowStep {
-            account_id: cx.account.id,
-            contact: sender.as_str(),
-            campaign_id: run.campaign_id,
-            step: &run.step,
-        };
-        let (step, field) = (&run.step, capture.field);
+        if let Some(capture) = campaigns.capture_of(run.campaign_id, &run.step) {
+            let at = FlowStep {
+                account_id: cx.account.id,
+                contact: sender.as_str(),
+                campaign_id: run.campaign_id,
+                step: &run.step,
+            };
+            let (decision, why) = self.answer(cx, at, capture, text, campaigns).await?;
+            cx.decision = decision;
+            cx.why = Some(why);
+        }
+        Ok(())
+    }
+
+    /// The step's decision on `text`: stored and on to the next step or thanks, asked
+    /// again, or (past its attempts) no longer asked; and why, for the activity log.
+    async fn answer(
+        &self,
+        cx: &Context<'_>,
+        at: FlowStep<'_>,
+        capture: &Capture,
+        text: &str,
+        campaigns: &CampaignSet,
+    ) -> Result<(Decision, String), Failure> {
+        let (event, step, field) = (cx.envelope.event_id.as_str(), at.step, capture.field);
         if let Some(value) = field.accept(text) {
             let captured = Captured {
                 field,
                 value: &value,
                 tenant_id: cx.account.tenant_id,
                 ig_user_id: cx.account.ig_user_id.as_str(),
-                campaign_slug: campaigns.slug_of(run.campaign_id).unwrap_or_default(),
+                campaign_slug: campaigns.slug_of(at.campaign_id).unwrap_or_default(),
             };
             self.store.answered(at, event, Some(captured)).await?;
-            cx.decision = match (&capture.next, &capture.thanks) {
-                (Some(next), _) => campaigns.step(&cx.envelope.event_id, run.campaign_id, next),
-                (None, Some(thanks)) => campaigns.step_reply(run.campaign_id, step, thanks),
-                (None, None) => silent(campaigns.step_reply(run.campaign_id, step, "")),
+            let decision = match (&capture.next, &capture.thanks) {
+                (Some(next), _) => campaigns.step(&cx.envelope.event_id, at.campaign_id, next),
+                (None, Some(thanks)) => campaigns.step_reply(at.campaign_id, step, thanks),
+                (None, None) => silent(campaigns.step_reply(at.campaign_id, step, "")),
             };
-            cx.why = Some(format!("step {step:?}: {field} captured"));
-            return Ok(());
+            return Ok((decision, format!("step {step:?}: {field} captured")));
         }
         let bad = self.store.bad_answer(at, event).await?;
         if bad <= capture.max_attempts {
-            cx.decision = campaigns.step_reply(run.campaign_id, step, &capture.invalid);
-            cx.why = Some(format!(
-                "step {step:?}: not a valid {field}, asked again ({bad} of {})",
-                capture.max_attempts
-            ));
-        } else {
-            self.store.answered(at, event, None).await?;
-            cx.decision = silent(campaigns.step_reply(run.campaign_id, step, ""));
-            cx.why = Some(format!(
-                "step {step:?}: no valid {field} after {} tries; stopped asking",
-                capture.max_attempts
+            return Ok((
+                campaigns.step_reply(at.campaign_id, step, &capture.invalid),
+                format!(
+                    "step {step:?}: not a valid {field}, asked again ({bad} of {})",
+                    capture.max_attempts
+                ),
             ));
         }
-        Ok(())
+        self.store.answered(at, event, None).await?;
+        Ok((
+            silent(campaigns.step_reply(at.campaign_id, step, "")),
+            format!(
+                "step {step:?}: no valid {field} after {} tries; stopped asking",
+                capture.max_attempts
+            ),
+        ))
     }
 
     /// After the follow gate: a capture step going out starts waiting for the answer, for as

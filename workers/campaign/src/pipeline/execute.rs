@@ -140,19 +140,9 @@ impl Pipeline {
             ActionClaim::Fresh if let Some(why) = held_back => {
                 Attempt::held(ActionOutcome::Skipped, why)
             }
-            ActionClaim::Fresh => match self.guard(a.cx, a.record, a.plan, action).await? {
-                Next::Continue if a.plan.shadow => Attempt::held(
-                    ActionOutcome::Shadow,
-                    format!("shadow mode, not sent: {}", action.text),
-                ),
-                Next::Continue => self.first_attempt(a, action).await?,
-                Next::Drop(Dropped::Held { outcome, detail }) => Attempt::held(outcome, detail),
-                Next::Defer(wait) => {
-                    return Ok(Acted::pending(
-                        self.defer(a.record, action.kind, wait).await?,
-                    ));
-                }
-                next => return Ok(Acted::pending(next)),
+            ActionClaim::Fresh => match self.guarded(a, action).await? {
+                Ok(attempt) => attempt,
+                Err(pending) => return Ok(pending),
             },
             ActionClaim::Unresolved { attempted_at_ms } => {
                 Stats::add(&self.stats.uncertain);
@@ -162,6 +152,27 @@ impl Pipeline {
             }
         };
         self.finish(a, action, attempt).await
+    }
+
+    /// A freshly claimed action past `guard`: sent (or, in shadow mode, recorded as it would
+    /// have been), held back by a rule, or not yet (`Err`: deferred to its rate slot, parked).
+    async fn guarded(
+        &self,
+        a: &Acting<'_>,
+        action: &PlannedAction,
+    ) -> Result<Result<Attempt, Acted>, Failure> {
+        Ok(match self.guard(a.cx, a.record, a.plan, action).await? {
+            Next::Continue if a.plan.shadow => Ok(Attempt::held(
+                ActionOutcome::Shadow,
+                format!("shadow mode, not sent: {}", action.text),
+            )),
+            Next::Continue => Ok(self.first_attempt(a, action).await?),
+            Next::Drop(Dropped::Held { outcome, detail }) => Ok(Attempt::held(outcome, detail)),
+            Next::Defer(wait) => Err(Acted::pending(
+                self.defer(a.record, action.kind, wait).await?,
+            )),
+            next => Err(Acted::pending(next)),
+        })
     }
 
     /// Marks the action `pending` under this attempt's lease and sends it; an unknown

@@ -7,6 +7,7 @@ use std::time::Duration;
 use igflow_core::campaign::ActionKind;
 use igflow_core::failure::Failure;
 use igflow_core::graph_error::{Verdict, is_throttling};
+use igflow_core::ids::Igsid;
 use igflow_core::plan::PlannedAction;
 use igflow_core::runtime::now_ms;
 use secrecy::SecretString;
@@ -156,37 +157,47 @@ impl Pipeline {
                     found => Attempt::read_back(found),
                 }
             }
-            // Meta does not dedupe DMs: read the thread with the person instead. Not there,
-            // once any call the earlier attempt made has had time to land (it answers within
-            // the client's timeout, or its connection died with the worker and Meta dropped
-            // it), means never sent: send it, once. Sooner, the event comes back to look again.
             (ActionKind::Dm, Target::Sender { igsid, .. }) => {
-                let found = self
-                    .graph
-                    .find_dm(account, token, igsid, &action.text, attempted_at_ms)
-                    .await;
-                let settle = dm_settle(self.graph.timeout());
-                match (found, attempted_at_ms) {
-                    (Ok(None), Some(at)) if now_ms().saturating_sub(at) >= settle => {
-                        Attempt::from_call(
-                            self.send(account, token, target, action).await,
-                            Some(
-                                "sent after an unknown outcome: not in the thread once the earlier call could have landed",
-                            ),
-                        )
-                    }
-                    (Ok(None), Some(at)) => Attempt::not_yet(
-                        "outcome unknown and not in the thread yet; looking again once the earlier call could have landed",
-                        Duration::from_millis(
-                            u64::try_from(settle.saturating_sub(now_ms().saturating_sub(at)))
-                                .unwrap_or(0),
-                        ) + Duration::from_millis(500),
-                    ),
-                    (found, _) => Attempt::read_back(found),
-                }
+                self.resolve_dm(account, token, target, igsid, action, attempted_at_ms)
+                    .await
             }
             // Plans are built for their trigger, so this cannot happen; never guess.
             _ => Attempt::given_up("outcome unknown and no read-back fits it; not re-sent"),
+        }
+    }
+
+    /// Meta does not dedupe DMs: read the thread with the person instead. Not there, once
+    /// any call the earlier attempt made has had time to land (it answers within the
+    /// client's timeout, or its connection died with the worker and Meta dropped it), means
+    /// never sent: send it, once. Sooner, the event comes back to look again.
+    async fn resolve_dm(
+        &self,
+        account: &Account,
+        token: &SecretString,
+        target: &Target,
+        igsid: &Igsid,
+        action: &PlannedAction,
+        attempted_at_ms: Option<i64>,
+    ) -> Attempt {
+        let found = self
+            .graph
+            .find_dm(account, token, igsid, &action.text, attempted_at_ms)
+            .await;
+        let settle = dm_settle(self.graph.timeout());
+        match (found, attempted_at_ms) {
+            (Ok(None), Some(at)) if now_ms().saturating_sub(at) >= settle => Attempt::from_call(
+                self.send(account, token, target, action).await,
+                Some(
+                    "sent after an unknown outcome: not in the thread once the earlier call could have landed",
+                ),
+            ),
+            (Ok(None), Some(at)) => Attempt::not_yet(
+                "outcome unknown and not in the thread yet; looking again once the earlier call could have landed",
+                Duration::from_millis(
+                    u64::try_from(settle.saturating_sub(now_ms().saturating_sub(at))).unwrap_or(0),
+                ) + Duration::from_millis(500),
+            ),
+            (found, _) => Attempt::read_back(found),
         }
     }
 }
