@@ -187,6 +187,68 @@ async fn simulate_takes_messages_story_mentions_taps_and_referrals() {
             assert!(out.contains(line), "{args:?}: {line} in {out}");
         }
     }
+    // Windows from when it happened; with a contact, what Postgres knows of them.
+    let (ok, out) = run(
+        &env,
+        &[
+            "simulate",
+            "--campaigns",
+            path,
+            "--at",
+            "2026-11-20T10:00:00Z",
+            "price?",
+        ],
+    )
+    .await;
+    assert!(
+        ok && out
+            .contains("window: closed at 2026-11-27T10:00:00Z: the private reply would be dropped"),
+        "{out}"
+    );
+    env.apply(&campaigns_yaml()).await.unwrap();
+    sqlx::query(
+        "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id,
+                               contact_igsid, outcome)
+         select tenant_id, $1, 'comment:earlier', 'comment', 'private_reply', id, '6999', 'sent'
+         from campaigns where slug = 'price-list'",
+    )
+    .bind(igflow_tests::fixtures::ACCOUNT)
+    .execute(env.store.pool())
+    .await
+    .unwrap();
+    let (ok, out) = run(
+        &env,
+        &[
+            "simulate",
+            "--campaigns",
+            path,
+            "--contact",
+            "6999",
+            "price?",
+        ],
+    )
+    .await;
+    assert!(ok, "{out}");
+    for line in [
+        "window: the private reply may go until",
+        "contact 6999: never seen by the account",
+        "cooldown: 6999 got a DM from price-list within 3600 s: the DM would be skipped",
+    ] {
+        assert!(out.contains(line), "{line} in {out}");
+    }
+    let (ok, out) = run(
+        &env,
+        &[
+            "simulate",
+            "--campaigns",
+            path,
+            "--contact",
+            "7000",
+            "price?",
+        ],
+    )
+    .await;
+    assert!(ok && out.contains("cooldown: free (3600 s)"), "{out}");
     let (ok, out) = run(&env, &["simulate", "--campaigns", path, "--as", "postback"]).await;
     assert!(
         !ok && out.contains("a postback to test needs a payload"),

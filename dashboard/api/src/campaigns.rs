@@ -434,6 +434,7 @@ pub async fn test(
         ref_param: body.ref_param.as_deref(),
         ad_id: body.ad_id.as_deref(),
         at_ms: igflow_core::runtime::now_ms(),
+        contact: None,
     };
     let result = simulate::decide(campaigns, &account, tenant, &event, &state.classifier)
         .await

@@ -81,9 +81,13 @@ enum Command {
         ref_param: Option<String>,
         #[arg(long = "ad")]
         ad_id: Option<String>,
-        /// When it happened (RFC 3339), for scheduled campaigns; now by default.
+        /// When it happened (RFC 3339), for scheduled campaigns and windows; now by default.
         #[arg(long)]
         at: Option<jiff::Timestamp>,
+        /// The person (IGSID): with DATABASE_URL, also whether they opted out and whether the
+        /// campaign's cooldown would hold its DM back.
+        #[arg(long)]
+        contact: Option<String>,
         /// The comment or message.
         text: Option<String>,
     },
@@ -147,6 +151,7 @@ impl Cli {
                 ref_param,
                 ad_id,
                 at,
+                contact,
                 text,
             } => {
                 let event = Simulated {
@@ -158,6 +163,7 @@ impl Cli {
                     ref_param: ref_param.as_deref(),
                     ad_id: ad_id.as_deref(),
                     at_ms: at.unwrap_or_else(jiff::Timestamp::now).as_millisecond(),
+                    contact: contact.as_deref(),
                 };
                 // Boxed: inlined, its future nests deeper than the compiler lays out.
                 Box::pin(simulate_file(&campaigns, &event, &env)).await
@@ -204,7 +210,12 @@ async fn simulate_file(campaigns: &Path, event: &Simulated<'_>, env: &Env) -> an
     let file = CampaignFile::parse(&read(campaigns)?)?;
     let classifier =
         IntentClassifier::new(&ClassifierConfig::from_env(env)?, None, Arc::default())?;
-    for line in simulate::simulate(&file, event, &classifier).await? {
+    // Only a contact to look up needs the database.
+    let store = match event.contact {
+        Some(_) => Some(connect(StoreConfig::from_env(env)?).await?),
+        None => None,
+    };
+    for line in simulate::simulate(&file, event, &classifier, store.as_ref()).await? {
         println!("{line}");
     }
     Ok(())

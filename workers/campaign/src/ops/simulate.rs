@@ -1,14 +1,19 @@
 //! `igflow-worker simulate --campaigns FILE [--as TRIGGER] ["text"]`: what the worker would
 //! decide and send for a comment, message, story mention or reply, button tap or referral,
-//! from a campaign file alone: no database, no queue, nothing sent. For comments the model is
-//! asked when one is configured (`OLLAMA_URL`) and reachable; the output says when not.
+//! from a campaign file alone: no queue, nothing sent, and no database unless `--contact`
+//! asks what Postgres knows of a person. For comments the model is asked when one is
+//! configured (`OLLAMA_URL`) and reachable; the output says when not.
 
 use igflow_core::campaign::{Campaign, CampaignStatus, Trigger};
-use igflow_core::campaign_file::CampaignFile;
+use std::time::Duration;
+
+use igflow_core::campaign_file::{CampaignFile, CampaignSpec};
 use igflow_core::ids::IgUserId;
-use igflow_core::tester::{self, ModelAnswer, TestComment, TestMessage, TestResult};
+use igflow_core::tester::{self, Fired, ModelAnswer, TestComment, TestMessage, TestResult};
+use igflow_core::window;
 use uuid::Uuid;
 
+use crate::clients::store::{Store, StoreError};
 use crate::pipeline::classify::{IntentClassifier, Source};
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +27,8 @@ pub enum SimulateError {
         trigger: Trigger,
         what: &'static str,
     },
+    #[error("looking the contact up: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// The event to decide, as the command line describes it.
@@ -38,6 +45,8 @@ pub struct Simulated<'a> {
     pub ref_param: Option<&'a str>,
     pub ad_id: Option<&'a str>,
     pub at_ms: i64,
+    /// The person (IGSID) whose opt-out and cooldowns Postgres is asked about.
+    pub contact: Option<&'a str>,
 }
 
 impl Simulated<'_> {
@@ -82,11 +91,13 @@ impl Simulated<'_> {
     }
 }
 
-/// The decision for `event`, as lines for a person to read.
+/// The decision for `event`, as lines for a person to read: the windows its messages would
+/// go out in and, given a database and a contact, their opt-out and the campaign's cooldown.
 pub async fn simulate(
     file: &CampaignFile,
     event: &Simulated<'_>,
     classifier: &IntentClassifier,
+    store: Option<&Store>,
 ) -> Result<Vec<String>, SimulateError> {
     let spec = match event.account {
         Some(id) => file.accounts.iter().find(|a| a.ig_user_id.as_str() == id),
@@ -107,6 +118,94 @@ pub async fn simulate(
         event.describe()
     )];
     lines.extend(result.lines());
+    if let Some(fired) = &result.fired {
+        lines.extend(windows(event, fired));
+        if let (Some(store), Some(contact)) = (store, event.contact) {
+            let campaign = spec
+                .campaigns
+                .iter()
+                .find(|c| c.slug == fired.campaign_slug);
+            let cooldown = campaign.map(CampaignSpec::cooldown).unwrap_or_default();
+            lines.extend(
+                contact_lines(store, spec.ig_user_id.as_str(), contact, fired, cooldown).await?,
+            );
+        }
+    }
+    Ok(lines)
+}
+
+/// When Meta stops taking each message the decision would send, counted from when the event
+/// happened (`--at`): 7 days after a comment for its private reply, 24 hours after the
+/// person's action for a DM.
+fn windows(event: &Simulated<'_>, fired: &Fired) -> Vec<String> {
+    let now = igflow_core::runtime::now_ms();
+    fired
+        .actions
+        .iter()
+        .filter_map(|a| {
+            let span = match a.kind.as_str() {
+                "private_reply" => window::PRIVATE_REPLY_WINDOW,
+                "dm" => window::MESSAGING_WINDOW,
+                _ => return None,
+            };
+            let closes = window::closes_at(event.at_ms, span);
+            let when = jiff::Timestamp::from_millisecond(closes)
+                .map_or_else(|_| closes.to_string(), |t| t.to_string());
+            Some(if now < closes {
+                format!(
+                    "  window: the {} may go until {when}",
+                    a.kind.replace('_', " ")
+                )
+            } else {
+                format!(
+                    "  window: closed at {when}: the {} would be dropped",
+                    a.kind.replace('_', " ")
+                )
+            })
+        })
+        .collect()
+}
+
+/// What Postgres knows that changes the outcome: the person opted out, or already got a DM
+/// from the campaign within its cooldown.
+async fn contact_lines(
+    store: &Store,
+    ig_user_id: &str,
+    contact: &str,
+    fired: &Fired,
+    cooldown: Duration,
+) -> Result<Vec<String>, SimulateError> {
+    let state = store
+        .contact_state(ig_user_id, contact, &fired.campaign_slug)
+        .await?;
+    if !state.account_known {
+        return Ok(vec![format!(
+            "  contact {contact}: account {ig_user_id} is not in the database (apply the file first)"
+        )]);
+    }
+    let mut lines = vec![match (state.contact_known, state.opted_out) {
+        (false, _) => format!("  contact {contact}: never seen by the account"),
+        (true, true) => format!("  contact {contact}: opted out: nothing would be sent"),
+        (true, false) => format!("  contact {contact}: known, not opted out"),
+    }];
+    let sends_dm = fired
+        .actions
+        .iter()
+        .any(|a| a.kind == "private_reply" || a.kind == "dm");
+    if let (Some(campaign), true) = (state.campaign_id, sends_dm) {
+        let held = store
+            .dm_sent_within(campaign, contact, cooldown, "")
+            .await?;
+        lines.push(if held {
+            format!(
+                "  cooldown: {contact} got a DM from {} within {} s: the DM would be skipped",
+                fired.campaign_slug,
+                cooldown.as_secs()
+            )
+        } else {
+            format!("  cooldown: free ({} s)", cooldown.as_secs())
+        });
+    }
     Ok(lines)
 }
 

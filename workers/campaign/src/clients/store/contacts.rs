@@ -36,3 +36,40 @@ impl Store {
         Ok(opted_out)
     }
 }
+
+/// What Postgres knows of one person for `simulate --contact`.
+#[derive(Debug, Clone, Default, sqlx::FromRow)]
+pub struct ContactState {
+    /// The account is in the database at all.
+    pub account_known: bool,
+    pub contact_known: bool,
+    pub opted_out: bool,
+    /// The campaign of that slug on the account, if there is one.
+    pub campaign_id: Option<Uuid>,
+}
+
+impl Store {
+    /// The person as the worker would find them: known, opted out, and the campaign's id.
+    #[tracing::instrument(name = "store.contact_state", level = "debug", skip_all)]
+    pub async fn contact_state(
+        &self,
+        ig_user_id: &str,
+        igsid: &str,
+        campaign_slug: &str,
+    ) -> Result<ContactState, StoreError> {
+        Ok(sqlx::query_as(
+            "select true as account_known, c.id is not null as contact_known,
+                    coalesce(c.opted_out, false) as opted_out, k.id as campaign_id
+             from ig_accounts a
+             left join contacts c on c.account_id = a.id and c.igsid = $2
+             left join campaigns k on k.account_id = a.id and k.slug = $3
+             where a.ig_user_id = $1",
+        )
+        .bind(ig_user_id)
+        .bind(igsid)
+        .bind(campaign_slug)
+        .fetch_optional(&self.pool)
+        .await?
+        .unwrap_or_default())
+    }
+}

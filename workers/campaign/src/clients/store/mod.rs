@@ -32,6 +32,7 @@ pub use apply::{FileOwnership, FileWritten, bind_campaign_columns, write_campaig
 pub use callbacks::{Deauthorized, Deleted, DeletionDone};
 pub use campaigns::{ActionRow, CampaignParts, IntentRow, RuleRow};
 pub use changes::Changes;
+pub use contacts::ContactState;
 pub use decisions::{DecisionOutcome, DecisionRecord};
 pub use errors::MessageError;
 pub use flows::{Awaiting, Captured, Delivery, DeliveryOutcome, FlowStep};
