@@ -277,6 +277,9 @@ pub struct Step {
     pub dm: Texts,
     #[serde(default)]
     pub buttons: Vec<Button>,
+    /// Quick-reply titles under the step's message (a tap comes back as a message).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quick_replies: Vec<String>,
     /// Sent only to people who follow the account; others get the gate's message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub follow_gate: Option<FollowGate>,
@@ -305,6 +308,10 @@ pub struct Capture {
     /// The step sent once the answer is stored.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next: Option<String>,
+    /// A person whose answer is on record already is not asked again: the flow goes on to
+    /// `next` (or `thanks`) at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub skip_if_known: bool,
 }
 
 impl CaptureField {

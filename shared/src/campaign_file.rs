@@ -822,14 +822,21 @@ impl Problems {
     }
 
     fn quick_replies(&mut self, actions: &ActionsSpec) {
-        let field = "actions.quick_replies";
-        let titles = &actions.quick_replies;
-        if titles.is_empty() {
-            return;
+        if !actions.quick_replies.is_empty()
+            && actions.private_reply.is_empty()
+            && actions.dm.is_empty()
+        {
+            self.add(
+                "actions.quick_replies",
+                "need a private_reply or dm to go under",
+            );
         }
-        if actions.private_reply.is_empty() && actions.dm.is_empty() {
-            self.add(field, "need a private_reply or dm to go under");
-        }
+        self.quick_reply_titles("actions.quick_replies", &actions.quick_replies);
+    }
+
+    /// Quick-reply titles as Instagram shows them: at most 13, of at most 20 characters,
+    /// none blank or listed twice.
+    fn quick_reply_titles(&mut self, field: &str, titles: &[String]) {
         if titles.len() > MAX_QUICK_REPLIES {
             self.add(
                 field,
@@ -915,6 +922,7 @@ impl Problems {
                 self.dm_text(&field, text, false);
             }
             self.buttons(&format!("{at}.buttons"), &step.buttons, &names);
+            self.quick_reply_titles(&format!("{at}.quick_replies"), &step.quick_replies);
             if !step.buttons.is_empty() {
                 self.template_text(&format!("{at}.dm"), &step.dm);
             }
@@ -1493,6 +1501,32 @@ accounts:
                 "steps[4].capture.invalid: must not be empty",
                 "steps[4].capture.next: \"nowhere\" is not one of the campaign's steps",
                 "steps[4].capture.max_attempts: must be 1 to 10",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_steps_quick_replies_are_checked_as_the_campaigns_are() {
+        let step = |quick: serde_json::Value| {
+            spec(
+                serde_json::json!({ "slug": "f", "name": "F", "rules": [{ "keywords": ["x"] }],
+                "actions": { "private_reply": "Tap", "buttons": [{ "title": "Go", "step": "ask" }] },
+                "steps": [{ "name": "ask", "dm": "Email?", "quick_replies": quick,
+                            "capture": { "field": "email", "invalid": "Again?", "skip_if_known": true } }] }),
+            )
+        };
+        let good = step(serde_json::json!(["Not now"]));
+        assert!(good.problems().is_empty(), "{:?}", fields(&good));
+        assert!(good.steps[0].capture.as_ref().unwrap().skip_if_known);
+        assert_eq!(
+            fields(&step(serde_json::json!([
+                "Not now",
+                "Not now",
+                "x".repeat(21)
+            ]))),
+            [
+                "steps[0].quick_replies[1]: \"Not now\" is listed twice",
+                "steps[0].quick_replies[2]: is 21 characters; Instagram cuts titles at 20",
             ]
         );
     }

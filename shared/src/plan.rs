@@ -392,7 +392,7 @@ impl CampaignSet {
             actions: vec![PlannedAction {
                 kind: ActionKind::Dm,
                 text: template::render(text, Vars::default()),
-                quick_replies: Vec::new(),
+                quick_replies: step.quick_replies.clone(),
                 buttons: planned_buttons(campaign.id, &step.buttons),
                 variant: (step.dm.0.len() > 1)
                     .then(|| i16::try_from(index).ok())

@@ -550,3 +550,63 @@ async fn workers_killed_mid_flow_send_every_step_once() {
     assert_eq!(emails, 30);
     worker.kill9().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capture_step_skips_people_whose_answer_is_on_record() {
+    let yaml = guide_campaign()
+        .replace(
+            "              next: sent\n",
+            "              next: sent\n              skip_if_known: true\n",
+        )
+        .replace(
+            "            dm: \"Great! What's your email?\"\n",
+            "            dm: \"Great! What's your email?\"\n            quick_replies: [\"Not now\"]\n",
+        );
+    let (env, webhook, worker) = stepped_fleet(&yaml).await;
+    let campaign: uuid::Uuid = sqlx::query_scalar("select id from campaigns where slug = 'guide'")
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap();
+    sqlx::query(
+        "insert into contacts (account_id, igsid, email) select id, '6996', 'known@example.com'
+         from ig_accounts",
+    )
+    .execute(env.store.pool())
+    .await
+    .unwrap();
+    let ask = format!("igflow:step:{campaign}:ask");
+    for person in ["6996", "6997"] {
+        env.graph.set_following(person, true);
+        let body = person_delivery(
+            ACCOUNT,
+            person,
+            json!({ "postback": { "mid": format!("aWdfSkip{person}"), "title": "Get the guide", "payload": ask } }),
+        );
+        assert_eq!(env.post_signed(&webhook, &body).await.unwrap(), 200);
+        worker.finish(1, WAIT).await.unwrap();
+    }
+    let got = |person: &str| {
+        env.graph
+            .accepted(|k| matches!(k, CallKind::Message { recipient, .. } if recipient == person))
+    };
+    // On record: straight to the next step. Not: asked, with the step's quick reply.
+    let known = got("6996");
+    assert_eq!(known.len(), 1);
+    assert_eq!(known[0].text, "Sent! Check your inbox for the guide 📏");
+    let asked = got("6997");
+    assert_eq!(asked.len(), 1);
+    assert_eq!(
+        (asked[0].text.as_str(), asked[0].quick_replies.as_slice()),
+        (
+            "Great! What's your email?",
+            ["Not now".to_owned()].as_slice()
+        )
+    );
+    let waits: Vec<String> = sqlx::query_scalar(
+        "select contact_igsid from flow_runs where awaiting is not null and answered_by is null",
+    )
+    .fetch_all(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(waits, ["6997"], "only the person asked waits for an answer");
+}

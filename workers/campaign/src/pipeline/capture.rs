@@ -4,9 +4,11 @@
 //! times), not by the campaigns. Touches Postgres (`flow_runs`, `contacts`).
 
 use igflow_core::campaign::Capture;
+use igflow_core::campaign_file::MAX_STEPS;
 use igflow_core::event::{Act, MessagingItem};
 use igflow_core::failure::Failure;
-use igflow_core::plan::{CampaignSet, Decision};
+use igflow_core::ids::EventId;
+use igflow_core::plan::{CampaignSet, Decision, MatchedBy};
 use igflow_core::window;
 
 use crate::clients::store::{Captured, FlowStep};
@@ -72,11 +74,7 @@ impl Pipeline {
                 campaign_slug: campaigns.slug_of(at.campaign_id).unwrap_or_default(),
             };
             self.store.answered(at, event, Some(captured)).await?;
-            let decision = match (&capture.next, &capture.thanks) {
-                (Some(next), _) => campaigns.step(&cx.envelope.event_id, at.campaign_id, next),
-                (None, Some(thanks)) => campaigns.step_reply(at.campaign_id, step, thanks),
-                (None, None) => silent(campaigns.step_reply(at.campaign_id, step, "")),
-            };
+            let decision = after(campaigns, &cx.envelope.event_id, at, capture);
             return Ok((decision, format!("step {step:?}: {field} captured")));
         }
         let bad = self.store.bad_answer(at, event).await?;
@@ -100,27 +98,67 @@ impl Pipeline {
     }
 
     /// After the follow gate: a capture step going out starts waiting for the answer, for as
-    /// long as the window its tap opened.
-    pub(super) async fn start_waiting(&self, cx: &Context<'_>) -> Result<Next, Failure> {
-        let (Decision::Matched(plan), Target::Sender { igsid, .. }) = (&cx.decision, &cx.target)
-        else {
-            return Ok(Next::Continue);
-        };
-        let (Some(field), igflow_core::plan::MatchedBy::Step { step }) =
-            (plan.awaits, &plan.matched_by)
-        else {
-            return Ok(Next::Continue);
-        };
-        let at = FlowStep {
-            account_id: cx.account.id,
-            contact: igsid.as_str(),
-            campaign_id: plan.campaign_id,
-            step,
-        };
-        self.store
-            .await_answer(at, field.as_str(), window::MESSAGING_WINDOW)
-            .await?;
+    /// long as the window its tap opened; one whose answer is on record already (and that
+    /// says `skip_if_known`) is passed over for its next step, or its thanks.
+    pub(super) async fn start_waiting(&self, cx: &mut Context<'_>) -> Result<Next, Failure> {
+        // Each pass moves one step on; a flow has at most MAX_STEPS of them.
+        for _ in 0..=MAX_STEPS {
+            let (Decision::Matched(plan), Target::Sender { igsid, .. }, Some(campaigns)) =
+                (&cx.decision, &cx.target, &cx.campaigns)
+            else {
+                return Ok(Next::Continue);
+            };
+            let (Some(field), MatchedBy::Step { step }) = (plan.awaits, &plan.matched_by) else {
+                return Ok(Next::Continue);
+            };
+            let campaign = plan.campaign_id;
+            let known = match campaigns.capture_of(campaign, step) {
+                Some(capture) if capture.skip_if_known => {
+                    self.store
+                        .contact_detail(cx.account.id, igsid.as_str(), field)
+                        .await?
+                }
+                _ => None,
+            };
+            let Some(capture) = known.and_then(|_| campaigns.capture_of(campaign, step)) else {
+                let at = FlowStep {
+                    account_id: cx.account.id,
+                    contact: igsid.as_str(),
+                    campaign_id: campaign,
+                    step,
+                };
+                self.store
+                    .await_answer(at, field.as_str(), window::MESSAGING_WINDOW)
+                    .await?;
+                return Ok(Next::Continue);
+            };
+            let at = FlowStep {
+                account_id: cx.account.id,
+                contact: igsid.as_str(),
+                campaign_id: campaign,
+                step,
+            };
+            let decision = after(campaigns, &cx.envelope.event_id, at, capture);
+            cx.why = Some(format!(
+                "step {step:?}: {field} already on record; not asked again"
+            ));
+            cx.decision = decision;
+        }
         Ok(Next::Continue)
+    }
+}
+
+/// Where a capture step leads once it has its answer: the next step, or thanks, or nowhere.
+fn after(
+    campaigns: &CampaignSet,
+    event: &EventId,
+    at: FlowStep<'_>,
+    capture: &Capture,
+) -> Decision {
+    match (&capture.next, &capture.thanks) {
+        (Some(next), _) => campaigns.step(event, at.campaign_id, next),
+        (None, Some(thanks)) => campaigns.step_reply(at.campaign_id, at.step, thanks),
+        (None, None) => silent(campaigns.step_reply(at.campaign_id, at.step, "")),
     }
 }
 

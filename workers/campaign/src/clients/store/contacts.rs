@@ -73,3 +73,29 @@ impl Store {
         .unwrap_or_default())
     }
 }
+
+impl Store {
+    /// The email or phone number on record for the person, if any.
+    #[tracing::instrument(name = "store.contact_detail", level = "debug", skip_all, fields(account_id = %account_id))]
+    pub async fn contact_detail(
+        &self,
+        account_id: Uuid,
+        igsid: &str,
+        field: igflow_core::campaign::CaptureField,
+    ) -> Result<Option<String>, StoreError> {
+        let sql = match field {
+            igflow_core::campaign::CaptureField::Email => {
+                "select email from contacts where account_id = $1 and igsid = $2"
+            }
+            igflow_core::campaign::CaptureField::Phone => {
+                "select phone from contacts where account_id = $1 and igsid = $2"
+            }
+        };
+        Ok(sqlx::query_scalar::<_, Option<String>>(sql)
+            .bind(account_id)
+            .bind(igsid)
+            .fetch_optional(&self.pool)
+            .await?
+            .flatten())
+    }
+}
