@@ -1,7 +1,8 @@
 //! Runs the fleet locally and shows what it does: the real `igflow-webhook` and
 //! `igflow-worker` binaries against local Postgres, Redis and moto, with the Graph API test
-//! server standing in for Meta. Sends a few signed comment deliveries and prints, per
-//! comment, which campaign fired and which replies went out. `scripts/demo.sh` runs it.
+//! server standing in for Meta. Sends a few signed comment deliveries, a story mention and a
+//! DM from the link in bio, and prints, per event, which campaign fired and which replies
+//! and DMs went out. `scripts/demo.sh` runs it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,7 +14,7 @@ use clap::Parser;
 use igflow_core::signature::sign;
 use igflow_tests::graph_server::{CallKind, GraphTestServer};
 use igflow_tests::harness::{Services, create_queues, eventually, tag};
-use igflow_tests::meta::{CommentSpec, comment_delivery, echo_delivery};
+use igflow_tests::meta::{CommentSpec, comment_delivery, echo_delivery, person_delivery};
 use igflow_worker::clients::secrets::Tokens;
 use igflow_worker::config::SecretsConfig;
 use secrecy::SecretString;
@@ -83,6 +84,27 @@ fn samples() -> Vec<Sample> {
             comment: own,
             note: "the account's own comment",
         },
+    ]
+}
+
+/// What people do in DMs: (event id, who, what it shows, the `messaging` item's fields).
+fn conversations() -> Vec<(&'static str, &'static str, &'static str, serde_json::Value)> {
+    vec![
+        (
+            "message:aWdfZAG1demo-mention",
+            "6107",
+            "@6107 mentions the account in their story",
+            serde_json::json!({ "message": { "mid": "aWdfZAG1demo-mention", "attachments": [
+                { "type": "story_mention", "payload": { "url": "https://lookaside.fbsbx.com/ig_messaging_cdn/?asset_id=1" } }
+            ] } }),
+        ),
+        (
+            "message:aWdfZAG1demo-bio",
+            "6108",
+            "@6108 writes \"hi!\" after tapping the link in bio (ig.me/m/acme.shoes?ref=bio)",
+            serde_json::json!({ "message": { "mid": "aWdfZAG1demo-bio", "text": "hi!",
+                "referral": { "ref": "bio", "source": "IG.ME", "type": "OPEN_THREAD" } } }),
+        ),
     ]
 }
 
@@ -280,7 +302,7 @@ async fn main() -> anyhow::Result<()> {
     let samples = samples();
     let comments: Vec<CommentSpec> = samples.iter().map(|s| s.comment.clone()).collect();
     let secret = SecretString::from(APP_SECRET.to_owned());
-    let deliveries = [
+    let mut deliveries = vec![
         comment_delivery(ACCOUNT, &comments),
         echo_delivery(
             ACCOUNT,
@@ -289,6 +311,11 @@ async fn main() -> anyhow::Result<()> {
             "Hi! Here is our price list",
         ),
     ];
+    deliveries.extend(
+        conversations()
+            .into_iter()
+            .map(|(_, who, _, fields)| person_delivery(ACCOUNT, who, fields)),
+    );
     for body in &deliveries {
         let status = http
             .post(&webhook)
@@ -316,7 +343,7 @@ async fn main() -> anyhow::Result<()> {
     println!("POST /webhook with a forged signature -> {forged} (nothing enqueued)\n");
 
     let store = sqlx::PgPool::connect(&database_url).await?;
-    let expected = i64::try_from(samples.len() + 1)?;
+    let expected = i64::try_from(samples.len() + 1 + conversations().len())?;
     eventually(
         "the worker to decide every event",
         Duration::from_secs(60),
@@ -401,6 +428,15 @@ async fn print_summary(
         "message:aWdfZAG1demo-echo".into(),
         "echo of a DM the account sent".into(),
     ));
+    let people: BTreeMap<&str, &str> = conversations()
+        .into_iter()
+        .map(|(event, who, _, _)| (event, who))
+        .collect();
+    events.extend(
+        conversations()
+            .into_iter()
+            .map(|(event, _, label, _)| (event.to_owned(), label.to_owned())),
+    );
     for (event_id, label) in events {
         println!("{label}");
         for row in by_event.get(&event_id).into_iter().flatten() {
@@ -432,7 +468,9 @@ async fn print_summary(
                     CallKind::PublicReply { comment_id: id } => {
                         step == "public_reply" && id == comment_id
                     }
-                    CallKind::Message { .. } => false,
+                    CallKind::Message { recipient, .. } => {
+                        step == "dm" && people.get(event_id.as_str()) == Some(&recipient.as_str())
+                    }
                 })
                 .map(|c| c.text.clone())
                 .unwrap_or_default();
@@ -440,7 +478,7 @@ async fn print_summary(
         }
     }
     println!(
-        "\nGraph API calls: {} ({} private replies, {} public replies)",
+        "\nGraph API calls: {} ({} private replies, {} public replies, {} DMs)",
         calls.len(),
         calls
             .iter()
@@ -449,6 +487,10 @@ async fn print_summary(
         calls
             .iter()
             .filter(|c| matches!(c.kind, CallKind::PublicReply { .. }))
+            .count(),
+        calls
+            .iter()
+            .filter(|c| matches!(c.kind, CallKind::Message { .. }))
             .count()
     );
     Ok(())
