@@ -134,6 +134,21 @@ async fn a_marketer_connects_builds_tests_and_watches_a_campaign_work() {
         ["sam@acme.test"],
         "the invitation went through Supabase Auth's admin API"
     );
+    let (buttons, steps): (serde_json::Value, serde_json::Value) =
+        sqlx::query_as("select buttons, steps from campaigns where slug = 'link-in-bio'")
+            .fetch_one(env.store.pool())
+            .await
+            .unwrap();
+    assert_eq!(
+        (buttons, steps),
+        (
+            serde_json::json!([{ "title": "See the deals", "step": "deals" }]),
+            serde_json::json!([{ "name": "deals", "dm": "This week: 20% off with LAUNCH20",
+                "buttons": [], "follow_gate": { "not_following": "Follow us first, then tap below",
+                "retry_title": "I follow now", "max_retries": 3 } }])
+        ),
+        "the flow made in the editor is the campaign's"
+    );
     worker.stop().await.unwrap();
 }
 

@@ -83,11 +83,22 @@ await run(async ({ page, shot, step }) => {
   if (await page.locator('textarea[name="privateReply"]').count()) throw new Error("a link campaign shows the private reply");
   await page.locator('input[name="refs"]').fill("bio");
   await page.locator('textarea[name="dm"]').fill("Welcome! Here is 10% off your first order: BIO10");
+  // A flow: a button under the DM leading to a step for followers only.
+  await page.getByRole("button", { name: "Add a step" }).click();
+  await page.getByLabel("step 1 name").fill("deals");
+  await page.getByLabel("step 1 message").fill("This week: 20% off with LAUNCH20");
+  await page.getByLabel("step 1 followers only").check();
+  await page.getByTestId("buttons").getByRole("button", { name: "Add a button" }).click();
+  await page.getByLabel("buttons 1 title").fill("See the deals");
   await page.getByRole("button", { name: "Create campaign" }).click();
   await page.getByRole("heading", { name: "Link in bio" }).waitFor();
   await page.getByLabel("Test comment").fill("bio");
   await page.getByRole("button", { name: "Test", exact: true }).click();
   await page.getByTestId("tester-result").getByText("link-in-bio").waitFor();
   await page.getByTestId("tester-result").getByText("BIO10").waitFor();
+  // Read back as saved: the step and the button that leads to it.
+  if ((await page.getByLabel("step 1 name").inputValue()) !== "deals") throw new Error("the step did not read back");
+  if ((await page.getByLabel("buttons 1 title").inputValue()) !== "See the deals") throw new Error("the button did not read back");
+  if (!(await page.getByLabel("step 1 followers only").isChecked())) throw new Error("the follow gate did not read back");
   await shot("09-link-campaign");
 });

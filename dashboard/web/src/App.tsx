@@ -15,7 +15,9 @@ import {
   errorsByInput,
   fillBuckets,
   formFromSpec,
-  boxToFlow,
+  type Button,
+  type StepForm,
+  emptyStep,
   funnelSteps,
   groupVariants,
   parseSse,
@@ -190,15 +192,18 @@ function CampaignsPage({ workspace, campaigns }: { workspace: Workspace; campaig
   );
 }
 
-function Field({ label, errors, children, hint }: { label: string; errors?: string[]; children: ReactNode; hint?: string }) {
-  return (
-    <label className={errors?.length ? "field field-error" : "field"}>
+function Field({ label, errors, children, hint, group }: { label: string; errors?: string[]; children: ReactNode; hint?: string; group?: boolean }) {
+  const inner = (
+    <>
       <span>{label}</span>
       {children}
       {hint && <small className="hint">{hint}</small>}
       {errors?.map((e) => <small className="error-text" key={e}>{e}</small>)}
-    </label>
+    </>
   );
+  const className = errors?.length ? "field field-error" : "field";
+  // A label names one control; several (a list of buttons) get a group.
+  return group ? <div role="group" aria-label={label} className={className}>{inner}</div> : <label className={className}>{inner}</label>;
 }
 
 function Tester({ accountId, trigger }: { accountId: string; trigger: Trigger }) {
@@ -319,11 +324,6 @@ function CampaignPage({ id, workspace, accounts, campaigns, reload, refresh }: {
   const set = (key: keyof CampaignForm) => (e: { target: { value: string } }) => setForm({ ...form, [key]: e.target.value });
   const save = async (e: FormEvent) => {
     e.preventDefault();
-    const flow = boxToFlow(form.flow);
-    if ("error" in flow) {
-      setErrors([{ field: "steps", message: flow.error }]);
-      return;
-    }
     try {
       if (existing) {
         await api("PUT", `/api/campaigns/${existing.id}`, { campaign: specFromForm(form, existing.campaign.status) });
@@ -385,9 +385,10 @@ function CampaignPage({ id, workspace, accounts, campaigns, reload, refresh }: {
               <Field label="Priority" errors={byInput.priority}><input name="priority" value={form.priority} onChange={set("priority")} /></Field>
               <Field label="One DM per person every (hours)" errors={byInput.cooldownHours}><input name="cooldownHours" value={form.cooldownHours} onChange={set("cooldownHours")} /></Field>
             </div>
-            <details open={form.flow !== ""}><summary>Buttons and flow steps (JSON)</summary>
-              <Field label="Flow" errors={byInput.flow} hint='{"buttons": [{"title": "Send me the link", "step": "link"}], "steps": [{"name": "link", "dm": "Here it is: …"}]}'><textarea name="flow" rows={6} value={form.flow} onChange={set("flow")} /></Field>
-            </details>
+            <Field label="Buttons under the DM (tap → a step, or a link)" errors={byInput.buttons} group>
+              <ButtonsEditor buttons={form.buttons} steps={form.steps} onChange={(buttons) => setForm({ ...form, buttons })} name="buttons" />
+            </Field>
+            <StepsEditor steps={form.steps} errors={byInput.steps} onChange={(steps) => setForm({ ...form, steps })} />
             <label className="check"><input type="checkbox" name="shadow" checked={form.shadow} onChange={(e) => setForm({ ...form, shadow: e.target.checked })} /> Shadow mode: record what would be sent, send nothing</label>
             {byInput.general?.map((m) => <Notice tone="error" key={m}>{m}</Notice>)}
             {!readOnly && <button className="primary" type="submit">{existing ? "Save changes" : "Create campaign"}</button>}
@@ -399,6 +400,70 @@ function CampaignPage({ id, workspace, accounts, campaigns, reload, refresh }: {
         </div>
       </div>
     </section>
+  );
+}
+
+/** Template buttons: each a title and what a tap does (a step of the flow, or a link). */
+function ButtonsEditor({ buttons, steps, onChange, name }: { buttons: Button[]; steps: StepForm[]; onChange: (b: Button[]) => void; name: string }) {
+  const update = (i: number, b: Button) => onChange(buttons.map((x, j) => (j === i ? b : x)));
+  return (
+    <div className="stack" data-testid={name}>
+      {buttons.map((b, i) => (
+        <div className="row" key={i}>
+          <input aria-label={`${name} ${i + 1} title`} value={b.title} maxLength={20} placeholder="Send me the link" onChange={(e) => update(i, { ...b, title: e.target.value })} />
+          <select aria-label={`${name} ${i + 1} action`} value={b.url !== undefined ? "url" : `step:${b.step ?? ""}`}
+            onChange={(e) => update(i, e.target.value === "url" ? { title: b.title, url: "https://" } : { title: b.title, step: e.target.value.slice(5) })}>
+            {steps.map((s) => <option key={s.name} value={`step:${s.name}`}>goes to step {s.name}</option>)}
+            <option value="url">opens a link</option>
+          </select>
+          {b.url !== undefined && <input aria-label={`${name} ${i + 1} link`} value={b.url} onChange={(e) => update(i, { title: b.title, url: e.target.value })} />}
+          <button type="button" onClick={() => onChange(buttons.filter((_, j) => j !== i))}>Remove</button>
+        </div>
+      ))}
+      {buttons.length < 3 && <button type="button" onClick={() => onChange([...buttons, steps[0] ? { title: "", step: steps[0].name } : { title: "", url: "https://" }])}>Add a button</button>}
+    </div>
+  );
+}
+
+/** The flow's steps: each a message, its buttons and quick replies, and what it checks. */
+function StepsEditor({ steps, errors, onChange }: { steps: StepForm[]; errors?: string[]; onChange: (s: StepForm[]) => void }) {
+  const update = (i: number, s: StepForm) => onChange(steps.map((x, j) => (j === i ? s : x)));
+  return (
+    <fieldset className="steps" data-testid="steps">
+      <legend>Flow steps</legend>
+      {errors?.map((m) => <Notice tone="error" key={m}>{m}</Notice>)}
+      {steps.map((s, i) => (
+        <div className="card step" key={i}>
+          <div className="row">
+            <Field label="Step name"><input aria-label={`step ${i + 1} name`} value={s.name} onChange={(e) => update(i, { ...s, name: e.target.value })} /></Field>
+            <button type="button" onClick={() => onChange(steps.filter((_, j) => j !== i))}>Remove step</button>
+          </div>
+          <Field label="Message" hint="Variants: separate them with a line holding only ---."><textarea aria-label={`step ${i + 1} message`} rows={2} value={s.dm} onChange={(e) => update(i, { ...s, dm: e.target.value })} /></Field>
+          <ButtonsEditor buttons={s.buttons} steps={steps} onChange={(buttons) => update(i, { ...s, buttons })} name={`step ${i + 1} buttons`} />
+          <Field label="Quick replies"><input aria-label={`step ${i + 1} quick replies`} value={s.quickReplies} onChange={(e) => update(i, { ...s, quickReplies: e.target.value })} /></Field>
+          <label className="check"><input type="checkbox" aria-label={`step ${i + 1} followers only`} checked={s.followGate !== null}
+            onChange={(e) => update(i, { ...s, followGate: e.target.checked ? { not_following: "Follow us first, then tap below" } : null })} /> Followers only</label>
+          {s.followGate && <Field label="Message to people who do not follow yet"><input aria-label={`step ${i + 1} not following`} value={s.followGate.not_following} onChange={(e) => update(i, { ...s, followGate: { ...s.followGate!, not_following: e.target.value } })} /></Field>}
+          <Field label="Then ask for">
+            <select aria-label={`step ${i + 1} capture`} value={s.capture?.field ?? ""} onChange={(e) => update(i, { ...s, capture: e.target.value ? { invalid: "That doesn't look right. Try again?", ...s.capture, field: e.target.value as "email" | "phone" } : null })}>
+              <option value="">nothing</option><option value="email">their email</option><option value="phone">their phone number</option>
+            </select>
+          </Field>
+          {s.capture && (
+            <div className="row">
+              <Field label="If the answer is not valid"><input aria-label={`step ${i + 1} invalid`} value={s.capture.invalid} onChange={(e) => update(i, { ...s, capture: { ...s.capture!, invalid: e.target.value } })} /></Field>
+              <Field label="Then go to">
+                <select aria-label={`step ${i + 1} next`} value={s.capture.next ?? ""} onChange={(e) => update(i, { ...s, capture: { ...s.capture!, next: e.target.value || undefined } })}>
+                  <option value="">no further step</option>
+                  {steps.filter((o) => o.name !== s.name).map((o) => <option key={o.name} value={o.name}>step {o.name}</option>)}
+                </select>
+              </Field>
+            </div>
+          )}
+        </div>
+      ))}
+      {steps.length < 10 && <button type="button" onClick={() => onChange([...steps, emptyStep(steps.length + 1)])}>Add a step</button>}
+    </fieldset>
   );
 }
 

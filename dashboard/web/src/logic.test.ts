@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import {
-  boxToFlow,
   describeEntry,
+  emptyStep,
   emptyForm,
   errorsByInput,
   fillBuckets,
@@ -70,14 +70,23 @@ describe("campaign form", () => {
     expect(variants.actions.private_reply).toEqual(["Hi!\nHere you go", "Hello!"]);
     expect(specFromForm(formFromSpec(variants))).toEqual(variants);
     expect(specFromForm({ ...emptyForm, name: "C", keywords: "x", privateReply: " Hi! " }).actions.private_reply).toBe("Hi!");
-    // Buttons and steps travel as JSON in one box, and back.
-    const flowBox = JSON.stringify({ buttons: [{ title: "Send me the link", step: "link" }], steps: [{ name: "link", dm: "Here it is" }] });
-    const withFlow = specFromForm({ ...emptyForm, name: "C", keywords: "x", flow: flowBox });
+    // Buttons and steps: what the editor holds becomes the API's flow, and back.
+    const withFlow = specFromForm({
+      ...emptyForm,
+      name: "C",
+      keywords: "x",
+      buttons: [{ title: "Send me the link", step: "link" }],
+      steps: [
+        { ...emptyStep(1), name: "link", dm: "Here it is\n---\nThere you go", followGate: { not_following: "Follow us first" } },
+        { ...emptyStep(2), name: "email", dm: "Your email?", quickReplies: "Not now", capture: { field: "email", invalid: "Again?", next: "link" } },
+      ],
+    });
     expect(withFlow.actions.buttons).toEqual([{ title: "Send me the link", step: "link" }]);
-    expect(withFlow.steps).toEqual([{ name: "link", dm: "Here it is", buttons: [] }]);
+    expect(withFlow.steps).toEqual([
+      { name: "link", dm: ["Here it is", "There you go"], buttons: [], follow_gate: { not_following: "Follow us first" } },
+      { name: "email", dm: "Your email?", buttons: [], quick_replies: ["Not now"], capture: { field: "email", invalid: "Again?", next: "link" } },
+    ]);
     expect(specFromForm(formFromSpec(withFlow))).toEqual(withFlow);
-    expect(boxToFlow("{ nope")).toHaveProperty("error");
-    expect(boxToFlow("[]")).toEqual({ error: 'must be a JSON object: { "buttons": [...], "steps": [...] }' });
     const shadow = specFromForm({ ...emptyForm, name: "C", keywords: "x", shadow: true });
     expect(shadow.shadow).toBe(true);
     expect(formFromSpec(shadow).shadow).toBe(true);

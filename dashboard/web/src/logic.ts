@@ -58,22 +58,61 @@ export interface CampaignSpec {
 
 /** A template button: a tap leads to a step of the flow, or opens a URL. */
 export interface Button { title: string; step?: string; url?: string }
-export interface Step { name: string; dm: Texts; buttons: Button[] }
-
-/** The flow box: buttons under the DM and the steps they lead to, as JSON. */
-export function flowToBox(buttons: Button[], steps: Step[]): string {
-  return buttons.length === 0 && steps.length === 0 ? "" : JSON.stringify({ buttons, steps }, null, 2);
+export interface FollowGate { not_following: string; retry_title?: string; max_retries?: number }
+export interface Capture {
+  field: "email" | "phone";
+  invalid: string;
+  next?: string;
+  thanks?: string;
+  max_attempts?: number;
+  skip_if_known?: boolean;
+}
+export interface Step {
+  name: string;
+  dm: Texts;
+  buttons: Button[];
+  quick_replies?: string[];
+  follow_gate?: FollowGate;
+  capture?: Capture;
 }
 
-export function boxToFlow(box: string): { buttons: Button[]; steps: Step[] } | { error: string } {
-  if (!box.trim()) return { buttons: [], steps: [] };
-  try {
-    const parsed = JSON.parse(box) as { buttons?: Button[]; steps?: Step[] };
-    if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) return { error: 'must be a JSON object: { "buttons": [...], "steps": [...] }' };
-    return { buttons: parsed.buttons ?? [], steps: (parsed.steps ?? []).map((s) => ({ ...s, buttons: s.buttons ?? [] })) };
-  } catch (e) {
-    return { error: `is not JSON: ${(e as Error).message}` };
-  }
+/** A step as the editor shows it: its message in one text box (variants split by ---). */
+export interface StepForm {
+  name: string;
+  dm: string;
+  buttons: Button[];
+  quickReplies: string;
+  followGate: FollowGate | null;
+  capture: Capture | null;
+}
+
+export const emptyStep = (n: number): StepForm => ({
+  name: `step-${n}`,
+  dm: "",
+  buttons: [],
+  quickReplies: "",
+  followGate: null,
+  capture: null,
+});
+
+export function stepToForm(step: Step): StepForm {
+  return {
+    name: step.name,
+    dm: textsToBox(step.dm),
+    buttons: step.buttons ?? [],
+    quickReplies: (step.quick_replies ?? []).join(", "),
+    followGate: step.follow_gate ?? null,
+    capture: step.capture ?? null,
+  };
+}
+
+export function formToStep(form: StepForm): Step {
+  const step: Step = { name: form.name.trim(), dm: boxToTexts(form.dm), buttons: form.buttons };
+  const quick = list(form.quickReplies);
+  if (quick.length > 0) step.quick_replies = quick;
+  if (form.followGate) step.follow_gate = form.followGate;
+  if (form.capture) step.capture = form.capture;
+  return step;
 }
 
 export type Texts = string | string[] | null;
@@ -117,8 +156,9 @@ export interface CampaignForm {
   cooldownHours: string;
   /** Record what would be sent; send nothing. */
   shadow: boolean;
-  /** Buttons and steps, as JSON (see flowToBox). */
-  flow: string;
+  /** Template buttons under the private reply or DM, and the flow's steps. */
+  buttons: Button[];
+  steps: StepForm[];
 }
 
 export const emptyForm: CampaignForm = {
@@ -140,7 +180,8 @@ export const emptyForm: CampaignForm = {
   priority: "0",
   cooldownHours: "24",
   shadow: false,
-  flow: "",
+  buttons: [],
+  steps: [],
 };
 
 const list = (text: string, sep: RegExp = /,/): string[] =>
@@ -166,9 +207,8 @@ export function specFromForm(form: CampaignForm, status: CampaignSpec["status"] 
   const used = (input: keyof CampaignForm, value: string, sep: RegExp = /,/) => (shows(form.trigger, input) ? list(value, sep) : []);
   const text = (input: keyof CampaignForm, value: string) => (shows(form.trigger, input) ? boxToTexts(value) : null);
   const keywords = used("keywords", form.keywords);
-  // A box that is not JSON is refused before saving (flowProblem); here it counts as empty.
-  const flow = boxToFlow(form.flow);
-  const { buttons, steps } = "error" in flow ? { buttons: [], steps: [] } : flow;
+  const buttons = form.buttons;
+  const steps = form.steps.map(formToStep);
   return {
     slug: form.slug.trim() || slugify(form.name),
     name: form.name.trim(),
@@ -222,7 +262,8 @@ export function formFromSpec(spec: CampaignSpec): CampaignForm {
     priority: String(spec.priority),
     cooldownHours: String(spec.cooldown_seconds / 3600),
     shadow: spec.shadow ?? false,
-    flow: flowToBox(spec.actions.buttons ?? [], spec.steps ?? []),
+    buttons: spec.actions.buttons ?? [],
+    steps: (spec.steps ?? []).map(stepToForm),
   };
 }
 
@@ -263,8 +304,8 @@ export function inputFor(field: string): keyof CampaignForm | "general" {
     [/^actions\.public_repl/, "publicReplies"],
     [/^actions\.quick_replies/, "quickReplies"],
     [/^actions\.dm/, "dm"],
-    [/^actions\.buttons/, "flow"],
-    [/^steps/, "flow"],
+    [/^actions\.buttons/, "buttons"],
+    [/^steps/, "steps"],
     [/^media_ids/, "mediaIds"],
     [/^payloads/, "payloads"],
     [/^refs/, "refs"],
