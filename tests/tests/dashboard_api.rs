@@ -1007,7 +1007,7 @@ async fn results_read_per_day_summaries_that_stay_exact_through_updates_and_dele
     assert_eq!(answer["bucket"], "day", "{answer}");
     assert_eq!(
         answer["funnel"],
-        json!({ "comments_seen": 2 * comments, "matched": comments,
+        json!({ "seen": 2 * comments, "matched": comments,
                 "private_replies_sent": answer["funnel"]["private_replies_sent"],
                 "public_replies_sent": comments, "dms_sent": 0, "buttons_tapped": 3 }),
         "{answer}"

@@ -31,8 +31,9 @@ pub struct Period {
 
 #[derive(Debug, Serialize, sqlx::FromRow)]
 pub struct Funnel {
-    /// Comments the campaign's account received (every campaign of it saw them).
-    pub comments_seen: i64,
+    /// Events of the campaign's kind its account received (comments for a comment campaign,
+    /// DMs, taps and referrals for the others): every campaign of the account saw them.
+    pub seen: i64,
     pub matched: i64,
     pub private_replies_sent: i64,
     pub public_replies_sent: i64,

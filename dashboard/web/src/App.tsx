@@ -270,7 +270,7 @@ function Chart({ results }: { results: Results }) {
   );
 }
 
-function ResultsPanel({ campaignId, refresh }: { campaignId: string; refresh: number }) {
+function ResultsPanel({ campaignId, trigger, refresh }: { campaignId: string; trigger: Trigger; refresh: number }) {
   const [hours, setHours] = useState(24);
   const [results, setResults] = useState<Results | null>(null);
   useEffect(() => {
@@ -279,7 +279,7 @@ function ResultsPanel({ campaignId, refresh }: { campaignId: string; refresh: nu
     api<Results>("GET", `/api/campaigns/${campaignId}/results?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`).then(setResults).catch(() => setResults(null));
   }, [campaignId, hours, refresh]);
   if (!results) return null;
-  const steps = funnelSteps(results.funnel);
+  const steps = funnelSteps(results.funnel, trigger);
   const variantGroups = groupVariants(results.variants);
   return (
     <div className="card results" data-testid="results">
@@ -396,7 +396,7 @@ function CampaignPage({ id, workspace, accounts, campaigns, reload, refresh }: {
         </form>
         <div className="stack">
           {accountId && <Tester accountId={accountId} trigger={form.trigger} />}
-          {existing && <ResultsPanel campaignId={existing.id} refresh={refresh} />}
+          {existing && <ResultsPanel campaignId={existing.id} trigger={existing.campaign.trigger} refresh={refresh} />}
         </div>
       </div>
     </section>

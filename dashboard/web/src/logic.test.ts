@@ -120,7 +120,7 @@ describe("campaign form", () => {
 describe("results", () => {
   it("shows each step as a share of the comments seen", () => {
     const steps = funnelSteps({
-      comments_seen: 200,
+      seen: 200,
       matched: 50,
       private_replies_sent: 48,
       public_replies_sent: 45,
@@ -128,7 +128,10 @@ describe("results", () => {
       buttons_tapped: 12,
     });
     expect(steps.map((s) => s.percent)).toEqual([100, 25, 24, 0, 6]);
-    expect(funnelSteps({ comments_seen: 0, matched: 0, private_replies_sent: 0, public_replies_sent: 0, dms_sent: 0, buttons_tapped: 0 })[0].percent).toBe(0);
+    const none = { seen: 0, matched: 0, private_replies_sent: 0, public_replies_sent: 0, dms_sent: 0, buttons_tapped: 0 };
+    expect(funnelSteps(none)[0].percent).toBe(0);
+    // A messaging campaign counts the DMs seen, and has no private replies.
+    expect(funnelSteps(none, "referral").map((s) => s.label)).toEqual(["Messages seen", "Matched", "DMs sent", "Buttons tapped"]);
   });
 });
 

@@ -326,7 +326,7 @@ export function errorsByInput(errors: FieldError[]): Partial<Record<keyof Campai
 }
 
 export interface Funnel {
-  comments_seen: number;
+  seen: number;
   matched: number;
   private_replies_sent: number;
   public_replies_sent: number;
@@ -341,15 +341,16 @@ export interface FunnelStep {
   percent: number;
 }
 
-export function funnelSteps(f: Funnel): FunnelStep[] {
+export function funnelSteps(f: Funnel, trigger: Trigger = "comment"): FunnelStep[] {
+  const comments = trigger === "comment";
   const steps: [string, number][] = [
-    ["Comments seen", f.comments_seen],
+    [comments ? "Comments seen" : "Messages seen", f.seen],
     ["Matched", f.matched],
-    ["Private replies sent", f.private_replies_sent],
+    ...(comments ? [["Private replies sent", f.private_replies_sent] as [string, number]] : []),
     ["DMs sent", f.dms_sent],
     ["Buttons tapped", f.buttons_tapped],
   ];
-  const top = Math.max(f.comments_seen, f.matched, 1);
+  const top = Math.max(f.seen, f.matched, 1);
   return steps.map(([label, value]) => ({ label, value, percent: Math.round((value / top) * 100) }));
 }
 
