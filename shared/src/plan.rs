@@ -361,6 +361,14 @@ impl CampaignSet {
             .map(|(c, _)| c.slug.as_str())
     }
 
+    /// Whether any step of the account's campaigns asks for an answer: only then may a
+    /// message be one.
+    pub fn has_captures(&self) -> bool {
+        self.campaigns
+            .iter()
+            .any(|(c, _)| c.steps.iter().any(|s| s.capture.is_some()))
+    }
+
     /// The capture step `step` of `campaign`, while both exist.
     pub fn capture_of(&self, campaign: Uuid, step: &str) -> Option<&Capture> {
         self.find_step(campaign, step)?.1.capture.as_ref()

@@ -5,7 +5,7 @@
 
 use igflow_core::campaign::Capture;
 use igflow_core::campaign_file::MAX_STEPS;
-use igflow_core::event::{Act, MessagingItem};
+use igflow_core::event::{Act, Item};
 use igflow_core::failure::Failure;
 use igflow_core::ids::EventId;
 use igflow_core::plan::{CampaignSet, Decision, MatchedBy};
@@ -21,17 +21,22 @@ impl Pipeline {
     pub(super) async fn answer_capture(
         &self,
         cx: &mut Context<'_>,
-        message: &MessagingItem,
         campaigns: &CampaignSet,
     ) -> Result<(), Failure> {
-        if message.act() != Act::Message
+        // Without a capture step among the campaigns nobody can be waiting: no query.
+        if !campaigns.has_captures()
             || matches!(cx.decision, Decision::Consent(_) | Decision::Skip(_))
         {
             return Ok(());
         }
-        let (Some(text), Some(sender)) = (message.text(), message.sender()) else {
+        let (Item::Messaging(message), Target::Sender { igsid, .. }) = (&cx.item, &cx.target)
+        else {
             return Ok(());
         };
+        let (Some(text), Act::Message) = (message.text(), message.act()) else {
+            return Ok(());
+        };
+        let (text, sender) = (text.to_owned(), igsid.clone());
         let event = cx.envelope.event_id.as_str();
         let Some(run) = self
             .store
@@ -47,7 +52,7 @@ impl Pipeline {
                 campaign_id: run.campaign_id,
                 step: &run.step,
             };
-            let (decision, why) = self.answer(cx, at, capture, text, campaigns).await?;
+            let (decision, why) = self.answer(cx, at, capture, &text, campaigns).await?;
             cx.decision = decision;
             cx.why = Some(why);
         }

@@ -1,8 +1,8 @@
 //! Stage 5, plan: the account's campaigns decide by keywords, story, payload or referral
 //! (and, for a message, by a STOP or START); the sender of a message, tap or referral is
 //! recorded with their consent and the time they acted, which opens the 24-hour window; a
-//! message a capture step waits for is decided by that step (`capture`). Touches Postgres (campaigns, cached; `contacts`) and
-//! Redis (the sender's last message).
+//! message a capture step waits for is decided by that step (`capture`). Touches Postgres
+//! (campaigns, cached; `contacts`; `flow_runs`) and Redis (the sender's last message).
 
 use igflow_core::event::Item;
 use igflow_core::failure::Failure;
@@ -28,15 +28,13 @@ impl Pipeline {
             Item::Unhandled => Decision::Skip(SkipReason::KindNotHandled),
         };
         cx.campaigns = Some(campaigns.clone());
-        let message = match &cx.item {
-            Item::Messaging(m) => Some(m.clone()),
+        let sender = match &cx.item {
+            Item::Messaging(m) => m.sender(),
             _ => None,
         };
-        if let Some(message) = message
-            && let Some(sender) = message.sender()
-        {
+        if let Some(sender) = sender {
             self.note_sender(cx, sender).await?;
-            self.answer_capture(cx, &message, &campaigns).await?;
+            self.answer_capture(cx, &campaigns).await?;
         }
         Ok(Next::Continue)
     }

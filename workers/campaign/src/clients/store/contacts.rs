@@ -83,19 +83,18 @@ impl Store {
         igsid: &str,
         field: igflow_core::campaign::CaptureField,
     ) -> Result<Option<String>, StoreError> {
-        let sql = match field {
-            igflow_core::campaign::CaptureField::Email => {
-                "select email from contacts where account_id = $1 and igsid = $2"
-            }
-            igflow_core::campaign::CaptureField::Phone => {
-                "select phone from contacts where account_id = $1 and igsid = $2"
-            }
-        };
-        Ok(sqlx::query_scalar::<_, Option<String>>(sql)
-            .bind(account_id)
-            .bind(igsid)
-            .fetch_optional(&self.pool)
-            .await?
-            .flatten())
+        // The field's name is its column's (`contacts.email`, `contacts.phone`).
+        let sql = format!(
+            "select {} from contacts where account_id = $1 and igsid = $2",
+            field.as_str()
+        );
+        Ok(
+            sqlx::query_scalar::<_, Option<String>>(sqlx::AssertSqlSafe(sql))
+                .bind(account_id)
+                .bind(igsid)
+                .fetch_optional(&self.pool)
+                .await?
+                .flatten(),
+        )
     }
 }

@@ -55,7 +55,6 @@ impl Store {
 pub struct Awaiting {
     pub campaign_id: Uuid,
     pub step: String,
-    pub field: String,
 }
 
 impl Store {
@@ -95,7 +94,7 @@ impl Store {
         event_id: &str,
     ) -> Result<Option<Awaiting>, StoreError> {
         Ok(sqlx::query_as(
-            "select campaign_id, step, awaiting as field from flow_runs
+            "select campaign_id, step from flow_runs
              where account_id = $1 and contact_igsid = $2 and awaiting is not null
                and expires_at > now() and (answered_by is null or answered_by = $3)
              order by updated_at desc limit 1",
@@ -150,11 +149,8 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         if let Some(captured) = captured {
-            let (field, value) = (captured.field, captured.value);
-            let column = match field {
-                CaptureField::Email => "email",
-                CaptureField::Phone => "phone",
-            };
+            // The field's name is its column's (`contacts.email`, `contacts.phone`).
+            let (column, value) = (captured.field.as_str(), captured.value);
             let sql = format!(
                 "insert into contacts (account_id, igsid, {column}, captured_at) values ($1, $2, $3, now())
                  on conflict (account_id, igsid) do update set {column} = excluded.{column},
