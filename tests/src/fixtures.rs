@@ -6,9 +6,9 @@ pub const PRIVATE_REPLY: &str = "Hi! Our price list: https://shop.example/prices
 pub const PUBLIC_REPLIES: [&str; 2] = ["Sent you a DM \u{1F4E9}", "Check your inbox!"];
 pub const LAUNCH_MEDIA: &str = "18000000000000099";
 
-/// One account, two campaigns: prices on any media, and a launch campaign scoped to one
-/// reel with a higher priority.
-pub fn campaigns_yaml() -> String {
+/// A campaign file of the test tenant and its one account with `campaigns`: YAML list items
+/// indented as under the account's `campaigns:`.
+pub fn file_with(campaigns: &str) -> String {
     format!(
         r#"
 version: 1
@@ -19,7 +19,15 @@ accounts:
     login: instagram
     access_token: "{TOKEN}"
     campaigns:
-      - slug: price-list
+{campaigns}"#
+    )
+}
+
+/// One account, two campaigns: prices on any media, and a launch campaign scoped to one
+/// reel with a higher priority.
+pub fn campaigns_yaml() -> String {
+    file_with(&format!(
+        r#"      - slug: price-list
         name: Price list
         priority: 1
         cooldown_seconds: 3600
@@ -40,5 +48,5 @@ accounts:
           private_reply: "Here is the launch link: https://shop.example/launch"
 "#,
         PUBLIC_REPLIES[0], PUBLIC_REPLIES[1]
-    )
+    ))
 }

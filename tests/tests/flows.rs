@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use igflow_tests::fixtures::{ACCOUNT, TOKEN};
+use igflow_tests::fixtures::{ACCOUNT, file_with};
 use igflow_tests::graph_server::{CallKind, Faults};
 use igflow_tests::harness::{TestEnv, eventually, stepped_fleet};
 use igflow_tests::meta::{CommentSpec, comment_delivery, person_delivery};
@@ -14,38 +14,29 @@ const WAIT: Duration = Duration::from_secs(30);
 const PERSON: &str = "6901";
 
 fn campaigns() -> String {
-    format!(
-        r#"
-version: 1
-tenant: {{ slug: acme, name: Acme Shoes }}
-accounts:
-  - ig_user_id: "{ACCOUNT}"
-    username: acme.shoes
-    login: instagram
-    access_token: "{TOKEN}"
-    campaigns:
-      - slug: launch-link
+    file_with(
+        r#"      - slug: launch-link
         name: Launch link
         cooldown_seconds: 86400
-        rules: [{{ keywords: [link] }}]
+        rules: [{ keywords: [link] }]
         actions:
           private_reply: "Tap below and I'll send you the link 👇"
           buttons:
-            - {{ title: "Send me the link", step: link }}
-            - {{ title: "Our shop", url: "https://shop.example" }}
+            - { title: "Send me the link", step: link }
+            - { title: "Our shop", url: "https://shop.example" }
           public_replies: ["Sent you a DM 📩"]
         steps:
           - name: link
             dm: "Here it is: https://shop.example/launch 🚀"
-            buttons: [{{ title: "More deals", step: deals }}]
+            buttons: [{ title: "More deals", step: deals }]
           - name: deals
             dm: "This week: 20% off with LAUNCH20"
       - slug: vip
         name: VIP link for followers
-        rules: [{{ keywords: [vip] }}]
+        rules: [{ keywords: [vip] }]
         actions:
           private_reply: "Tap below for the VIP link"
-          buttons: [{{ title: "Get the link", step: vip }}]
+          buttons: [{ title: "Get the link", step: vip }]
         steps:
           - name: vip
             dm: "VIP link: https://shop.example/vip"
@@ -53,7 +44,7 @@ accounts:
               not_following: "Follow @acme.shoes first, then tap below 🙏"
               retry_title: "I follow now"
               max_retries: 2
-"#
+"#,
     )
 }
 
@@ -68,6 +59,15 @@ fn received(env: &TestEnv) -> Vec<(String, Vec<Value>)> {
         .into_iter()
         .map(|c| (c.text, c.buttons))
         .collect()
+}
+
+/// The id of the test account's campaign `slug`: its steps' payloads name it.
+async fn campaign_id(env: &TestEnv, slug: &str) -> uuid::Uuid {
+    sqlx::query_scalar("select id from campaigns where slug = $1")
+        .bind(slug)
+        .fetch_one(env.store.pool())
+        .await
+        .expect("the campaign is applied")
 }
 
 fn tap(mid: &str, title: &str, payload: &str) -> String {
@@ -94,11 +94,7 @@ async fn taps_walk_the_flow_one_message_per_step_whatever_meta_redelivers() {
     let got = received(&env);
     assert_eq!(got.len(), 1);
     assert_eq!(got[0].0, "Tap below and I'll send you the link 👇");
-    let campaign: uuid::Uuid =
-        sqlx::query_scalar("select id from campaigns where slug = 'launch-link'")
-            .fetch_one(env.store.pool())
-            .await
-            .unwrap();
+    let campaign = campaign_id(&env, "launch-link").await;
     let link = format!("igflow:step:{campaign}:link");
     assert_eq!(
         got[0].1,
@@ -150,11 +146,7 @@ async fn taps_walk_the_flow_one_message_per_step_whatever_meta_redelivers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tap_naming_no_step_of_an_active_campaign_or_a_paused_one_sends_nothing() {
     let (env, webhook, worker) = stepped_fleet(&campaigns()).await;
-    let campaign: uuid::Uuid =
-        sqlx::query_scalar("select id from campaigns where slug = 'launch-link'")
-            .fetch_one(env.store.pool())
-            .await
-            .unwrap();
+    let campaign = campaign_id(&env, "launch-link").await;
     // A paused campaign's steps are not sent either.
     sqlx::query("update campaigns set status = 'paused' where id = $1")
         .bind(campaign)
@@ -201,10 +193,7 @@ async fn a_follow_gated_step_turns_back_non_followers_a_bounded_number_of_times(
     ))
     .await;
     worker.finish(1, WAIT).await.unwrap();
-    let campaign: uuid::Uuid = sqlx::query_scalar("select id from campaigns where slug = 'vip'")
-        .fetch_one(env.store.pool())
-        .await
-        .unwrap();
+    let campaign = campaign_id(&env, "vip").await;
     let vip = format!("igflow:step:{campaign}:vip");
     let retry = json!({ "type": "postback", "title": "I follow now", "payload": vip });
     let gate = "Follow @acme.shoes first, then tap below 🙏";
@@ -273,22 +262,13 @@ async fn a_follow_gated_step_turns_back_non_followers_a_bounded_number_of_times(
 
 /// Comment → DM with a button → tap → follow check → ask for the email → store it → send.
 fn guide_campaign() -> String {
-    format!(
-        r#"
-version: 1
-tenant: {{ slug: acme, name: Acme Shoes }}
-accounts:
-  - ig_user_id: "{ACCOUNT}"
-    username: acme.shoes
-    login: instagram
-    access_token: "{TOKEN}"
-    campaigns:
-      - slug: guide
+    file_with(
+        r#"      - slug: guide
         name: Free sizing guide
-        rules: [{{ keywords: [guide] }}]
+        rules: [{ keywords: [guide] }]
         actions:
           private_reply: "Want the sizing guide? Tap below 👇"
-          buttons: [{{ title: "Get the guide", step: ask }}]
+          buttons: [{ title: "Get the guide", step: ask }]
         steps:
           - name: ask
             dm: "Great! What's your email?"
@@ -301,7 +281,7 @@ accounts:
               next: sent
           - name: sent
             dm: "Sent! Check your inbox for the guide 📏"
-"#
+"#,
     )
 }
 
@@ -325,10 +305,7 @@ async fn a_three_step_flow_gates_captures_and_sends_each_message_once_across_a_r
     ))
     .await;
     worker.finish(1, WAIT).await.unwrap();
-    let campaign: uuid::Uuid = sqlx::query_scalar("select id from campaigns where slug = 'guide'")
-        .fetch_one(env.store.pool())
-        .await
-        .unwrap();
+    let campaign = campaign_id(&env, "guide").await;
     let ask = format!("igflow:step:{campaign}:ask");
 
     // Not following yet: turned back. Following: asked for the email.
@@ -395,10 +372,7 @@ async fn a_three_step_flow_gates_captures_and_sends_each_message_once_across_a_r
 async fn a_capture_stops_asking_after_its_attempts_and_stop_still_opts_out() {
     let (env, webhook, worker) = stepped_fleet(&guide_campaign()).await;
     env.graph.set_following(PERSON, true);
-    let campaign: uuid::Uuid = sqlx::query_scalar("select id from campaigns where slug = 'guide'")
-        .fetch_one(env.store.pool())
-        .await
-        .unwrap();
+    let campaign = campaign_id(&env, "guide").await;
     let says = |mid: &str, text: &str| {
         person_delivery(
             ACCOUNT,
@@ -473,10 +447,7 @@ async fn workers_killed_mid_flow_send_every_step_once() {
     for person in &people {
         env.graph.set_following(person, true);
     }
-    let campaign: uuid::Uuid = sqlx::query_scalar("select id from campaigns where slug = 'guide'")
-        .fetch_one(env.store.pool())
-        .await
-        .unwrap();
+    let campaign = campaign_id(&env, "guide").await;
     let ask = format!("igflow:step:{campaign}:ask");
     let sent_to = |text: &'static str| {
         let env = &env;
@@ -563,10 +534,7 @@ async fn a_capture_step_skips_people_whose_answer_is_on_record() {
             "            dm: \"Great! What's your email?\"\n            quick_replies: [\"Not now\"]\n",
         );
     let (env, webhook, worker) = stepped_fleet(&yaml).await;
-    let campaign: uuid::Uuid = sqlx::query_scalar("select id from campaigns where slug = 'guide'")
-        .fetch_one(env.store.pool())
-        .await
-        .unwrap();
+    let campaign = campaign_id(&env, "guide").await;
     sqlx::query(
         "insert into contacts (account_id, igsid, email) select id, '6996', 'known@example.com'
          from ig_accounts",

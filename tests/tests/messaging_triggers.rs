@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use igflow_tests::fixtures::{ACCOUNT, TOKEN};
+use igflow_tests::fixtures::{ACCOUNT, file_with};
 use igflow_tests::graph_server::CallKind;
 use igflow_tests::harness::{TestEnv, stepped_fleet};
 use igflow_tests::meta::{message_delivery, now_ms, person_delivery};
@@ -14,17 +14,8 @@ const WAIT: Duration = Duration::from_secs(30);
 const GIVEAWAY_STORY: &str = "17900000000000777";
 
 fn campaigns() -> String {
-    format!(
-        r#"
-version: 1
-tenant: {{ slug: acme, name: Acme Shoes }}
-accounts:
-  - ig_user_id: "{ACCOUNT}"
-    username: acme.shoes
-    login: instagram
-    access_token: "{TOKEN}"
-    campaigns:
-      - slug: hello
+    file_with(&format!(
+        r#"      - slug: hello
         name: Keyword by DM
         trigger: message
         rules: [{{ keywords: [win] }}]
@@ -56,7 +47,7 @@ accounts:
         ad_ids: ["120210000000000001"]
         actions: {{ dm: "Welcome from our bio link!" }}
 "#
-    )
+    ))
 }
 
 /// The texts DMed to `igsid`, in the order the Graph server accepted them.
