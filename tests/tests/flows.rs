@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use igflow_tests::fixtures::{ACCOUNT, file_with};
 use igflow_tests::graph_server::{CallKind, Faults};
-use igflow_tests::harness::{TestEnv, eventually, stepped_fleet};
+use igflow_tests::harness::{TestEnv, eventually, queue_depth, stepped_fleet};
 use igflow_tests::meta::{CommentSpec, comment_delivery, person_delivery};
 use serde_json::{Value, json};
 
@@ -489,13 +489,15 @@ async fn workers_killed_mid_flow_send_every_step_once() {
         worker = env
             .spawn_worker_process(&format!("flow-{phase}"), &process_env)
             .unwrap();
-        eventually(
+        let answered = eventually(
             &format!("every {phase} answered"),
             Duration::from_secs(120),
             sent_to(text),
         )
-        .await
-        .unwrap();
+        .await;
+        if let Err(e) = answered {
+            panic!("{e:#}\n{}", unanswered(&env, text).await);
+        }
     }
     // Whatever the kills cut short, each person got each step once.
     for person in &people {
@@ -519,7 +521,34 @@ async fn workers_killed_mid_flow_send_every_step_once() {
         .await
         .unwrap();
     assert_eq!(emails, 30);
+    // Waiting out a dead worker's leases spends none of an event's receives: none in the DLQ.
+    assert_eq!(queue_depth(&env.sqs, &env.dlq_url).await.unwrap(), (0, 0));
     worker.kill9().await.unwrap();
+}
+
+/// For a flow that timed out: who has no `text` yet, how far their events got, and what the
+/// DLQ holds.
+async fn unanswered(env: &TestEnv, text: &str) -> String {
+    let got: Vec<String> = env
+        .graph
+        .accepted(|k| matches!(k, CallKind::Message { .. }))
+        .into_iter()
+        .filter(|c| c.text == text)
+        .filter_map(|c| match c.kind {
+            CallKind::Message { recipient, .. } => Some(recipient),
+            _ => None,
+        })
+        .collect();
+    let rows: Vec<(String, String, String, Option<String>)> = sqlx::query_as(
+        "select event_id, step, outcome, detail from activity
+         where not (contact_igsid = any($1)) order by id",
+    )
+    .bind(&got)
+    .fetch_all(env.store.pool())
+    .await
+    .unwrap_or_default();
+    let dlq = queue_depth(&env.sqs, &env.dlq_url).await.ok();
+    format!("not answered: activity {rows:#?}\nDLQ (visible, in flight): {dlq:?}")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

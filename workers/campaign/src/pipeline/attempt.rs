@@ -9,10 +9,12 @@ use igflow_core::graph_error::Verdict;
 use crate::clients::graph::{CallError, Sent};
 use crate::clients::store::{ActionOutcome, ActionRecord};
 
-/// One attempt at one action: what to record, and the failure if it did not succeed.
+/// One attempt at one action: what to record, and the failure if it did not succeed, or
+/// how long to wait before looking again if it cannot be told yet.
 pub(super) struct Attempt {
     pub record: ActionRecord,
     pub failure: Option<Failure>,
+    pub wait: Option<Duration>,
 }
 
 impl Attempt {
@@ -24,21 +26,20 @@ impl Attempt {
                 ..ActionRecord::new(outcome)
             },
             failure: None,
+            wait: None,
         }
     }
 
     /// An outcome that cannot be told for `wait` yet: the action stays `uncertain`, and the
-    /// event comes back after the wait to look again.
+    /// event comes back after the wait to look again (a wait, not a failed attempt).
     pub(super) fn not_yet(reason: &str, wait: Duration) -> Self {
         Self {
             record: ActionRecord {
                 detail: Some(reason.to_owned()),
                 ..ActionRecord::new(ActionOutcome::Uncertain)
             },
-            failure: Some(Failure::Retryable {
-                retry_after: Some(wait),
-                reason: reason.to_owned(),
-            }),
+            failure: None,
+            wait: Some(wait),
         }
     }
 
@@ -49,6 +50,7 @@ impl Attempt {
                 ..ActionRecord::new(ActionOutcome::Failed)
             },
             failure: Some(Failure::permanent(reason)),
+            wait: None,
         }
     }
 
@@ -63,6 +65,7 @@ impl Attempt {
                     ..ActionRecord::new(ActionOutcome::Sent)
                 },
                 failure: None,
+                wait: None,
             },
             Ok(None) => Self::given_up("outcome unknown and not found on read-back; not re-sent"),
             Err(e) => Self::unchecked(&e),
@@ -91,6 +94,7 @@ impl Attempt {
                 ..ActionRecord::new(ActionOutcome::Uncertain)
             },
             failure: Some(failure),
+            wait: None,
         }
     }
 
@@ -105,6 +109,7 @@ impl Attempt {
                     ..ActionRecord::new(ActionOutcome::Sent)
                 },
                 failure: None,
+                wait: None,
             },
             Err(e) => {
                 let (outcome, failure) = match e.verdict {
@@ -132,6 +137,7 @@ impl Attempt {
                         ..ActionRecord::new(outcome)
                     },
                     failure,
+                    wait: None,
                 }
             }
         }

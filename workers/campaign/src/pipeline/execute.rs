@@ -95,7 +95,8 @@ impl Pipeline {
     }
 
     /// One action to its end: `Continue` when it is (sent, done before, held back, given up),
-    /// `Retry` when its outcome is still unknown, `Defer` when it waits for a rate slot.
+    /// `Retry` when its outcome is still unknown, `Defer` when it waits (for a rate slot,
+    /// another attempt's lease, a call that may still land).
     /// `held_back` records it as skipped, for that reason, instead of sending it.
     #[tracing::instrument(skip_all, fields(action = action.kind.as_str()))]
     async fn act(
@@ -124,7 +125,8 @@ impl Pipeline {
                 });
             }
             // Another worker may be sending it right now: resolving it here could send
-            // it a second time. Come back once its lease has run out.
+            // it a second time. Come back once its lease has run out: a wait (a worker
+            // killed mid-send leaves one), not a failed attempt.
             ActionClaim::Busy { retry_in } => {
                 Stats::add(&self.stats.busy);
                 tracing::info!(
@@ -132,10 +134,9 @@ impl Pipeline {
                     retry_in_ms = retry_in.as_millis(),
                     "action in flight elsewhere; this copy comes back after its lease"
                 );
-                return Err(Failure::Retryable {
-                    retry_after: Some(retry_in + Duration::from_secs(1)),
-                    reason: format!("another worker is sending its {}", action.kind),
-                });
+                return Ok(Acted::pending(Next::Defer(
+                    retry_in + Duration::from_secs(1),
+                )));
             }
             ActionClaim::Fresh if let Some(why) = held_back => {
                 Attempt::held(ActionOutcome::Skipped, why)
@@ -258,6 +259,7 @@ impl Pipeline {
             self.count_sent(a.cx, action.kind);
         }
         let next = match attempt.failure {
+            None if let Some(wait) = attempt.wait => Next::Defer(wait),
             None | Some(Failure::Permanent { .. }) => Next::Continue,
             Some(Failure::Ambiguous { reason }) => Next::Retry {
                 after: None,

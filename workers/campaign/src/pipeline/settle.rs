@@ -30,9 +30,10 @@ pub enum Next {
     Continue,
     /// Handled for good: repeats of the event are dropped from now on.
     Done,
-    /// Waiting for the account's next rate slot, due in this long: back in the queue as a
-    /// new message, since a wait is not a failed attempt and must not count towards the
-    /// DLQ's receive limit.
+    /// Waiting, due in this long: for the account's next rate slot, for another attempt's
+    /// lease on an action to run out, or for a call whose outcome is unknown to have had
+    /// time to land. Back in the queue as a new message, since a wait is not a failed
+    /// attempt and must not count towards the DLQ's receive limit.
     Defer(Duration),
     /// Its account is not active: kept in Postgres until it is again.
     Park,
