@@ -7,6 +7,7 @@ pub mod faults;
 pub mod fixtures;
 pub mod graph_server;
 pub mod harness;
+pub mod lambda_runtime;
 pub mod locked;
 pub mod meta;
 pub mod ollama_server;

@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use igflow_core::env::{ConfigError, Env};
 use igflow_worker::config::{ClassifierConfig, SecretsConfig, StoreConfig};
@@ -77,6 +78,9 @@ pub struct DashboardConfig {
     pub oauth: Option<OAuthConfig>,
     pub secrets: SecretsConfig,
     pub classifier: ClassifierConfig,
+    /// `IGFLOW_FEED_SECONDS` (default 600): how long one live-feed stream lasts before the app
+    /// opens the next. Under Lambda's 15-minute cap on a streamed response, and its timeout.
+    pub feed_lifetime: Duration,
 }
 
 /// Settings the stack keeps in Secrets Manager instead of the function's configuration: the
@@ -208,6 +212,7 @@ impl DashboardConfig {
             oauth,
             secrets: SecretsConfig::from_env(env)?,
             classifier: ClassifierConfig::from_env(env)?,
+            feed_lifetime: Duration::from_secs(env.parse_or("IGFLOW_FEED_SECONDS", 600)?),
         })
     }
 }

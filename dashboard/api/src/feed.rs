@@ -1,15 +1,19 @@
 //! The live feed: decisions and actions as the worker records them, pushed as server-sent
 //! events. Postgres NOTIFY (a trigger on `activity`) names each new row; every subscriber
 //! reads it back as its user, so Row Level Security decides who sees it.
+//!
+//! A stream ends after the configured lifetime (in Lambda a response streams for at most
+//! 15 minutes) and the app opens the next one with `since`, the newest change it has seen:
+//! that stream opens with what changed meanwhile instead of the latest entries.
 
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use futures_util::Stream;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sqlx::PgPool;
 use tokio::sync::{broadcast, mpsc};
 use tokio_stream::wrappers::ReceiverStream;
@@ -22,6 +26,11 @@ use crate::error::ApiError;
 pub const CHANNEL: &str = "igflow_activity";
 /// The feed opens with this many recent entries.
 const BACKLOG: i64 = 30;
+/// A resumed feed catches up on at most this many changes (the newest).
+const CATCH_UP: i64 = 200;
+/// A row changes outcome within this long of being made (retries back off for at most
+/// 40 minutes): bounding the catch-up by it lets the (tenant, created_at) index serve it.
+const CHANGES_WITHIN: &str = "1 hour";
 
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct FeedEntry {
@@ -95,45 +104,88 @@ fn event(entry: &FeedEntry) -> Event {
         .unwrap_or_else(|_| Event::default().comment("unserializable entry"))
 }
 
+#[derive(Debug, Deserialize)]
+pub struct Resume {
+    /// The newest change the app has seen (an entry's `at`).
+    since: Option<String>,
+}
+
+/// What a stream opens with: the latest entries, or what changed since `since`; oldest first.
+async fn backlog(
+    pool: &PgPool,
+    user: &User,
+    since: Option<jiff::Timestamp>,
+) -> Result<Vec<FeedEntry>, ApiError> {
+    let mut tx = as_user(pool, user).await?;
+    let mut entries: Vec<FeedEntry> = match since {
+        None => {
+            let sql = format!("{SELECT} order by x.id desc limit {BACKLOG}");
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut *tx)
+                .await?
+        }
+        Some(since) => {
+            let sql = format!(
+                "{SELECT} where x.created_at > $1::timestamptz - interval '{CHANGES_WITHIN}'
+                   and x.updated_at >= $1::timestamptz
+                 order by x.updated_at desc, x.id desc limit {CATCH_UP}"
+            );
+            sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                .bind(since.to_string())
+                .fetch_all(&mut *tx)
+                .await?
+        }
+    };
+    entries.reverse();
+    Ok(entries)
+}
+
 pub async fn stream(
     State(state): State<Arc<AppState>>,
     user: User,
+    Query(resume): Query<Resume>,
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let since = resume
+        .since
+        .map(|s| {
+            s.parse::<jiff::Timestamp>().map_err(|e| {
+                ApiError::BadRequest(format!("since must be a timestamp like an entry's at: {e}"))
+            })
+        })
+        .transpose()?;
     let mut notifications = state.feed.subscribe();
-    let backlog: Vec<FeedEntry> = {
-        let mut tx = as_user(&state.pool, &user).await?;
-        let sql = format!("{SELECT} order by x.id desc limit {BACKLOG}");
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .fetch_all(&mut *tx)
-            .await?
-    };
+    let backlog = backlog(&state.pool, &user, since).await?;
     let (out, rx) = mpsc::channel(64);
-    let pool = state.pool.clone();
+    let (pool, lifetime) = (state.pool.clone(), state.feed_lifetime);
     tokio::spawn(async move {
-        for entry in backlog.iter().rev() {
+        for entry in &backlog {
             if out.send(Ok(event(entry))).await.is_err() {
                 return;
             }
         }
-        loop {
-            let id = match notifications.recv().await {
-                Ok(id) => id,
-                Err(broadcast::error::RecvError::Lagged(missed)) => {
-                    tracing::warn!(missed, "a feed subscriber fell behind");
-                    continue;
-                }
-                Err(broadcast::error::RecvError::Closed) => return,
-            };
-            match read(&pool, &user, id).await {
-                Ok(Some(entry)) => {
-                    if out.send(Ok(event(&entry))).await.is_err() {
-                        return;
+        let relay = async {
+            loop {
+                let id = match notifications.recv().await {
+                    Ok(id) => id,
+                    Err(broadcast::error::RecvError::Lagged(missed)) => {
+                        tracing::warn!(missed, "a feed subscriber fell behind");
+                        continue;
                     }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                };
+                match read(&pool, &user, id).await {
+                    Ok(Some(entry)) => {
+                        if out.send(Ok(event(&entry))).await.is_err() {
+                            return;
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "reading a feed entry failed"),
                 }
-                Ok(None) => {}
-                Err(e) => tracing::warn!(error = %e, "reading a feed entry failed"),
             }
-        }
+        };
+        // Past its lifetime the stream ends; the app resumes with `since`.
+        let _ = tokio::time::timeout(lifetime, relay).await;
     });
     Ok(Sse::new(ReceiverStream::new(rx)).keep_alive(KeepAlive::default()))
 }

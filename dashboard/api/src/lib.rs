@@ -41,6 +41,8 @@ pub struct AppState {
     pub classifier: IntentClassifier,
     pub http: reqwest::Client,
     pub feed: tokio::sync::broadcast::Sender<i64>,
+    /// How long one live-feed stream lasts.
+    pub feed_lifetime: Duration,
     pub origin: Option<String>,
     pub config_oauth: Option<OAuthConfig>,
     pub supabase: Option<SupabaseConfig>,
@@ -67,6 +69,7 @@ impl AppState {
             tokens: Tokens::new(secrets, config.secrets.clone()),
             classifier: IntentClassifier::new(&config.classifier, None, Arc::default())?,
             feed: feed::listen(pool.clone()),
+            feed_lifetime: config.feed_lifetime,
             pool,
             http,
             origin: config.origin.clone(),
@@ -170,7 +173,11 @@ pub async fn run(config: DashboardConfig, aws: &aws_config::SdkConfig) -> anyhow
     );
     let app = app(state, config.static_dir.as_deref());
     match config.listen {
-        Listen::Lambda => lambda_http::run(app).await.map_err(|e| anyhow::anyhow!(e)),
+        // Streamed (API Gateway's STREAM transfer mode), so the live feed reaches the browser
+        // as it happens; every other answer is a short stream.
+        Listen::Lambda => lambda_http::run_with_streaming_response(app)
+            .await
+            .map_err(|e| anyhow::anyhow!(e)),
         Listen::Addr(addr) => {
             let listener = tokio::net::TcpListener::bind(addr).await?;
             tracing::info!(addr = %listener.local_addr()?, "dashboard listening");

@@ -7,6 +7,8 @@ import {
   type CampaignSpec,
   type Trigger,
   type FeedEntry,
+  type FeedStream,
+  followFeed,
   type FieldError,
   type Funnel,
   describeEntry,
@@ -580,13 +582,16 @@ export function App() {
   useEffect(() => {
     if (!signedIn) return;
     const abort = new AbortController();
-    let buffer = "";
-    openFeed((chunk) => {
-      const parsed = parseSse(buffer + chunk);
-      buffer = parsed.rest;
-      const fresh = parsed.events.filter((e) => e.event === "activity").map((e) => JSON.parse(e.data) as FeedEntry);
-      if (fresh.length) setFeed((old) => mergeFeed(old, fresh));
-    }, abort.signal).catch(() => undefined);
+    const stream: FeedStream = (since, onEntries) => {
+      let buffer = "";
+      return openFeed((chunk) => {
+        const parsed = parseSse(buffer + chunk);
+        buffer = parsed.rest;
+        const fresh = parsed.events.filter((e) => e.event === "activity").map((e) => JSON.parse(e.data) as FeedEntry);
+        if (fresh.length) onEntries(fresh);
+      }, abort.signal, since);
+    };
+    followFeed(stream, (fresh) => setFeed((old) => mergeFeed(old, fresh)), abort.signal).catch(() => undefined);
     return () => abort.abort();
   }, [signedIn]);
   const workspace = me?.workspaces[0];

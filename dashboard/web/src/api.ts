@@ -28,9 +28,11 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
   return json as T;
 }
 
-/** Reads the live feed (server-sent events over fetch, so the token stays in a header). */
-export async function openFeed(onChunk: (text: string) => void, signal: AbortSignal): Promise<void> {
-  const response = await fetch("/api/feed", {
+/** Reads one live-feed stream (server-sent events over fetch, so the token stays in a
+ * header) until the server ends it; `since` resumes after the newest change seen. */
+export async function openFeed(onChunk: (text: string) => void, signal: AbortSignal, since?: string): Promise<void> {
+  const url = since ? `/api/feed?since=${encodeURIComponent(since)}` : "/api/feed";
+  const response = await fetch(url, {
     headers: { Authorization: `Bearer ${(await accessToken()) ?? ""}`, Accept: "text/event-stream" },
     signal,
   });

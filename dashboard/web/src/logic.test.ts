@@ -9,6 +9,7 @@ import {
   funnelSteps,
   groupVariants,
   mergeFeed,
+  followFeed,
   parseSse,
   quoteEntry,
   shows,
@@ -159,6 +160,52 @@ describe("live feed", () => {
       detail: "shadow mode, not sent: Hi!", campaign_slug: "trial", contact_igsid: "9", contact_username: null, excerpt: null,
     });
     expect(shadow).toMatchObject({ title: "private reply not sent (shadow) · trial", tone: "neutral" });
+  });
+});
+
+describe("followFeed", () => {
+  const at = (s: number) => `2026-12-07T14:00:0${s}.000Z`;
+  const entry = (id: number, s: number) =>
+    ({ id, at: at(s), ig_user_id: "1", event_kind: "comment", step: "decision", outcome: "matched",
+       detail: null, campaign_id: null, campaign_slug: null, contact_igsid: null, contact_username: null, excerpt: null });
+
+  it("resumes each stream from the newest change seen, and backs off after failures", async () => {
+    const abort = new AbortController();
+    const opened: (string | undefined)[] = [];
+    const waits: number[] = [];
+    const seen: number[] = [];
+    const streams = [
+      [entry(2, 3), entry(1, 5)],
+      "network down",
+      "network down",
+      [entry(3, 7)],
+    ];
+    await followFeed(
+      async (since, onEntries) => {
+        opened.push(since);
+        const next = streams.shift();
+        if (next === undefined) { abort.abort(); return; }
+        if (typeof next === "string") throw new Error(next);
+        onEntries(next);
+      },
+      (entries) => seen.push(...entries.map((e) => e.id)),
+      abort.signal,
+      async (ms) => { waits.push(ms); },
+    );
+    expect(opened).toEqual([undefined, at(5), at(5), at(5), at(7)]);
+    expect(waits).toEqual([500, 1000, 2000, 500]);
+    expect(seen).toEqual([2, 1, 3]);
+  });
+
+  it("stops when the sign-in is refused", async () => {
+    let opens = 0;
+    await followFeed(
+      async () => { opens += 1; throw Object.assign(new Error("expired"), { status: 401 }); },
+      () => undefined,
+      new AbortController().signal,
+      async () => undefined,
+    );
+    expect(opens).toBe(1);
   });
 });
 

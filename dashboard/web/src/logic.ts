@@ -372,6 +372,37 @@ export function parseSse(buffer: string): { events: { event: string; data: strin
   return { events, rest };
 }
 
+/** Opens one feed stream from `since`, handing over its entries as they come; resolves when
+ * the server ends the stream. */
+export type FeedStream = (since: string | undefined, onEntries: (entries: FeedEntry[]) => void) => Promise<void>;
+
+/** Follows the live feed across streams: each ends after its lifetime (or a dropped
+ * connection) and the next resumes from the newest change seen. Failures back off (1 s
+ * doubling to 30 s); a refused sign-in (401) ends it. */
+export async function followFeed(
+  open: FeedStream,
+  onEntries: (entries: FeedEntry[]) => void,
+  signal: AbortSignal,
+  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+): Promise<void> {
+  let since: string | undefined;
+  let failures = 0;
+  while (!signal.aborted) {
+    try {
+      await open(since, (entries) => {
+        for (const e of entries) if (!since || e.at > since) since = e.at;
+        onEntries(entries);
+      });
+      failures = 0;
+    } catch (e) {
+      if ((e as { status?: number }).status === 401) return;
+      failures += 1;
+    }
+    if (signal.aborted) return;
+    await sleep(failures ? Math.min(30_000, 1000 * 2 ** (failures - 1)) : 500);
+  }
+}
+
 export interface FeedEntry {
   id: number;
   at: string;
