@@ -6,6 +6,9 @@
 //! GoTrue's two shapes (`{"code","message"}` when the client sends
 //! `X-Supabase-Api-Version: 2024-01-01`, as supabase-js does, else `{"code","error_code","msg"}`);
 //! the API gateway's `apikey` check answers as Kong does. CORS is open, as on supabase.co.
+//! The links it mails (invitations, password recovery) are in [`links`].
+
+mod links;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -74,6 +77,15 @@ struct AuthState {
     invited: Vec<String>,
     /// Every call, as `endpoint[:detail]`, for tests to assert on.
     calls: Vec<String>,
+    /// The project URL, for the links it mails.
+    url: String,
+    /// GoTrue's `SITE_URL`: where a link sends the browser when the caller names no
+    /// `redirect_to`.
+    site_url: String,
+    /// Mailed links by token.
+    links: HashMap<String, links::Link>,
+    /// Mails sent: (address, kind, link).
+    mailbox: Vec<(String, &'static str, String)>,
 }
 
 #[derive(Clone)]
@@ -103,6 +115,10 @@ impl SupabaseAuthServer {
             )
             .route("/auth/v1/invite", post(invite))
             .route("/auth/v1/admin/users", get(admin_users))
+            .route("/auth/v1/recover", post(links::recover))
+            .route("/auth/v1/verify", get(links::verify))
+            .route("/auth/v1/user", axum::routing::put(links::update_user))
+            .route("/mailbox/{address}", get(links::mailbox))
             .layer(
                 CorsLayer::new()
                     .allow_origin(Any)
@@ -111,10 +127,29 @@ impl SupabaseAuthServer {
                     .expose_headers([HeaderName::from_static(API_VERSION_HEADER)]),
             )
             .with_state(Arc::clone(&state));
-        Ok(Self {
-            url: crate::serve_local(app, 0).await?,
-            state,
-        })
+        let url = crate::serve_local(app, 0).await?;
+        {
+            let mut s = lock(&state);
+            s.url.clone_from(&url);
+            s.site_url.clone_from(&url);
+        }
+        Ok(Self { url, state })
+    }
+
+    /// The project's Site URL (Auth's URL Configuration): where mailed links land.
+    pub fn site_url(&self, url: &str) {
+        self.lock().site_url = url.to_owned();
+    }
+
+    /// The links mailed to `email` (invitations, recoveries), oldest first.
+    pub fn mails(&self, email: &str) -> Vec<String> {
+        let email = email.to_lowercase();
+        self.lock()
+            .mailbox
+            .iter()
+            .filter(|(to, _, _)| *to == email)
+            .map(|(_, _, link)| link.clone())
+            .collect()
     }
 
     fn lock(&self) -> MutexGuard<'_, AuthState> {
@@ -450,6 +485,7 @@ struct InviteBody {
 async fn invite(
     State(state): State<Shared>,
     headers: HeaderMap,
+    Query(redirect): Query<links::RedirectQuery>,
     Json(body): Json<InviteBody>,
 ) -> Response {
     let email = body.email.trim().to_lowercase();
@@ -497,6 +533,8 @@ async fn invite(
         }
     };
     state.users[i].invited_at = Some(now());
+    let target = redirect.target(&state);
+    links::mail(&mut state, i, "invite", target);
     Json(state.users[i].json()).into_response()
 }
 

@@ -171,17 +171,29 @@ async fn a_marketer_signs_in_and_out_through_supabase_auth() {
     add_member(&env, "acme", user, "owner").await.unwrap();
     // Shorter than supabase-js's refresh margin (90 s): each read of the session refreshes it.
     api.auth.token_lifetime(60);
+    // Mailed links land on the dashboard (the project's Site URL).
+    api.auth.site_url(&api.url);
+    let invitee = "lee@acme.test";
     journey(
         "supabase-sign-in",
         &[
             ("DASHBOARD_URL", &api.url),
+            ("AUTH_URL", &api.auth.url),
             ("SIGN_IN_EMAIL", email),
             ("SIGN_IN_PASSWORD", password),
+            ("INVITEE_EMAIL", invitee),
+            ("INVITEE_PASSWORD", "a long new password"),
         ],
     )
     .await;
     let calls = api.auth.calls();
-    for expected in ["token:refresh_token", "logout"] {
+    for expected in [
+        "token:refresh_token",
+        "logout",
+        "verify:invite",
+        "verify:recovery",
+        "update_user",
+    ] {
         assert!(
             calls.iter().any(|c| c == expected),
             "supabase-js called {expected}: {calls:?}"
@@ -189,7 +201,12 @@ async fn a_marketer_signs_in_and_out_through_supabase_auth() {
     }
     assert_eq!(
         calls.iter().filter(|c| *c == "token:password").count(),
+        3,
+        "one refused and two accepted password sign-ins: {calls:?}"
+    );
+    assert_eq!(
+        api.auth.mails(invitee).len(),
         2,
-        "one refused and one accepted password sign-in: {calls:?}"
+        "an invitation and a recovery"
     );
 }

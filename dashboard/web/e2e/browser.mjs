@@ -8,7 +8,8 @@ export const env = (name) => {
   return value;
 };
 
-/** Runs `journey({ page, shot, step })`; on failure saves `failure.png` and sets the exit code. */
+/** Runs `journey({ page, shot, step, newPage })` (`newPage()`: another person's browser, with
+ * its own storage); on failure saves `failure.png` and sets the exit code. */
 export async function run(journey) {
   const shots = env("SCREENSHOTS");
   mkdirSync(shots, { recursive: true });
@@ -16,13 +17,17 @@ export async function run(journey) {
     executablePath: process.env.CHROMIUM ?? "/usr/bin/chromium",
     args: ["--no-sandbox", "--disable-dev-shm-usage"],
   });
-  const page = await browser.newPage({ viewport: { width: 1360, height: 860 }, deviceScaleFactor: 1 });
-  page.setDefaultTimeout(20_000);
-  page.on("pageerror", (e) => console.error("page error:", e.message));
-  const shot = (name) => page.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
+  const newPage = async () => {
+    const p = await browser.newPage({ viewport: { width: 1360, height: 860 }, deviceScaleFactor: 1 });
+    p.setDefaultTimeout(20_000);
+    p.on("pageerror", (e) => console.error("page error:", e.message));
+    return p;
+  };
+  const page = await newPage();
+  const shot = (name, on = page) => on.screenshot({ path: `${shots}/${name}.png`, fullPage: true });
   const step = (what) => console.log(`journey: ${what}`);
   try {
-    await journey({ page, shot, step });
+    await journey({ page, shot, step, newPage });
     step("done");
   } catch (e) {
     await shot("failure").catch(() => undefined);

@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useMemo, useState } from "react";
 import type { FormEvent, ReactNode } from "react";
 import { ApiError, api, openFeed } from "./api";
-import { type SignInMode, accessToken, signIn, signInModeNow, signOut } from "./auth";
+import { type AuthRedirect, type SignInMode, acceptLink, accessToken, choosePassword, sendPasswordLink, signIn, signInModeNow, signOut } from "./auth";
 import {
   type CampaignForm,
   type CampaignSpec,
@@ -14,6 +14,7 @@ import {
   describeEntry,
   emptyForm,
   mergeFeed,
+  passwordProblem,
   errorsByInput,
   fillBuckets,
   formFromSpec,
@@ -76,17 +77,26 @@ function Notice({ tone, children }: { tone: "error" | "ok"; children: ReactNode 
   return <div className={`notice notice-${tone}`} role={tone === "error" ? "alert" : "status"}>{children}</div>;
 }
 
-function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
+function SignIn({ onSignedIn, linkError }: { onSignedIn: () => void; linkError?: string }) {
   const [email, setEmail] = useState("");
   const [password, setPassword] = useState("");
   const [mode, setMode] = useState<SignInMode | null>(null);
-  const [error, setError] = useState("");
+  const [error, setError] = useState(linkError ? `${linkError}: ask the workspace owner for a new invitation, or reset your password below.` : "");
+  const [sent, setSent] = useState("");
   useEffect(() => { signInModeNow().then(setMode).catch((e) => { setMode("none"); setError(e.message); }); }, []);
   const submit = async (e: FormEvent) => {
     e.preventDefault();
     try {
       await signIn(email, password);
       onSignedIn();
+    } catch (err) { setError((err as Error).message); }
+  };
+  const forgot = async () => {
+    if (!email) { setError("Type your work e-mail first."); return; }
+    try {
+      await sendPasswordLink(email);
+      setError("");
+      setSent(`If ${email} has an account, a link to choose a new password is on its way.`);
     } catch (err) { setError((err as Error).message); }
   };
   return (
@@ -102,7 +112,39 @@ function SignIn({ onSignedIn }: { onSignedIn: () => void }) {
           <label>Password<input name="password" type="password" required autoComplete="current-password" value={password} onChange={(e) => setPassword(e.target.value)} /></label>
         )}
         {(mode === "dev" || mode === "supabase") && <button className="primary" type="submit">Sign in</button>}
+        {mode === "supabase" && <button className="link-button" type="button" onClick={forgot}>Forgot your password?</button>}
         {mode === "dev" && <p className="hint">Development sign-in: enabled on this machine only.</p>}
+        {sent && <Notice tone="ok">{sent}</Notice>}
+        {error && <Notice tone="error">{error}</Notice>}
+      </form>
+    </div>
+  );
+}
+
+/** After an invitation or a password-recovery link: the person is signed in and picks the
+ * password they will sign in with from now on. */
+function ChoosePassword({ kind, onDone }: { kind: "invite" | "recovery"; onDone: () => void }) {
+  const [password, setPassword] = useState("");
+  const [again, setAgain] = useState("");
+  const [error, setError] = useState("");
+  const submit = async (e: FormEvent) => {
+    e.preventDefault();
+    const problem = passwordProblem(password, again);
+    if (problem) { setError(problem); return; }
+    try {
+      await choosePassword(password);
+      onDone();
+    } catch (err) { setError((err as Error).message); }
+  };
+  return (
+    <div className="signin">
+      <form className="card signin-card" onSubmit={submit}>
+        <div className="brand brand-large"><span className="logo">ig</span>flow</div>
+        <h1>{kind === "invite" ? "Welcome! Choose your password" : "Choose a new password"}</h1>
+        <p className="muted">{kind === "invite" ? "You were invited to a workspace. You will sign in with your e-mail and this password." : "Your old password stops working once you save this one."}</p>
+        <label>New password<input name="new-password" type="password" required autoComplete="new-password" value={password} onChange={(e) => setPassword(e.target.value)} /></label>
+        <label>Type it again<input name="new-password-again" type="password" required autoComplete="new-password" value={again} onChange={(e) => setAgain(e.target.value)} /></label>
+        <button className="primary" type="submit">Save password</button>
         {error && <Notice tone="error">{error}</Notice>}
       </form>
     </div>
@@ -564,8 +606,11 @@ function MembersPage({ workspace, me }: { workspace: Workspace; me: Me }) {
   );
 }
 
-export function App() {
+export function App({ redirect }: { redirect: AuthRedirect | null }) {
   const [signedIn, setSignedIn] = useState<boolean | null>(null);
+  // A mailed link that signed the person in: the password comes first.
+  const [choosing, setChoosing] = useState<"invite" | "recovery" | null>(null);
+  const [linkError, setLinkError] = useState(redirect?.kind === "error" ? redirect.message : "");
   const [me, setMe] = useState<Me | null>(null);
   const [accounts, setAccounts] = useState<Account[]>([]);
   const [campaigns, setCampaigns] = useState<CampaignView[]>([]);
@@ -577,7 +622,15 @@ export function App() {
       .then(([m, a, c]) => { setMe(m); setAccounts(a); setCampaigns(c); })
       .catch((e) => { if (e instanceof ApiError && e.status === 401) setSignedIn(false); else setError(e.message); });
   }, []);
-  useEffect(() => { accessToken().then((t) => setSignedIn(Boolean(t))).catch(() => setSignedIn(false)); }, []);
+  useEffect(() => {
+    if (redirect && redirect.kind !== "error") {
+      acceptLink(redirect.accessToken, redirect.refreshToken)
+        .then(() => { setChoosing(redirect.kind); setSignedIn(true); })
+        .catch((e) => { setLinkError((e as Error).message); setSignedIn(false); });
+      return;
+    }
+    accessToken().then((t) => setSignedIn(Boolean(t))).catch(() => setSignedIn(false));
+  }, [redirect]);
   useEffect(() => { if (signedIn) reload(); }, [signedIn, reload]);
   useEffect(() => {
     if (!signedIn) return;
@@ -597,7 +650,8 @@ export function App() {
   const workspace = me?.workspaces[0];
   const visibleAccounts = useMemo(() => accounts.filter((a) => a.tenant_id === workspace?.id), [accounts, workspace]);
   if (signedIn === null) return <div className="loading">Loading…</div>;
-  if (!signedIn) return <SignIn onSignedIn={() => setSignedIn(true)} />;
+  if (!signedIn) return <SignIn onSignedIn={() => setSignedIn(true)} linkError={linkError} />;
+  if (choosing) return <ChoosePassword kind={choosing} onDone={() => setChoosing(null)} />;
   if (!me) return <div className="loading">{error || "Loading…"}</div>;
   if (!workspace) return <div className="loading">You are not a member of any workspace yet: ask its owner to invite {me.email}.</div>;
   const page = route[0] ?? "campaigns";

@@ -90,3 +90,56 @@ export async function forgetSession(): Promise<void> {
   const { supabase } = await load();
   if (supabase) await supabase.auth.signOut({ scope: "local" });
 }
+
+/** Where a link Supabase Auth mailed (an invitation, a password recovery) left the browser:
+ * signed in, to choose a password; or refused (used or expired). */
+export type AuthRedirect =
+  | { kind: "invite" | "recovery"; accessToken: string; refreshToken: string }
+  | { kind: "error"; message: string };
+
+/** Reads Supabase Auth's redirect fragment (`#access_token=…&type=invite`, or
+ * `#error_description=…`); anything else (the app's own `#/route`) is not one. */
+export function parseAuthRedirect(hash: string): AuthRedirect | null {
+  const params = new URLSearchParams(hash.replace(/^#/, ""));
+  const failed = params.get("error_description");
+  if (failed) return { kind: "error", message: failed };
+  const accessToken = params.get("access_token");
+  const refreshToken = params.get("refresh_token");
+  const kind = params.get("type");
+  if (!accessToken || !refreshToken) return null;
+  if (kind !== "invite" && kind !== "recovery") return { kind: "error", message: `unexpected sign-in link (${kind ?? "no type"})` };
+  return { kind, accessToken, refreshToken };
+}
+
+/** Takes the redirect out of the address bar before anything renders: tokens must not stay
+ * in the URL (history, shared links, screenshots). */
+export function takeAuthRedirect(): AuthRedirect | null {
+  const redirect = parseAuthRedirect(window.location.hash);
+  if (redirect) window.history.replaceState(null, "", `${window.location.pathname}${window.location.search}#/`);
+  return redirect;
+}
+
+async function project(): Promise<SupabaseClient> {
+  const { supabase } = await load();
+  if (!supabase) throw new Error("this dashboard has no Supabase project to sign in with");
+  return supabase;
+}
+
+/** Starts the session a mailed link carried. */
+export async function acceptLink(accessToken: string, refreshToken: string): Promise<void> {
+  const { error } = await (await project()).auth.setSession({ access_token: accessToken, refresh_token: refreshToken });
+  if (error) throw new Error(error.message);
+}
+
+/** Sets the signed-in person's password (after an invitation or a recovery link). */
+export async function choosePassword(password: string): Promise<void> {
+  const { error } = await (await project()).auth.updateUser({ password });
+  if (error) throw new Error(error.message);
+}
+
+/** Mails a link to choose a new password; Supabase answers alike whether or not the address
+ * has an account. */
+export async function sendPasswordLink(email: string): Promise<void> {
+  const { error } = await (await project()).auth.resetPasswordForEmail(email, { redirectTo: `${window.location.origin}/` });
+  if (error) throw new Error(error.message);
+}

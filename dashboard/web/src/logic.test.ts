@@ -10,6 +10,7 @@ import {
   groupVariants,
   mergeFeed,
   followFeed,
+  passwordProblem,
   parseSse,
   quoteEntry,
   shows,
@@ -254,5 +255,13 @@ describe("mergeFeed", () => {
     const merged = mergeFeed(old, [entry(2, "pending"), entry(3, "pending"), entry(2, "sent")]);
     expect(merged.map((e) => [e.id, e.outcome])).toEqual([[3, "pending"], [2, "sent"], [1, "sent"]]);
     expect(mergeFeed(merged, [entry(3, "sent")]).map((e) => [e.id, e.outcome])).toEqual([[3, "sent"], [2, "sent"], [1, "sent"]]);
+  });
+});
+
+describe("passwordProblem", () => {
+  it("wants 8 characters, typed the same twice", () => {
+    expect(passwordProblem("short", "short")).toBe("Use at least 8 characters.");
+    expect(passwordProblem("long enough", "long enougH")).toBe("The two passwords differ.");
+    expect(passwordProblem("🔑🔑🔑🔑🔑🔑🔑🔑", "🔑🔑🔑🔑🔑🔑🔑🔑")).toBeNull();
   });
 });

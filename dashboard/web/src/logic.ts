@@ -477,3 +477,11 @@ export function fillBuckets(series: Bucket[], from: string, to: string, bucket: 
   }
   return out;
 }
+
+/** What is wrong with a chosen password, or null: at least 8 characters (Supabase's own
+ * minimum is 6), typed the same twice. */
+export function passwordProblem(password: string, again: string): string | null {
+  if ([...password].length < 8) return "Use at least 8 characters.";
+  if (password !== again) return "The two passwords differ.";
+  return null;
+}
