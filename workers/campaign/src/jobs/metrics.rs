@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clients::ratelimit::{CallClass, Meter, RateLimiter};
 use crate::clients::store::{Health, Store};
-use crate::pipeline::classify::{BreakerState, IntentClassifier};
+use crate::pipeline::classify::{BreakerCounts, IntentClassifier};
 use crate::stats::{Snapshot, Stats};
 
 /// `accounts_paused` → `AccountsPaused`.
@@ -88,14 +88,18 @@ pub struct Reporter {
     pub every: Duration,
 }
 
-/// The intent model's breaker as a metric: `BreakerOpen` is 1 while decisions fall back to
-/// keywords (open, or no model configured), 0 otherwise; the state is a dimension.
-fn breaker_document(state: BreakerState, timestamp_ms: i64) -> String {
-    let open = matches!(state, BreakerState::Open | BreakerState::Unavailable);
+/// The intent model's breakers (one per tenant) as metrics: `BreakerOpen`, the percentage of
+/// the tenants that asked the model whose calls now fall back to keywords (the alarm: most of
+/// them is the model down, not one tenant's slow calls), and `BreakersOpen`, how many.
+/// Without a model there are no breakers and nothing is reported.
+fn breaker_document(counts: BreakerCounts, timestamp_ms: i64) -> String {
     Document::new()
         .dimension("Service", "worker")
-        .count("BreakerOpen", u64::from(open))
-        .property("BreakerState", state.as_str())
+        .percent("BreakerOpen", counts.open_percent())
+        .count(
+            "BreakersOpen",
+            u64::try_from(counts.open).unwrap_or(u64::MAX),
+        )
         .render(timestamp_ms)
 }
 
@@ -158,7 +162,11 @@ impl Reporter {
             let mut lines = account_documents(&self.limiter.meter, timestamp);
             lines.extend(self.latencies.documents(timestamp));
             lines.extend(document(&now, &last, timestamp));
-            lines.push(breaker_document(self.classifier.breaker_state(), timestamp));
+            lines.extend(
+                self.classifier
+                    .breakers()
+                    .map(|counts| breaker_document(counts, timestamp)),
+            );
             // Not at shutdown: a stopping worker need not wait for Postgres.
             if !stop {
                 match self.store.health().await {
@@ -223,6 +231,27 @@ mod tests {
             ),
             (&Value::from(2), &Value::from(82), &Value::from(3))
         );
+    }
+
+    #[test]
+    fn breakers_become_the_share_of_tenants_falling_back_and_their_number() {
+        let one_slow_tenant = BreakerCounts {
+            open: 1,
+            half_open: 0,
+            closed: 19,
+        };
+        let v: Value = serde_json::from_str(&breaker_document(one_slow_tenant, 1)).unwrap();
+        assert_eq!(
+            (&v["BreakerOpen"], &v["BreakersOpen"]),
+            (&Value::from(5), &Value::from(1))
+        );
+        let model_down = BreakerCounts {
+            open: 3,
+            half_open: 1,
+            closed: 0,
+        };
+        assert_eq!(model_down.open_percent(), 75);
+        assert_eq!(BreakerCounts::default().open_percent(), 0);
     }
 
     #[test]

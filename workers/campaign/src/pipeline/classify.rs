@@ -14,7 +14,7 @@ use uuid::Uuid;
 
 use crate::clients::answer_cache::AnswerCache;
 pub use crate::clients::answer_cache::CACHE_TTL;
-pub use crate::clients::ollama::{BreakerState, MAX_BREAKERS, NONE};
+pub use crate::clients::ollama::{BreakerCounts, BreakerState, MAX_BREAKERS, NONE};
 use crate::clients::ollama::{Model, Unanswered};
 use crate::clients::redis::RedisKeys;
 use crate::config::ClassifierConfig;
@@ -113,11 +113,9 @@ impl IntentClassifier {
         })
     }
 
-    /// Open while any tenant's breaker is open (the alarm's metric).
-    pub fn breaker_state(&self) -> BreakerState {
-        self.model
-            .as_ref()
-            .map_or(BreakerState::Unavailable, Model::state)
+    /// The tenants' breakers by state (the alarm's metric); none without a model.
+    pub fn breakers(&self) -> Option<BreakerCounts> {
+        self.model.as_ref().map(Model::breakers)
     }
 
     /// The state of this tenant's breaker.

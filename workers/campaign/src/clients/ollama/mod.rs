@@ -45,6 +45,24 @@ pub enum Unanswered {
     Failed,
 }
 
+/// The tenants that asked the model since the worker started (up to `MAX_BREAKERS`), by the
+/// state of their breaker.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerCounts {
+    pub open: usize,
+    pub half_open: usize,
+    pub closed: usize,
+}
+
+impl BreakerCounts {
+    /// The share of those tenants whose calls fall back now, in percent (0 with none): one
+    /// tenant's slow calls are a small share, the model down for all is 100.
+    pub fn open_percent(&self) -> u8 {
+        let total = self.open + self.half_open + self.closed;
+        u8::try_from((self.open * 100).checked_div(total).unwrap_or(0)).unwrap_or(100)
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum BreakerState {
     Closed,
@@ -226,18 +244,19 @@ impl Model {
         breaker
     }
 
-    /// The worst state of any tenant's breaker: open if one is open.
-    pub fn state(&self) -> BreakerState {
+    /// How many tenants' breakers are in each state.
+    pub fn breakers(&self) -> BreakerCounts {
         let breakers = self.breakers.lock().unwrap_or_else(PoisonError::into_inner);
         breakers
             .values()
-            .map(|b| b.state())
-            .max_by_key(|s| match s {
-                BreakerState::Open => 2,
-                BreakerState::HalfOpen => 1,
-                _ => 0,
+            .fold(BreakerCounts::default(), |mut c, b| {
+                match b.state() {
+                    BreakerState::Open => c.open += 1,
+                    BreakerState::HalfOpen => c.half_open += 1,
+                    BreakerState::Closed | BreakerState::Unavailable => c.closed += 1,
+                }
+                c
             })
-            .unwrap_or(BreakerState::Closed)
     }
 
     /// The state of this tenant's breaker (closed if it has none yet).
@@ -331,6 +350,6 @@ mod tests {
         }
         let kept = model.breakers.lock().unwrap().len();
         assert!((1..=MAX_BREAKERS).contains(&kept), "{kept}");
-        assert_eq!(model.state(), BreakerState::Closed);
+        assert_eq!(model.breakers().open, 0);
     }
 }
