@@ -59,7 +59,7 @@ pub fn step_payload(campaign: Uuid, step: &str) -> String {
 const STEP_PAYLOAD: &str = "igflow:step:";
 
 /// The campaign and step a payload of ours names.
-fn parse_step_payload(payload: &str) -> Option<(Uuid, &str)> {
+pub(crate) fn parse_step_payload(payload: &str) -> Option<(Uuid, &str)> {
     let (campaign, step) = payload.strip_prefix(STEP_PAYLOAD)?.split_once(':')?;
     Some((campaign.parse().ok()?, step))
 }

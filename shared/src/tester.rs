@@ -10,7 +10,9 @@ use uuid::Uuid;
 use crate::campaign::Campaign;
 use crate::event::{Comment, MessagingItem};
 use crate::ids::{EventId, IgUserId};
-use crate::plan::{CampaignSet, CampaignSetError, Decision, MatchedBy};
+use crate::plan::{
+    CampaignSet, CampaignSetError, Decision, MatchedBy, PlannedButton, parse_step_payload,
+};
 
 /// What the model said about one campaign's intents (the worker's classifier answers this).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +39,35 @@ pub struct TestAction {
     pub kind: String,
     pub text: String,
     pub quick_replies: Vec<String>,
+    /// The template buttons under the text.
+    pub buttons: Vec<TestButton>,
+}
+
+/// A template button as the person would see it, and where a tap leads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TestButton {
+    pub title: String,
+    /// The flow step a tap sends, for a postback button.
+    pub step: Option<String>,
+    /// The page a tap opens, for a URL button.
+    pub url: Option<String>,
+}
+
+impl From<PlannedButton> for TestButton {
+    fn from(button: PlannedButton) -> Self {
+        match button {
+            PlannedButton::Postback { title, payload } => Self {
+                step: parse_step_payload(&payload).map(|(_, step)| step.to_owned()),
+                title,
+                url: None,
+            },
+            PlannedButton::Url { title, url } => Self {
+                title,
+                step: None,
+                url: Some(url),
+            },
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,6 +103,14 @@ impl TestResult {
                 ));
                 for action in &fired.actions {
                     lines.push(format!("  would send {}: {:?}", action.kind, action.text));
+                    for b in &action.buttons {
+                        let leads = match (&b.step, &b.url) {
+                            (Some(step), _) => format!("sends step {step:?}"),
+                            (None, Some(url)) => format!("opens {url}"),
+                            (None, None) => "does nothing".into(),
+                        };
+                        lines.push(format!("    button {:?}: {leads}", b.title));
+                    }
                 }
             }
             (None, Some(reason)) => lines.push(format!("skipped: {reason}")),
@@ -231,6 +270,7 @@ fn verdict(decision: Decision, notes: Vec<String>) -> TestResult {
                         kind: a.kind.as_str().to_owned(),
                         text: a.text,
                         quick_replies: a.quick_replies,
+                        buttons: a.buttons.into_iter().map(TestButton::from).collect(),
                     })
                     .collect(),
             };
@@ -270,6 +310,11 @@ accounts:
           private_reply: "Hi {username}, prices: https://acme.example/p"
           public_replies: ["Sent you a DM"]
           quick_replies: [More]
+          buttons:
+            - { title: "See the list", step: list }
+            - { title: "Shop", url: "https://acme.example/shop" }
+        steps:
+          - { name: list, dm: "The list: https://acme.example/list" }
       - slug: buy
         name: Buy
         rules: [{ keywords: [zzz] }]
@@ -321,6 +366,35 @@ accounts:
         );
         assert_eq!(fired.actions[0].quick_replies, ["More"]);
         assert_eq!(fired.actions[1].kind, "public_reply");
+        // The buttons as the person sees them, and where a tap leads.
+        let buttons = &fired.actions[0].buttons;
+        assert_eq!(
+            buttons
+                .iter()
+                .map(|b| (b.title.as_str(), b.step.as_deref(), b.url.as_deref()))
+                .collect::<Vec<_>>(),
+            [
+                ("See the list", Some("list"), None),
+                ("Shop", None, Some("https://acme.example/shop"))
+            ]
+        );
+    }
+
+    #[test]
+    fn the_terminal_shows_where_each_button_leads() {
+        let r = run(
+            "price",
+            ModelAnswer::NoIntent {
+                source: "model".into(),
+            },
+        );
+        let lines = r.lines();
+        for line in [
+            "    button \"See the list\": sends step \"list\"",
+            "    button \"Shop\": opens https://acme.example/shop",
+        ] {
+            assert!(lines.contains(&line.to_owned()), "{lines:?}");
+        }
     }
 
     #[test]

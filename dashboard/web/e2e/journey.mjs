@@ -96,6 +96,7 @@ await run(async ({ page, shot, step }) => {
   await page.getByRole("button", { name: "Test", exact: true }).click();
   await page.getByTestId("tester-result").getByText("link-in-bio").waitFor();
   await page.getByTestId("tester-result").getByText("BIO10").waitFor();
+  await page.getByTestId("tester-result").getByText("→ step deals").waitFor();
   // Read back as saved: the step and the button that leads to it.
   if ((await page.getByLabel("step 1 name").inputValue()) !== "deals") throw new Error("the step did not read back");
   if ((await page.getByLabel("buttons 1 title").inputValue()) !== "See the deals") throw new Error("the button did not read back");

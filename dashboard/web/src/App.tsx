@@ -42,7 +42,11 @@ interface Account {
 }
 interface CampaignView { id: string; account_id: string; managed_by: "file" | "dashboard"; source: string | null; updated_at: string; campaign: CampaignSpec }
 interface TestResult {
-  fired: { campaign_slug: string; matched_by: string; actions: { kind: string; text: string; quick_replies: string[] }[] } | null;
+  fired: {
+    campaign_slug: string;
+    matched_by: string;
+    actions: { kind: string; text: string; quick_replies: string[]; buttons: { title: string; step: string | null; url: string | null }[] }[];
+  } | null;
   skipped: string | null;
   notes: string[];
 }
@@ -278,6 +282,15 @@ function Tester({ accountId, trigger }: { accountId: string; trigger: Trigger })
               <p><Badge tone="good">fires</Badge> <strong>{result.fired.campaign_slug}</strong> · {result.fired.matched_by}</p>
               {result.fired.actions.map((a) => (
                 <div className="bubble" key={a.kind}><span className="small muted">{a.kind.replace("_", " ")}</span><p>{a.text}</p>
+                  {a.buttons.length > 0 && (
+                    <div className="bubble-buttons">
+                      {a.buttons.map((b) => (
+                        <div className="bubble-button" key={b.title} title={b.step ? `sends step “${b.step}”` : `opens ${b.url}`}>
+                          {b.title}<span className="small muted">{b.step ? ` → step ${b.step}` : " ↗"}</span>
+                        </div>
+                      ))}
+                    </div>
+                  )}
                   {a.quick_replies.length > 0 && <div className="row">{a.quick_replies.map((q) => <span className="chip" key={q}>{q}</span>)}</div>}
                 </div>
               ))}
