@@ -108,11 +108,10 @@ pub(crate) fn receive_count(m: &Message) -> u32 {
         .unwrap_or(1)
 }
 
-/// Whole seconds, rounded up: a wait cut short brings the message back before what it
-/// waits for, to be received (and counted) once more for nothing.
+/// Whole seconds, rounded down: a deferred event comes back a little early for its rate
+/// slot and waits the rest in the worker (see `guard`), which keeps sends on their slots.
 fn seconds(d: Duration) -> i32 {
-    let d = d.min(MAX_VISIBILITY);
-    i32::try_from(d.as_secs() + u64::from(d.subsec_nanos() > 0)).unwrap_or(0)
+    i32::try_from(d.min(MAX_VISIBILITY).as_secs()).unwrap_or(0)
 }
 
 /// SQS hands out at most 10 messages per receive.
@@ -388,11 +387,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn waits_round_up_to_whole_seconds() {
-        assert_eq!(seconds(Duration::from_millis(1_500)), 2);
-        assert_eq!(seconds(Duration::from_millis(300)), 1);
+    fn waits_are_whole_seconds_capped_at_sqs_limit() {
+        assert_eq!(seconds(Duration::from_millis(1_500)), 1);
         assert_eq!(seconds(Duration::from_secs(3)), 3);
-        assert_eq!(seconds(Duration::ZERO), 0);
         assert_eq!(seconds(Duration::from_secs(100_000)), 43_200);
     }
 }

@@ -191,11 +191,14 @@ impl Pipeline {
                     "sent after an unknown outcome: not in the thread once the earlier call could have landed",
                 ),
             ),
+            // Whole seconds, rounded up (SQS delays are whole seconds): back no sooner than due.
             (Ok(None), Some(at)) => Attempt::not_yet(
                 "outcome unknown and not in the thread yet; looking again once the earlier call could have landed",
-                Duration::from_millis(
-                    u64::try_from(settle.saturating_sub(now_ms().saturating_sub(at))).unwrap_or(0),
-                ) + Duration::from_millis(500),
+                Duration::from_secs(
+                    u64::try_from(settle.saturating_sub(now_ms().saturating_sub(at)) + 500)
+                        .unwrap_or(0)
+                        .div_ceil(1000),
+                ),
             ),
             (found, _) => Attempt::read_back(found),
         }
