@@ -1,4 +1,4 @@
-import { useCallback, useEffect, useMemo, useState } from "react";
+import { useCallback, useEffect, useMemo, useRef, useState } from "react";
 import type { FormEvent, ReactNode } from "react";
 import { ApiError, api, openFeed } from "./api";
 import { type AuthRedirect, type SignInMode, acceptLink, accessToken, choosePassword, sendPasswordLink, signIn, signInModeNow, signOut } from "./auth";
@@ -15,6 +15,7 @@ import {
   emptyForm,
   mergeFeed,
   passwordProblem,
+  reloadDelay,
   errorsByInput,
   fillBuckets,
   formFromSpec,
@@ -330,11 +331,21 @@ function Chart({ results }: { results: Results }) {
 function ResultsPanel({ campaignId, trigger, refresh }: { campaignId: string; trigger: Trigger; refresh: number }) {
   const [hours, setHours] = useState(24);
   const [results, setResults] = useState<Results | null>(null);
+  // Live activity reloads the results at most every few seconds, however busy the account.
+  const [tick, setTick] = useState(0);
+  const lastReload = useRef(0);
+  const seenRefresh = useRef(refresh);
+  useEffect(() => {
+    if (refresh === seenRefresh.current) return;
+    seenRefresh.current = refresh;
+    const t = setTimeout(() => { lastReload.current = Date.now(); setTick((n) => n + 1); }, reloadDelay(lastReload.current, Date.now()));
+    return () => clearTimeout(t);
+  }, [refresh]);
   useEffect(() => {
     const from = new Date(Date.now() - hours * 3600_000).toISOString();
     const to = new Date(Date.now() + 60_000).toISOString();
     api<Results>("GET", `/api/campaigns/${campaignId}/results?from=${encodeURIComponent(from)}&to=${encodeURIComponent(to)}`).then(setResults).catch(() => setResults(null));
-  }, [campaignId, hours, refresh]);
+  }, [campaignId, hours, tick]);
   if (!results) return null;
   const steps = funnelSteps(results.funnel, trigger);
   const variantGroups = groupVariants(results.variants);
@@ -628,6 +639,8 @@ export function App({ redirect }: { redirect: AuthRedirect | null }) {
   const [accounts, setAccounts] = useState<Account[]>([]);
   const [campaigns, setCampaigns] = useState<CampaignView[]>([]);
   const [feed, setFeed] = useState<FeedEntry[]>([]);
+  // Counts arrivals (the feed itself stops growing at its cap): what refreshes the results.
+  const [feedUpdates, setFeedUpdates] = useState(0);
   const [error, setError] = useState("");
   const [route, query] = useRoute();
   const reload = useCallback(() => {
@@ -657,7 +670,7 @@ export function App({ redirect }: { redirect: AuthRedirect | null }) {
         if (fresh.length) onEntries(fresh);
       }, abort.signal, since);
     };
-    followFeed(stream, (fresh) => setFeed((old) => mergeFeed(old, fresh)), abort.signal).catch(() => undefined);
+    followFeed(stream, (fresh) => { setFeed((old) => mergeFeed(old, fresh)); setFeedUpdates((n) => n + 1); }, abort.signal).catch(() => undefined);
     return () => abort.abort();
   }, [signedIn]);
   const workspace = me?.workspaces[0];
@@ -681,7 +694,7 @@ export function App({ redirect }: { redirect: AuthRedirect | null }) {
         {error && <Notice tone="error">{error}</Notice>}
         {page === "accounts" && <AccountsPage workspace={workspace} accounts={visibleAccounts} reload={reload} query={query} />}
         {page === "campaigns" && !route[1] && <CampaignsPage workspace={workspace} campaigns={campaigns.filter((c) => visibleAccounts.some((a) => a.id === c.account_id))} />}
-        {page === "campaigns" && route[1] && <CampaignPage key={route[1]} id={route[1]} workspace={workspace} accounts={visibleAccounts} campaigns={campaigns} reload={reload} refresh={feed.length} />}
+        {page === "campaigns" && route[1] && <CampaignPage key={route[1]} id={route[1]} workspace={workspace} accounts={visibleAccounts} campaigns={campaigns} reload={reload} refresh={feedUpdates} />}
         {page === "activity" && <FeedPage entries={feed} />}
         {page === "opt-outs" && <OptOutsPage workspace={workspace} />}
         {page === "members" && <MembersPage workspace={workspace} me={me} />}

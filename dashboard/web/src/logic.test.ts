@@ -11,6 +11,7 @@ import {
   mergeFeed,
   followFeed,
   passwordProblem,
+  reloadDelay,
   parseSse,
   quoteEntry,
   shows,
@@ -263,5 +264,13 @@ describe("passwordProblem", () => {
     expect(passwordProblem("short", "short")).toBe("Use at least 8 characters.");
     expect(passwordProblem("long enough", "long enougH")).toBe("The two passwords differ.");
     expect(passwordProblem("🔑🔑🔑🔑🔑🔑🔑🔑", "🔑🔑🔑🔑🔑🔑🔑🔑")).toBeNull();
+  });
+});
+
+describe("reloadDelay", () => {
+  it("reloads at once when the last reload is old, else when it is due", () => {
+    expect(reloadDelay(0, 10_000)).toBe(0);
+    expect(reloadDelay(9_000, 10_000)).toBe(2_000);
+    expect(reloadDelay(10_000, 10_000, 5_000)).toBe(5_000);
   });
 });

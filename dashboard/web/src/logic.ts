@@ -485,3 +485,10 @@ export function passwordProblem(password: string, again: string): string | null 
   if (password !== again) return "The two passwords differ.";
   return null;
 }
+
+/** How long to wait before reloading the results after live activity: at once if the last
+ * reload is `every` ms old, else when it will be (a throttle: a busy feed reloads every
+ * `every` ms, never on each entry). */
+export function reloadDelay(lastMs: number, nowMs: number, every = 3000): number {
+  return Math.max(0, lastMs + every - nowMs);
+}
