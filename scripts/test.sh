@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 scripts/services.sh
 # shellcheck source=/dev/null
 source .local/env
+# A failing test's own message (what it waited for, who was not answered) ends the output,
+# where a CI log excerpt shows it, instead of a stack trace: IGFLOW_TEST_BACKTRACE=1 for one.
+export RUST_BACKTRACE="${IGFLOW_TEST_BACKTRACE:-0}"
 # moto keeps every queue and secret of earlier runs in memory and slows down as they pile up:
 # start the suite from an empty emulator (a running demo recreates its queues on restart).
 python3 -c 'import os, urllib.request; urllib.request.urlopen(urllib.request.Request(os.environ["AWS_ENDPOINT_URL"] + "/moto-api/reset", method="POST"), timeout=30)' 
