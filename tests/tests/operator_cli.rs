@@ -13,6 +13,13 @@ async fn run(env: &TestEnv, args: &[&str]) -> (bool, String) {
         .expect("igflow-worker is built and runs")
 }
 
+/// `igflow-worker simulate --campaigns <file>` with `args`.
+async fn simulate(env: &TestEnv, campaigns: &str, args: &[&str]) -> (bool, String) {
+    let mut all = vec!["simulate", "--campaigns", campaigns];
+    all.extend_from_slice(args);
+    run(env, &all).await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replay_and_dlq_commands_work_from_the_command_line() {
     let env = TestEnv::new().await.unwrap();
@@ -83,7 +90,7 @@ async fn simulate_shows_the_decision_without_sending_anything() {
     std::fs::write(&file, with_intent).unwrap();
     let path = file.to_str().unwrap();
 
-    let (ok, out) = run(&env, &["simulate", "--campaigns", path, "PRICE pls 😍"]).await;
+    let (ok, out) = simulate(&env, path, &["PRICE pls 😍"]).await;
     assert!(ok, "{out}");
     assert!(
         out.contains("campaign price-list fires: rule 0 matched keyword \"price\""),
@@ -95,11 +102,7 @@ async fn simulate_shows_the_decision_without_sending_anything() {
     );
     assert!(out.contains("would send public_reply"), "{out}");
 
-    let (ok, out) = run(
-        &env,
-        &["simulate", "--campaigns", path, "where can I buy these?"],
-    )
-    .await;
+    let (ok, out) = simulate(&env, path, &["where can I buy these?"]).await;
     assert!(
         ok && out.contains("the model was not asked (no_model)")
             && out.contains("no campaign fires"),
@@ -179,27 +182,14 @@ async fn simulate_takes_messages_story_mentions_taps_and_referrals() {
         ),
         (vec!["--as", "message", "STOP"], vec!["skipped: opted_out"]),
     ] {
-        let mut all = vec!["simulate", "--campaigns", path];
-        all.extend(args.iter().copied());
-        let (ok, out) = run(&env, &all).await;
+        let (ok, out) = simulate(&env, path, &args).await;
         assert!(ok, "{args:?}: {out}");
         for line in expected {
             assert!(out.contains(line), "{args:?}: {line} in {out}");
         }
     }
     // Windows from when it happened; with a contact, what Postgres knows of them.
-    let (ok, out) = run(
-        &env,
-        &[
-            "simulate",
-            "--campaigns",
-            path,
-            "--at",
-            "2026-11-20T10:00:00Z",
-            "price?",
-        ],
-    )
-    .await;
+    let (ok, out) = simulate(&env, path, &["--at", "2026-11-20T10:00:00Z", "price?"]).await;
     assert!(
         ok && out
             .contains("window: closed at 2026-11-27T10:00:00Z: the private reply would be dropped"),
@@ -216,18 +206,7 @@ async fn simulate_takes_messages_story_mentions_taps_and_referrals() {
     .execute(env.store.pool())
     .await
     .unwrap();
-    let (ok, out) = run(
-        &env,
-        &[
-            "simulate",
-            "--campaigns",
-            path,
-            "--contact",
-            "6999",
-            "price?",
-        ],
-    )
-    .await;
+    let (ok, out) = simulate(&env, path, &["--contact", "6999", "price?"]).await;
     assert!(ok, "{out}");
     for line in [
         "window: the private reply may go until",
@@ -236,25 +215,14 @@ async fn simulate_takes_messages_story_mentions_taps_and_referrals() {
     ] {
         assert!(out.contains(line), "{line} in {out}");
     }
-    let (ok, out) = run(
-        &env,
-        &[
-            "simulate",
-            "--campaigns",
-            path,
-            "--contact",
-            "7000",
-            "price?",
-        ],
-    )
-    .await;
+    let (ok, out) = simulate(&env, path, &["--contact", "7000", "price?"]).await;
     assert!(ok && out.contains("cooldown: free (3600 s)"), "{out}");
-    let (ok, out) = run(&env, &["simulate", "--campaigns", path, "--as", "postback"]).await;
+    let (ok, out) = simulate(&env, path, &["--as", "postback"]).await;
     assert!(
         !ok && out.contains("a postback to test needs a payload"),
         "{out}"
     );
-    let (ok, out) = run(&env, &["simulate", "--campaigns", path, "--as", "tap"]).await;
+    let (ok, out) = simulate(&env, path, &["--as", "tap"]).await;
     assert!(!ok && out.contains("unknown Trigger \"tap\""), "{out}");
     assert!(env.graph.calls().is_empty(), "nothing is sent");
     std::fs::remove_dir_all(dir).unwrap();
