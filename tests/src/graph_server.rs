@@ -372,6 +372,16 @@ impl GraphTestServer {
             .filter(|c| c.status == 200 && pred(&c.kind))
             .collect()
     }
+
+    /// The DMs Meta accepted for `igsid`, in order.
+    pub fn dms_to(&self, igsid: &str) -> Vec<Call> {
+        self.accepted(|k| matches!(k, CallKind::Message { recipient, .. } if recipient == igsid))
+    }
+
+    /// Their texts.
+    pub fn dm_texts_to(&self, igsid: &str) -> Vec<String> {
+        self.dms_to(igsid).into_iter().map(|c| c.text).collect()
+    }
 }
 
 impl ServerState {

@@ -428,9 +428,7 @@ async fn a_tapped_quick_reply_gets_the_follow_up_dm() {
     let tap = message_delivery(ACCOUNT, "6981", "aWdfTap1", "Send me the link", now_ms());
     assert_eq!(env.post_signed(&webhook, &tap).await.unwrap(), 200);
     worker.finish(1, WAIT).await.unwrap();
-    let dms = env
-        .graph
-        .accepted(|k| matches!(k, CallKind::Message { recipient, .. } if recipient == "6981"));
+    let dms = env.graph.dms_to("6981");
     assert_eq!(dms.len(), 1);
     assert_eq!(dms[0].text, "Here it is: https://shop.example/launch");
     assert!(dms[0].quick_replies.is_empty());

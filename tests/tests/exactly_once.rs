@@ -327,12 +327,6 @@ async fn one_message_seen_by_two_accounts_is_two_events() {
 }
 
 /// The DMs Meta accepted to `recipient`.
-fn dms_to(env: &TestEnv, recipient: &str) -> usize {
-    env.graph
-        .accepted(|k| matches!(k, CallKind::Message { recipient: r, .. } if r == recipient))
-        .len()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dm_answered_500_is_read_back_from_the_thread_and_sent_only_if_never_written() {
     let (env, webhook, worker) = running(&two_accounts_yaml()).await;
@@ -354,7 +348,7 @@ async fn a_dm_answered_500_is_read_back_from_the_thread_and_sent_only_if_never_w
         (outcome.as_str(), detail.as_deref()),
         ("sent", Some("found on read-back after an unknown outcome"))
     );
-    assert_eq!(dms_to(&env, "8301"), 1, "sent once, never again");
+    assert_eq!(env.graph.dms_to("8301").len(), 1, "sent once, never again");
 
     // The same answer without the write: not in the thread. Right away that proves nothing
     // (the call might still land); once it could have (twice the client's timeout, at least
@@ -381,7 +375,7 @@ async fn a_dm_answered_500_is_read_back_from_the_thread_and_sent_only_if_never_w
         .filter(|c| matches!(&c.kind, CallKind::Message { recipient, .. } if recipient == "8302"))
         .count();
     assert_eq!(
-        (attempts, dms_to(&env, "8302")),
+        (attempts, env.graph.dms_to("8302").len()),
         (2, 1),
         "refused once, sent once"
     );

@@ -501,12 +501,7 @@ async fn workers_killed_mid_flow_send_every_step_once() {
     }
     // Whatever the kills cut short, each person got each step once.
     for person in &people {
-        let texts: Vec<String> = env
-            .graph
-            .accepted(|k| matches!(k, CallKind::Message { recipient, .. } if recipient == person))
-            .into_iter()
-            .map(|c| c.text)
-            .collect();
+        let texts = env.graph.dm_texts_to(person);
         assert_eq!(
             texts,
             [
@@ -582,10 +577,7 @@ async fn a_capture_step_skips_people_whose_answer_is_on_record() {
         assert_eq!(env.post_signed(&webhook, &body).await.unwrap(), 200);
         worker.finish(1, WAIT).await.unwrap();
     }
-    let got = |person: &str| {
-        env.graph
-            .accepted(|k| matches!(k, CallKind::Message { recipient, .. } if recipient == person))
-    };
+    let got = |person: &str| env.graph.dms_to(person);
     // On record: straight to the next step. Not: asked, with the step's quick reply.
     let known = got("6996");
     assert_eq!(known.len(), 1);

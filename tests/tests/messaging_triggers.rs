@@ -50,15 +50,6 @@ fn campaigns() -> String {
     ))
 }
 
-/// The texts DMed to `igsid`, in the order the Graph server accepted them.
-fn dms_to(env: &TestEnv, igsid: &str) -> Vec<String> {
-    env.graph
-        .accepted(|k| matches!(k, CallKind::Message { recipient, .. } if recipient == igsid))
-        .into_iter()
-        .map(|c| c.text)
-        .collect()
-}
-
 /// The decision recorded for the one event from `igsid`: outcome, campaign, detail.
 async fn decision_for(env: &TestEnv, igsid: &str) -> (String, Option<String>, Option<String>) {
     sqlx::query_as(
@@ -158,7 +149,7 @@ async fn each_trigger_answers_by_dm_once_from_a_signed_delivery() {
         ("7009", "hello", "message campaign"),
     ];
     for (igsid, slug, text) in expected {
-        assert_eq!(dms_to(&env, igsid), [text], "DMs to {igsid}");
+        assert_eq!(env.graph.dm_texts_to(igsid), [text], "DMs to {igsid}");
         let (outcome, campaign, _) = decision_for(&env, igsid).await;
         assert_eq!(
             (outcome.as_str(), campaign.as_deref()),
@@ -174,8 +165,8 @@ async fn each_trigger_answers_by_dm_once_from_a_signed_delivery() {
         assert_eq!(env.post_signed(&webhook, body).await.unwrap(), 200);
     }
     worker.finish(2, WAIT).await.unwrap();
-    assert_eq!(dms_to(&env, "7005").len(), 1);
-    assert_eq!(dms_to(&env, "7007").len(), 1);
+    assert_eq!(env.graph.dm_texts_to("7005").len(), 1);
+    assert_eq!(env.graph.dm_texts_to("7007").len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

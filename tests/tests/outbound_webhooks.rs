@@ -13,7 +13,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use igflow_core::signature::Verifier;
 use igflow_tests::fixtures::{ACCOUNT, TOKEN};
-use igflow_tests::graph_server::CallKind;
 use igflow_tests::harness::{RunningWorker, TestEnv, eventually};
 use igflow_tests::locked::Locked;
 use igflow_tests::meta::person_delivery;
@@ -147,12 +146,7 @@ async fn a_captured_email_reaches_the_tenants_webhook_signed_after_two_failures(
     let hook = receiver(2).await;
     let (env, worker) = captured_email(&hook, "10").await;
     // The flow went on at once: the thanks went out whatever the webhook answered.
-    let dms: Vec<String> = env
-        .graph
-        .accepted(|k| matches!(k, CallKind::Message { recipient, .. } if recipient == PERSON))
-        .into_iter()
-        .map(|c| c.text)
-        .collect();
+    let dms = env.graph.dm_texts_to(PERSON);
     assert_eq!(
         dms,
         [

@@ -497,9 +497,7 @@ async fn a_slot_a_moment_away_is_still_too_late_for_a_window_closing_sooner() {
     .await
     .unwrap();
     assert_eq!(outcome, "dropped", "{detail:?}");
-    let to_late = env
-        .graph
-        .accepted(|k| matches!(k, CallKind::Message { recipient, .. } if recipient == "6912"));
+    let to_late = env.graph.dms_to("6912");
     assert!(to_late.is_empty(), "nothing sent after the window closed");
     worker.stop().await.unwrap();
 }

@@ -316,9 +316,7 @@ async fn a_dm_answered_by_a_gateway_error_after_meta_sent_it_is_not_sent_again()
     );
     env.post_signed(&webhook, &ask).await.unwrap();
     worker.wait_finished(1, SETTLE).await.unwrap();
-    let dms = env.graph.accepted(|k| {
-        matches!(k, igflow_tests::graph_server::CallKind::Message { recipient, .. } if recipient == "8201")
-    });
+    let dms = env.graph.dms_to("8201");
     assert_eq!(dms.len(), 1, "Meta sent it once; it is never sent again");
     assert_eq!(
         action_outcome(&env, "message:aWdfGateway", "dm")
