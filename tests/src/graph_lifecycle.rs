@@ -2,7 +2,8 @@
 //! (`GET /refresh_access_token`: at least 24 hours old and not expired, a new one for 60
 //! days), reading and setting an account's webhook subscription (`/{id}/subscribed_apps`),
 //! and reading an account's media and a media's comments, newest first, in pages with
-//! Meta's cursors and `next` URLs.
+//! Meta's cursors and `next` URLs, each comment's first replies expanded on asking
+//! (`replies.limit(n){...}`), the rest at `/{comment-id}/replies`.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -102,24 +103,41 @@ impl GraphTestServer {
 
     /// A top-level comment on the media, written `ago`; comments must be added oldest first.
     pub fn add_comment(&self, media: &str, comment: &str, from: &str, text: &str, ago: Duration) {
-        let written = jiff::Timestamp::from_millisecond(now_ms() - ms(ago))
-            .unwrap_or_else(|_| jiff::Timestamp::now())
-            .strftime("%Y-%m-%dT%H:%M:%S%z")
-            .to_string();
-        let value = json!({
-            "id": comment,
-            "text": text,
-            "timestamp": written,
-            "from": { "id": from, "username": format!("user{from}") },
-        });
         self.shared
             .lock()
             .lifecycle
             .comments
             .entry(media.to_owned())
             .or_default()
-            .insert(0, value);
+            .insert(0, written(comment, from, text, ago));
     }
+
+    /// A person's reply under a comment, written `ago`; replies must be added oldest first.
+    pub fn add_reply(&self, parent: &str, reply: &str, from: &str, text: &str, ago: Duration) {
+        self.shared
+            .lock()
+            .replies
+            .entry(parent.to_owned())
+            .or_default()
+            .push(written(reply, from, text, ago));
+    }
+}
+
+/// Meta's time format: `2026-11-29T17:30:00+0000`.
+pub(super) fn meta_time(at: jiff::Timestamp) -> String {
+    at.strftime("%Y-%m-%dT%H:%M:%S%z").to_string()
+}
+
+/// A comment or reply as Meta lists it, written `ago`.
+fn written(id: &str, from: &str, text: &str, ago: Duration) -> Value {
+    let at = jiff::Timestamp::from_millisecond(now_ms() - ms(ago))
+        .unwrap_or_else(|_| jiff::Timestamp::now());
+    json!({
+        "id": id,
+        "text": text,
+        "timestamp": meta_time(at),
+        "from": { "id": from, "username": format!("user{from}") },
+    })
 }
 
 #[derive(Deserialize)]
@@ -270,7 +288,7 @@ async fn subscribe(
 }
 
 #[derive(Deserialize)]
-struct EdgeQuery {
+pub(super) struct EdgeQuery {
     #[serde(default)]
     limit: Option<usize>,
     #[serde(default)]
@@ -337,7 +355,9 @@ async fn media(
     Ok(Json(page(&items, &q, host(&headers), &format!("/{node}/media"))).into_response())
 }
 
-/// `GET /{media-id}/comments?fields=id,text,timestamp,from`: top-level comments, newest first.
+/// `GET /{media-id}/comments?fields=id,text,timestamp,from[,replies.limit(n){...}]`:
+/// top-level comments, newest first; asked for, each comment's first `n` replies (25 unless
+/// said) with a `next` URL while more remain, and no `replies` key for a comment without any.
 async fn comments(
     State(shared): State<Shared>,
     Path(node): Path<String>,
@@ -345,12 +365,55 @@ async fn comments(
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
     let s = admitted(&shared, &headers)?;
-    let items = s.lifecycle.comments.get(&node).cloned().unwrap_or_default();
+    let host = host(&headers);
+    let mut listed = page(
+        &s.lifecycle.comments.get(&node).cloned().unwrap_or_default(),
+        &q,
+        host,
+        &format!("/{node}/comments"),
+    );
+    if let Some(limit) = q.fields.as_deref().and_then(replies_limit) {
+        let first = EdgeQuery {
+            limit: Some(limit),
+            after: None,
+            fields: Some("id,text,timestamp,from".to_owned()),
+        };
+        for comment in listed["data"].as_array_mut().into_iter().flatten() {
+            let id = comment["id"].as_str().unwrap_or_default().to_owned();
+            if let Some(replies) = s.replies.get(&id).filter(|r| !r.is_empty()) {
+                comment["replies"] = page(replies, &first, host, &format!("/{id}/replies"));
+            }
+        }
+    }
+    Ok(Json(listed).into_response())
+}
+
+/// How many replies `fields` asks to expand per comment: `replies` alone is Meta's 25,
+/// `replies.limit(n){...}` is `n`; `None` when it asks for none.
+fn replies_limit(fields: &str) -> Option<usize> {
+    let rest = &fields[fields.find("replies")? + "replies".len()..];
+    Some(
+        rest.strip_prefix(".limit(")
+            .and_then(|r| r.split_once(')'))
+            .and_then(|(n, _)| n.parse().ok())
+            .unwrap_or(25),
+    )
+}
+
+/// `GET /{comment-id}/replies`: the replies under the comment, oldest first, paged.
+pub(super) async fn list_replies(
+    State(shared): State<Shared>,
+    Path(comment): Path<String>,
+    Query(q): Query<EdgeQuery>,
+    headers: HeaderMap,
+) -> Result<Response, Refusal> {
+    let s = admitted(&shared, &headers)?;
+    let items = s.replies.get(&comment).cloned().unwrap_or_default();
     Ok(Json(page(
         &items,
         &q,
         host(&headers),
-        &format!("/{node}/comments"),
+        &format!("/{comment}/replies"),
     ))
     .into_response())
 }

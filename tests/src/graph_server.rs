@@ -159,8 +159,8 @@ impl Faults {
 
 /// Author of a public reply whose token no account was registered for (`token_belongs_to`).
 const UNKNOWN_AUTHOR: &str = "self";
-/// Every stored public reply carries this `timestamp`; no test orders replies by time.
-const REPLY_TIMESTAMP: &str = "2026-11-22T00:00:00+0000";
+/// Every conversation's `updated_time`; no test orders threads by time.
+const THREAD_UPDATED: &str = "2026-11-22T00:00:00+0000";
 
 #[derive(Default)]
 struct ServerState {
@@ -171,8 +171,9 @@ struct ServerState {
     private_replied: HashSet<String>,
     /// The account each token acts for: Meta knows who posts a reply from the token alone.
     token_owners: HashMap<String, String>,
-    /// Accepted public replies by comment id, as `GET /{comment-id}/replies` lists them.
-    public_replies: HashMap<String, Vec<Value>>,
+    /// Replies by comment id, oldest first, as `GET /{comment-id}/replies` lists them: the
+    /// public replies accepted, and people's (`add_reply`).
+    replies: HashMap<String, Vec<Value>>,
     next_id: u64,
     limits: Limits,
     send_windows: Windows,
@@ -300,7 +301,10 @@ impl GraphTestServer {
         let shared = Shared::default();
         let app = Router::new()
             .route("/{node}/messages", post(messages))
-            .route("/{node}/replies", post(replies).get(list_replies))
+            .route(
+                "/{node}/replies",
+                post(replies).get(lifecycle::list_replies),
+            )
             .route("/{node}/conversations", get(conversations))
             .route("/{node}", get(thread))
             .merge(oauth::routes())
@@ -521,14 +525,14 @@ impl ServerState {
             }
             CallKind::PublicReply { comment_id } => {
                 let id = format!("1790{n:013}");
-                self.public_replies
+                self.replies
                     .entry(comment_id.clone())
                     .or_default()
                     .push(json!({
                         "id": id,
                         "text": text,
                         "from": { "id": author, "username": author },
-                        "timestamp": REPLY_TIMESTAMP,
+                        "timestamp": lifecycle::meta_time(jiff::Timestamp::now()),
                     }));
                 return id;
             }
@@ -818,24 +822,6 @@ async fn replies(
     }
 }
 
-/// `GET /{comment-id}/replies`: the public replies accepted under the comment, oldest first.
-async fn list_replies(
-    State(shared): State<Shared>,
-    Path(comment_id): Path<String>,
-    headers: HeaderMap,
-) -> Response {
-    let mut state = shared.lock();
-    if let Err(refusal) = state.admit_read(bearer(&headers).as_deref()) {
-        return refusal.into_response();
-    }
-    let data = state
-        .public_replies
-        .get(&comment_id)
-        .cloned()
-        .unwrap_or_default();
-    Json(json!({ "data": data })).into_response()
-}
-
 #[derive(serde::Deserialize)]
 struct ThreadQuery {
     user_id: String,
@@ -856,7 +842,7 @@ async fn conversations(
     let data: Vec<Value> = state
         .threads
         .contains_key(&(node.clone(), q.user_id.clone()))
-        .then(|| json!({ "id": thread_id(&node, &q.user_id), "updated_time": REPLY_TIMESTAMP }))
+        .then(|| json!({ "id": thread_id(&node, &q.user_id), "updated_time": THREAD_UPDATED }))
         .into_iter()
         .collect();
     Json(json!({ "data": data })).into_response()
@@ -1023,7 +1009,7 @@ mod tests {
         assert_eq!(body["error"]["code"], 2);
         assert_eq!(body["error"]["is_transient"], true);
 
-        assert_eq!(read_replies(&client, &server).await, json!({ "data": [] }));
+        assert_eq!(read_replies(&client, &server).await["data"], json!([]));
         assert_eq!(server.calls().len(), 1);
         assert_eq!(server.calls()[0].status, 500);
         assert!(server.accepted(|_| true).is_empty());

@@ -1,6 +1,7 @@
 //! The account lifecycle jobs against the Graph test server: a token refreshed before it
 //! expires and used by the next call; an unsubscribed account subscribed again, a refused
-//! subscription marked; comments made while the webhook was down recovered and answered once;
+//! subscription marked; comments and replies made while the webhook was down recovered and
+//! answered once, the account's own replies never;
 //! two workers running the jobs at once doing each once.
 
 use std::collections::HashMap;
@@ -280,8 +281,9 @@ async fn comments_missed_while_the_webhook_was_down_are_recovered_and_answered_o
     let done = reconcile(&jobs, &account(&env).await, since).await.unwrap();
     assert_eq!(
         (done.media, done.comments_read, done.recovered),
-        (2, 60, 50),
-        "the launch reel and the recent post; {done:?}"
+        (2, 70, 50),
+        "the launch reel and the recent post; 60 comments and the account's public answers to \
+         the 10 delivered live, never recovered; {done:?}"
     );
     assert_eq!(jobs.stats.snapshot().recovered_events, 50);
 
@@ -296,6 +298,60 @@ async fn comments_missed_while_the_webhook_was_down_are_recovered_and_answered_o
     assert_eq!(again.recovered, 0, "all seen now");
     let replies = private_replies(&env);
     assert_eq!(replies.len(), 60, "one private reply per comment");
+    worker.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn replies_are_recovered_but_never_the_accounts_own_and_recent_media_are_paged() {
+    let env = TestEnv::new().await.expect("test environment");
+    env.apply(&campaigns_yaml()).await.expect("campaigns apply");
+    let worker = env
+        .start_worker_with(
+            &[("IGFLOW_RECONCILE_LOOKBACK_HOURS", "0")],
+            env.worker_store.clone(),
+        )
+        .await
+        .expect("worker starts");
+    for n in 0..60 {
+        env.graph.add_media(ACCOUNT, &format!("180000000100{n:05}"));
+    }
+    env.graph.add_media(ACCOUNT, MEDIA);
+    // A comment from before the private-reply window whose thread is still alive: the
+    // account's own 55 answers (more than a page), then a person asking.
+    let (old, reply) = ("17900000000000100", "17900000000000199");
+    env.graph
+        .add_comment(MEDIA, old, "9000000000000100", "love it", DAY * 10);
+    for i in 0..55u64 {
+        let ago = Duration::from_secs(7200 - i);
+        let id = format!("179000000002{i:05}");
+        env.graph.add_reply(old, &id, ACCOUNT, "Sent you a DM", ago);
+    }
+    env.graph.add_reply(
+        old,
+        reply,
+        "9000000000000199",
+        "price?",
+        Duration::from_secs(3600),
+    );
+
+    let jobs = lifecycle(&env, &[("IGFLOW_RECONCILE_RECENT_MEDIA", "55")]).await;
+    let since = i64::try_from(now_ms()).unwrap() - 24 * 3600 * 1000;
+    let done = reconcile(&jobs, &account(&env).await, since).await.unwrap();
+    assert_eq!(
+        (done.media, done.comments_read, done.recovered),
+        (56, 57, 1),
+        "the 55 newest media (two pages) and the launch reel; the comment and its 56 replies; {done:?}"
+    );
+    let a = env.settled(&[reply.to_owned()], WAIT).await.unwrap();
+    assert_eq!((a.acted, a.doubled.len()), (1, 0), "{a:?}");
+    let replies = private_replies(&env);
+    assert_eq!(replies.len(), 1, "{replies:?}");
+    assert_eq!(replies[0].0, reply);
+    let again = reconcile(&jobs, &account(&env).await, since).await.unwrap();
+    assert_eq!(
+        again.recovered, 0,
+        "seen now; the public answer it got is the account's own"
+    );
     worker.stop().await.unwrap();
 }
 

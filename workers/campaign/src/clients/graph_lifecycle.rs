@@ -51,13 +51,29 @@ struct SubscribedApp {
     subscribed_fields: Vec<String>,
 }
 
-/// One page of an edge (`/media`, `/comments`), newest first.
-#[derive(Deserialize)]
+/// One page of an edge (`/media`, `/comments`, `/replies`), as Meta answers it.
+#[derive(Debug, Deserialize)]
 struct Page<T> {
     #[serde(default = "Vec::new")]
     data: Vec<T>,
     #[serde(default)]
     paging: Option<Paging>,
+}
+
+impl<T> From<Page<T>> for Listed<T> {
+    fn from(page: Page<T>) -> Self {
+        Self {
+            items: page.data,
+            next: page.paging.and_then(|p| p.next),
+        }
+    }
+}
+
+/// A page of an edge and the URL of the next one (Meta's cursor URL), if there is one.
+#[derive(Debug, Clone)]
+pub struct Listed<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
 }
 
 /// A media of the account (`GET /{ig-user-id}/media?fields=id`).
@@ -66,8 +82,9 @@ pub struct Media {
     pub id: String,
 }
 
-/// A top-level comment as `GET /{media-id}/comments` gives it.
-#[derive(Debug, Clone, Deserialize)]
+/// A comment as `GET /{media-id}/comments` gives it (with its first replies expanded), or a
+/// reply as `GET /{comment-id}/replies` does.
+#[derive(Debug, Deserialize)]
 pub struct ListedComment {
     pub id: String,
     #[serde(default)]
@@ -76,6 +93,9 @@ pub struct ListedComment {
     pub timestamp: String,
     #[serde(default)]
     pub from: Option<CommentAuthor>,
+    /// The first page of a top-level comment's replies (absent when it has none).
+    #[serde(default)]
+    replies: Option<Page<ListedComment>>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -92,16 +112,23 @@ impl ListedComment {
             .ok()
             .map(jiff::Timestamp::as_millisecond)
     }
+
+    /// Takes the first page of the comment's replies out of it.
+    pub fn take_replies(&mut self) -> Listed<ListedComment> {
+        self.replies.take().map_or(
+            Listed {
+                items: Vec::new(),
+                next: None,
+            },
+            Listed::from,
+        )
+    }
 }
 
-/// A page of comments and the URL of the next (older) one.
-pub struct CommentPage {
-    pub comments: Vec<ListedComment>,
-    pub next: Option<String>,
-}
-
-/// Comments asked for per page (Meta's maximum for the edge is 50).
+/// Comments and replies asked for per page (Meta's maximum for the edges is 50).
 const COMMENTS_PER_PAGE: u32 = 50;
+/// What a comment or a reply is read with.
+const COMMENT_FIELDS: &str = "id,text,timestamp,from";
 
 impl GraphClient {
     /// Refreshes an Instagram Login long-lived token: Meta takes one at least 24 hours old
@@ -178,25 +205,31 @@ impl GraphClient {
         self.post(url.as_str(), token, &json!({})).await.map(drop)
     }
 
-    /// The account's `limit` most recent media.
-    #[tracing::instrument(name = "graph.recent_media", level = "debug", skip_all, fields(account = %account.ig_user_id))]
-    pub async fn recent_media(
+    /// A page of the account's media, newest first: the first page (of at most `limit`) for
+    /// `None`, else the page at `next`.
+    #[tracing::instrument(name = "graph.media", level = "debug", skip_all, fields(account = %account.ig_user_id))]
+    pub async fn media(
         &self,
         account: &Account,
         token: &SecretString,
         limit: u32,
-    ) -> Result<Vec<Media>, CallError> {
-        let url = format!(
-            "{}/{}/media?fields=id&limit={limit}",
-            self.base(account.login),
-            account.ig_user_id
+        next: Option<&str>,
+    ) -> Result<Listed<Media>, CallError> {
+        let url = next.map_or_else(
+            || {
+                format!(
+                    "{}/{}/media?fields=id&limit={limit}",
+                    self.base(account.login),
+                    account.ig_user_id
+                )
+            },
+            str::to_owned,
         );
-        let page: Page<Media> = self.read(&url, token).await?;
-        Ok(page.data)
+        self.listed(&url, token).await
     }
 
-    /// A page of the media's comments, newest first: the first page for `None`, else the
-    /// page at `next` (Meta's cursor URL).
+    /// A page of the media's top-level comments, newest first, each with its first page of
+    /// replies: the first page for `None`, else the page at `next`.
     #[tracing::instrument(name = "graph.comments", level = "debug", skip_all, fields(account = %account.ig_user_id, media = %media))]
     pub async fn comments(
         &self,
@@ -204,20 +237,35 @@ impl GraphClient {
         token: &SecretString,
         media: &str,
         next: Option<&str>,
-    ) -> Result<CommentPage, CallError> {
+    ) -> Result<Listed<ListedComment>, CallError> {
         let url = next.map_or_else(
             || {
                 format!(
-                    "{}/{media}/comments?fields=id,text,timestamp,from&limit={COMMENTS_PER_PAGE}",
+                    "{}/{media}/comments?fields={COMMENT_FIELDS},replies.limit({COMMENTS_PER_PAGE}){{{COMMENT_FIELDS}}}&limit={COMMENTS_PER_PAGE}",
                     self.base(account.login)
                 )
             },
             str::to_owned,
         );
-        let page: Page<ListedComment> = self.read(&url, token).await?;
-        Ok(CommentPage {
-            comments: page.data,
-            next: page.paging.and_then(|p| p.next),
-        })
+        self.listed(&url, token).await
+    }
+
+    /// The page of a comment's replies at `next` (the cursor URL of an earlier page).
+    #[tracing::instrument(name = "graph.replies", level = "debug", skip_all)]
+    pub async fn replies(
+        &self,
+        token: &SecretString,
+        next: &str,
+    ) -> Result<Listed<ListedComment>, CallError> {
+        self.listed(next, token).await
+    }
+
+    async fn listed<T: serde::de::DeserializeOwned>(
+        &self,
+        url: &str,
+        token: &SecretString,
+    ) -> Result<Listed<T>, CallError> {
+        let page: Page<T> = self.read(url, token).await?;
+        Ok(page.into())
     }
 }

@@ -41,6 +41,10 @@ pub struct ReconcileConfig {
     /// Meta reports the account's usage at or above this percentage, leaving the rest to
     /// live traffic.
     pub max_usage: u8,
+    /// `IGFLOW_RECONCILE_RECENT_MEDIA` (default 50): how many of the account's newest media
+    /// are read for campaigns that listen on every post (people comment on older posts too;
+    /// each media costs at least one read per run).
+    pub recent_media: u32,
     /// `IGFLOW_RECONCILE_GRACE_SECONDS` (default 300): comments younger than this are left
     /// alone, as their webhook may still be on its way.
     pub grace: Duration,
@@ -56,13 +60,15 @@ impl LifecycleConfig {
         let days = |var, default: u64| -> Result<Duration, ConfigError> {
             Ok(Duration::from_secs(env.parse_or(var, default)? * DAY))
         };
-        let reads_per_hour: u32 = env.parse_or("IGFLOW_RECONCILE_READS_PER_HOUR", 600)?;
-        if reads_per_hour == 0 {
-            return Err(ConfigError::Invalid {
-                var: "IGFLOW_RECONCILE_READS_PER_HOUR",
-                problem: "must be at least 1".into(),
-            });
-        }
+        let at_least_one = |var, default: u32| -> Result<u32, ConfigError> {
+            match env.parse_or(var, default)? {
+                0 => Err(ConfigError::Invalid {
+                    var,
+                    problem: "must be at least 1".into(),
+                }),
+                n => Ok(n),
+            }
+        };
         Ok(Self {
             every: secs("IGFLOW_LIFECYCLE_SECONDS", 60)?,
             refresh_before: days("IGFLOW_TOKEN_REFRESH_DAYS", 10)?,
@@ -75,7 +81,8 @@ impl LifecycleConfig {
                 lookback: Duration::from_secs(
                     env.parse_or("IGFLOW_RECONCILE_LOOKBACK_HOURS", 168)? * 3600,
                 ),
-                reads_per_hour,
+                reads_per_hour: at_least_one("IGFLOW_RECONCILE_READS_PER_HOUR", 600)?,
+                recent_media: at_least_one("IGFLOW_RECONCILE_RECENT_MEDIA", 50)?,
                 max_usage: env.parse_or("IGFLOW_RECONCILE_MAX_USAGE", 50)?,
                 grace: secs("IGFLOW_RECONCILE_GRACE_SECONDS", 300)?,
             },

@@ -29,7 +29,7 @@ struct ReplyAuthor {
     id: String,
 }
 
-#[derive(Deserialize)]
+#[derive(Debug, Deserialize)]
 pub(crate) struct Paging {
     #[serde(default)]
     pub(crate) next: Option<String>,

@@ -1,6 +1,7 @@
 //! Reconciliation of comments Meta did not deliver: for each active comment campaign's media
-//! (and the account's recent media when a campaign listens on every post), the recent
-//! comments are read through the Graph API, and each one igflow has never seen is enqueued as
+//! (and the account's `IGFLOW_RECONCILE_RECENT_MEDIA` newest media when a campaign listens on
+//! every post), the recent comments and their replies are read through the Graph API, and
+//! each one igflow has never seen (and did not write itself) is enqueued as
 //! the ordinary envelope the webhook would have made of it (the same splitter, so the same
 //! event id: enqueueing one twice is absorbed by the dedupe). Only comments still inside the
 //! 7-day private-reply window, and older than a grace time (their webhook may be on its way).
@@ -10,32 +11,33 @@
 use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
-use igflow_core::envelope::Envelope;
 use igflow_core::failure::Failure;
 use igflow_core::graph_error::Verdict;
 use igflow_core::ids::IgUserId;
-use igflow_core::signature::VerifiedDelivery;
-use igflow_core::splitter::{SplitError, split};
+use igflow_core::splitter::SplitError;
 use igflow_core::window::PRIVATE_REPLY_WINDOW;
 use secrecy::SecretString;
-use serde_json::json;
 use tracing::Instrument;
 
 use crate::clients::graph::CallError;
-use crate::clients::graph_lifecycle::ListedComment;
+use crate::clients::graph_lifecycle::{Listed, ListedComment};
 use crate::clients::redis::RedisError;
 use crate::clients::secrets::SecretsError;
 use crate::clients::store::{Account, StoreError};
 use crate::jobs::lease::{Job, Lease};
 use crate::jobs::lifecycle::Lifecycle;
-use crate::stats::Stats;
+
+mod recover;
+use recover::{Found, recover};
 
 /// A scheduled run may take this long; the lease outlives it.
 const HOLD: Duration = Duration::from_secs(15 * 60);
-/// Media read for an account with an "all posts" campaign: its most recent ones.
-const RECENT_MEDIA: u32 = 25;
 /// Pages of comments read per media and run (50 each).
 const MAX_PAGES: usize = 40;
+/// Further pages of one comment's replies read per run (50 each), after the first.
+const MAX_REPLY_PAGES: usize = 10;
+/// Media asked for per page when listing an account's newest.
+const MEDIA_PER_PAGE: u32 = 50;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
@@ -194,16 +196,10 @@ impl Run<'_> {
         let scope = self.ctx.store.campaign_media(self.account.id).await?;
         let mut media = scope.media;
         if scope.all_posts {
-            if let Some(reason) = self.pacer.turn().await? {
-                return Ok(Err(reason));
+            match self.recent_media().await? {
+                Ok(recent) => media.extend(recent),
+                Err(reason) => return Ok(Err(reason)),
             }
-            let recent = self
-                .ctx
-                .graph
-                .recent_media(self.account, &self.token, RECENT_MEDIA)
-                .await
-                .map_err(ReconcileError::Graph)?;
-            media.extend(recent.into_iter().map(|m| m.id));
             media.sort();
             media.dedup();
         }
@@ -216,7 +212,40 @@ impl Run<'_> {
         Ok(Ok(()))
     }
 
-    /// One media's comments, newest first, page by page until the oldest wanted.
+    /// The account's newest media ids, as many as configured, page by page.
+    async fn recent_media(&mut self) -> Result<Result<Vec<String>, String>, ReconcileError> {
+        let want = self.ctx.config.reconcile.recent_media;
+        let mut ids: Vec<String> = Vec::new();
+        let mut next: Option<String> = None;
+        while ids.len() < want as usize {
+            if let Some(reason) = self.pacer.turn().await? {
+                return Ok(Err(reason));
+            }
+            let left = want.saturating_sub(u32::try_from(ids.len()).unwrap_or(u32::MAX));
+            let page = self
+                .ctx
+                .graph
+                .media(
+                    self.account,
+                    &self.token,
+                    left.min(MEDIA_PER_PAGE),
+                    next.as_deref(),
+                )
+                .await
+                .map_err(ReconcileError::Graph)?;
+            ids.extend(page.items.into_iter().map(|m| m.id));
+            match page.next {
+                Some(url) => next = Some(url),
+                None => break,
+            }
+        }
+        ids.truncate(want as usize);
+        Ok(Ok(ids))
+    }
+
+    /// One media's comments, newest first, page by page until the oldest wanted, with every
+    /// reply to a comment read (replies come in their own order, and a reply can be new under
+    /// an old comment).
     async fn read_media(&mut self, media_id: &str) -> Result<Yielded, ReconcileError> {
         let mut next: Option<String> = None;
         for _ in 0..MAX_PAGES {
@@ -240,20 +269,18 @@ impl Run<'_> {
                     return Ok(Ok(()));
                 }
             };
-            self.done.comments_read += page.comments.len();
             // Newest first: a comment older than the window's start ends this media.
-            let reached_floor = page.comments.iter().any(|c| {
+            let reached_floor = page.items.iter().any(|c| {
                 c.written_at_ms()
                     .is_some_and(|at| at < *self.written.start())
             });
-            let candidates: Vec<(ListedComment, i64)> = page
-                .comments
-                .into_iter()
-                .filter_map(|c| c.written_at_ms().map(|at| (c, at)))
-                .filter(|(_, at)| self.written.contains(at))
-                .collect();
+            let mut found = Vec::new();
+            let read = self.gather(page.items, &mut found).await;
             self.done.recovered +=
-                recover(self.ctx, self.account, media_id, &candidates, self.now_ms).await?;
+                recover(self.ctx, self.account, media_id, &found, self.now_ms).await?;
+            if let Err(reason) = read? {
+                return Ok(Err(reason));
+            }
             match page.next {
                 Some(url) if !reached_floor => next = Some(url),
                 _ => break,
@@ -261,95 +288,68 @@ impl Run<'_> {
         }
         Ok(Ok(()))
     }
-}
 
-/// Enqueues the comments of `candidates` igflow has never seen; returns how many.
-async fn recover(
-    ctx: &Lifecycle,
-    account: &Account,
-    media: &str,
-    candidates: &[(ListedComment, i64)],
-    now_ms: i64,
-) -> Result<usize, ReconcileError> {
-    if candidates.is_empty() {
-        return Ok(0);
+    /// Keeps the page's comments and their replies that are to be recovered.
+    async fn gather(
+        &mut self,
+        comments: Vec<ListedComment>,
+        found: &mut Vec<Found>,
+    ) -> Result<Yielded, ReconcileError> {
+        for mut comment in comments {
+            let mut replies = comment.take_replies();
+            let id = comment.id.clone();
+            self.keep(comment, None, found);
+            for page in 0..=MAX_REPLY_PAGES {
+                for reply in std::mem::take(&mut replies.items) {
+                    self.keep(reply, Some(&id), found);
+                }
+                let Some(url) = replies.next.take().filter(|_| page < MAX_REPLY_PAGES) else {
+                    break;
+                };
+                if let Some(reason) = self.pacer.turn().await? {
+                    return Ok(Err(reason));
+                }
+                replies = self.more_replies(&url).await?;
+            }
+        }
+        Ok(Ok(()))
     }
-    let mut envelopes: Vec<Envelope> = Vec::new();
-    for (comment, at_ms) in candidates {
-        let body = delivery(&account.ig_user_id, comment, media, *at_ms);
-        envelopes.extend(split(
-            VerifiedDelivery::read_from_graph(body.as_bytes()),
-            now_ms,
-        )?);
-    }
-    let ids: Vec<String> = envelopes
-        .iter()
-        .map(|e| e.event_id.as_str().to_owned())
-        .collect();
-    let unseen = ctx
-        .store
-        .unseen_events(account.id, account.ig_user_id.as_str(), &ids)
-        .await?;
-    envelopes.retain(|e| unseen.iter().any(|u| u == e.event_id.as_str()));
-    if envelopes.is_empty() {
-        return Ok(0);
-    }
-    let report = ctx.queue.send(&envelopes).await;
-    let failed = report.failed + report.oversized.len();
-    if failed > 0 {
-        return Err(ReconcileError::Queue {
-            failed,
-            detail: report
-                .last_error
-                .unwrap_or_else(|| "too large for SQS".to_owned()),
-        });
-    }
-    for e in &envelopes {
-        Stats::add(&ctx.stats.recovered_events);
-        tracing::info!(event_id = %e.event_id.as_str(), "comment recovered");
-    }
-    Ok(envelopes.len())
-}
 
-/// The `comments` delivery Meta would have sent for the comment: the webhook's shape
-/// (`id`, `from`, `text`, `media.id`), at the comment's time, so its private-reply window
-/// is measured from when it was written.
-fn delivery(account: &IgUserId, comment: &ListedComment, media: &str, at_ms: i64) -> String {
-    let mut value = json!({ "id": comment.id, "media": { "id": media } });
-    if let Some(text) = &comment.text {
-        value["text"] = json!(text);
+    /// The next page of a comment's replies; one that cannot be read is left for the next run.
+    async fn more_replies(&self, url: &str) -> Result<Listed<ListedComment>, ReconcileError> {
+        match self.ctx.graph.replies(&self.token, url).await {
+            Ok(page) => Ok(page),
+            Err(e) if matches!(e.verdict, Verdict::Failed(Failure::Account { .. })) => {
+                Err(ReconcileError::Graph(e))
+            }
+            Err(e) => {
+                tracing::warn!(error = %e.reason(), "replies not read; left for the next run");
+                Ok(Listed {
+                    items: Vec::new(),
+                    next: None,
+                })
+            }
+        }
     }
-    if let Some(from) = &comment.from {
-        value["from"] = json!({ "id": from.id, "username": from.username });
-    }
-    json!({
-        "object": "instagram",
-        "entry": [{ "id": account, "time": at_ms / 1000, "changes": [{ "field": "comments", "value": value }] }],
-    })
-    .to_string()
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use igflow_core::envelope::EventKind;
-
-    #[test]
-    fn a_recovered_comment_gets_the_webhooks_event_id_and_its_own_time() {
-        let comment = ListedComment {
-            id: "17900000000000042".to_owned(),
-            text: Some("price?".to_owned()),
-            timestamp: "2026-11-29T10:00:00+0000".to_owned(),
-            from: None,
-        };
-        let account = IgUserId::parse("17841400000000000").unwrap();
-        let at = comment.written_at_ms().unwrap();
-        let body = delivery(&account, &comment, "18000000000000001", at);
-        let envs = split(VerifiedDelivery::read_from_graph(body.as_bytes()), 5).unwrap();
-        assert_eq!(envs.len(), 1);
-        assert_eq!(envs[0].event_id.as_str(), "comment:17900000000000042");
-        assert_eq!(envs[0].kind, EventKind::Comment);
-        assert_eq!(envs[0].occurred_at_ms, at);
-        assert_eq!(envs[0].account_id, account);
+    /// Counts the comment as read and keeps it if it was written in the run's span by
+    /// someone other than the account (its own replies are never answered).
+    fn keep(&mut self, comment: ListedComment, parent: Option<&str>, found: &mut Vec<Found>) {
+        self.done.comments_read += 1;
+        let own = comment
+            .from
+            .as_ref()
+            .is_some_and(|f| f.id == self.account.ig_user_id.as_str());
+        if let Some(at_ms) = comment
+            .written_at_ms()
+            .filter(|at| self.written.contains(at))
+            && !own
+        {
+            found.push(Found {
+                comment,
+                at_ms,
+                parent: parent.map(str::to_owned),
+            });
+        }
     }
 }
