@@ -20,6 +20,8 @@ use super::{GraphTestServer, Refusal, Shared, bearer};
 
 /// Meta's long-lived tokens last 60 days from their issue or refresh.
 const LONG_LIVED: Duration = Duration::from_secs(60 * 24 * 3600);
+/// The app's access token (`{app-id}|{app-secret}`), the one `debug_token` answers.
+pub const APP_TOKEN: &str = "1234567890|test-app-secret";
 /// Meta refreshes only tokens at least this old.
 const REFRESHABLE_AFTER: Duration = Duration::from_secs(24 * 3600);
 
@@ -211,14 +213,24 @@ struct DebugQuery {
     input_token: String,
 }
 
-/// `GET /debug_token?input_token=...`: the token's expiry (Unix seconds), 0 for one whose
-/// life the test did not set (a Page token, which does not expire).
+/// `GET /debug_token?input_token=...`, asked with the app's token (`APP_TOKEN`; Meta answers
+/// a user token only for the app's developers, which no test token is): the token's expiry
+/// (Unix seconds), 0 for one whose life the test did not set (a Page token, which does not
+/// expire).
 async fn debug_token(
     State(shared): State<Shared>,
     Query(q): Query<DebugQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
-    let s = admitted(&shared, &headers)?;
+    if bearer(&headers).as_deref() != Some(APP_TOKEN) {
+        return Err(Refusal::new(
+            100,
+            None,
+            "OAuthException",
+            "(#100) You must provide an app access token, or a user access token that is an owner or developer of the app",
+        ));
+    }
+    let s = shared.lock();
     let (issued, expires) = s
         .lifecycle
         .lives

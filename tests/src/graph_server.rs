@@ -12,6 +12,7 @@ use axum::extract::Query;
 
 #[path = "graph_lifecycle.rs"]
 mod lifecycle;
+pub use lifecycle::APP_TOKEN;
 #[path = "graph_oauth.rs"]
 mod oauth;
 use axum::extract::{Path, State};

@@ -11,7 +11,7 @@ use igflow_core::env::Env;
 use igflow_core::ids::IgUserId;
 use igflow_core::subscription::WEBHOOK_FIELDS;
 use igflow_tests::fixtures::{ACCOUNT, TOKEN, campaigns_yaml};
-use igflow_tests::graph_server::CallKind;
+use igflow_tests::graph_server::{APP_TOKEN, CallKind};
 use igflow_tests::harness::{TestEnv, eventually};
 use igflow_tests::meta::{CommentSpec, comment_delivery, now_ms};
 use igflow_worker::clients::store::Account;
@@ -181,14 +181,26 @@ async fn a_facebook_login_tokens_expiry_is_read_from_meta() {
     );
     env.apply(&yaml).await.expect("campaigns apply");
     env.graph.issue_token(TOKEN, ACCOUNT, DAY * 57, DAY * 3);
-    let jobs = lifecycle(&env, &[]).await;
+    let expiry = || async {
+        sqlx::query_scalar::<_, Option<f64>>(
+            "select (extract(epoch from token_expires_at - now()) / 86400)::float8 from ig_accounts",
+        )
+        .fetch_one(env.store.pool())
+        .await
+        .unwrap()
+    };
+
+    // Without the app's token Meta does not answer about an ordinary user's token.
+    lifecycle(&env, &[]).await.round().await;
+    assert_eq!(expiry().await, None, "nothing learned");
+    sqlx::query("delete from job_leases")
+        .execute(env.store.pool())
+        .await
+        .unwrap();
+
+    let jobs = lifecycle(&env, &[("IGFLOW_FB_APP_TOKEN", APP_TOKEN)]).await;
     jobs.round().await;
-    let days_left: f64 = sqlx::query_scalar(
-        "select (extract(epoch from token_expires_at - now()) / 86400)::float8 from ig_accounts",
-    )
-    .fetch_one(env.store.pool())
-    .await
-    .unwrap();
+    let days_left = expiry().await.expect("expiry learned");
     assert!((2.9..3.1).contains(&days_left), "{days_left}");
     let s = jobs.stats.snapshot();
     assert_eq!((s.token_expiring, s.tokens_refreshed), (1, 0));

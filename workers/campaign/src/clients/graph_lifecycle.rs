@@ -151,9 +151,14 @@ impl GraphClient {
     }
 
     /// When a Facebook Login token expires (Unix milliseconds), `None` if never, from
-    /// `GET /debug_token` (the token inspecting itself: an app's own tokens may).
+    /// `GET /debug_token`, asked with the app's token; without one the token asks about
+    /// itself, which Meta answers only for the app's developers' tokens.
     #[tracing::instrument(name = "graph.token_expiry", level = "debug", skip_all)]
-    pub async fn token_expiry(&self, token: &SecretString) -> Result<Option<i64>, CallError> {
+    pub async fn token_expiry(
+        &self,
+        token: &SecretString,
+        app_token: Option<&SecretString>,
+    ) -> Result<Option<i64>, CallError> {
         let url = format!(
             "{}/debug_token",
             self.base(igflow_core::campaign::LoginFlavor::Facebook)
@@ -162,7 +167,7 @@ impl GraphClient {
             .http
             .get(url)
             .query(&[("input_token", token.expose_secret())])
-            .bearer_auth(token.expose_secret());
+            .bearer_auth(app_token.unwrap_or(token).expose_secret());
         let debugged: Debugged = self.read_request(request).await?;
         Ok((debugged.data.expires_at > 0).then(|| debugged.data.expires_at.saturating_mul(1000)))
     }

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use igflow_core::env::{ConfigError, Env};
+use secrecy::{ExposeSecret, SecretString};
 
 /// The account lifecycle jobs (token refresh, subscription audit, reconciliation).
 #[derive(Debug, Clone)]
@@ -23,6 +24,11 @@ pub struct LifecycleConfig {
     /// `IGFLOW_QUIET_SECONDS` (default 21600): an account with active campaigns and no event
     /// for longer raises `AccountSilent`.
     pub quiet: Duration,
+    /// `IGFLOW_FB_APP_TOKEN`: the Meta app's access token, `{app-id}|{app-secret}`, with which
+    /// Meta's `debug_token` tells when a Facebook Login token given by file expires (Meta
+    /// answers a token about itself only for the app's developers). Unset: such tokens'
+    /// expiry stays unknown and their accounts raise `TokenExpiring` only from a failed call.
+    pub app_token: Option<SecretString>,
     pub reconcile: ReconcileConfig,
 }
 
@@ -76,6 +82,10 @@ impl LifecycleConfig {
             refresh_retry: secs("IGFLOW_TOKEN_RETRY_SECONDS", 3600)?,
             audit_every: secs("IGFLOW_SUBSCRIPTION_AUDIT_SECONDS", 3600)?,
             quiet: secs("IGFLOW_QUIET_SECONDS", 6 * 3600)?,
+            app_token: env
+                .optional("IGFLOW_FB_APP_TOKEN")
+                .map(app_token)
+                .transpose()?,
             reconcile: ReconcileConfig {
                 every: secs("IGFLOW_RECONCILE_SECONDS", 1800)?,
                 lookback: Duration::from_secs(
@@ -87,5 +97,47 @@ impl LifecycleConfig {
                 grace: secs("IGFLOW_RECONCILE_GRACE_SECONDS", 300)?,
             },
         })
+    }
+}
+
+/// Meta's app access tokens are `{app-id}|{app-secret}`; anything else is a mistake (a user
+/// token, the secret alone) that `debug_token` would refuse at every round.
+fn app_token(raw: String) -> Result<SecretString, ConfigError> {
+    let token = SecretString::from(raw);
+    match token.expose_secret().split_once('|') {
+        Some((id, secret))
+            if !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit()) && !secret.is_empty() =>
+        {
+            Ok(token)
+        }
+        // The value is a secret: the problem names its shape, never the value.
+        _ => Err(ConfigError::Invalid {
+            var: "IGFLOW_FB_APP_TOKEN",
+            problem: "must be the Meta app's access token, {app-id}|{app-secret}".into(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(token: &str) -> Result<LifecycleConfig, ConfigError> {
+        let vars = [("IGFLOW_FB_APP_TOKEN".to_owned(), token.to_owned())];
+        LifecycleConfig::from_env(&Env::from_map(vars.into_iter().collect()))
+    }
+
+    #[test]
+    fn the_app_token_must_be_an_app_id_and_its_secret() {
+        let config = parsed("1234567890|s3cret").unwrap();
+        assert_eq!(
+            config.app_token.map(|t| t.expose_secret().to_owned()),
+            Some("1234567890|s3cret".to_owned())
+        );
+        for wrong in ["s3cret", "|s3cret", "1234567890|", "IGAAuser|token"] {
+            let e = parsed(wrong).unwrap_err().to_string();
+            assert!(e.contains("{app-id}|{app-secret}"), "{wrong}: {e}");
+            assert!(!e.contains("s3cret"), "the secret is never echoed: {e}");
+        }
     }
 }

@@ -29,6 +29,8 @@ pub enum RefreshError {
     Gone(String),
     #[error("Meta refused the refresh: {}; retried at the next attempt, and if the token has expired the owner must reconnect", .0.reason())]
     Meta(CallError),
+    #[error("Meta did not tell the token's expiry: {}", .0.reason())]
+    Inspect(CallError),
     #[error(
         "the new token was not stored: {0}; the old one works until it expires, retried at the next attempt"
     )]
@@ -80,9 +82,9 @@ async fn learn_expiry(ctx: &Lifecycle, due: &TokenDue) -> Result<(), StoreError>
     let expiry = async {
         let (_, token) = current_token(ctx, due).await?;
         ctx.graph
-            .token_expiry(&token)
+            .token_expiry(&token, ctx.config.app_token.as_ref())
             .await
-            .map_err(RefreshError::Meta)
+            .map_err(RefreshError::Inspect)
     };
     match expiry.await {
         Ok(Some(at_ms)) => {
@@ -97,6 +99,10 @@ async fn learn_expiry(ctx: &Lifecycle, due: &TokenDue) -> Result<(), StoreError>
             }
         }
         Ok(None) => tracing::info!("account token does not expire"),
+        Err(e) if ctx.config.app_token.is_none() => tracing::warn!(
+            error = %e,
+            "token expiry not read (set IGFLOW_FB_APP_TOKEN: Meta tells a token's expiry to the app's token); asked again tomorrow"
+        ),
         Err(e) => tracing::warn!(error = %e, "token expiry not read; asked again tomorrow"),
     }
     Ok(())
