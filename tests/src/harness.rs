@@ -18,6 +18,7 @@ use igflow_worker::Worker;
 use igflow_worker::clients::secrets::Tokens;
 use igflow_worker::clients::store::Store;
 use igflow_worker::config::{RunConfig, SecretsConfig};
+use igflow_worker::jobs::lifecycle::Lifecycle;
 use igflow_worker::ops::apply::{ApplyError, ApplySummary, apply};
 use igflow_worker::pipeline::consumer::Step;
 use igflow_worker::stats::Stats;
@@ -635,6 +636,17 @@ impl TestEnv {
 
     pub async fn start_worker(&self) -> anyhow::Result<RunningWorker> {
         self.start_worker_with(&[], self.worker_store.clone()).await
+    }
+
+    /// The account lifecycle jobs as a worker runs them, outside a worker, with reconciliation
+    /// unhurried by its grace time and read spacing, and these settings.
+    pub async fn lifecycle(&self, overrides: &[(&str, &str)]) -> anyhow::Result<Lifecycle> {
+        let mut vars = self.worker_env();
+        vars.insert("IGFLOW_RECONCILE_GRACE_SECONDS".into(), "0".into());
+        vars.insert("IGFLOW_RECONCILE_READS_PER_HOUR".into(), "3600000".into());
+        vars.extend(overrides.iter().map(|(k, v)| ((*k).into(), (*v).into())));
+        let config = RunConfig::from_env(&Env::from_map(vars))?;
+        Ok(Lifecycle::connect(config, self.worker_store.clone(), &self.aws).await?)
     }
 
     /// An in-process worker that a test drives one batch at a time.

@@ -4,18 +4,15 @@
 //! answered once, the account's own replies never;
 //! two workers running the jobs at once doing each once.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
-use igflow_core::env::Env;
 use igflow_core::ids::IgUserId;
 use igflow_core::subscription::WEBHOOK_FIELDS;
 use igflow_tests::fixtures::{ACCOUNT, TOKEN, campaigns_yaml};
 use igflow_tests::graph_server::{APP_TOKEN, CallKind};
-use igflow_tests::harness::{TestEnv, eventually};
+use igflow_tests::harness::{RunningWorker, TestEnv, eventually};
 use igflow_tests::meta::{CommentSpec, comment_delivery, now_ms};
 use igflow_worker::clients::store::Account;
-use igflow_worker::config::RunConfig;
 use igflow_worker::jobs::lifecycle::Lifecycle;
 use igflow_worker::jobs::reconcile::reconcile;
 use igflow_worker::jobs::subscriptions::{Audit, audit};
@@ -28,14 +25,7 @@ const MEDIA: &str = "18000000000000001";
 
 /// The lifecycle jobs as a worker runs them, with these settings, outside a worker.
 async fn lifecycle(env: &TestEnv, overrides: &[(&str, &str)]) -> Lifecycle {
-    let mut vars: HashMap<String, String> = env.worker_env();
-    vars.insert("IGFLOW_RECONCILE_GRACE_SECONDS".into(), "0".into());
-    vars.insert("IGFLOW_RECONCILE_READS_PER_HOUR".into(), "3600000".into());
-    vars.extend(overrides.iter().map(|(k, v)| ((*k).into(), (*v).into())));
-    let config = RunConfig::from_env(&Env::from_map(vars)).expect("config");
-    Lifecycle::connect(config, env.worker_store.clone(), &env.aws)
-        .await
-        .expect("lifecycle connects")
+    env.lifecycle(overrides).await.expect("lifecycle connects")
 }
 
 async fn account(env: &TestEnv) -> Account {
@@ -69,6 +59,16 @@ fn comments(prefix: u32, n: u32, ago: Duration) -> Vec<(String, String, Duration
             )
         })
         .collect()
+}
+
+/// A worker whose own reconciliation looks back nowhere: only the test's runs recover.
+async fn worker_not_reconciling(env: &TestEnv) -> RunningWorker {
+    env.start_worker_with(
+        &[("IGFLOW_RECONCILE_LOOKBACK_HOURS", "0")],
+        env.worker_store.clone(),
+    )
+    .await
+    .expect("worker starts")
 }
 
 fn add_to_graph(env: &TestEnv, list: &[(String, String, Duration)]) {
@@ -262,14 +262,7 @@ async fn comments_missed_while_the_webhook_was_down_are_recovered_and_answered_o
     let env = TestEnv::new().await.expect("test environment");
     env.apply(&campaigns_yaml()).await.expect("campaigns apply");
     let webhook = env.start_webhook().await.expect("webhook").url;
-    // The worker's own reconciliation looks back nowhere: only the run below recovers.
-    let worker = env
-        .start_worker_with(
-            &[("IGFLOW_RECONCILE_LOOKBACK_HOURS", "0")],
-            env.worker_store.clone(),
-        )
-        .await
-        .expect("worker starts");
+    let worker = worker_not_reconciling(&env).await;
     env.graph.add_media(ACCOUNT, MEDIA);
     let missed = comments(1, 50, Duration::from_secs(3 * 3600));
     let live = comments(2, 10, Duration::from_secs(600));
@@ -317,13 +310,7 @@ async fn comments_missed_while_the_webhook_was_down_are_recovered_and_answered_o
 async fn replies_are_recovered_but_never_the_accounts_own_and_recent_media_are_paged() {
     let env = TestEnv::new().await.expect("test environment");
     env.apply(&campaigns_yaml()).await.expect("campaigns apply");
-    let worker = env
-        .start_worker_with(
-            &[("IGFLOW_RECONCILE_LOOKBACK_HOURS", "0")],
-            env.worker_store.clone(),
-        )
-        .await
-        .expect("worker starts");
+    let worker = worker_not_reconciling(&env).await;
     for n in 0..60 {
         env.graph.add_media(ACCOUNT, &format!("180000000100{n:05}"));
     }

@@ -10,9 +10,10 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use igflow_core::archive::ArchiveKey;
+use igflow_core::envelope::Envelope;
 use igflow_core::runtime::now_ms;
-use igflow_core::signature::{SignatureError, VerifiedDelivery, token_matches};
-use igflow_core::splitter;
+use igflow_core::signature::{SignatureError, token_matches};
+use igflow_core::splitter::{self, SplitError};
 use tracing::Instrument;
 
 use crate::AppState;
@@ -95,7 +96,13 @@ async fn accept(
     };
     let delivery_id = verified.delivery_id();
     let span = tracing::info_span!("delivery", %delivery_id, items = tracing::field::Empty);
-    let key = ArchiveKey::new(received_at_ms, delivery_id);
+    let split = splitter::split(verified, received_at_ms);
+    // The name says whose events the delivery carries, for a data deletion to find them.
+    let key = match &split {
+        Ok(envelopes) => ArchiveKey::new(received_at_ms, delivery_id)
+            .naming(envelopes.iter().map(|e| e.account_id.as_str())),
+        Err(_) => ArchiveKey::new(received_at_ms, delivery_id),
+    };
     let signature = headers
         .get("x-hub-signature-256")
         .and_then(|v| v.to_str().ok());
@@ -103,7 +110,7 @@ async fn accept(
     // not for their sum, and depends on the queue alone.
     async {
         let (response, ()) = tokio::join!(
-            enqueue(state, verified, received_at_ms),
+            enqueue(state, split),
             archive(state, body.clone(), signature, &key)
         );
         response
@@ -112,13 +119,10 @@ async fn accept(
     .await
 }
 
-/// Splits and enqueues: 200 once the queue took every item, 503 (Meta redelivers) otherwise.
-async fn enqueue(
-    state: &AppState,
-    verified: VerifiedDelivery<'_>,
-    received_at_ms: i64,
-) -> Response {
-    let envelopes = match splitter::split(verified, received_at_ms) {
+/// Enqueues what the delivery split into: 200 once the queue took every item, 503 (Meta
+/// redelivers) otherwise, 400 for a signed body that is not a Meta payload.
+async fn enqueue(state: &AppState, split: Result<Vec<Envelope>, SplitError>) -> Response {
+    let envelopes = match split {
         Ok(envs) => envs,
         Err(e) => {
             state.metrics.malformed();

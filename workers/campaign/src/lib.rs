@@ -24,6 +24,7 @@ use crate::jobs::lifecycle::Lifecycle;
 use crate::jobs::metrics::{Latencies, Reporter};
 use crate::jobs::outbound::Outbound;
 use crate::jobs::unpark::Unparker;
+use crate::ops::archive::Archive;
 use crate::pipeline::classify::IntentClassifier;
 use crate::pipeline::consumer::{Consumer, Step};
 use crate::pipeline::{Cooldown, Pipeline};
@@ -65,6 +66,8 @@ struct Clients {
     webhooks: reqwest::Client,
     classifier: Arc<IntentClassifier>,
     dedupe: Dedupe,
+    /// The raw archive, for data deletions to purge.
+    archive: Option<Arc<Archive>>,
 }
 
 impl Worker {
@@ -92,6 +95,7 @@ impl Worker {
                 Arc::clone(&stats),
             )?),
             dedupe: Dedupe::new(redis, keys),
+            archive: Archive::configured(aws, config.lifecycle.archive_bucket.as_deref()),
             stats,
         };
         Ok(Self::assemble(clients, config))
@@ -137,6 +141,7 @@ impl Worker {
                 limiter: Arc::clone(&c.limiter),
                 queue: QueueSender::new(c.sqs.clone(), config.queue_url),
                 stats: Arc::clone(&c.stats),
+                archive: c.archive,
                 config: config.lifecycle,
             },
             retention: config.retention_days.map(|days| (c.store.clone(), days)),

@@ -90,10 +90,19 @@ counters!(
     /// Comments reconciliation found that igflow had never seen, enqueued: non-zero means
     /// Meta did not deliver something.
     recovered_events,
+    /// Archived deliveries a data deletion removed.
+    archive_purged,
+    /// Data deletions whose archived deliveries could not be removed (retried): an alarm
+    /// metric, since a deletion is owed.
+    archive_purge_failed,
 );
 
 impl Stats {
     pub fn add(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn add_n(counter: &AtomicU64, n: usize) {
+        counter.fetch_add(u64::try_from(n).unwrap_or(u64::MAX), Ordering::Relaxed);
     }
 }

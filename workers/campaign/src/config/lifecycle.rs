@@ -29,6 +29,9 @@ pub struct LifecycleConfig {
     /// answers a token about itself only for the app's developers). Unset: such tokens'
     /// expiry stays unknown and their accounts raise `TokenExpiring` only from a failed call.
     pub app_token: Option<SecretString>,
+    /// `IGFLOW_ARCHIVE_BUCKET`: the webhook's raw archive, from which a data deletion also
+    /// removes the account's deliveries. Unset: nothing is archived to purge.
+    pub archive_bucket: Option<String>,
     pub reconcile: ReconcileConfig,
 }
 
@@ -86,6 +89,7 @@ impl LifecycleConfig {
                 .optional("IGFLOW_FB_APP_TOKEN")
                 .map(app_token)
                 .transpose()?,
+            archive_bucket: env.optional("IGFLOW_ARCHIVE_BUCKET"),
             reconcile: ReconcileConfig {
                 every: secs("IGFLOW_RECONCILE_SECONDS", 1800)?,
                 lookback: Duration::from_secs(

@@ -1,7 +1,8 @@
 //! The account lifecycle jobs, run by every worker: token refresh, subscription audit (with
-//! AccountSilent) and reconciliation of comments Meta did not deliver. Each round looks for
-//! due accounts and does each one's work under its lease (`lease.rs`), so however many
-//! workers run them, an account's work is done once.
+//! AccountSilent), reconciliation of comments Meta did not deliver, and the archive half of
+//! data deletions. Each round looks for due accounts and does each one's work under its lease
+//! (`lease.rs`; a deletion's purge under its request's), so however many workers run them,
+//! an account's work is done once.
 
 use std::sync::Arc;
 
@@ -15,7 +16,8 @@ use crate::clients::redis::RedisKeys;
 use crate::clients::secrets::Tokens;
 use crate::clients::store::Store;
 use crate::config::{LifecycleConfig, RunConfig};
-use crate::jobs::{reconcile, subscriptions, token_refresh};
+use crate::jobs::{archive_purge, reconcile, subscriptions, token_refresh};
+use crate::ops::archive::Archive;
 use crate::stats::Stats;
 
 /// What the jobs use, shared with the event pipeline (the same token cache and budgets).
@@ -27,6 +29,8 @@ pub struct Lifecycle {
     pub limiter: Arc<RateLimiter>,
     pub queue: QueueSender,
     pub stats: Arc<Stats>,
+    /// The raw archive, for data deletions to purge (none configured: nothing to purge).
+    pub archive: Option<Arc<Archive>>,
     pub config: LifecycleConfig,
 }
 
@@ -54,6 +58,7 @@ impl Lifecycle {
             ),
             queue: QueueSender::new(aws_sdk_sqs::Client::new(aws), config.queue_url),
             stats: Arc::default(),
+            archive: Archive::configured(aws, config.lifecycle.archive_bucket.as_deref()),
             config: config.lifecycle,
         })
     }
@@ -68,6 +73,9 @@ impl Lifecycle {
         }
         if let Err(e) = reconcile::round(self).await {
             tracing::warn!(error = %e, "reconciliation round failed; next round retries");
+        }
+        if let Err(e) = archive_purge::round(self).await {
+            tracing::warn!(error = %e, "archive purge round failed; next round retries");
         }
     }
 

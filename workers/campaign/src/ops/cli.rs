@@ -22,8 +22,8 @@ use crate::config::{
 };
 use crate::jobs::lifecycle::Lifecycle;
 use crate::jobs::reconcile;
+use crate::ops::archive::Archive;
 use crate::ops::dlq::{Dlq, Selection};
-use crate::ops::replay_archive::Archive;
 use crate::ops::simulate::Simulated;
 use crate::ops::{apply, replay, simulate};
 use crate::pipeline::classify::IntentClassifier;

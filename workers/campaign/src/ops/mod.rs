@@ -2,9 +2,9 @@
 //! from a file or the archive, migrate).
 
 pub mod apply;
+pub mod archive;
 pub mod cli;
 pub mod dlq;
 pub mod migrate;
 pub mod replay;
-pub mod replay_archive;
 pub mod simulate;

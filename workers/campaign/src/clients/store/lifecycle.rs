@@ -1,6 +1,7 @@
 //! Postgres for the account lifecycle jobs: which tokens are due for a refresh and what came
 //! of it, the subscription audit's marks, silent accounts, and what reconciliation reads
-//! (the media of comment campaigns, the comments igflow has already seen).
+//! (the media of comment campaigns, the comments igflow has already seen), and the archive
+//! purges data deletions owe.
 
 use std::time::Duration;
 
@@ -29,7 +30,67 @@ pub struct CampaignMedia {
     pub media: Vec<String>,
 }
 
+/// A data deletion carried out in Postgres whose archived deliveries are still to go.
+#[derive(Debug, sqlx::FromRow)]
+pub struct PurgeDue {
+    pub confirmation_code: String,
+    pub ig_user_id: String,
+}
+
 impl Store {
+    /// Takes the oldest data deletion whose archive purge is due, for `hold`, unless another
+    /// worker holds it.
+    #[tracing::instrument(name = "store.claim_archive_purge", level = "debug", skip_all)]
+    pub async fn claim_archive_purge(
+        &self,
+        hold: Duration,
+    ) -> Result<Option<PurgeDue>, StoreError> {
+        Ok(sqlx::query_as(
+            "update data_deletion_requests
+                set archive_held_until = now() + make_interval(secs => $1)
+              where confirmation_code = (
+                    select confirmation_code from data_deletion_requests
+                     where archive_purged_at is null and completed_at is not null
+                       and outcome in ('deleted', 'nothing_to_delete')
+                       and archive_held_until < now()
+                     order by archive_held_until, requested_at
+                     limit 1 for update skip locked)
+              returning confirmation_code, ig_user_id",
+        )
+        .bind(hold.as_secs_f64())
+        .fetch_optional(self.pool())
+        .await?)
+    }
+
+    /// Records the purge: `Ok(objects deleted)`, or the error and when to try again.
+    #[tracing::instrument(name = "store.archive_purge_done", level = "debug", skip_all)]
+    pub async fn archive_purge_done(
+        &self,
+        confirmation_code: &str,
+        outcome: Result<usize, String>,
+        retry_in: Duration,
+    ) -> Result<(), StoreError> {
+        let (objects, error) = match outcome {
+            Ok(n) => (Some(i32::try_from(n).unwrap_or(i32::MAX)), None),
+            Err(e) => (None, Some(e)),
+        };
+        sqlx::query(
+            "update data_deletion_requests
+                set archive_purged_at = case when $2::int is null then null else now() end,
+                    archive_objects = coalesce($2, archive_objects),
+                    archive_purge_error = $3,
+                    archive_held_until = now() + make_interval(secs => $4)
+              where confirmation_code = $1",
+        )
+        .bind(confirmation_code)
+        .bind(objects)
+        .bind(error)
+        .bind(retry_in.as_secs_f64())
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
     /// Active Instagram Login accounts whose token expires within `before`, or whose expiry
     /// is unknown, and which Meta would refresh (written at least 24 hours ago); the soonest
     /// first.

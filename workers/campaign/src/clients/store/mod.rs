@@ -37,7 +37,7 @@ pub use decisions::{DecisionOutcome, DecisionRecord};
 pub use errors::MessageError;
 pub use flows::{Awaiting, Captured, Delivery, DeliveryOutcome, FlowStep};
 pub use health::{Health, TOKEN_WARNING_AGE};
-pub use lifecycle::{CampaignMedia, TokenDue};
+pub use lifecycle::{CampaignMedia, PurgeDue, TokenDue};
 pub use parked::Parked;
 pub use retention::Pruned;
 
