@@ -50,23 +50,27 @@ impl<'a> VerifiedDelivery<'a> {
     }
 }
 
-/// Holds the app secrets (several during a rotation, or one per login flavor's app).
+/// Holds the app secrets (several during a rotation, or one per login flavor's app), each as
+/// an HMAC already keyed with it: every check clones one instead of hashing the key again
+/// (two of the nine SHA-256 blocks a 1-item delivery costs).
 #[derive(Clone)]
 pub struct Verifier {
-    secrets: Vec<SecretString>,
+    keyed: Vec<HmacSha256>,
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
-            .field("secrets", &self.secrets.len())
+            .field("secrets", &self.keyed.len())
             .finish()
     }
 }
 
 impl Verifier {
     pub fn new(secrets: Vec<SecretString>) -> Self {
-        Self { secrets }
+        Self {
+            keyed: secrets.iter().map(mac).collect(),
+        }
     }
 
     /// Checks `header` (the value of `X-Hub-Signature-256`, if any) against `body`.
@@ -89,8 +93,8 @@ impl Verifier {
     pub(crate) fn matches_any(&self, data: &[u8], tag: &[u8]) -> bool {
         // Every secret is tried so the time taken does not tell which one matched.
         let mut matched = false;
-        for secret in &self.secrets {
-            let mut mac = mac(secret);
+        for keyed in &self.keyed {
+            let mut mac = keyed.clone();
             mac.update(data);
             matched |= mac.verify_slice(tag).is_ok();
         }

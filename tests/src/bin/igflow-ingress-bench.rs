@@ -45,6 +45,10 @@ struct Args {
     /// The app secret the load generator signs with.
     #[arg(long, default_value = "bench-app-secret")]
     secret: String,
+    /// Tokio worker threads (default: one per core). One serves like Node's single thread
+    /// and leaves the other core to the load generator on a 2-core machine.
+    #[arg(long)]
+    threads: Option<usize>,
 }
 
 /// Accepts everything at once, counting what it got.
@@ -75,9 +79,16 @@ async fn s3_stub(latency: Duration) -> anyhow::Result<String> {
     .await
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = args.threads {
+        runtime.worker_threads(n);
+    }
+    runtime.enable_all().build()?.block_on(serve(args))
+}
+
+async fn serve(args: Args) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::default());
     let sink: Arc<dyn EventSink> = match args.sink {
         SinkKind::Null => Arc::new(NullSink::default()),
