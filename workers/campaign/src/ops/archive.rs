@@ -15,6 +15,7 @@
 use std::sync::Arc;
 
 use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::operation::list_objects_v2::paginator::ListObjectsV2Paginator;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use futures_util::{StreamExt, TryStreamExt};
 use igflow_core::archive::{ArchiveKey, PREFIX, TimeWindow, body_concerns};
@@ -126,13 +127,7 @@ impl Archive {
         queue: &QueueSender,
         summary: &mut WindowSummary,
     ) -> Result<(), ArchiveReplayError> {
-        let mut pages = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(prefix)
-            .into_paginator()
-            .send();
+        let mut pages = self.listing(prefix).send();
         while let Some(page) = pages.next().await {
             let page = page.map_err(|e| ArchiveReplayError::List {
                 bucket: self.bucket.clone(),
@@ -193,6 +188,15 @@ impl Archive {
         Ok((key, body))
     }
 
+    /// The objects under `prefix`, a page (up to 1,000) at a time.
+    fn listing(&self, prefix: &str) -> ListObjectsV2Paginator {
+        self.s3
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(prefix)
+            .into_paginator()
+    }
+
     /// An object's bytes; the error says why not.
     async fn body(&self, name: &str) -> Result<Vec<u8>, String> {
         let object = self
@@ -214,13 +218,7 @@ impl Archive {
     /// Deletes every archived delivery that carries the account's events.
     pub async fn purge(&self, account: &str) -> Result<Purged, PurgeError> {
         let mut done = Purged::default();
-        let mut pages = self
-            .s3
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(PREFIX)
-            .into_paginator()
-            .send();
+        let mut pages = self.listing(PREFIX).send();
         while let Some(page) = pages.next().await {
             let page =
                 page.map_err(|e| self.purge_error("ListObjectsV2", &DisplayErrorContext(&e)))?;
