@@ -76,6 +76,15 @@ pub struct Listed<T> {
     pub next: Option<String>,
 }
 
+impl<T> Default for Listed<T> {
+    fn default() -> Self {
+        Self {
+            items: Vec::new(),
+            next: None,
+        }
+    }
+}
+
 /// A media of the account (`GET /{ig-user-id}/media?fields=id`).
 #[derive(Debug, Deserialize)]
 pub struct Media {
@@ -115,13 +124,7 @@ impl ListedComment {
 
     /// Takes the first page of the comment's replies out of it.
     pub fn take_replies(&mut self) -> Listed<ListedComment> {
-        self.replies.take().map_or(
-            Listed {
-                items: Vec::new(),
-                next: None,
-            },
-            Listed::from,
-        )
+        self.replies.take().map(Listed::from).unwrap_or_default()
     }
 }
 

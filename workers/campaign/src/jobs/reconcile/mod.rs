@@ -191,6 +191,22 @@ struct Run<'a> {
 /// `Err(reason)`: the run stopped early, to leave the account's budget to live traffic.
 type Yielded = Result<(), String>;
 
+/// A read of one media's comments or one comment's replies: `None` when it failed for that
+/// item alone (logged, left for the next run); a token or account failure ends the run, as
+/// nothing else will read either.
+fn for_this_item<T>(read: Result<T, CallError>, what: &str) -> Result<Option<T>, ReconcileError> {
+    match read {
+        Ok(page) => Ok(Some(page)),
+        Err(e) if matches!(e.verdict, Verdict::Failed(Failure::Account { .. })) => {
+            Err(ReconcileError::Graph(e))
+        }
+        Err(e) => {
+            tracing::warn!(item = what, error = %e.reason(), "not read; left for the next run");
+            Ok(None)
+        }
+    }
+}
+
 impl Run<'_> {
     async fn read_all(&mut self) -> Result<Yielded, ReconcileError> {
         let scope = self.ctx.store.campaign_media(self.account.id).await?;
@@ -252,22 +268,14 @@ impl Run<'_> {
             if let Some(reason) = self.pacer.turn().await? {
                 return Ok(Err(reason));
             }
-            let page = match self
+            let read = self
                 .ctx
                 .graph
                 .comments(self.account, &self.token, media_id, next.as_deref())
-                .await
-            {
-                Ok(page) => page,
-                // The token or the account: nothing else will read either.
-                Err(e) if matches!(e.verdict, Verdict::Failed(Failure::Account { .. })) => {
-                    return Err(ReconcileError::Graph(e));
-                }
-                // A media deleted since the campaign named it must not stop the others.
-                Err(e) => {
-                    tracing::warn!(media_id = %media_id, error = %e.reason(), "comments not read; media skipped this run");
-                    return Ok(Ok(()));
-                }
+                .await;
+            // A media deleted since the campaign named it must not stop the others.
+            let Some(page) = for_this_item(read, "comments of a media")? else {
+                return Ok(Ok(()));
             };
             // Newest first: a comment older than the window's start ends this media.
             let reached_floor = page.items.iter().any(|c| {
@@ -317,19 +325,8 @@ impl Run<'_> {
 
     /// The next page of a comment's replies; one that cannot be read is left for the next run.
     async fn more_replies(&self, url: &str) -> Result<Listed<ListedComment>, ReconcileError> {
-        match self.ctx.graph.replies(&self.token, url).await {
-            Ok(page) => Ok(page),
-            Err(e) if matches!(e.verdict, Verdict::Failed(Failure::Account { .. })) => {
-                Err(ReconcileError::Graph(e))
-            }
-            Err(e) => {
-                tracing::warn!(error = %e.reason(), "replies not read; left for the next run");
-                Ok(Listed {
-                    items: Vec::new(),
-                    next: None,
-                })
-            }
-        }
+        let read = self.ctx.graph.replies(&self.token, url).await;
+        Ok(for_this_item(read, "replies of a comment")?.unwrap_or_default())
     }
 
     /// Counts the comment as read and keeps it if it was written in the run's span by
