@@ -324,22 +324,41 @@ impl Proc {
         Ok(self.child.wait().await?)
     }
 
-    /// SIGTERM, as on a deploy or a scale-in. Through the `kill` command, as sending a signal
-    /// directly needs `unsafe` (which the workspace forbids).
+    /// SIGTERM, as on a deploy or a scale-in.
     pub async fn sigterm(&mut self) -> anyhow::Result<()> {
+        self.signal("TERM").await
+    }
+
+    /// Freezes the process for `pause` (SIGSTOP, then SIGCONT), as a host that stalls it:
+    /// CPU starvation, a long GC pause of a neighbour, a VM steal.
+    pub async fn stall(&mut self, pause: Duration) -> anyhow::Result<()> {
+        self.signal("STOP").await?;
+        tokio::time::sleep(pause).await;
+        self.signal("CONT").await
+    }
+
+    /// Sends `SIG{name}` through the `kill` command, as sending a signal directly needs
+    /// `unsafe` (which the workspace forbids).
+    async fn signal(&mut self, name: &str) -> anyhow::Result<()> {
         // Not yet waited for, so the pid cannot have been reused by another process.
         if let Some(status) = self.child.try_wait()? {
             bail!("process {} already exited with {status}", self.pid);
         }
         let status = Command::new("kill")
-            .args(["-TERM", &self.pid.to_string()])
+            .args([&format!("-{name}"), &self.pid.to_string()])
             .status()
             .await
             .context("running kill")?;
         if !status.success() {
-            bail!("kill -TERM {} failed with {status}", self.pid);
+            bail!("kill -{name} {} failed with {status}", self.pid);
         }
         Ok(())
+    }
+
+    /// What the process has logged so far.
+    pub fn log_text(&self) -> anyhow::Result<String> {
+        std::fs::read_to_string(&self.log)
+            .with_context(|| format!("reading log {}", self.log.display()))
     }
 
     /// CPU time (user and system) the process has used so far, from `/proc`.

@@ -73,6 +73,9 @@ counters!(
     /// Graph API calls Meta refused for a rate limit (throttling codes or HTTP 429): an alarm
     /// metric, since the budgets are meant to keep every call inside Meta's limits.
     throttled,
+    /// Booked rate slots a stalled host missed by more than the lateness tolerance, booked
+    /// again instead of sent late (per account in `SlotsMissed`).
+    slots_missed,
     /// Long-lived tokens the token refresh job renewed.
     tokens_refreshed,
     /// Token refreshes Meta or Secrets Manager refused (retried at the next round).

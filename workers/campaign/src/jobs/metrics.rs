@@ -121,7 +121,8 @@ fn health_document(health: Health, timestamp_ms: i64) -> String {
         .render(timestamp_ms)
 }
 
-/// Sends, deferrals, window drops and window-closing priorities per account and call class,
+/// Sends, deferrals, window drops, window-closing priorities and missed slots per account and
+/// call class,
 /// and Meta's last reported usage per account.
 fn account_documents(meter: &Meter, timestamp_ms: i64) -> Vec<String> {
     let (counts, usage) = meter.take();
@@ -136,6 +137,7 @@ fn account_documents(meter: &Meter, timestamp_ms: i64) -> Vec<String> {
                 .count("Deferred", c.deferred)
                 .count("WindowDrops", c.window_drops)
                 .count("Prioritized", c.prioritized)
+                .count("SlotsMissed", c.slots_missed)
                 .render(timestamp_ms)
         })
         .collect();

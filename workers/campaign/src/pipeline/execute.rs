@@ -11,11 +11,12 @@ use igflow_core::failure::Failure;
 use igflow_core::plan::{Decision, Plan, PlannedAction};
 use igflow_core::runtime::now_ms;
 use secrecy::SecretString;
+use tokio::time::Instant;
 
 use crate::clients::store::{ActionClaim, ActionOutcome, ActionRecord, DecisionRecord};
 use crate::pipeline::attempt::Attempt;
-use crate::pipeline::guard::class_of;
-use crate::pipeline::{Context, Dropped, Next, Pipeline};
+use crate::pipeline::guard::{Guarded, NotSent, class_of};
+use crate::pipeline::{Context, Next, Pipeline};
 use crate::stats::Stats;
 
 /// What every action of one event shares.
@@ -162,28 +163,41 @@ impl Pipeline {
         a: &Acting<'_>,
         action: &PlannedAction,
     ) -> Result<Result<Attempt, Acted>, Failure> {
-        Ok(match self.guard(a.cx, a.record, a.plan, action).await? {
-            Next::Continue if a.plan.shadow => Ok(Attempt::held(
+        match self.guard(a.cx, a.record, a.plan, action).await? {
+            Guarded::At(_) if a.plan.shadow => Ok(Ok(Attempt::held(
                 ActionOutcome::Shadow,
                 format!("shadow mode, not sent: {}", action.text),
-            )),
-            Next::Continue => Ok(self.first_attempt(a, action).await?),
-            Next::Drop(Dropped::Held { outcome, detail }) => Ok(Attempt::held(outcome, detail)),
-            Next::Defer(wait) => Err(Acted::pending(
-                self.defer(a.record, action.kind, wait).await?,
-            )),
-            next => Err(Acted::pending(next)),
-        })
+            ))),
+            Guarded::At(due) => self.first_attempt(a, action, due).await,
+            Guarded::Not(not_now) => self.not_sent(a, action, not_now).await,
+        }
     }
 
-    /// Marks the action `pending` under this attempt's lease and sends it; an unknown
-    /// outcome is resolved right away.
+    /// An action `guard` did not let go now: held back for good, or deferred to its slot.
+    async fn not_sent(
+        &self,
+        a: &Acting<'_>,
+        action: &PlannedAction,
+        not_now: NotSent,
+    ) -> Result<Result<Attempt, Acted>, Failure> {
+        match not_now {
+            NotSent::Held { outcome, detail } => Ok(Ok(Attempt::held(outcome, detail))),
+            NotSent::Defer(wait) => Ok(Err(Acted::pending(
+                self.defer(a.record, action.kind, wait).await?,
+            ))),
+        }
+    }
+
+    /// Marks the action `pending` under this attempt's lease, waits for its booked slot and
+    /// sends it; an unknown outcome is resolved right away. The write comes before the wait
+    /// so that nothing slow lies between the slot and the call.
     async fn first_attempt(
         &self,
         a: &Acting<'_>,
         action: &PlannedAction,
-    ) -> Result<Attempt, Failure> {
-        let lease = self.action_lease();
+        due: Instant,
+    ) -> Result<Result<Attempt, Acted>, Failure> {
+        let lease = self.action_lease() + due.saturating_duration_since(Instant::now());
         if !self
             .store
             .start_sending(a.record, action.kind, lease)
@@ -195,17 +209,20 @@ impl Pipeline {
                 action.kind
             )));
         }
+        if let Some(not_now) = self.until_slot(a.cx, action, due).await? {
+            return self.not_sent(a, action, not_now).await;
+        }
         let (account, target) = (&a.cx.account, &a.cx.target);
         let started_ms = now_ms();
         let sent = self.send(account, a.token, target, action).await;
         let attempt = Attempt::from_call(sent, None);
         if !matches!(attempt.failure, Some(Failure::Ambiguous { .. })) {
-            return Ok(attempt);
+            return Ok(Ok(attempt));
         }
         Stats::add(&self.stats.uncertain);
-        Ok(self
+        Ok(Ok(self
             .resolve(account, a.token, target, action, Some(started_ms))
-            .await)
+            .await))
     }
 
     /// Gives the action back (`retry`) until its booked slot: the event comes back then.

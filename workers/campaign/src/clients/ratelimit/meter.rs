@@ -15,6 +15,8 @@ pub struct ClassCounts {
     pub window_drops: u64,
     /// Calls moved ahead of bookings with more time because their window was closing.
     pub prioritized: u64,
+    /// Booked slots missed because the host stalled, booked again.
+    pub slots_missed: u64,
 }
 
 /// Counts by (account, call class).

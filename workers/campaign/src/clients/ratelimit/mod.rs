@@ -35,7 +35,7 @@ fn account_tag(account: &IgUserId) -> String {
 const USAGE_TTL: Duration = Duration::from_secs(60);
 /// How late an event may be for its booked slot and still use it: later, sending would crowd
 /// the calls booked after it, so it books again (the missed slot's budget is lost).
-const LATE_TOLERANCE: Duration = Duration::from_millis(100);
+pub const LATE_TOLERANCE: Duration = Duration::from_millis(100);
 /// A deferred booking due further away than this may give its slot to a call whose window
 /// closes sooner: closer, its event may already be back and waiting on it.
 const MOVABLE_AFTER: Duration = Duration::from_secs(4);
