@@ -46,6 +46,8 @@ grant update (token_expires_at, token_updated_at, token_refresh_error, token_ref
               subscription_error, subscription_checked_at, webhook_fields) on ig_accounts
     to igflow_worker;
 grant select on rules, actions, intents to igflow_worker;
+-- The post a "next post" campaign found (bound once, when its first comment arrives).
+grant update (next_post_media) on campaigns to igflow_worker;
 -- What the worker records and prunes.
 grant select, insert, update, delete on activity, contacts, parked_events, message_errors
     to igflow_worker;

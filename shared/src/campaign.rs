@@ -190,6 +190,12 @@ pub struct AccountLimits {
 pub enum MediaScope {
     Any,
     Only(Vec<MediaId>),
+    /// The first post published at or after `after_ms` (Unix ms; `None` until the campaign
+    /// is stored), not found yet: nothing matches until the worker binds it (then `Only`).
+    /// Meta sends no webhook for a new post; see the worker's `next_post`.
+    NextPost {
+        after_ms: Option<i64>,
+    },
 }
 
 impl MediaScope {
@@ -197,6 +203,7 @@ impl MediaScope {
         match self {
             Self::Any => true,
             Self::Only(ids) => media.is_some_and(|m| ids.contains(m)),
+            Self::NextPost { .. } => false,
         }
     }
 }

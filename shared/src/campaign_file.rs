@@ -168,6 +168,10 @@ pub struct CampaignSpec {
     /// listens on; empty means all of them.
     #[serde(default)]
     pub media_ids: Vec<MediaId>,
+    /// Comments only: listen on the first post or reel the account publishes after the
+    /// campaign is saved (found when its first comment arrives) instead of on `media_ids`.
+    #[serde(default)]
+    pub next_post: bool,
     /// The button payloads a `postback` campaign answers.
     #[serde(default)]
     pub payloads: Vec<String>,
@@ -204,8 +208,12 @@ fn default_status() -> CampaignStatus {
 }
 
 impl CampaignSpec {
+    /// Where the campaign listens, as the file says it: a "next post" campaign is armed only
+    /// once it is stored.
     pub fn media_scope(&self) -> MediaScope {
-        if self.media_ids.is_empty() {
+        if self.next_post {
+            MediaScope::NextPost { after_ms: None }
+        } else if self.media_ids.is_empty() {
             MediaScope::Any
         } else {
             MediaScope::Only(self.media_ids.clone())
@@ -728,6 +736,14 @@ impl Problems {
             && !campaign.media_ids.is_empty()
         {
             self.add("media_ids", only("comment or story_reply"));
+        }
+        if campaign.next_post && trigger != Trigger::Comment {
+            self.add("next_post", only("comment"));
+        } else if campaign.next_post && !campaign.media_ids.is_empty() {
+            self.add(
+                "next_post",
+                "listens on the next post you publish: leave media_ids empty",
+            );
         }
         let actions = &campaign.actions;
         if trigger == Trigger::Comment {
@@ -1541,6 +1557,31 @@ accounts:
             .into_iter()
             .map(|p| format!("{}: {}", p.field, p.message))
             .collect()
+    }
+
+    #[test]
+    fn next_post_is_for_comments_without_media_ids() {
+        let c = spec(
+            serde_json::json!({ "slug": "d", "name": "D", "next_post": true,
+            "rules": [{ "keywords": ["price"] }], "actions": { "private_reply": "Prices" } }),
+        );
+        assert!(c.problems().is_empty(), "{:?}", fields(&c));
+        assert_eq!(c.media_scope(), MediaScope::NextPost { after_ms: None });
+        assert_eq!(
+            fields(&spec(
+                serde_json::json!({ "slug": "d", "name": "D", "next_post": true,
+                "media_ids": ["17900000000000001"], "rules": [{ "keywords": ["price"] }],
+                "actions": { "private_reply": "Prices" } })
+            )),
+            ["next_post: listens on the next post you publish: leave media_ids empty"]
+        );
+        assert_eq!(
+            fields(&spec(
+                serde_json::json!({ "slug": "s", "name": "S", "trigger": "story_reply",
+                "next_post": true, "actions": { "dm": "Hi" } })
+            )),
+            ["next_post: only applies to trigger: comment"]
+        );
     }
 
     #[test]

@@ -5,7 +5,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::campaign::{
-    ActionKind, Button, Campaign, Capture, CaptureField, PublicReplyWhen, Step, Trigger,
+    ActionKind, Button, Campaign, Capture, CaptureField, MediaScope, PublicReplyWhen, Step, Trigger,
 };
 use crate::event::{Act, Comment, MessagingItem, Referral};
 use crate::ids::{EventId, IgUserId, MediaId};
@@ -216,6 +216,19 @@ impl CampaignSet {
                 })
                 .collect::<Result<_, _>>()?,
         })
+    }
+
+    /// The campaigns still waiting for the next post, with when each was armed (Unix ms).
+    pub fn waiting_for_next_post(&self) -> Vec<(Uuid, i64)> {
+        self.campaigns
+            .iter()
+            .filter_map(|(c, _)| match c.media {
+                MediaScope::NextPost {
+                    after_ms: Some(after),
+                } => Some((c.id, after)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// The decision for a comment written at `written_at_ms`, by the campaigns running then.
@@ -893,6 +906,31 @@ mod tests {
         assert_eq!(
             set.decide_comment(&id, &account, &sticker, NOW),
             Decision::Skip(SkipReason::NoText)
+        );
+    }
+
+    #[test]
+    fn a_campaign_waiting_for_the_next_post_matches_nothing_until_it_is_bound() {
+        let waiting = campaign(
+            "drop",
+            9,
+            MediaScope::NextPost {
+                after_ms: Some(NOW),
+            },
+            "price",
+        );
+        let id = waiting.id;
+        let set =
+            CampaignSet::new(vec![waiting, campaign("any", 1, MediaScope::Any, "x")]).unwrap();
+        assert_eq!(set.waiting_for_next_post(), [(id, NOW)]);
+        let on_m1 = comment(r#"{"id":"1","from":{"id":"7"},"text":"price?","media":{"id":"m1"}}"#);
+        let (account, event) = (
+            IgUserId::parse("100").unwrap(),
+            EventId::parse("comment:1").unwrap(),
+        );
+        assert_eq!(
+            set.decide_comment(&event, &account, &on_m1, NOW),
+            Decision::NoMatch
         );
     }
 

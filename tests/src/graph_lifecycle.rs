@@ -35,8 +35,10 @@ pub(super) struct LifecycleState {
     subscribes: HashMap<String, usize>,
     /// Subscription writes still to be refused.
     failing_subscribes: u32,
-    /// Media by account, newest first.
-    media: HashMap<String, Vec<String>>,
+    /// Media by account, newest first: (id, published in Unix ms).
+    media: HashMap<String, Vec<(String, i64)>>,
+    /// Media list pages answered, by account.
+    media_reads: HashMap<String, usize>,
     /// Comments by media, newest first.
     comments: HashMap<String, Vec<Value>>,
 }
@@ -93,14 +95,25 @@ impl GraphTestServer {
         self.shared.lock().lifecycle.failing_subscribes = n;
     }
 
-    /// A media of the account, its newest.
+    /// Pages of the account's media list answered so far.
+    pub fn media_reads(&self, account: &str) -> usize {
+        let s = self.shared.lock();
+        s.lifecycle.media_reads.get(account).copied().unwrap_or(0)
+    }
+
+    /// A media of the account, published now: its newest.
     pub fn add_media(&self, account: &str, media: &str) {
+        self.add_media_published(account, media, Duration::ZERO);
+    }
+
+    /// A media of the account, published `ago`.
+    pub fn add_media_published(&self, account: &str, media: &str, ago: Duration) {
         let mut s = self.shared.lock();
-        s.lifecycle
-            .media
-            .entry(account.to_owned())
-            .or_default()
-            .insert(0, media.to_owned());
+        let listed = s.lifecycle.media.entry(account.to_owned()).or_default();
+        // Newest first; of media published in one millisecond, the one added last.
+        let at = now_ms() - ms(ago);
+        let place = listed.iter().position(|(_, t)| *t <= at);
+        listed.insert(place.unwrap_or(listed.len()), (media.to_owned(), at));
     }
 
     /// A top-level comment on the media, written `ago`; comments must be added oldest first.
@@ -348,21 +361,30 @@ fn host(headers: &HeaderMap) -> &str {
         .unwrap_or("127.0.0.1")
 }
 
-/// `GET /{ig-user-id}/media?fields=id`: the account's media, newest first.
+/// `GET /{ig-user-id}/media?fields=id[,timestamp]`: the account's media, newest first, with
+/// the fields asked for.
 async fn media(
     State(shared): State<Shared>,
     Path(node): Path<String>,
     Query(q): Query<EdgeQuery>,
     headers: HeaderMap,
 ) -> Result<Response, Refusal> {
-    let s = admitted(&shared, &headers)?;
+    let mut s = admitted(&shared, &headers)?;
+    *s.lifecycle.media_reads.entry(node.clone()).or_default() += 1;
     let items: Vec<Value> = s
         .lifecycle
         .media
         .get(&node)
         .into_iter()
         .flatten()
-        .map(|id| json!({ "id": id }))
+        .map(|(id, at)| {
+            let published = jiff::Timestamp::from_millisecond(*at).unwrap_or_default();
+            let mut item = json!({ "id": id });
+            if q.fields.as_deref().is_some_and(|f| f.contains("timestamp")) {
+                item["timestamp"] = json!(meta_time(published));
+            }
+            item
+        })
         .collect();
     Ok(Json(page(&items, &q, host(&headers), &format!("/{node}/media"))).into_response())
 }

@@ -70,7 +70,8 @@ async fn world() -> World {
 fn a_campaign(slug: &str, keyword: &str) -> Value {
     json!({
         "slug": slug, "name": "Black Friday", "trigger": "comment", "status": "active",
-        "priority": 50, "cooldown_seconds": 0, "shadow": false, "media_ids": [], "payloads": [], "refs": [],
+        "priority": 50, "cooldown_seconds": 0, "shadow": false, "media_ids": [], "next_post": false,
+        "payloads": [], "refs": [],
         "ad_ids": [], "starts_at": null, "ends_at": null,
         "rules": [{ "keywords": [keyword], "match": "whole_word", "require": "any", "exclude": [],
                     "fold_accents": true, "stretch": false }],
@@ -514,6 +515,98 @@ async fn campaigns_are_checked_by_field_file_ones_are_read_only_and_viewers_only
             .unwrap()
             .contains("without an owner"),
         "{answer}"
+    );
+}
+
+/// What a tester asked about a comment on `media` fired, by slug.
+async fn fired_on(w: &World, account_id: &str, media: &str) -> Value {
+    let body = json!({ "account_id": account_id, "text": "drop?", "media_id": media });
+    let (status, tested) = w
+        .call(Method::POST, "/api/tester", &w.editor, Some(body))
+        .await;
+    assert_eq!(status, 200, "{tested}");
+    tested["fired"]["campaign_slug"].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_next_post_campaign_shows_the_post_it_found_and_keeps_it_through_edits() {
+    let w = world().await;
+    let account = w.first_account(&w.editor).await;
+    let account_id = account["id"].as_str().unwrap();
+    let mut drop = a_campaign("drop", "drop");
+    drop["next_post"] = json!(true);
+    drop["media_ids"] = json!(["18000000000000011"]);
+    let create = |campaign: &Value| json!({ "account_id": account_id, "campaign": campaign });
+    let (status, refused) = w
+        .call(
+            Method::POST,
+            "/api/campaigns",
+            &w.editor,
+            Some(create(&drop)),
+        )
+        .await;
+    assert_eq!(
+        (status, refused["fields"][0]["field"].as_str()),
+        (422, Some("next_post")),
+        "{refused}"
+    );
+    drop["media_ids"] = json!([]);
+    let (status, created) = w
+        .call(
+            Method::POST,
+            "/api/campaigns",
+            &w.editor,
+            Some(create(&drop)),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    assert_eq!(created["campaign"], drop, "read back as written");
+    assert_eq!(created["next_post_media"], Value::Null, "waiting");
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(
+        fired_on(&w, account_id, "18000000000000012").await,
+        Value::Null
+    );
+
+    // A worker found the post (as `Store::bind_next_post` does).
+    sqlx::query("update campaigns set next_post_media = '18000000000000012' where slug = 'drop'")
+        .execute(w.env.store.pool())
+        .await
+        .unwrap();
+    let (_, found) = w
+        .call(
+            Method::GET,
+            &format!("/api/campaigns/{id}"),
+            &w.viewer,
+            None,
+        )
+        .await;
+    assert_eq!(found["next_post_media"], "18000000000000012", "{found}");
+    assert_eq!(fired_on(&w, account_id, "18000000000000012").await, "drop");
+    assert_eq!(
+        fired_on(&w, account_id, "18000000000000013").await,
+        Value::Null
+    );
+
+    // An edit keeps the post found; turning next_post off forgets it.
+    drop["name"] = json!("The drop");
+    let path = format!("/api/campaigns/{id}");
+    let put = |campaign: &Value| json!({ "campaign": campaign });
+    let (status, kept) = w
+        .call(Method::PUT, &path, &w.editor, Some(put(&drop)))
+        .await;
+    assert_eq!(
+        (status, &kept["next_post_media"]),
+        (200, &json!("18000000000000012"))
+    );
+    drop["next_post"] = json!(false);
+    let (status, off) = w
+        .call(Method::PUT, &path, &w.editor, Some(put(&drop)))
+        .await;
+    assert_eq!(
+        (status, &off["next_post_media"]),
+        (200, &Value::Null),
+        "{off}"
     );
 }
 

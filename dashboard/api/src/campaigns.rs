@@ -6,7 +6,9 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use igflow_core::campaign::{Button, CampaignStatus, MatchMode, Require, Step, Texts, Trigger};
+use igflow_core::campaign::{
+    Button, Campaign, CampaignStatus, MatchMode, MediaScope, Require, Step, Texts, Trigger,
+};
 use igflow_core::campaign_file::{ActionsSpec, CampaignSpec, FieldError, IntentSpec, RuleSpec};
 use igflow_core::ids::{IgUserId, MediaId};
 use igflow_core::tester::TestResult;
@@ -34,7 +36,26 @@ pub struct CampaignView {
     /// The file a file campaign was applied from.
     pub source: Option<String>,
     pub updated_at: String,
+    /// The post a `next_post` campaign found (the first published after it was saved);
+    /// `None` while it waits for it.
+    pub next_post_media: Option<String>,
     pub campaign: CampaignSpec,
+}
+
+impl CampaignView {
+    /// The campaign as the worker sees it now: a "next post" campaign listens on the post
+    /// it found, once it has.
+    fn to_campaign(&self) -> Campaign {
+        let mut campaign = self.campaign.to_campaign(self.id);
+        if let Some(media) = self
+            .next_post_media
+            .as_deref()
+            .and_then(|m| MediaId::parse(m).ok())
+        {
+            campaign.media = MediaScope::Only(vec![media]);
+        }
+        campaign
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -56,6 +77,8 @@ struct CampaignRow {
     shadow: bool,
     buttons: sqlx::types::Json<Vec<Button>>,
     steps: sqlx::types::Json<Vec<Step>>,
+    next_post: bool,
+    next_post_media: Option<String>,
     starts_at_ms: Option<i64>,
     ends_at_ms: Option<i64>,
     managed_by: String,
@@ -95,6 +118,7 @@ async fn load(
     let sql = format!(
         "select id, tenant_id, account_id, slug, name, trigger, status, priority, cooldown_seconds,
                 media_ids, payloads, refs, ad_ids, public_reply_when, shadow, buttons, steps,
+                next_post_after is not null as next_post, next_post_media,
                 (extract(epoch from starts_at) * 1000)::bigint as starts_at_ms,
                 (extract(epoch from ends_at) * 1000)::bigint as ends_at_ms, managed_by, source,
                 to_char(updated_at at time zone 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') as updated_at
@@ -144,6 +168,7 @@ async fn load(
                     .into_iter()
                     .map(|m| MediaId::parse(m).map_err(|e| ApiError::Internal(e.to_string())))
                     .collect::<Result<_, _>>()?,
+                next_post: r.next_post,
                 payloads: r.payloads,
                 refs: r.refs,
                 ad_ids: r.ad_ids,
@@ -181,6 +206,7 @@ async fn load(
                 managed_by: r.managed_by,
                 source: r.source,
                 updated_at: r.updated_at,
+                next_post_media: r.next_post_media,
                 campaign,
             })
         })
@@ -270,9 +296,9 @@ pub async fn create(
     let insert = sqlx::query_scalar(
         "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status,
                                 priority, cooldown_seconds, starts_at, ends_at, payloads, refs,
-                                ad_ids, public_reply_when, shadow, buttons, steps)
+                                ad_ids, public_reply_when, shadow, buttons, steps, next_post_after)
          select a.tenant_id, a.id, $2, $3, $4, $5, $6, $7, $8, $9::timestamptz, $10::timestamptz,
-                $11, $12, $13, $14, $15, $16, $17
+                $11, $12, $13, $14, $15, $16, $17, case when $18 then now() end
          from ig_accounts a where a.id = $1
          returning id",
     )
@@ -333,6 +359,8 @@ pub async fn update(
                 priority = $7, cooldown_seconds = $8, starts_at = $9::timestamptz,
                 ends_at = $10::timestamptz, payloads = $11, refs = $12, ad_ids = $13,
                 public_reply_when = $14, shadow = $15, buttons = $16, steps = $17,
+                next_post_after = case when $18 then coalesce(next_post_after, now()) end,
+                next_post_media = case when $18 then next_post_media end,
                 updated_at = now()
          where id = $1 returning id",
     )
@@ -422,7 +450,7 @@ pub async fn test(
     )
     .await?
     .into_iter()
-    .map(|v| v.campaign.to_campaign(v.id))
+    .map(|v| v.to_campaign())
     .collect();
     tx.commit().await?;
     let event = Simulated {

@@ -102,4 +102,18 @@ await run(async ({ page, shot, step }) => {
   if ((await page.getByLabel("buttons 1 title").inputValue()) !== "See the deals") throw new Error("the button did not read back");
   if (!(await page.getByLabel("step 1 followers only").isChecked())) throw new Error("the follow gate did not read back");
   await shot("09-link-campaign");
+
+  step("a campaign for the next post: no post ids, and it says what it waits for");
+  await page.getByRole("link", { name: "Campaigns", exact: true }).click();
+  await page.getByRole("button", { name: "New campaign" }).click();
+  await page.locator("select").first().selectOption({ label: "@acme.outlet" });
+  await page.locator('input[name="name"]').fill("Next drop");
+  await page.locator('input[name="keywords"]').fill("drop");
+  await page.getByLabel("Only the next post I publish").check();
+  if (await page.locator('input[name="mediaIds"]').count()) throw new Error("a next-post campaign shows the post ids");
+  await page.getByRole("button", { name: "Create campaign" }).click();
+  await page.getByRole("heading", { name: "Next drop" }).waitFor();
+  await page.getByText("Waiting for your next post").waitFor();
+  if (!(await page.getByLabel("Only the next post I publish").isChecked())) throw new Error("next post did not read back");
+  await shot("11-next-post-campaign");
 });

@@ -19,6 +19,7 @@ import {
   errorsByInput,
   fillBuckets,
   formFromSpec,
+  nextPostStatus,
   type Button,
   type StepForm,
   emptyStep,
@@ -41,7 +42,7 @@ interface Account {
   token_refresh_error: string | null; token_refresh_failed_at: string | null;
   subscription_error: string | null; subscription_checked_at: string | null;
 }
-interface CampaignView { id: string; account_id: string; managed_by: "file" | "dashboard"; source: string | null; updated_at: string; campaign: CampaignSpec }
+interface CampaignView { id: string; account_id: string; managed_by: "file" | "dashboard"; source: string | null; updated_at: string; next_post_media: string | null; campaign: CampaignSpec }
 interface TestResult {
   fired: {
     campaign_slug: string;
@@ -440,7 +441,10 @@ function CampaignPage({ id, workspace, accounts, campaigns, reload, refresh }: {
                 <option value="whole_word">Whole words</option><option value="phrase">Phrase</option><option value="prefix">Word starts with</option><option value="contains">Anywhere</option><option value="exact">Whole comment</option>
               </select>
             </Field>}
-            {shows(form.trigger, "mediaIds") && <Field label={form.trigger === "story_reply" ? "Only these stories (ids)" : "Only these posts (ids)"} errors={byInput.mediaIds} hint="Comma-separated; leave empty for all."><input name="mediaIds" value={form.mediaIds} onChange={set("mediaIds")} /></Field>}
+            {shows(form.trigger, "nextPost") && <label className="check"><input type="checkbox" name="nextPost" checked={form.nextPost} onChange={(e) => setForm({ ...form, nextPost: e.target.checked })} /> Only the next post I publish</label>}
+            {shows(form.trigger, "nextPost") && form.nextPost && <Notice tone="ok">{nextPostStatus(existing?.campaign.next_post ? existing.next_post_media : null)}</Notice>}
+            {byInput.nextPost?.map((m) => <Notice tone="error" key={m}>{m}</Notice>)}
+            {shows(form.trigger, "mediaIds") && !(shows(form.trigger, "nextPost") && form.nextPost) && <Field label={form.trigger === "story_reply" ? "Only these stories (ids)" : "Only these posts (ids)"} errors={byInput.mediaIds} hint="Comma-separated; leave empty for all."><input name="mediaIds" value={form.mediaIds} onChange={set("mediaIds")} /></Field>}
             {shows(form.trigger, "payloads") && <Field label="Button payloads" errors={byInput.payloads} hint="Comma-separated, exactly as the button, ice breaker or menu sends them."><input name="payloads" value={form.payloads} onChange={set("payloads")} placeholder="PRICES" /></Field>}
             {shows(form.trigger, "refs") && <Field label="Link refs" errors={byInput.refs} hint="ig.me/m/you?ref=… values, comma-separated."><input name="refs" value={form.refs} onChange={set("refs")} placeholder="bio, newsletter" /></Field>}
             {shows(form.trigger, "adIds") && <Field label="Ad ids" errors={byInput.adIds} hint="Click-to-message ads, comma-separated."><input name="adIds" value={form.adIds} onChange={set("adIds")} /></Field>}

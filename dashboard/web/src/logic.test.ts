@@ -8,7 +8,9 @@ import {
   formFromSpec,
   funnelSteps,
   groupVariants,
+  inputFor,
   mergeFeed,
+  nextPostStatus,
   followFeed,
   passwordProblem,
   reloadDelay,
@@ -94,6 +96,18 @@ describe("campaign form", () => {
     expect(shadow.shadow).toBe(true);
     expect(formFromSpec(shadow).shadow).toBe(true);
     expect(shows("comment", "dm")).toBe(false);
+  });
+
+  it("listens on the next post instead of given posts, for comments only", () => {
+    const next = specFromForm({ ...emptyForm, name: "Drop", keywords: "price", mediaIds: "1790", nextPost: true });
+    expect(next.next_post).toBe(true);
+    expect(next.media_ids).toEqual([]);
+    expect(formFromSpec(next).nextPost).toBe(true);
+    const story = specFromForm({ ...emptyForm, name: "S", trigger: "story_reply", dm: "Hi", nextPost: true });
+    expect(story.next_post).toBe(false);
+    expect(inputFor("next_post")).toBe("nextPost");
+    expect(nextPostStatus(null)).toMatch(/^Waiting for your next post/);
+    expect(nextPostStatus("1790")).toBe("Listening on post 1790, the first you published after saving.");
   });
 
   it("asks the tester what the person did", () => {

@@ -7,7 +7,7 @@ export type Trigger = "comment" | "message" | "story_mention" | "story_reply" | 
 
 /** What each trigger means to a marketer, and which inputs it uses. */
 export const triggers: { value: Trigger; label: string; uses: (keyof CampaignForm)[] }[] = [
-  { value: "comment", label: "comments on a post or reel", uses: ["keywords", "match", "exclude", "mediaIds", "privateReply", "publicReplies"] },
+  { value: "comment", label: "comments on a post or reel", uses: ["keywords", "match", "exclude", "mediaIds", "nextPost", "privateReply", "publicReplies"] },
   { value: "message", label: "sends a DM", uses: ["keywords", "match", "exclude", "dm"] },
   { value: "story_mention", label: "mentions you in their story", uses: ["dm"] },
   { value: "story_reply", label: "replies to your story", uses: ["keywords", "match", "exclude", "mediaIds", "dm"] },
@@ -30,6 +30,8 @@ export interface CampaignSpec {
   cooldown_seconds: number;
   shadow: boolean;
   media_ids: string[];
+  /** Comments on the first post published after the campaign is saved. */
+  next_post?: boolean;
   payloads: string[];
   refs: string[];
   ad_ids: string[];
@@ -149,6 +151,8 @@ export interface CampaignForm {
   dm: string;
   quickReplies: string;
   mediaIds: string;
+  /** Listen on the next post published instead of on `mediaIds`. */
+  nextPost: boolean;
   payloads: string;
   refs: string;
   adIds: string;
@@ -174,6 +178,7 @@ export const emptyForm: CampaignForm = {
   dm: "",
   quickReplies: "",
   mediaIds: "",
+  nextPost: false,
   payloads: "",
   refs: "",
   adIds: "",
@@ -207,6 +212,7 @@ export function specFromForm(form: CampaignForm, status: CampaignSpec["status"] 
   const used = (input: keyof CampaignForm, value: string, sep: RegExp = /,/) => (shows(form.trigger, input) ? list(value, sep) : []);
   const text = (input: keyof CampaignForm, value: string) => (shows(form.trigger, input) ? boxToTexts(value) : null);
   const keywords = used("keywords", form.keywords);
+  const nextPost = shows(form.trigger, "nextPost") && form.nextPost;
   const buttons = form.buttons;
   const steps = form.steps.map(formToStep);
   return {
@@ -217,7 +223,8 @@ export function specFromForm(form: CampaignForm, status: CampaignSpec["status"] 
     priority: Number.parseInt(form.priority, 10) || 0,
     cooldown_seconds: Number.isFinite(hours) && hours > 0 ? Math.round(hours * 3600) : 0,
     shadow: form.shadow,
-    media_ids: used("mediaIds", form.mediaIds),
+    media_ids: nextPost ? [] : used("mediaIds", form.mediaIds),
+    next_post: nextPost,
     payloads: used("payloads", form.payloads),
     refs: used("refs", form.refs),
     ad_ids: used("adIds", form.adIds),
@@ -256,6 +263,7 @@ export function formFromSpec(spec: CampaignSpec): CampaignForm {
     dm: textsToBox(spec.actions.dm),
     quickReplies: spec.actions.quick_replies.join(", "),
     mediaIds: spec.media_ids.join(", "),
+    nextPost: spec.next_post ?? false,
     payloads: (spec.payloads ?? []).join(", "),
     refs: (spec.refs ?? []).join(", "),
     adIds: (spec.ad_ids ?? []).join(", "),
@@ -265,6 +273,14 @@ export function formFromSpec(spec: CampaignSpec): CampaignForm {
     buttons: spec.actions.buttons ?? [],
     steps: (spec.steps ?? []).map(stepToForm),
   };
+}
+
+/** Where a "next post" campaign stands: the post it found, or that it waits for one. Meta
+ * says nothing when a post is published: the first comment on it tells the worker. */
+export function nextPostStatus(found: string | null): string {
+  return found
+    ? `Listening on post ${found}, the first you published after saving.`
+    : "Waiting for your next post: comments on the first post or reel you publish after saving get these answers.";
 }
 
 /** The tester's request: what the person did, with the one value the box holds for it. */
@@ -307,6 +323,7 @@ export function inputFor(field: string): keyof CampaignForm | "general" {
     [/^actions\.buttons/, "buttons"],
     [/^steps/, "steps"],
     [/^media_ids/, "mediaIds"],
+    [/^next_post/, "nextPost"],
     [/^payloads/, "payloads"],
     [/^refs/, "refs"],
     [/^ad_ids/, "adIds"],

@@ -27,7 +27,7 @@ use crate::jobs::unpark::Unparker;
 use crate::ops::archive::Archive;
 use crate::pipeline::classify::IntentClassifier;
 use crate::pipeline::consumer::{Consumer, Step};
-use crate::pipeline::{Cooldown, Pipeline};
+use crate::pipeline::{Cooldown, OldPosts, Pipeline};
 use crate::stats::Stats;
 use igflow_core::runtime::queue::QueueSender;
 use igflow_core::runtime::sqs::SqsError;
@@ -181,6 +181,7 @@ impl Worker {
             budgets: config.budgets,
             live_reply_window: config.live_reply_window,
             latencies: Arc::clone(latencies),
+            old_posts: OldPosts::default(),
         }
     }
 

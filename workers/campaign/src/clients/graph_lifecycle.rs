@@ -85,10 +85,27 @@ impl<T> Default for Listed<T> {
     }
 }
 
-/// A media of the account (`GET /{ig-user-id}/media?fields=id`).
+/// A media of the account (`GET /{ig-user-id}/media?fields=id,timestamp`).
 #[derive(Debug, Deserialize)]
 pub struct Media {
     pub id: String,
+    /// When it was published: `2026-11-29T17:30:00+0000`.
+    #[serde(default)]
+    pub timestamp: Option<String>,
+}
+
+/// Meta's time format, in Unix milliseconds, if it parses.
+fn meta_time_ms(time: &str) -> Option<i64> {
+    jiff::Timestamp::strptime("%Y-%m-%dT%H:%M:%S%z", time)
+        .ok()
+        .map(jiff::Timestamp::as_millisecond)
+}
+
+impl Media {
+    /// When it was published, in Unix milliseconds, if Meta's time parses.
+    pub fn published_at_ms(&self) -> Option<i64> {
+        self.timestamp.as_deref().and_then(meta_time_ms)
+    }
 }
 
 /// A comment as `GET /{media-id}/comments` gives it (with its first replies expanded), or a
@@ -117,9 +134,7 @@ pub struct CommentAuthor {
 impl ListedComment {
     /// When it was written, in Unix milliseconds, if Meta's time parses.
     pub fn written_at_ms(&self) -> Option<i64> {
-        jiff::Timestamp::strptime("%Y-%m-%dT%H:%M:%S%z", &self.timestamp)
-            .ok()
-            .map(jiff::Timestamp::as_millisecond)
+        meta_time_ms(&self.timestamp)
     }
 
     /// Takes the first page of the comment's replies out of it.
@@ -226,7 +241,7 @@ impl GraphClient {
         let url = next.map_or_else(
             || {
                 format!(
-                    "{}/{}/media?fields=id&limit={limit}",
+                    "{}/{}/media?fields=id,timestamp&limit={limit}",
                     self.base(account.login),
                     account.ig_user_id
                 )

@@ -3,7 +3,6 @@
 //! then nothing. Touches the Graph API (User Profile) and Postgres (`flow_runs`).
 
 use igflow_core::failure::Failure;
-use igflow_core::graph_error::Verdict;
 use igflow_core::plan::{Decision, MatchedBy};
 use igflow_core::window;
 
@@ -27,10 +26,7 @@ impl Pipeline {
             .graph
             .user_follows(&cx.account, &token, igsid)
             .await
-            .map_err(|e| match e.verdict {
-                Verdict::Failed(failure) => failure,
-                Verdict::AlreadyDone => Failure::retry("the profile read answered oddly"),
-            })?;
+            .map_err(|e| e.read_failure("the profile read"))?;
         let step = match &plan.matched_by {
             MatchedBy::Step { step } => step.clone(),
             other => other.describe(),

@@ -18,6 +18,7 @@ mod guard;
 pub mod heartbeat;
 mod intent;
 mod load;
+mod next_post;
 mod park;
 mod plan;
 mod record;
@@ -36,6 +37,7 @@ use igflow_core::plan::{CampaignSet, Decision};
 use uuid::Uuid;
 
 pub use self::cooldown::Cooldown;
+pub use self::next_post::OldPosts;
 pub use self::settle::{Dropped, Next};
 use crate::clients::cache::AccountCache;
 use crate::clients::dedupe::{ClaimToken, Dedupe};
@@ -63,6 +65,8 @@ pub struct Pipeline {
     pub classifier: Arc<IntentClassifier>,
     pub accounts: Arc<AccountCache>,
     pub latencies: Arc<Latencies>,
+    /// Posts older than what the account's "next post" campaigns wait for.
+    pub old_posts: OldPosts,
 }
 
 /// What the stages know about one event, filled in as it goes through them.

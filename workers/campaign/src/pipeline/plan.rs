@@ -1,7 +1,8 @@
 //! Stage 5, plan: the account's campaigns decide by keywords, story, payload or referral
 //! (and, for a message, by a STOP or START); the sender of a message, tap or referral is
 //! recorded with their consent and the time they acted, which opens the 24-hour window; a
-//! message a capture step waits for is decided by that step (`capture`). Touches Postgres
+//! message a capture step waits for is decided by that step (`capture`); a comment on a new
+//! post may bind campaigns waiting for the next post first (`next_post`). Touches Postgres
 //! (campaigns, cached; `contacts`; `flow_runs`) and Redis (the sender's last message).
 
 use igflow_core::event::Item;
@@ -18,7 +19,12 @@ impl Pipeline {
         if matches!(cx.decision, Decision::Skip(_)) {
             return Ok(Next::Continue);
         }
-        let campaigns = self.accounts.campaigns(cx.account.id).await?;
+        let mut campaigns = self.accounts.campaigns(cx.account.id).await?;
+        if let Item::Comment(c) = &cx.item
+            && let Some(media) = &c.media
+        {
+            campaigns = self.with_next_post(cx, &media.id, campaigns).await?;
+        }
         let (env, own) = (cx.envelope, &cx.account.ig_user_id);
         cx.decision = match &cx.item {
             Item::Comment(c) => campaigns.decide_comment(&env.event_id, own, c, env.occurred_at_ms),

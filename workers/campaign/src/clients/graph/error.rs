@@ -55,6 +55,15 @@ impl CallError {
         }
     }
 
+    /// A read's failure, as the stage that read it fails: a read writes nothing, so "already
+    /// done" is an odd answer to retry.
+    pub fn read_failure(self, what: &str) -> Failure {
+        match self.verdict {
+            Verdict::Failed(failure) => failure,
+            Verdict::AlreadyDone => Failure::retry(format!("{what} answered oddly")),
+        }
+    }
+
     /// A call that was never made, for a reason that will not change.
     pub fn not_sent(reason: String) -> Self {
         Self {

@@ -138,8 +138,8 @@ async fn upsert_campaign(
     source: &str,
 ) -> Result<(), sqlx::Error> {
     let insert = sqlx::query_scalar(
-        "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status, priority, cooldown_seconds, starts_at, ends_at, payloads, refs, ad_ids, public_reply_when, shadow, buttons, steps, managed_by, source)
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11::timestamptz, $12, $13, $14, $15, $16, $17, $18, 'file', $19)
+        "insert into campaigns (tenant_id, account_id, slug, name, trigger, media_ids, status, priority, cooldown_seconds, starts_at, ends_at, payloads, refs, ad_ids, public_reply_when, shadow, buttons, steps, next_post_after, managed_by, source)
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::timestamptz, $11::timestamptz, $12, $13, $14, $15, $16, $17, $18, case when $19 then now() end, 'file', $20)
          on conflict (account_id, slug) do update set
            source = excluded.source, name = excluded.name, trigger = excluded.trigger, media_ids = excluded.media_ids,
            status = excluded.status, priority = excluded.priority,
@@ -147,6 +147,8 @@ async fn upsert_campaign(
            ends_at = excluded.ends_at, payloads = excluded.payloads, refs = excluded.refs,
            ad_ids = excluded.ad_ids, public_reply_when = excluded.public_reply_when,
            shadow = excluded.shadow, buttons = excluded.buttons, steps = excluded.steps,
+           next_post_after = case when $19 then coalesce(campaigns.next_post_after, now()) end,
+           next_post_media = case when $19 then campaigns.next_post_media end,
            updated_at = now()
          returning id",
     )
@@ -162,7 +164,9 @@ async fn upsert_campaign(
 /// Binds a campaign's own columns in the order every campaign write lists them, after the
 /// parameters already bound: slug, name, trigger, media_ids, status, priority,
 /// cooldown_seconds, starts_at, ends_at, payloads, refs, ad_ids, public_reply_when, shadow,
-/// buttons, steps. `apply` and the dashboard both write through this.
+/// buttons, steps, next_post (a bool: the statement arms `next_post_after` when it is first
+/// set and keeps the time and the post found while it stays set). `apply` and the dashboard
+/// both write through this.
 pub fn bind_campaign_columns<'q, O>(
     query: QueryScalar<'q, Postgres, O, PgArguments>,
     c: &'q CampaignSpec,
@@ -185,6 +189,7 @@ pub fn bind_campaign_columns<'q, O>(
         .bind(c.shadow)
         .bind(sqlx::types::Json(&c.actions.buttons))
         .bind(sqlx::types::Json(&c.steps))
+        .bind(c.next_post)
 }
 
 /// Replaces a campaign's rules, intents and actions with the spec's: they belong to the

@@ -28,6 +28,8 @@ struct CampaignRow {
     cooldown_seconds: i32,
     starts_at_ms: Option<i64>,
     ends_at_ms: Option<i64>,
+    next_post_after_ms: Option<i64>,
+    next_post_media: Option<String>,
 }
 
 /// A rule as stored (one row of `rules`).
@@ -113,7 +115,9 @@ impl Store {
             "select id, slug, trigger, priority, media_ids, payloads, refs, ad_ids,
                     public_reply_when, shadow, buttons, steps, cooldown_seconds,
                     (extract(epoch from starts_at) * 1000)::bigint as starts_at_ms,
-                    (extract(epoch from ends_at) * 1000)::bigint as ends_at_ms
+                    (extract(epoch from ends_at) * 1000)::bigint as ends_at_ms,
+                    (extract(epoch from next_post_after) * 1000)::bigint as next_post_after_ms,
+                    next_post_media
              from campaigns where account_id = $1 and status = 'active'",
         )
         .bind(account_id)
@@ -126,6 +130,26 @@ impl Store {
             .into_iter()
             .map(|c| c.into_campaign(&mut parts))
             .collect()
+    }
+
+    /// Binds a "next post" campaign to the post it was waiting for, unless another worker
+    /// already did or it no longer waits (changed since): whether this call bound it.
+    #[tracing::instrument(name = "store.bind_next_post", level = "debug", skip_all, fields(campaign_id = %campaign_id, media = %media))]
+    pub async fn bind_next_post(
+        &self,
+        campaign_id: Uuid,
+        media: &MediaId,
+    ) -> Result<bool, StoreError> {
+        let bound: Option<Uuid> = sqlx::query_scalar(
+            "update campaigns set next_post_media = $2
+             where id = $1 and next_post_after is not null and next_post_media is null
+             returning id",
+        )
+        .bind(campaign_id)
+        .bind(media.as_str())
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(bound.is_some())
     }
 }
 
@@ -182,16 +206,21 @@ impl CampaignRow {
     /// The campaign, with its parts taken out of `parts`.
     fn into_campaign(self, parts: &mut PartsByCampaign) -> Result<Campaign, StoreError> {
         let bad = corrupt("campaigns", self.id);
-        let media = if self.media_ids.is_empty() {
-            MediaScope::Any
-        } else {
-            MediaScope::Only(
+        let media = match (self.next_post_after_ms, self.next_post_media) {
+            (_, Some(found)) => {
+                MediaScope::Only(vec![MediaId::parse(found).map_err(|e| bad(e.to_string()))?])
+            }
+            (Some(after_ms), None) => MediaScope::NextPost {
+                after_ms: Some(after_ms),
+            },
+            (None, None) if self.media_ids.is_empty() => MediaScope::Any,
+            (None, None) => MediaScope::Only(
                 self.media_ids
                     .into_iter()
                     .map(MediaId::parse)
                     .collect::<Result<_, _>>()
                     .map_err(|e| bad(e.to_string()))?,
-            )
+            ),
         };
         Ok(Campaign {
             id: self.id,

@@ -225,11 +225,16 @@ impl Store {
         .unwrap_or(false))
     }
 
-    /// The media the account's active comment campaigns listen on.
+    /// The media the account's active comment campaigns listen on. A campaign still waiting
+    /// for the next post counts as all posts: a comment on it that Meta did not deliver is
+    /// found among the recent media, and binds it when it is worked.
     #[tracing::instrument(name = "store.campaign_media", level = "debug", skip_all, fields(account = %account))]
     pub async fn campaign_media(&self, account: Uuid) -> Result<CampaignMedia, StoreError> {
         let scopes: Vec<Vec<String>> = sqlx::query_scalar(
-            "select media_ids from campaigns
+            "select case when next_post_media is not null then array[next_post_media]
+                         when next_post_after is not null then '{}'::text[]
+                         else media_ids end
+             from campaigns
              where account_id = $1 and status = 'active' and trigger = 'comment'",
         )
         .bind(account)
