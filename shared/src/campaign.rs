@@ -294,6 +294,44 @@ pub struct Step {
     /// the answer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub capture: Option<Capture>,
+    /// Sent only when this holds of the person; otherwise the step `otherwise` names goes
+    /// instead (checked in turn), or nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub only_if: Option<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otherwise: Option<String>,
+}
+
+/// What a step may ask of the person before it goes out: `{ known: email }`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "snake_case")]
+pub enum Condition {
+    /// Their answer to a capture step of this field is on record.
+    Known(CaptureField),
+    /// It is not.
+    Unknown(CaptureField),
+}
+
+impl Condition {
+    /// The contact detail the condition reads.
+    pub fn field(self) -> CaptureField {
+        match self {
+            Self::Known(field) | Self::Unknown(field) => field,
+        }
+    }
+
+    /// Whether it holds, given whether the detail is on record.
+    pub fn holds(self, on_record: bool) -> bool {
+        matches!(self, Self::Known(_)) == on_record
+    }
+
+    /// In words, for the activity log.
+    pub fn describe(self) -> String {
+        match self {
+            Self::Known(field) => format!("{field} on record"),
+            Self::Unknown(field) => format!("no {field} on record"),
+        }
+    }
 }
 
 text_enum!(

@@ -948,6 +948,21 @@ impl Problems {
             if let Some(capture) = &step.capture {
                 self.capture(&format!("{at}.capture"), capture, &names);
             }
+            match (&step.only_if, &step.otherwise) {
+                (None, Some(_)) => self.add(
+                    &format!("{at}.otherwise"),
+                    "only applies with only_if (the step sent when it does not hold)",
+                ),
+                (Some(_), Some(other)) if other == name => self.add(
+                    &format!("{at}.otherwise"),
+                    format!("{other:?} is this step: name another one"),
+                ),
+                (Some(_), Some(other)) if !names.contains(&other.as_str()) => self.add(
+                    &format!("{at}.otherwise"),
+                    format!("{other:?} is not one of the campaign's steps"),
+                ),
+                _ => {}
+            }
         }
     }
 
@@ -1495,7 +1510,12 @@ accounts:
                        { "name": "gated", "dm": "ok", "follow_gate": { "not_following": " ",
                          "retry_title": "Tap here once you follow us", "max_retries": 0 } },
                        { "name": "email", "dm": "Your email?", "capture": { "field": "email",
-                         "invalid": "", "next": "nowhere", "max_attempts": 11 } } ] }),
+                         "invalid": "", "next": "nowhere", "max_attempts": 11 } },
+                       { "name": "if", "dm": "ok", "only_if": { "known": "phone" },
+                         "otherwise": "if" },
+                       { "name": "else", "dm": "ok", "otherwise": "email" },
+                       { "name": "elsewhere", "dm": "ok", "only_if": { "unknown": "email" },
+                         "otherwise": "nowhere" } ] }),
         );
         assert_eq!(
             fields(&bad),
@@ -1517,6 +1537,9 @@ accounts:
                 "steps[4].capture.invalid: must not be empty",
                 "steps[4].capture.next: \"nowhere\" is not one of the campaign's steps",
                 "steps[4].capture.max_attempts: must be 1 to 10",
+                "steps[5].otherwise: \"if\" is this step: name another one",
+                "steps[6].otherwise: only applies with only_if (the step sent when it does not hold)",
+                "steps[7].otherwise: \"nowhere\" is not one of the campaign's steps",
             ]
         );
     }

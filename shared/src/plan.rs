@@ -5,7 +5,8 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::campaign::{
-    ActionKind, Button, Campaign, Capture, CaptureField, MediaScope, PublicReplyWhen, Step, Trigger,
+    ActionKind, Button, Campaign, Capture, CaptureField, Condition, MediaScope, PublicReplyWhen,
+    Step, Trigger,
 };
 use crate::event::{Act, Comment, MessagingItem, Referral};
 use crate::ids::{EventId, IgUserId, MediaId};
@@ -380,6 +381,13 @@ impl CampaignSet {
         self.campaigns
             .iter()
             .any(|(c, _)| c.steps.iter().any(|s| s.capture.is_some()))
+    }
+
+    /// The condition of step `step` of `campaign` and the step it leads to when unmet,
+    /// while both exist.
+    pub fn condition_of(&self, campaign: Uuid, step: &str) -> Option<(Condition, Option<&str>)> {
+        let (_, s) = self.find_step(campaign, step)?;
+        Some((s.only_if?, s.otherwise.as_deref()))
     }
 
     /// The capture step `step` of `campaign`, while both exist.

@@ -312,7 +312,11 @@ async fn campaigns_are_checked_by_field_file_ones_are_read_only_and_viewers_only
                                   "dm": "Welcome!", "quick_replies": [],
                                   "buttons": [{ "title": "Show me", "step": "more" }],
                                   "public_reply_when": "private_reply_sent" });
-    referral["steps"] = json!([{ "name": "more", "dm": ["More A", "More B"], "buttons": [] }]);
+    referral["steps"] = json!([
+        { "name": "more", "dm": ["More A", "More B"], "buttons": [],
+          "only_if": { "known": "email" }, "otherwise": "ask" },
+        { "name": "ask", "dm": "Your email first?", "buttons": [] },
+    ]);
     let (status, updated) = w
         .call(
             Method::PUT,

@@ -145,7 +145,8 @@ async fn a_marketer_connects_builds_tests_and_watches_a_campaign_work() {
             serde_json::json!([{ "title": "See the deals", "step": "deals" }]),
             serde_json::json!([{ "name": "deals", "dm": "This week: 20% off with LAUNCH20",
                 "buttons": [], "follow_gate": { "not_following": "Follow us first, then tap below",
-                "retry_title": "I follow now", "max_retries": 3 } }])
+                "retry_title": "I follow now", "max_retries": 3 },
+                "only_if": { "known": "email" } }])
         ),
         "the flow made in the editor is the campaign's"
     );

@@ -599,3 +599,89 @@ async fn a_capture_step_skips_people_whose_answer_is_on_record() {
     .unwrap();
     assert_eq!(waits, ["6997"], "only the person asked waits for an answer");
 }
+
+/// Tap → the guide if the email is on record, else ask for it first; the answer leads back to
+/// the guide, whose condition now holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_goes_out_only_when_its_condition_holds_and_otherwise_leads_elsewhere() {
+    let yaml = file_with(
+        r#"      - slug: guide
+        name: Free sizing guide
+        rules: [{ keywords: [guide] }]
+        actions:
+          private_reply: "Want the sizing guide? Tap below 👇"
+          buttons: [{ title: "Get the guide", step: sent }]
+        steps:
+          - name: sent
+            dm: "Sent! Check your inbox for the guide 📏"
+            only_if: { known: email }
+            otherwise: ask
+          - name: ask
+            dm: "Great! What's your email?"
+            capture:
+              field: email
+              invalid: "Hmm, that doesn't look like an email. Try again?"
+              next: sent
+          - name: members
+            dm: "Members only"
+            only_if: { known: phone }
+"#,
+    );
+    let (env, webhook, worker) = stepped_fleet(&yaml).await;
+    let campaign = campaign_id(&env, "guide").await;
+    sqlx::query(
+        "insert into contacts (account_id, igsid, email) select id, '6996', 'known@example.com'
+         from ig_accounts",
+    )
+    .execute(env.store.pool())
+    .await
+    .unwrap();
+    let tap_as = |person: &str, step: &str| {
+        person_delivery(
+            ACCOUNT,
+            person,
+            json!({ "postback": { "mid": format!("aWdfCond{person}{step}"), "title": "Get the guide",
+                                  "payload": format!("igflow:step:{campaign}:{step}") } }),
+        )
+    };
+    for (person, step) in [("6996", "sent"), ("6997", "sent"), ("6996", "members")] {
+        assert_eq!(
+            env.post_signed(&webhook, &tap_as(person, step))
+                .await
+                .unwrap(),
+            200
+        );
+        worker.finish(1, WAIT).await.unwrap();
+    }
+    let texts = |person: &str| env.graph.dm_texts_to(person);
+    // On record: the guide. Not: asked first. Nobody's phone is on record: nothing.
+    assert_eq!(texts("6996"), ["Sent! Check your inbox for the guide 📏"]);
+    assert_eq!(texts("6997"), ["Great! What's your email?"]);
+    let answer = person_delivery(
+        ACCOUNT,
+        "6997",
+        json!({ "message": { "mid": "aWdfCondAnswer", "text": "new@example.com" } }),
+    );
+    assert_eq!(env.post_signed(&webhook, &answer).await.unwrap(), 200);
+    worker.finish(1, WAIT).await.unwrap();
+    assert_eq!(
+        texts("6997"),
+        [
+            "Great! What's your email?",
+            "Sent! Check your inbox for the guide 📏"
+        ]
+    );
+    let why: Vec<String> = sqlx::query_scalar(
+        "select detail from activity where step = 'decision' and contact_igsid = '6996' order by id",
+    )
+    .fetch_all(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        why,
+        [
+            "step \"sent\": email on record",
+            "step \"members\": not sent, as it needs phone on record",
+        ]
+    );
+}

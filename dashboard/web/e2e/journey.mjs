@@ -88,6 +88,8 @@ await run(async ({ page, shot, step }) => {
   await page.getByLabel("step 1 name").fill("deals");
   await page.getByLabel("step 1 message").fill("This week: 20% off with LAUNCH20");
   await page.getByLabel("step 1 followers only").check();
+  await page.getByLabel("step 1 only if").selectOption({ label: "email on record" });
+  await page.getByLabel("step 1 otherwise").waitFor();
   await page.getByTestId("buttons").getByRole("button", { name: "Add a button" }).click();
   await page.getByLabel("buttons 1 title").fill("See the deals");
   await page.getByRole("button", { name: "Create campaign" }).click();
@@ -101,6 +103,7 @@ await run(async ({ page, shot, step }) => {
   if ((await page.getByLabel("step 1 name").inputValue()) !== "deals") throw new Error("the step did not read back");
   if ((await page.getByLabel("buttons 1 title").inputValue()) !== "See the deals") throw new Error("the button did not read back");
   if (!(await page.getByLabel("step 1 followers only").isChecked())) throw new Error("the follow gate did not read back");
+  if ((await page.getByLabel("step 1 only if").inputValue()) !== "known:email") throw new Error("the condition did not read back");
   await shot("09-link-campaign");
 
   step("a campaign for the next post: no post ids, and it says what it waits for");

@@ -521,6 +521,21 @@ function StepsEditor({ steps, errors, onChange }: { steps: StepForm[]; errors?: 
               <option value="">nothing</option><option value="email">their email</option><option value="phone">their phone number</option>
             </select>
           </Field>
+          <div className="row">
+            <Field label="Send only if">
+              <select aria-label={`step ${i + 1} only if`} value={s.onlyIf} onChange={(e) => update(i, { ...s, onlyIf: e.target.value })}>
+                <option value="">always</option>
+                <option value="known:email">email on record</option><option value="unknown:email">no email on record</option>
+                <option value="known:phone">phone on record</option><option value="unknown:phone">no phone on record</option>
+              </select>
+            </Field>
+            {s.onlyIf && <Field label="Otherwise send">
+              <select aria-label={`step ${i + 1} otherwise`} value={s.otherwise} onChange={(e) => update(i, { ...s, otherwise: e.target.value })}>
+                <option value="">nothing</option>
+                {steps.filter((o) => o.name !== s.name).map((o) => <option key={o.name} value={o.name}>step {o.name}</option>)}
+              </select>
+            </Field>}
+          </div>
           {s.capture && (
             <div className="row">
               <Field label="If the answer is not valid"><input aria-label={`step ${i + 1} invalid`} value={s.capture.invalid} onChange={(e) => update(i, { ...s, capture: { ...s.capture!, invalid: e.target.value } })} /></Field>

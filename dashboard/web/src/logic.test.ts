@@ -1,11 +1,14 @@
 import { describe, expect, it } from "vitest";
 import {
+  conditionKey,
+  conditionOf,
   describeEntry,
   emptyStep,
   emptyForm,
   errorsByInput,
   fillBuckets,
   formFromSpec,
+  formToStep,
   funnelSteps,
   groupVariants,
   inputFor,
@@ -19,6 +22,7 @@ import {
   shows,
   slugify,
   specFromForm,
+  stepToForm,
   testerBody,
 } from "./logic";
 
@@ -96,6 +100,15 @@ describe("campaign form", () => {
     expect(shadow.shadow).toBe(true);
     expect(formFromSpec(shadow).shadow).toBe(true);
     expect(shows("comment", "dm")).toBe(false);
+  });
+
+  it("keeps a step's condition and where it leads otherwise", () => {
+    const step = { ...emptyStep(1), name: "sent", dm: "Sent!", onlyIf: "known:email", otherwise: "ask" };
+    expect(formToStep(step)).toEqual({ name: "sent", dm: "Sent!", buttons: [], only_if: { known: "email" }, otherwise: "ask" });
+    expect(stepToForm(formToStep(step))).toEqual(step);
+    expect(formToStep({ ...step, onlyIf: "" })).toEqual({ name: "sent", dm: "Sent!", buttons: [] });
+    expect(conditionOf(conditionKey({ unknown: "phone" }))).toEqual({ unknown: "phone" });
+    expect(conditionOf("known:fax")).toBeUndefined();
   });
 
   it("listens on the next post instead of given posts, for comments only", () => {

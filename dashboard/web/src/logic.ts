@@ -76,6 +76,23 @@ export interface Step {
   quick_replies?: string[];
   follow_gate?: FollowGate;
   capture?: Capture;
+  only_if?: Condition;
+  otherwise?: string;
+}
+
+/** What a step asks of the person before it goes out. */
+export type Condition = { known: "email" | "phone" } | { unknown: "email" | "phone" };
+
+/** A condition as the editor's select holds it: "", "known:email", "unknown:phone"… */
+export function conditionKey(condition: Condition | undefined): string {
+  if (!condition) return "";
+  return "known" in condition ? `known:${condition.known}` : `unknown:${condition.unknown}`;
+}
+
+export function conditionOf(key: string): Condition | undefined {
+  const [how, field] = key.split(":");
+  if ((field !== "email" && field !== "phone") || (how !== "known" && how !== "unknown")) return undefined;
+  return how === "known" ? { known: field } : { unknown: field };
 }
 
 /** A step as the editor shows it: its message in one text box (variants split by ---). */
@@ -86,6 +103,10 @@ export interface StepForm {
   quickReplies: string;
   followGate: FollowGate | null;
   capture: Capture | null;
+  /** `conditionKey` of the step's condition; "" for none. */
+  onlyIf: string;
+  /** The step sent instead when the condition does not hold; "" for nothing. */
+  otherwise: string;
 }
 
 export const emptyStep = (n: number): StepForm => ({
@@ -95,6 +116,8 @@ export const emptyStep = (n: number): StepForm => ({
   quickReplies: "",
   followGate: null,
   capture: null,
+  onlyIf: "",
+  otherwise: "",
 });
 
 export function stepToForm(step: Step): StepForm {
@@ -105,6 +128,8 @@ export function stepToForm(step: Step): StepForm {
     quickReplies: (step.quick_replies ?? []).join(", "),
     followGate: step.follow_gate ?? null,
     capture: step.capture ?? null,
+    onlyIf: conditionKey(step.only_if),
+    otherwise: step.otherwise ?? "",
   };
 }
 
@@ -114,6 +139,11 @@ export function formToStep(form: StepForm): Step {
   if (quick.length > 0) step.quick_replies = quick;
   if (form.followGate) step.follow_gate = form.followGate;
   if (form.capture) step.capture = form.capture;
+  const condition = conditionOf(form.onlyIf);
+  if (condition) {
+    step.only_if = condition;
+    if (form.otherwise) step.otherwise = form.otherwise;
+  }
   return step;
 }
 

@@ -168,7 +168,7 @@ fn after(
 }
 
 /// The step's decision with nothing to send (the answer recorded, nothing left to say).
-fn silent(mut decision: Decision) -> Decision {
+pub(super) fn silent(mut decision: Decision) -> Decision {
     if let Decision::Matched(plan) = &mut decision {
         plan.actions.clear();
     }

@@ -8,6 +8,7 @@ mod attempt;
 mod capture;
 mod claim;
 pub mod classify;
+mod condition;
 pub mod consumer;
 mod cooldown;
 mod decode;
@@ -146,6 +147,9 @@ impl Pipeline {
         }
         if next.goes_on() {
             next = self.classify(cx).await?;
+        }
+        if next.goes_on() {
+            next = self.condition(cx).await?;
         }
         if next.goes_on() {
             next = self.follow_gate(cx).await?;
