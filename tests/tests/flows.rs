@@ -625,6 +625,14 @@ async fn a_step_goes_out_only_when_its_condition_holds_and_otherwise_leads_elsew
           - name: members
             dm: "Members only"
             only_if: { known: phone }
+          - name: round
+            dm: "Round"
+            only_if: { known: phone }
+            otherwise: about
+          - name: about
+            dm: "About"
+            only_if: { known: phone }
+            otherwise: round
 "#,
     );
     let (env, webhook, worker) = stepped_fleet(&yaml).await;
@@ -644,7 +652,12 @@ async fn a_step_goes_out_only_when_its_condition_holds_and_otherwise_leads_elsew
                                   "payload": format!("igflow:step:{campaign}:{step}") } }),
         )
     };
-    for (person, step) in [("6996", "sent"), ("6997", "sent"), ("6996", "members")] {
+    for (person, step) in [
+        ("6996", "sent"),
+        ("6997", "sent"),
+        ("6996", "members"),
+        ("6996", "round"),
+    ] {
         assert_eq!(
             env.post_signed(&webhook, &tap_as(person, step))
                 .await
@@ -654,7 +667,8 @@ async fn a_step_goes_out_only_when_its_condition_holds_and_otherwise_leads_elsew
         worker.finish(1, WAIT).await.unwrap();
     }
     let texts = |person: &str| env.graph.dm_texts_to(person);
-    // On record: the guide. Not: asked first. Nobody's phone is on record: nothing.
+    // On record: the guide. Not: asked first. Nobody's phone is on record: nothing, and
+    // conditions that send each other round in a circle send nothing either.
     assert_eq!(texts("6996"), ["Sent! Check your inbox for the guide 📏"]);
     assert_eq!(texts("6997"), ["Great! What's your email?"]);
     let answer = person_delivery(
@@ -678,10 +692,15 @@ async fn a_step_goes_out_only_when_its_condition_holds_and_otherwise_leads_elsew
     .await
     .unwrap();
     assert_eq!(
-        why,
+        why[..2],
         [
             "step \"sent\": email on record",
             "step \"members\": not sent, as it needs phone on record",
         ]
+    );
+    assert!(
+        why[2].ends_with("the steps' conditions lead round in a circle; nothing sent"),
+        "{}",
+        why[2]
     );
 }
