@@ -37,8 +37,10 @@ pub(super) struct LifecycleState {
     failing_subscribes: u32,
     /// Media by account, newest first: (id, published in Unix ms).
     media: HashMap<String, Vec<(String, i64)>>,
-    /// Media list pages answered, by account.
+    /// Reads of an account's media answered (list pages and single media), by account.
     media_reads: HashMap<String, usize>,
+    /// Media published but not in their account's list yet (Meta's list lags a new post).
+    unlisted: std::collections::HashSet<String>,
     /// Comments by media, newest first.
     comments: HashMap<String, Vec<Value>>,
 }
@@ -95,7 +97,7 @@ impl GraphTestServer {
         self.shared.lock().lifecycle.failing_subscribes = n;
     }
 
-    /// Pages of the account's media list answered so far.
+    /// Reads of the account's media answered so far: list pages and single media.
     pub fn media_reads(&self, account: &str) -> usize {
         let s = self.shared.lock();
         s.lifecycle.media_reads.get(account).copied().unwrap_or(0)
@@ -104,6 +106,16 @@ impl GraphTestServer {
     /// A media of the account, published now: its newest.
     pub fn add_media(&self, account: &str, media: &str) {
         self.add_media_published(account, media, Duration::ZERO);
+    }
+
+    /// A media of the account published now, that its media list does not show yet.
+    pub fn add_media_unlisted(&self, account: &str, media: &str) {
+        self.add_media(account, media);
+        self.shared
+            .lock()
+            .lifecycle
+            .unlisted
+            .insert(media.to_owned());
     }
 
     /// A media of the account, published `ago`.
@@ -135,6 +147,19 @@ impl GraphTestServer {
             .entry(parent.to_owned())
             .or_default()
             .push(written(reply, from, text, ago));
+    }
+}
+
+impl LifecycleState {
+    /// `GET /{media-id}?fields=timestamp`'s answer for a media of any account, if known.
+    pub(super) fn media_node(&mut self, id: &str) -> Option<Value> {
+        let (account, at) = self.media.iter().find_map(|(account, media)| {
+            let (_, at) = media.iter().find(|(m, _)| m == id)?;
+            Some((account.clone(), *at))
+        })?;
+        *self.media_reads.entry(account).or_default() += 1;
+        let published = jiff::Timestamp::from_millisecond(at).unwrap_or_default();
+        Some(json!({ "id": id, "timestamp": meta_time(published) }))
     }
 }
 
@@ -377,6 +402,7 @@ async fn media(
         .get(&node)
         .into_iter()
         .flatten()
+        .filter(|(id, _)| !s.lifecycle.unlisted.contains(id))
         .map(|(id, at)| {
             let published = jiff::Timestamp::from_millisecond(*at).unwrap_or_default();
             let mut item = json!({ "id": id });

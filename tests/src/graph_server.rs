@@ -868,6 +868,11 @@ async fn thread(
         let follows = state.followers.contains(&id);
         return Json(json!({ "is_user_follow_business": follows, "id": id })).into_response();
     }
+    if fields.contains("timestamp")
+        && let Some(media) = state.lifecycle.media_node(&id)
+    {
+        return Json(media).into_response();
+    }
     let Some(messages) = thread_of(&id).and_then(|key| state.threads.get(&key)) else {
         return Refusal::new(
             100,

@@ -72,7 +72,7 @@ async fn a_next_post_campaign_answers_only_the_first_post_published_after_it_was
     let worker = env.stepped_worker().await.unwrap();
     let comment = |post, id| comment(&env, &webhook, &worker, post, id);
 
-    // Nothing published since: the old post is read once, then remembered.
+    // Nothing published since: the old post is read once (its time), then remembered.
     comment(OLD_POST, "179000000000000101").await;
     comment(OLD_POST, "179000000000000102").await;
     assert_eq!(env.graph.media_reads(ACCOUNT), 1);
@@ -88,8 +88,8 @@ async fn a_next_post_campaign_answers_only_the_first_post_published_after_it_was
     comment(NEXT_POST, "179000000000000104").await;
     comment(OLD_POST, "179000000000000105").await;
     assert_eq!(answered(&env), ["179000000000000104"]);
-    // Bound, the campaign reads Meta no more.
-    assert_eq!(env.graph.media_reads(ACCOUNT), 2);
+    // The later post and the list; bound, the campaign reads Meta no more.
+    assert_eq!(env.graph.media_reads(ACCOUNT), 3);
 
     // Applying the same file again keeps the post found; turning next_post off forgets it.
     env.apply(&next_post_yaml()).await.unwrap();
@@ -123,4 +123,17 @@ async fn a_failed_media_read_retries_the_comment_and_it_is_answered_once() {
     .unwrap();
     assert_eq!(answered(&env), ["179000000000000201"]);
     assert_eq!(bound_post(&env).await.as_deref(), Some(NEXT_POST));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_post_not_yet_in_metas_list_is_still_the_next_post() {
+    let env = TestEnv::new().await.unwrap();
+    env.apply(&next_post_yaml()).await.unwrap();
+    // Fans comment seconds after publishing, before Meta's media list shows the post.
+    env.graph.add_media_unlisted(ACCOUNT, NEXT_POST);
+    let webhook = env.start_webhook().await.unwrap().url;
+    let worker = env.stepped_worker().await.unwrap();
+    comment(&env, &webhook, &worker, NEXT_POST, "179000000000000301").await;
+    assert_eq!(bound_post(&env).await.as_deref(), Some(NEXT_POST));
+    assert_eq!(answered(&env), ["179000000000000301"]);
 }

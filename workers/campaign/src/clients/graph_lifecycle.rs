@@ -251,6 +251,18 @@ impl GraphClient {
         self.listed(&url, token).await
     }
 
+    /// One media of the account, with when it was published (`GET /{media-id}`).
+    #[tracing::instrument(name = "graph.media_node", level = "debug", skip_all, fields(media = %media))]
+    pub async fn media_node(
+        &self,
+        account: &Account,
+        token: &SecretString,
+        media: &str,
+    ) -> Result<Media, CallError> {
+        let url = format!("{}/{media}?fields=id,timestamp", self.base(account.login));
+        self.read(&url, token).await
+    }
+
     /// A page of the media's top-level comments, newest first, each with its first page of
     /// replies: the first page for `None`, else the page at `next`.
     #[tracing::instrument(name = "graph.comments", level = "debug", skip_all, fields(account = %account.ig_user_id, media = %media))]

@@ -1,10 +1,11 @@
 //! Stage 5a, next post (from `plan`): "the next post I publish". Meta sends no webhook when
 //! the account publishes, so a campaign waiting for its next post learns of it from a
-//! comment: a comment on a post not placed yet reads the account's media list (newest first,
-//! back to the earliest arming) and binds each waiting campaign to the earliest post
-//! published at or after it was armed. Posts older than every waiting campaign are
-//! remembered, so comments on them cost no further reads. Touches the Graph API (the media
-//! list) and Postgres (the binding, which notifies every worker's cache).
+//! comment: a comment on a post not placed yet reads when that post was published; one
+//! published since the earliest arming reads the account's media list (newest first, back to
+//! that arming) and binds each waiting campaign to the earliest post published at or after it
+//! was armed. Posts older than every waiting campaign are remembered, so comments on them
+//! cost no further reads. Touches the Graph API (the post, the media list) and Postgres (the
+//! binding, which notifies every worker's cache).
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -12,6 +13,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use igflow_core::failure::Failure;
 use igflow_core::ids::MediaId;
 use igflow_core::plan::CampaignSet;
+use secrecy::SecretString;
 use uuid::Uuid;
 
 use crate::pipeline::{Context, Pipeline};
@@ -68,7 +70,50 @@ impl Pipeline {
         if self.old_posts.contains(account, media) {
             return Ok(campaigns);
         }
-        let posts = self.posts_since(cx, earliest).await?;
+        let token = self
+            .tokens
+            .get(account, &cx.account.token_secret_ref)
+            .await?;
+        let Some(published) = self
+            .graph
+            .media_node(&cx.account, &token, media.as_str())
+            .await
+            .map_err(|e| e.read_failure("the post's read"))?
+            .published_at_ms()
+        else {
+            return Ok(campaigns);
+        };
+        if published < earliest {
+            self.old_posts.insert(account, media);
+            return Ok(campaigns);
+        }
+        // The earliest post since arming may be another; a post just published may not be in
+        // Meta's list yet, so this one is a candidate whatever the list says.
+        let mut posts = self.posts_since(cx, &token, earliest).await?;
+        if !posts.iter().any(|(id, _)| id == media) {
+            posts.push((media.clone(), published));
+            posts.sort_by_key(|(_, at)| *at);
+        }
+        let (found, still_waiting) = self.bind(waiting, &posts).await?;
+        if still_waiting.is_some_and(|after| published < after) {
+            self.old_posts.insert(account, media);
+        }
+        if !found {
+            return Ok(campaigns);
+        }
+        // The binding's change notification reaches every worker; this one reloads now.
+        self.accounts.forget(Some(account));
+        Ok(self.accounts.campaigns(account).await?)
+    }
+
+    /// Binds each waiting campaign to the earliest of `posts` (oldest first) published at or
+    /// after it was armed: whether any found one, and the earliest arming of those still
+    /// waiting.
+    async fn bind(
+        &self,
+        waiting: Vec<(Uuid, i64)>,
+        posts: &[(MediaId, i64)],
+    ) -> Result<(bool, Option<i64>), Failure> {
         let mut still_waiting: Option<i64> = None;
         let mut found = false;
         for (campaign, after) in waiting {
@@ -81,36 +126,22 @@ impl Pipeline {
                 tracing::info!(%campaign, %post, "campaign bound to the next post published");
             }
         }
-        let published = posts.iter().find(|(id, _)| id == media).map(|(_, at)| *at);
-        if let Some(after) = still_waiting
-            && published.is_none_or(|at| at < after)
-        {
-            self.old_posts.insert(account, media);
-        }
-        if !found {
-            return Ok(campaigns);
-        }
-        // The binding's change notification reaches every worker; this one reloads now.
-        self.accounts.forget(Some(account));
-        Ok(self.accounts.campaigns(account).await?)
+        Ok((found, still_waiting))
     }
 
     /// The account's posts published at or after `since_ms`, oldest first.
     async fn posts_since(
         &self,
         cx: &Context<'_>,
+        token: &SecretString,
         since_ms: i64,
     ) -> Result<Vec<(MediaId, i64)>, Failure> {
-        let token = self
-            .tokens
-            .get(cx.account.id, &cx.account.token_secret_ref)
-            .await?;
         let mut posts = Vec::new();
         let mut next = None;
         for _ in 0..MAX_PAGES {
             let page = self
                 .graph
-                .media(&cx.account, &token, MEDIA_PER_PAGE, next.as_deref())
+                .media(&cx.account, token, MEDIA_PER_PAGE, next.as_deref())
                 .await
                 .map_err(|e| e.read_failure("the account's media list"))?;
             let mut reached_older = false;
