@@ -871,6 +871,30 @@ impl TestEnv {
         queue_depth(&self.sqs, &self.queue_url).await
     }
 
+    /// A client on the test's Redis.
+    pub async fn redis(&self) -> anyhow::Result<fred::prelude::Client> {
+        use fred::prelude::{ClientLike, Config};
+        let redis = fred::prelude::Client::new(
+            Config::from_url(&self.services.redis_url)?,
+            None,
+            None,
+            None,
+        );
+        redis.init().await?;
+        Ok(redis)
+    }
+
+    /// The keys of this test's fleet matching `pattern` under its prefix (`slot:*`).
+    pub async fn redis_keys(
+        &self,
+        redis: &fred::prelude::Client,
+        pattern: &str,
+    ) -> anyhow::Result<Vec<String>> {
+        use fred::prelude::ClientLike;
+        let pattern = format!("{}{pattern}", self.redis_prefix);
+        Ok(redis.custom(fred::cmd!("KEYS"), vec![pattern]).await?)
+    }
+
     /// Activity rows as (event_id, step, outcome), in insertion order.
     pub async fn activity(&self) -> anyhow::Result<Vec<(String, String, String)>> {
         Ok(

@@ -97,6 +97,13 @@ impl World {
             .unwrap()
     }
 
+    /// An editor creates `campaign` on the account.
+    async fn create_campaign(&self, account_id: &str, campaign: &Value) -> (u16, Value) {
+        let body = json!({ "account_id": account_id, "campaign": campaign });
+        self.call(Method::POST, "/api/campaigns", &self.editor, Some(body))
+            .await
+    }
+
     async fn invite(&self, members: &str, email: &str, token: &str) -> (u16, Value) {
         let body = json!({ "email": email, "role": "editor" });
         self.call(Method::POST, members, token, Some(body)).await
@@ -230,14 +237,7 @@ async fn campaigns_are_checked_by_field_file_ones_are_read_only_and_viewers_only
     let mut bad = a_campaign("Black Friday", "deal");
     bad["rules"][0]["keywords"] = json!([]);
     bad["actions"]["private_reply"] = json!("x".repeat(1001));
-    let (status, answer) = w
-        .call(
-            Method::POST,
-            "/api/campaigns",
-            &w.editor,
-            Some(json!({ "account_id": account_id, "campaign": bad })),
-        )
-        .await;
+    let (status, answer) = w.create_campaign(account_id, &bad).await;
     assert_eq!(status, 422, "{answer}");
     let fields: Vec<&str> = answer["fields"]
         .as_array()
@@ -251,12 +251,7 @@ async fn campaigns_are_checked_by_field_file_ones_are_read_only_and_viewers_only
         "{answer}"
     );
     let (status, answer) = w
-        .call(
-            Method::POST,
-            "/api/campaigns",
-            &w.editor,
-            Some(json!({ "account_id": account_id, "campaign": a_campaign("price-list", "deal") })),
-        )
+        .create_campaign(account_id, &a_campaign("price-list", "deal"))
         .await;
     assert_eq!(
         (status, answer["fields"][0]["field"].as_str()),
@@ -265,14 +260,7 @@ async fn campaigns_are_checked_by_field_file_ones_are_read_only_and_viewers_only
     );
 
     let (status, created) = w
-        .call(
-            Method::POST,
-            "/api/campaigns",
-            &w.editor,
-            Some(
-                json!({ "account_id": account_id, "campaign": a_campaign("black-friday", "deal") }),
-            ),
-        )
+        .create_campaign(account_id, &a_campaign("black-friday", "deal"))
         .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["managed_by"], "dashboard");
@@ -540,29 +528,14 @@ async fn a_next_post_campaign_shows_the_post_it_found_and_keeps_it_through_edits
     let mut drop = a_campaign("drop", "drop");
     drop["next_post"] = json!(true);
     drop["media_ids"] = json!(["18000000000000011"]);
-    let create = |campaign: &Value| json!({ "account_id": account_id, "campaign": campaign });
-    let (status, refused) = w
-        .call(
-            Method::POST,
-            "/api/campaigns",
-            &w.editor,
-            Some(create(&drop)),
-        )
-        .await;
+    let (status, refused) = w.create_campaign(account_id, &drop).await;
     assert_eq!(
         (status, refused["fields"][0]["field"].as_str()),
         (422, Some("next_post")),
         "{refused}"
     );
     drop["media_ids"] = json!([]);
-    let (status, created) = w
-        .call(
-            Method::POST,
-            "/api/campaigns",
-            &w.editor,
-            Some(create(&drop)),
-        )
-        .await;
+    let (status, created) = w.create_campaign(account_id, &drop).await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["campaign"], drop, "read back as written");
     assert_eq!(created["next_post_media"], Value::Null, "waiting");

@@ -386,20 +386,8 @@ async fn a_dm_answered_500_is_read_back_from_the_thread_and_sent_only_if_never_w
 /// lost them would.
 async fn flush_event_claims(env: &TestEnv) {
     use fred::prelude::*;
-    let redis = Client::new(
-        Config::from_url(&env.services.redis_url).unwrap(),
-        None,
-        None,
-        None,
-    );
-    redis.init().await.unwrap();
-    let keys: Vec<String> = redis
-        .custom(
-            fred::cmd!("KEYS"),
-            vec![format!("{}evt:*", env.redis_prefix)],
-        )
-        .await
-        .unwrap();
+    let redis = env.redis().await.unwrap();
+    let keys = env.redis_keys(&redis, "evt:*").await.unwrap();
     assert!(!keys.is_empty(), "the event is claimed");
     let _: i64 = redis.del(keys).await.unwrap();
     redis.quit().await.unwrap();

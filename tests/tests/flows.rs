@@ -546,6 +546,18 @@ async fn unanswered(env: &TestEnv, text: &str) -> String {
     format!("not answered: activity {rows:#?}\nDLQ (visible, in flight): {dlq:?}")
 }
 
+/// The person gave the account their email before.
+async fn email_on_record(env: &TestEnv, person: &str) {
+    sqlx::query(
+        "insert into contacts (account_id, igsid, email) select id, $1, 'known@example.com'
+         from ig_accounts",
+    )
+    .bind(person)
+    .execute(env.store.pool())
+    .await
+    .expect("the contact is stored");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_capture_step_skips_people_whose_answer_is_on_record() {
     let yaml = guide_campaign()
@@ -559,13 +571,7 @@ async fn a_capture_step_skips_people_whose_answer_is_on_record() {
         );
     let (env, webhook, worker) = stepped_fleet(&yaml).await;
     let campaign = campaign_id(&env, "guide").await;
-    sqlx::query(
-        "insert into contacts (account_id, igsid, email) select id, '6996', 'known@example.com'
-         from ig_accounts",
-    )
-    .execute(env.store.pool())
-    .await
-    .unwrap();
+    email_on_record(&env, "6996").await;
     let ask = format!("igflow:step:{campaign}:ask");
     for person in ["6996", "6997"] {
         env.graph.set_following(person, true);
@@ -637,13 +643,7 @@ async fn a_step_goes_out_only_when_its_condition_holds_and_otherwise_leads_elsew
     );
     let (env, webhook, worker) = stepped_fleet(&yaml).await;
     let campaign = campaign_id(&env, "guide").await;
-    sqlx::query(
-        "insert into contacts (account_id, igsid, email) select id, '6996', 'known@example.com'
-         from ig_accounts",
-    )
-    .execute(env.store.pool())
-    .await
-    .unwrap();
+    email_on_record(&env, "6996").await;
     let tap_as = |person: &str, step: &str| {
         person_delivery(
             ACCOUNT,

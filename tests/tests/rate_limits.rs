@@ -135,9 +135,9 @@ async fn a_worker_stalled_past_its_slots_books_them_again_instead_of_sending_the
     let delivery = comment_delivery(ACCOUNT, &comments);
     assert_eq!(env.post_signed(&webhook, &delivery).await.unwrap(), 200);
     // Frozen once four slots are booked ahead: the nearest are then due within the stall.
-    let redis = redis_client(&env).await;
+    let redis = env.redis().await.unwrap();
     eventually("four booked slots", SETTLE, || async {
-        Ok(booked_slots(&redis, &env).await >= 4)
+        Ok(env.redis_keys(&redis, "slot:*").await?.len() >= 4)
     })
     .await
     .unwrap();
@@ -161,31 +161,6 @@ async fn a_worker_stalled_past_its_slots_books_them_again_instead_of_sending_the
         log.contains("booking again"),
         "the stall missed no slot: the test froze the worker too late"
     );
-}
-
-async fn redis_client(env: &TestEnv) -> fred::prelude::Client {
-    use fred::prelude::{ClientLike, Config};
-    let redis = fred::prelude::Client::new(
-        Config::from_url(&env.services.redis_url).unwrap(),
-        None,
-        None,
-        None,
-    );
-    redis.init().await.unwrap();
-    redis
-}
-
-/// Rate slots the test's workers booked ahead (and still remember).
-async fn booked_slots(redis: &fred::prelude::Client, env: &TestEnv) -> usize {
-    use fred::prelude::ClientLike;
-    let keys: Vec<String> = redis
-        .custom(
-            fred::cmd!("KEYS"),
-            vec![format!("{}slot:*", env.redis_prefix)],
-        )
-        .await
-        .unwrap();
-    keys.len()
 }
 
 /// Calls per second as the least-squares slope of arrival time over call number: the first
