@@ -14,8 +14,9 @@ impl Pipeline {
     #[tracing::instrument(level = "debug", skip_all)]
     pub(super) async fn condition(&self, cx: &mut Context<'_>) -> Result<Next, Failure> {
         let mut why: Vec<String> = Vec::new();
-        // Each unmet condition moves one step on; a chain longer than the campaign's steps
-        // goes round in a circle, and sends nothing.
+        let mut visited: Vec<String> = Vec::new();
+        // Each unmet condition moves one step on, at most once per step: a step met again
+        // means the conditions lead round in a circle, and nothing is sent.
         for _ in 0..=MAX_STEPS {
             let (Decision::Matched(plan), Target::Sender { igsid, .. }, Some(campaigns)) =
                 (&cx.decision, &cx.target, &cx.campaigns)
@@ -29,6 +30,12 @@ impl Pipeline {
             else {
                 break;
             };
+            if visited.contains(step) {
+                why.push("the steps' conditions lead round in a circle; nothing sent".into());
+                cx.decision = silent(cx.decision.clone());
+                break;
+            }
+            visited.push(step.clone());
             let on_record = self
                 .store
                 .contact_detail(cx.account.id, igsid.as_str(), condition.field())
@@ -49,10 +56,6 @@ impl Pipeline {
             if otherwise.is_none() {
                 break;
             }
-        }
-        if why.len() > MAX_STEPS {
-            why.push("the steps' conditions lead round in a circle; nothing sent".into());
-            cx.decision = silent(cx.decision.clone());
         }
         if !why.is_empty() {
             let said = why.join("; ");
