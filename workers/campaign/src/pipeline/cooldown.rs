@@ -20,6 +20,10 @@ impl Cooldown {
     /// True when `event` may DM `contact` for the plan's campaign: nobody else holds the
     /// cooldown (or this same event does: a retry), and no other event's DM was sent within it.
     pub async fn free(&self, plan: &Plan, contact: &str, event: &EventId) -> Result<bool, Failure> {
+        // No cooldown (the default): nothing to hold and nothing to look up in Postgres.
+        if plan.cooldown.is_zero() {
+            return Ok(true);
+        }
         let campaign = plan.campaign_id.to_string();
         Ok(self
             .limiter
