@@ -2,12 +2,14 @@
 
 use uuid::Uuid;
 
+use super::batch::Touch;
 use super::{Store, StoreError};
 
 impl Store {
     /// Notes that the person was seen, and their choice about automated messages if they
     /// just made one (recorded as theirs: only they may undo it). Returns whether they have
-    /// opted out.
+    /// opted out. A sighting alone is written with other events' rows (`batch`); a choice,
+    /// rare, at once.
     #[tracing::instrument(name = "store.touch_contact", level = "debug", skip_all, fields(account_id = %account_id))]
     pub async fn touch_contact(
         &self,
@@ -16,15 +18,24 @@ impl Store {
         username: Option<&str>,
         opted_out: Option<bool>,
     ) -> Result<bool, StoreError> {
+        let Some(opted_out) = opted_out else {
+            let (igsid, username) = (igsid.to_owned(), username.map(str::to_owned));
+            return (self.batches)
+                .touch(Touch {
+                    account_id,
+                    igsid,
+                    username,
+                })
+                .await;
+        };
         let opted_out = sqlx::query_scalar(
             "insert into contacts (account_id, igsid, username, opted_out, opted_out_by)
-             values ($1, $2, $3, coalesce($4, false), case when $4 then 'contact' end)
+             values ($1, $2, $3, $4, case when $4 then 'contact' end)
              on conflict (account_id, igsid) do update
                set last_seen_at = now(),
                    username = coalesce(excluded.username, contacts.username),
-                   opted_out = coalesce($4, contacts.opted_out),
-                   opted_out_by = case when $4 then 'contact' when not $4 then null
-                                       else contacts.opted_out_by end
+                   opted_out = $4,
+                   opted_out_by = case when $4 then 'contact' end
              returning opted_out",
         )
         .bind(account_id)

@@ -61,25 +61,10 @@ pub struct DecisionRecord<'a> {
 }
 
 impl Store {
-    /// Records the decision once; a redelivered event keeps the first record.
+    /// Records the decision once; a redelivered event keeps the first record. Written together
+    /// with other events' decisions and contacts (`batch`), durable when this returns.
     #[tracing::instrument(name = "store.record_decision", level = "debug", skip_all)]
     pub async fn record_decision(&self, d: &DecisionRecord<'_>) -> Result<(), StoreError> {
-        sqlx::query(
-            "insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id, contact_igsid, outcome, detail, excerpt)
-             values ($1, $2, $3, $4, 'decision', $5, $6, $7, $8, left($9, 140))
-             on conflict (ig_user_id, event_id, step) do nothing",
-        )
-        .bind(d.tenant_id)
-        .bind(d.ig_user_id)
-        .bind(d.event_id)
-        .bind(d.event_kind)
-        .bind(d.campaign_id)
-        .bind(d.contact)
-        .bind(d.outcome.as_str())
-        .bind(&d.detail)
-        .bind(d.excerpt)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        self.batches.decide(d).await
     }
 }

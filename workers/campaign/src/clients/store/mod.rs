@@ -4,6 +4,7 @@
 mod accounts;
 mod actions;
 mod apply;
+mod batch;
 mod callbacks;
 mod campaigns;
 mod changes;
@@ -86,6 +87,7 @@ fn corrupt(table: &'static str, id: Uuid) -> impl Fn(String) -> StoreError {
 #[derive(Clone)]
 pub struct Store {
     pool: PgPool,
+    batches: batch::Batches,
 }
 
 impl Store {
@@ -100,11 +102,13 @@ impl Store {
             .test_before_acquire(false)
             .connect(config.database_url.expose_secret())
             .await?;
-        Ok(Self { pool })
+        Ok(Self::from_pool(pool))
     }
 
+    /// Needs a Tokio runtime: it starts the tasks that write decisions and contacts in batches.
     pub fn from_pool(pool: PgPool) -> Self {
-        Self { pool }
+        let batches = batch::Batches::start(pool.clone());
+        Self { pool, batches }
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -1,0 +1,148 @@
+//! The writes every event makes (its contact noted, its decision recorded) go to Postgres in
+//! batches: events in flight together share a statement and a commit, and each still gets
+//! its own answer, its own row and its own error.
+
+use futures_util::future::join_all;
+use igflow_tests::faults::TcpProxy;
+use igflow_tests::fixtures::{ACCOUNT, campaigns_yaml};
+use igflow_tests::harness::TestEnv;
+use igflow_worker::clients::store::{DecisionOutcome, DecisionRecord, Store};
+use igflow_worker::config::StoreConfig;
+use secrecy::SecretString;
+use uuid::Uuid;
+
+/// The store behind a proxy that counts round trips, and the applied account's id and tenant.
+async fn counted_store(env: &TestEnv) -> (TcpProxy, Store, Uuid, Uuid) {
+    env.apply(&campaigns_yaml()).await.expect("campaigns apply");
+    let (proxy, proxied) = TcpProxy::in_front_of(&env.database_url)
+        .await
+        .expect("proxy");
+    let store = Store::connect(&StoreConfig {
+        database_url: SecretString::from(proxied),
+    })
+    .await
+    .expect("store through the proxy");
+    let (account, tenant): (Uuid, Uuid) =
+        sqlx::query_as("select id, tenant_id from ig_accounts where ig_user_id = $1")
+            .bind(ACCOUNT)
+            .fetch_one(env.store.pool())
+            .await
+            .expect("applied account");
+    (proxy, store, account, tenant)
+}
+
+fn decision<'a>(tenant: Uuid, event_id: &'a str, contact: &'a str) -> DecisionRecord<'a> {
+    DecisionRecord {
+        tenant_id: Some(tenant),
+        ig_user_id: ACCOUNT,
+        event_id,
+        event_kind: "comment",
+        campaign_id: None,
+        contact: Some(contact),
+        outcome: DecisionOutcome::UnknownAccount,
+        detail: Some(format!("why {event_id}")),
+        excerpt: Some("a comment"),
+        attempt: Uuid::new_v4(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_in_flight_together_share_statements_and_each_gets_its_own_answer() {
+    let env = TestEnv::new().await.expect("test environment");
+    let (proxy, store, account, tenant) = counted_store(&env).await;
+    // Three of the twenty people opted out before (a choice is written at once, not batched).
+    for opted in ["p-3", "p-7", "p-11"] {
+        assert!(
+            store
+                .touch_contact(account, opted, None, Some(true))
+                .await
+                .unwrap()
+        );
+    }
+    let before = proxy.round_trips();
+
+    // 100 sightings of 20 people (some with a username, some not) and 100 decisions of 50
+    // events (each recorded twice, as a redelivered event would), all at once.
+    let people: Vec<String> = (0..100).map(|i| format!("p-{}", i % 20)).collect();
+    let events: Vec<String> = (0..100).map(|i| format!("ev-{}", i % 50)).collect();
+    let touches = join_all(people.iter().enumerate().map(|(i, igsid)| {
+        let username = (i % 3 == 0).then(|| format!("user_{igsid}"));
+        let store = &store;
+        async move {
+            store
+                .touch_contact(account, igsid, username.as_deref(), None)
+                .await
+        }
+    }));
+    let decisions = join_all(events.iter().zip(&people).map(|(event, igsid)| {
+        let store = &store;
+        async move { store.record_decision(&decision(tenant, event, igsid)).await }
+    }));
+    let (touched, decided) = tokio::join!(touches, decisions);
+    let round_trips = proxy.round_trips() - before;
+
+    for (igsid, opted_out) in people.iter().zip(&touched) {
+        let expected = ["p-3", "p-7", "p-11"].contains(&igsid.as_str());
+        assert_eq!(*opted_out.as_ref().unwrap(), expected, "{igsid}");
+    }
+    assert!(decided.iter().all(Result::is_ok), "{decided:?}");
+    // 200 writes alone would be 200 round trips; batched, a few per flusher.
+    assert!(
+        round_trips < 50,
+        "200 writes took {round_trips} round trips"
+    );
+
+    let pool = env.store.pool();
+    let contacts: Vec<(String, Option<String>, bool)> = sqlx::query_as(
+        "select igsid, username, opted_out from contacts where account_id = $1 order by igsid",
+    )
+    .bind(account)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(contacts.len(), 20);
+    for (igsid, username, _) in &contacts {
+        // Everyone seen with a username at least once (i % 3 == 0 for some i of theirs) kept it.
+        assert_eq!(username.as_deref(), Some(format!("user_{igsid}").as_str()));
+    }
+    assert_eq!(contacts.iter().filter(|c| c.2).count(), 3);
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "select event_id, detail, excerpt from activity
+         where ig_user_id = $1 and step = 'decision' order by event_id",
+    )
+    .bind(ACCOUNT)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 50, "one decision row per event");
+    assert!(rows.iter().all(
+        |(event, detail, excerpt)| *detail == format!("why {event}") && excerpt == "a comment"
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_postgres_refuses_fails_only_its_own_event() {
+    let env = TestEnv::new().await.expect("test environment");
+    let (_proxy, store, _, tenant) = counted_store(&env).await;
+    let events: Vec<String> = (0..60).map(|i| format!("ev-{i}")).collect();
+    // One decision names a tenant that does not exist: Postgres refuses its row (the foreign
+    // key), and with it the statement of whatever batch it shared.
+    let ghost = Uuid::new_v4();
+    let results = join_all(events.iter().enumerate().map(|(i, event)| {
+        let tenant = if i == 30 { ghost } else { tenant };
+        let store = &store;
+        async move { store.record_decision(&decision(tenant, event, "p-1")).await }
+    }))
+    .await;
+
+    let failed: Vec<usize> = (0..60).filter(|&i| results[i].is_err()).collect();
+    assert_eq!(failed, [30], "{results:?}");
+    let written: i64 = sqlx::query_scalar(
+        "select count(*) from activity where ig_user_id = $1 and step = 'decision'",
+    )
+    .bind(ACCOUNT)
+    .fetch_one(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(written, 59);
+}
