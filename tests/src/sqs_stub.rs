@@ -45,6 +45,8 @@ struct Queue {
     held: HashMap<String, Held>,
     sent: u64,
     deleted: u64,
+    /// API calls answered.
+    calls: u64,
     /// Sent messages are counted and dropped, for a sender's benchmark.
     discard: bool,
     /// Receive-to-delete times of the deleted messages, since the last `take_latencies`.
@@ -166,6 +168,8 @@ pub struct QueueCounts {
     pub delayed: usize,
     pub sent: u64,
     pub deleted: u64,
+    /// API calls answered, of any kind.
+    pub calls: u64,
 }
 
 pub struct SqsStub {
@@ -229,6 +233,7 @@ impl SqsStub {
             delayed: queue.delayed.len(),
             sent: queue.sent,
             deleted: queue.deleted,
+            calls: queue.calls,
         }
     }
 
@@ -252,6 +257,7 @@ fn seconds(v: &Value) -> Option<Duration> {
 }
 
 async fn answer(state: &State, headers: &HeaderMap, body: &[u8]) -> Response {
+    state.queue().calls += 1;
     tokio::time::sleep(state.latency).await;
     let Ok(request) = serde_json::from_slice::<Value>(body) else {
         return error("InvalidRequest", "the body is not JSON");

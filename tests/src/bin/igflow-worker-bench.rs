@@ -163,6 +163,7 @@ struct Sample {
     postgres: u64,
     redis: u64,
     aws: u64,
+    sqs: u64,
     graph_calls: usize,
 }
 
@@ -183,6 +184,7 @@ impl Bench {
             postgres: self.postgres.round_trips(),
             redis: self.redis.round_trips(),
             aws: self.aws.round_trips(),
+            sqs: self.sqs.counts().calls,
             graph_calls: self.env.graph.calls().len(),
         })
     }
@@ -313,9 +315,10 @@ async fn main() -> anyhow::Result<()> {
         (after.cpu_seconds - before.cpu_seconds) * 1000.0 / n
     );
     println!(
-        "  round trips/event:    Postgres {:.2}, Redis {:.2}",
+        "  round trips/event:    Postgres {:.2}, Redis {:.2}, SQS calls {:.2}",
         (after.postgres - before.postgres) as f64 / n,
-        (after.redis - before.redis) as f64 / n
+        (after.redis - before.redis) as f64 / n,
+        (after.sqs - before.sqs) as f64 / n
     );
     println!(
         "  AWS round trips:      {} in all (Secrets Manager on moto; SQS is the stub)",

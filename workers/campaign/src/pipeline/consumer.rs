@@ -31,6 +31,8 @@ const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
 #[derive(Clone)]
 struct Work {
     permits: Arc<Semaphore>,
+    /// The batch a receive waits for room for (up to `RECEIVE_LINGER`) once the worker is full.
+    batch: usize,
     tasks: TaskTracker,
     hard_stop: CancellationToken,
     deletes: mpsc::Sender<String>,
@@ -118,6 +120,9 @@ fn seconds(d: Duration) -> i32 {
 const RECEIVE_MAX: usize = 10;
 /// Deletes wait this long for company, so they go out in batches.
 const DELETE_LINGER: Duration = Duration::from_millis(20);
+/// A full worker frees room one message at a time; a receive waits this long for room for a
+/// batch instead of taking one message per call (which was most of its SQS calls).
+const RECEIVE_LINGER: Duration = Duration::from_millis(20);
 
 impl Consumer {
     /// Runs `consumers` receive loops until `shutdown`. Each message is worked in its own
@@ -139,10 +144,13 @@ impl Consumer {
         let tasks = TaskTracker::new();
         let (deletes, to_delete) = mpsc::channel(self.max_in_flight.max(RECEIVE_MAX));
         let deleter = tokio::spawn(Arc::clone(&self).delete_loop(to_delete));
+        // At most half the room waits in lingering receives, so work in flight stays high.
+        let batch = (self.max_in_flight / (2 * consumers.max(1))).clamp(1, RECEIVE_MAX);
         let loops: Vec<_> = (0..consumers)
             .map(|i| {
                 let worker = Work {
                     permits: Arc::clone(&permits),
+                    batch,
                     tasks: tasks.clone(),
                     hard_stop: hard_stop.clone(),
                     deletes: deletes.clone(),
@@ -165,7 +173,7 @@ impl Consumer {
     async fn receive_loop(self: Arc<Self>, index: usize, shutdown: CancellationToken, work: Work) {
         tracing::info!(consumer = index, "consumer started");
         loop {
-            // Receive only what there is room for: one permit at least, up to ten.
+            // Receive only what there is room for: one permit at least, up to a batch.
             let first = tokio::select! {
                 () = shutdown.cancelled() => break,
                 p = Arc::clone(&work.permits).acquire_owned() => match p {
@@ -174,6 +182,15 @@ impl Consumer {
                 },
             };
             let mut held = vec![first];
+            let linger = tokio::time::Instant::now() + RECEIVE_LINGER;
+            while held.len() < work.batch {
+                let room = Arc::clone(&work.permits).acquire_owned();
+                match tokio::time::timeout_at(linger, room).await {
+                    Ok(Ok(p)) => held.push(p),
+                    _ => break,
+                }
+            }
+            // Room that is free anyway is taken too, up to SQS's ten.
             while held.len() < RECEIVE_MAX {
                 match Arc::clone(&work.permits).try_acquire_owned() {
                     Ok(p) => held.push(p),
