@@ -811,8 +811,6 @@ async fn the_live_feed_pushes_new_activity_to_members_only() {
             response
         }
     };
-    let mut acme = open(w.owner.clone()).await;
-    let mut rival = open(w.rival_owner.clone()).await;
     let record = |ig_user_id: &'static str, event: &'static str| {
         let pool = w.env.store.pool().clone();
         async move {
@@ -828,6 +826,16 @@ async fn the_live_feed_pushes_new_activity_to_members_only() {
             .unwrap();
         }
     };
+    // Nobody watches yet: the writers queue nothing for the feed (and notify nothing).
+    record(ACCOUNT, "comment:unwatched").await;
+    let queued: i64 = sqlx::query_scalar("select count(*) from activity_feed")
+        .fetch_one(w.env.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(queued, 0);
+
+    let mut acme = open(w.owner.clone()).await;
+    let mut rival = open(w.rival_owner.clone()).await;
     record(OTHER_ACCOUNT, "comment:rival-1").await;
     record(ACCOUNT, "comment:acme-1").await;
     let mut seen = String::new();

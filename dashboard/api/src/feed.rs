@@ -1,6 +1,9 @@
 //! The live feed: decisions and actions as the worker records them, pushed as server-sent
-//! events. Postgres NOTIFY (a trigger on `activity`) names each new row; every subscriber
-//! reads it back as its user, so Row Level Security decides who sees it.
+//! events. A trigger on `activity` queues each new or changed row's id (`activity_feed`)
+//! while a relay runs; the relay of any process with subscribers moves the queue to one
+//! Postgres NOTIFY per few hundred ids, which every process's listener hears. (A NOTIFY in
+//! the writers' own transactions serialized all their commits.) Every subscriber reads each
+//! row back as its user, so Row Level Security decides who sees it.
 //!
 //! A stream ends after the configured lifetime (in Lambda a response streams for at most
 //! 15 minutes) and the app opens the next one with `since`, the newest change it has seen:
@@ -28,6 +31,26 @@ pub const CHANNEL: &str = "igflow_activity";
 const BACKLOG: i64 = 30;
 /// A resumed feed catches up on at most this many changes (the newest).
 const CATCH_UP: i64 = 200;
+/// How often a process with subscribers relays the queued ids.
+const RELAY_EVERY: Duration = Duration::from_millis(100);
+
+/// Keeps the writers queueing for 10 s (renewed by every relay), moves the queue to NOTIFY in
+/// chunks of 400 ids (a payload stays under its 8,000 bytes), and drops what waited over a
+/// minute (a relay that stopped; a resumed stream catches up with `since`).
+const RELAY: &str = "with live as (
+        insert into activity_feed_relay (until) values (now() + interval '10 seconds')
+        on conflict (one) do update set until = excluded.until
+    ),
+    moved as (delete from activity_feed returning activity_id, at),
+    fresh as (
+        select activity_id, (row_number() over (order by activity_id) - 1) / 400 as chunk
+        from (select distinct activity_id from moved where at > now() - interval '1 minute') m
+    )
+    select count(*) from (
+        select pg_notify('igflow_activity', string_agg(activity_id::text, ',' order by activity_id))
+        from fresh group by chunk
+    ) n";
+
 /// A row changes outcome within this long of being made (retries back off for at most
 /// 40 minutes): bounding the catch-up by it lets the (tenant, created_at) index serve it.
 const CHANGES_WITHIN: &str = "1 hour";
@@ -60,9 +83,11 @@ const SELECT: &str = "select x.id, to_char(x.updated_at at time zone 'UTC', 'YYY
  left join ig_accounts a on a.ig_user_id = x.ig_user_id and a.tenant_id = x.tenant_id
  left join contacts k on k.account_id = a.id and k.igsid = x.contact_igsid";
 
-/// Listens on the channel for the whole process and hands row ids to the subscribers.
+/// Listens on the channel for the whole process and hands row ids to the subscribers; relays
+/// the queue while there are any.
 pub fn listen(pool: PgPool) -> broadcast::Sender<i64> {
     let (tx, _) = broadcast::channel(1024);
+    tokio::spawn(relay_while_subscribed(pool.clone(), tx.clone()));
     let sender = tx.clone();
     tokio::spawn(async move {
         loop {
@@ -72,7 +97,7 @@ pub fn listen(pool: PgPool) -> broadcast::Sender<i64> {
                         tracing::warn!(error = %e, "LISTEN failed; retrying");
                     } else {
                         while let Ok(n) = listener.recv().await {
-                            if let Ok(id) = n.payload().parse::<i64>() {
+                            for id in n.payload().split(',').filter_map(|id| id.parse().ok()) {
                                 let _ = sender.send(id);
                             }
                         }
@@ -85,6 +110,24 @@ pub fn listen(pool: PgPool) -> broadcast::Sender<i64> {
         }
     });
     tx
+}
+
+async fn relay_while_subscribed(pool: PgPool, feed: broadcast::Sender<i64>) {
+    let mut tick = tokio::time::interval(RELAY_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if feed.receiver_count() > 0
+            && let Err(e) = relay(&pool).await
+        {
+            tracing::warn!(error = %e, "relaying the live feed failed; retrying");
+        }
+    }
+}
+
+/// Moves the queued ids to NOTIFY and keeps the writers queueing.
+async fn relay(pool: &PgPool) -> Result<(), sqlx::Error> {
+    sqlx::query(RELAY).execute(pool).await.map(drop)
 }
 
 async fn read(pool: &PgPool, user: &User, id: i64) -> Result<Option<FeedEntry>, ApiError> {
@@ -154,6 +197,8 @@ pub async fn stream(
         })
         .transpose()?;
     let mut notifications = state.feed.subscribe();
+    // The writers queue from here on, so nothing committed after the backlog is missed.
+    relay(&state.pool).await?;
     let backlog = backlog(&state.pool, &user, since).await?;
     let (out, rx) = mpsc::channel(64);
     let (pool, lifetime) = (state.pool.clone(), state.feed_lifetime);
