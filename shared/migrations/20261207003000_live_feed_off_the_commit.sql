@@ -14,6 +14,10 @@ create unlogged table activity_feed_relay (
     one   boolean primary key default true check (one),
     until timestamptz not null
 );
+-- The owner's alone: the trigger (security definer) writes the queue, the dashboard API's
+-- own connection relays it; no policy, so the dashboard's roles see nothing.
+alter table activity_feed enable row level security;
+alter table activity_feed_relay enable row level security;
 revoke all on activity_feed, activity_feed_relay from public, anon, authenticated;
 
 create or replace function igflow_activity_row() returns trigger
