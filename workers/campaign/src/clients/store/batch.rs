@@ -105,12 +105,12 @@ impl Batches {
 }
 
 async fn flush_while_open(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
-    let mut jobs = Vec::with_capacity(MAX_BATCH);
     loop {
+        let mut jobs = Vec::with_capacity(MAX_BATCH);
         if rx.lock().await.recv_many(&mut jobs, MAX_BATCH).await == 0 {
             return;
         }
-        flush(&pool, std::mem::take(&mut jobs)).await;
+        flush(&pool, jobs).await;
     }
 }
 
@@ -118,8 +118,7 @@ async fn flush_while_open(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
 /// refuses fails only its own event.
 #[tracing::instrument(name = "store.batch", level = "debug", skip_all, fields(jobs = jobs.len()))]
 async fn flush(pool: &PgPool, jobs: Vec<Job>) {
-    let together = write(pool, &jobs).await;
-    match together {
+    match write(pool, &jobs).await {
         Ok(opted_out) => jobs.into_iter().for_each(|job| answer(job, Ok(&opted_out))),
         Err(e) if jobs.len() == 1 => {
             if let Some(job) = jobs.into_iter().next() {
