@@ -363,22 +363,7 @@ impl Proc {
 
     /// CPU time (user and system) the process has used so far, from `/proc`.
     pub fn cpu_seconds(&self) -> anyhow::Result<f64> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid))?;
-        // Fields after the command name (which may hold spaces) start at the state, field 3.
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .context("unexpected /proc stat format")?
-            .1
-            .split_whitespace()
-            .collect();
-        let ticks: u64 = fields
-            .get(11..13)
-            .context("short /proc stat")?
-            .iter()
-            .map(|f| f.parse::<u64>().unwrap_or(0))
-            .sum();
-        // Linux reports in USER_HZ, 100 on every platform it runs on.
-        Ok(ticks as f64 / 100.0)
+        crate::cpu::process_seconds(self.pid, false)
     }
 
     /// The process's peak resident set so far, in KiB (`VmHWM`).

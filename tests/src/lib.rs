@@ -2,6 +2,7 @@
 //! that runs the real webhook and worker against real Postgres, Redis and the SQS and Secrets
 //! Manager APIs (moto). Also used by the local demo (`igflow-demo`).
 
+pub mod cpu;
 pub mod dashboard;
 pub mod faults;
 pub mod fixtures;

@@ -17,11 +17,9 @@ async fn counted_store(env: &TestEnv) -> (TcpProxy, Store, Uuid, Uuid) {
     let (proxy, proxied) = TcpProxy::in_front_of(&env.database_url)
         .await
         .expect("proxy");
-    let store = Store::connect(&StoreConfig {
-        database_url: SecretString::from(proxied),
-    })
-    .await
-    .expect("store through the proxy");
+    let store = Store::connect(&StoreConfig::new(SecretString::from(proxied)))
+        .await
+        .expect("store through the proxy");
     let (account, tenant): (Uuid, Uuid) =
         sqlx::query_as("select id, tenant_id from ig_accounts where ig_user_id = $1")
             .bind(ACCOUNT)

@@ -209,11 +209,9 @@ async fn postgres_unreachable_for_seconds_delays_but_loses_nothing() {
     let env = env().await;
     let webhook = env.start_webhook().await.unwrap().url;
     let (proxy, proxied) = TcpProxy::in_front_of(&env.database_url).await.unwrap();
-    let store = Store::connect(&StoreConfig {
-        database_url: SecretString::from(proxied),
-    })
-    .await
-    .unwrap();
+    let store = Store::connect(&StoreConfig::new(SecretString::from(proxied)))
+        .await
+        .unwrap();
     let worker = env.start_worker_with(&[], store).await.unwrap();
     let comments = comments(5, 200);
     let bodies = deliveries(&comments, 10);

@@ -19,11 +19,9 @@ async fn concurrent_first_events_of_an_account_load_it_once() {
     env.apply(&campaigns_yaml()).await.expect("campaigns apply");
     let url = env.database_url.clone();
     let (proxy, proxied) = TcpProxy::in_front_of(&url).await.expect("proxy");
-    let store = Store::connect(&StoreConfig {
-        database_url: SecretString::from(proxied),
-    })
-    .await
-    .expect("store through the proxy");
+    let store = Store::connect(&StoreConfig::new(SecretString::from(proxied)))
+        .await
+        .expect("store through the proxy");
     let cache = AccountCache::new(store, Arc::new(env.tokens()));
     let ig_user_id = IgUserId::parse(ACCOUNT).expect("fixture id");
 

@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use igflow_core::signature::VerifiedDelivery;
 use igflow_core::splitter::split;
+use igflow_tests::cpu;
 use igflow_tests::faults::{Proc, TcpProxy};
 use igflow_tests::graph_server::{CallKind, Faults};
 use igflow_tests::harness::TestEnv;
@@ -160,6 +161,10 @@ fn comment_message(
 struct Sample {
     at: Instant,
     cpu_seconds: f64,
+    /// Every Postgres and Redis process's CPU time, and the machine's busy and idle time.
+    postgres_cpu: f64,
+    redis_cpu: f64,
+    machine: (f64, f64),
     postgres: u64,
     redis: u64,
     aws: u64,
@@ -181,6 +186,9 @@ impl Bench {
         Ok(Sample {
             at: Instant::now(),
             cpu_seconds: self.worker.cpu_seconds()?,
+            postgres_cpu: cpu::program_seconds("postgres")?,
+            redis_cpu: cpu::program_seconds("redis-server")?,
+            machine: cpu::machine_seconds()?,
             postgres: self.postgres.round_trips(),
             redis: self.redis.round_trips(),
             aws: self.aws.round_trips(),
@@ -310,9 +318,24 @@ async fn main() -> anyhow::Result<()> {
         percentile(&latencies, 0.5),
         percentile(&latencies, 0.99)
     );
+    let per_1k = |before: f64, after: f64| (after - before) * 1000.0 / n;
     println!(
         "  worker CPU:           {:.3} s per 1,000 events",
-        (after.cpu_seconds - before.cpu_seconds) * 1000.0 / n
+        per_1k(before.cpu_seconds, after.cpu_seconds)
+    );
+    println!(
+        "  services' CPU:        Postgres {:.3}, Redis {:.3} s per 1,000 events (every process of each on this machine)",
+        per_1k(before.postgres_cpu, after.postgres_cpu),
+        per_1k(before.redis_cpu, after.redis_cpu)
+    );
+    let (busy, idle) = (
+        after.machine.0 - before.machine.0,
+        after.machine.1 - before.machine.1,
+    );
+    println!(
+        "  machine CPU:          {:.3} s per 1,000 events, {:.0}% idle",
+        per_1k(before.machine.0, after.machine.0),
+        100.0 * idle / (busy + idle)
     );
     println!(
         "  round trips/event:    Postgres {:.2}, Redis {:.2}, SQS calls {:.2}",

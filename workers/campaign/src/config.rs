@@ -16,9 +16,24 @@ pub use lifecycle::{LifecycleConfig, ReconcileConfig};
 #[derive(Debug)]
 pub struct StoreConfig {
     pub database_url: SecretString,
+    /// `IGFLOW_DB_CONNECTIONS` (default 16): the pool's size. An action's writes each wait
+    /// for their commit's WAL flush while holding a connection, so under load the pool, not
+    /// the CPU, can bound a worker's events per second; Postgres's (or its pooler's)
+    /// connection limit bounds the sum over the fleet.
+    pub connections: u32,
 }
 
 impl StoreConfig {
+    pub const DEFAULT_CONNECTIONS: u32 = 16;
+
+    /// This URL, with the default pool.
+    pub fn new(database_url: SecretString) -> Self {
+        Self {
+            database_url,
+            connections: Self::DEFAULT_CONNECTIONS,
+        }
+    }
+
     /// The worker's own connection (`run`, `dlq`, `replay`, `prune`): a role that is a
     /// member of `igflow_worker`.
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
@@ -27,6 +42,7 @@ impl StoreConfig {
                 "DATABASE_URL",
                 "set it to the worker role's Postgres URL, e.g. postgres://igflow_worker_app:...@127.0.0.1:5432/igflow",
             )?,
+            connections: env.parse_or("IGFLOW_DB_CONNECTIONS", Self::DEFAULT_CONNECTIONS)?,
         })
     }
 
@@ -38,6 +54,7 @@ impl StoreConfig {
                 "IGFLOW_ADMIN_DATABASE_URL",
                 "set it to the Postgres URL of the tables' owner, e.g. postgres://postgres@127.0.0.1:5432/igflow (DATABASE_URL is the worker's role, which may not migrate or apply)",
             )?,
+            connections: Self::DEFAULT_CONNECTIONS,
         })
     }
 }

@@ -94,7 +94,7 @@ impl Store {
     #[tracing::instrument(name = "store.connect", level = "debug", skip_all)]
     pub async fn connect(config: &StoreConfig) -> Result<Self, StoreError> {
         let pool = PgPoolOptions::new()
-            .max_connections(16)
+            .max_connections(config.connections.max(1))
             .acquire_timeout(Duration::from_secs(5))
             // No ping before each query (a round trip on every one of them): a connection
             // that died while idle fails its query, which retries the event like any other
