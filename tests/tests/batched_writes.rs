@@ -1,12 +1,15 @@
-//! The writes every event makes (its contact noted, its decision recorded) go to Postgres in
-//! batches: events in flight together share a statement and a commit, and each still gets
-//! its own answer, its own row and its own error.
+//! The writes every event makes (its contact noted, its decision recorded, its actions'
+//! outcomes) go to Postgres in batches: events in flight together share a statement and a
+//! commit, and each still gets its own answer, its own row and its own error.
 
 use futures_util::future::join_all;
+use igflow_core::campaign::ActionKind;
 use igflow_tests::faults::TcpProxy;
 use igflow_tests::fixtures::{ACCOUNT, campaigns_yaml};
 use igflow_tests::harness::TestEnv;
-use igflow_worker::clients::store::{DecisionOutcome, DecisionRecord, Store};
+use igflow_worker::clients::store::{
+    ActionClaim, ActionOutcome, ActionRecord, DecisionOutcome, DecisionRecord, Store,
+};
 use igflow_worker::config::StoreConfig;
 use secrecy::SecretString;
 use uuid::Uuid;
@@ -143,4 +146,79 @@ async fn a_row_postgres_refuses_fails_only_its_own_event() {
     .await
     .unwrap();
     assert_eq!(written, 59);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outcomes_share_statements_and_a_claim_taken_over_keeps_its_new_owner() {
+    let env = TestEnv::new().await.expect("test environment");
+    let (proxy, store, _, tenant) = counted_store(&env).await;
+    let lease = std::time::Duration::from_secs(60);
+    let events: Vec<String> = (0..80).map(|i| format!("ev-{i}")).collect();
+    let records: Vec<DecisionRecord<'_>> =
+        events.iter().map(|e| decision(tenant, e, "p-1")).collect();
+    for d in &records {
+        let claim = store
+            .claim_action(d, ActionKind::PrivateReply, None, lease)
+            .await
+            .unwrap();
+        assert_eq!(claim, ActionClaim::Fresh);
+    }
+    // Event 7's action was taken over by another copy (its own attempt's claim): this
+    // attempt's outcome must not be written over that one's.
+    let other = DecisionRecord {
+        attempt: Uuid::new_v4(),
+        ..decision(tenant, &events[7], "p-1")
+    };
+    sqlx::query("update activity set claim_token = $1 where event_id = 'ev-7'")
+        .bind(other.attempt)
+        .execute(env.store.pool())
+        .await
+        .unwrap();
+    let before = proxy.round_trips();
+
+    let finished = join_all(records.iter().enumerate().map(|(i, d)| {
+        let store = &store;
+        async move {
+            let record = ActionRecord {
+                response_id: Some(format!("m-{i}")),
+                graph_status: Some(200),
+                latency: Some(std::time::Duration::from_millis(i as u64)),
+                ..ActionRecord::new(ActionOutcome::Sent)
+            };
+            store
+                .finish_action(d, ActionKind::PrivateReply, &record)
+                .await
+        }
+    }))
+    .await;
+    let round_trips = proxy.round_trips() - before;
+
+    for (i, f) in finished.iter().enumerate() {
+        assert_eq!(*f.as_ref().unwrap(), i != 7, "ev-{i}: {f:?}");
+    }
+    assert!(
+        round_trips < 25,
+        "80 outcomes took {round_trips} round trips"
+    );
+    /// Event, outcome, response id, Graph status, latency.
+    type Row = (String, String, Option<String>, Option<i32>, Option<i32>);
+    let rows: Vec<Row> = sqlx::query_as(
+        "select event_id, outcome, response_id, graph_status, latency_ms from activity
+         where ig_user_id = $1 and step = 'private_reply'",
+    )
+    .bind(ACCOUNT)
+    .fetch_all(env.store.pool())
+    .await
+    .unwrap();
+    assert_eq!(rows.len(), 80);
+    for (event, outcome, response, status, latency) in rows {
+        let i: usize = event.trim_start_matches("ev-").parse().unwrap();
+        if i == 7 {
+            assert_eq!((outcome.as_str(), response), ("claimed", None), "{event}");
+        } else {
+            assert_eq!(outcome, "sent", "{event}");
+            assert_eq!(response, Some(format!("m-{i}")));
+            assert_eq!((status, latency), (Some(200), Some(i as i32)));
+        }
+    }
 }

@@ -6,6 +6,7 @@ use std::time::Duration;
 use igflow_core::campaign::ActionKind;
 use uuid::Uuid;
 
+use super::batch::Finish;
 use super::{DecisionRecord, Store, StoreError};
 
 /// What the activity log says about one action of one event.
@@ -266,27 +267,8 @@ impl Store {
         kind: ActionKind,
         r: &ActionRecord,
     ) -> Result<bool, StoreError> {
-        let finished: Option<i64> = sqlx::query_scalar(
-            "update activity set outcome = $3, detail = $4, graph_status = $5, graph_code = $6,
-               graph_subcode = $7, response_id = $8, latency_ms = $9, updated_at = now(),
-               lease_until = null
-             where ig_user_id = $10 and event_id = $1 and step = $2 and claim_token = $11
-             returning id",
-        )
-        .bind(d.event_id)
-        .bind(kind.as_str())
-        .bind(r.outcome.as_str())
-        .bind(&r.detail)
-        .bind(r.graph_status.map(i32::from))
-        .bind(r.graph_code.and_then(|c| i32::try_from(c).ok()))
-        .bind(r.graph_subcode.and_then(|c| i32::try_from(c).ok()))
-        .bind(&r.response_id)
-        .bind(r.latency.and_then(|l| i32::try_from(l.as_millis()).ok()))
-        .bind(d.ig_user_id)
-        .bind(d.attempt)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(finished.is_some())
+        // Group-committed with the other events' writes; the caller still waits for the commit.
+        self.batches.finish(Finish::new(d, kind.as_str(), r)).await
     }
 
     /// Whether the campaign already sent the contact a DM (for another event) within

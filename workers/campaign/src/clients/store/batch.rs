@@ -1,11 +1,12 @@
-//! Group commit for the two writes nearly every event makes: its person noted in `contacts`
-//! (and their opt-out read back) and its decision row in `activity`. Events in flight together
+//! Group commit for the writes nearly every event makes: its person noted in `contacts` (and
+//! their opt-out read back), its decision row in `activity`, and how each of its actions
+//! ended (the action row's outcome, under the attempt's claim). Events in flight together
 //! hand these to a few flusher tasks, each of which writes everything waiting in one statement
 //! and one commit; every caller still waits for the commit that holds its row, so nothing is
 //! acknowledged before it is durable. Under load this turns one round trip and one WAL flush
 //! per write into one per batch; alone, an event pays one channel hop.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use futures_util::future::join_all;
@@ -13,7 +14,7 @@ use sqlx::PgPool;
 use tokio::sync::{Mutex, mpsc, oneshot};
 use uuid::Uuid;
 
-use super::{DecisionRecord, StoreError};
+use super::{ActionRecord, DecisionRecord, StoreError};
 
 /// The most writes one statement carries.
 const MAX_BATCH: usize = 128;
@@ -57,9 +58,47 @@ impl From<&DecisionRecord<'_>> for DecisionRow {
     }
 }
 
+/// How an action ended, for the row this attempt claimed.
+pub(super) struct Finish {
+    pub ig_user_id: String,
+    pub event_id: String,
+    pub step: &'static str,
+    pub attempt: Uuid,
+    pub outcome: &'static str,
+    pub detail: Option<String>,
+    pub graph_status: Option<i32>,
+    pub graph_code: Option<i32>,
+    pub graph_subcode: Option<i32>,
+    pub response_id: Option<String>,
+    pub latency_ms: Option<i32>,
+}
+
+impl Finish {
+    pub fn new(d: &DecisionRecord<'_>, step: &'static str, r: &ActionRecord) -> Self {
+        Self {
+            ig_user_id: d.ig_user_id.to_owned(),
+            event_id: d.event_id.to_owned(),
+            step,
+            attempt: d.attempt,
+            outcome: r.outcome.as_str(),
+            detail: r.detail.clone(),
+            graph_status: r.graph_status.map(i32::from),
+            graph_code: r.graph_code.and_then(|c| i32::try_from(c).ok()),
+            graph_subcode: r.graph_subcode.and_then(|c| i32::try_from(c).ok()),
+            response_id: r.response_id.clone(),
+            latency_ms: r.latency.and_then(|l| i32::try_from(l.as_millis()).ok()),
+        }
+    }
+
+    fn key(&self) -> (&str, &str, &str) {
+        (&self.ig_user_id, &self.event_id, self.step)
+    }
+}
+
 enum Job {
     Touch(Touch, oneshot::Sender<Result<bool, StoreError>>),
     Decide(DecisionRow, oneshot::Sender<Result<(), StoreError>>),
+    Finish(Finish, oneshot::Sender<Result<bool, StoreError>>),
 }
 
 /// The writers' queue; cloned with the [`super::Store`]. The flushers end once every clone is
@@ -92,6 +131,12 @@ impl Batches {
         self.submit(Job::Decide(d.into(), reply), answer).await
     }
 
+    /// Records the action's outcome; false when the claim is no longer this attempt's.
+    pub async fn finish(&self, finish: Finish) -> Result<bool, StoreError> {
+        let (reply, answer) = oneshot::channel();
+        self.submit(Job::Finish(finish, reply), answer).await
+    }
+
     async fn submit<T>(
         &self,
         job: Job,
@@ -119,7 +164,7 @@ async fn flush_while_open(pool: PgPool, rx: Arc<Mutex<mpsc::Receiver<Job>>>) {
 #[tracing::instrument(name = "store.batch", level = "debug", skip_all, fields(jobs = jobs.len()))]
 async fn flush(pool: &PgPool, jobs: Vec<Job>) {
     match write(pool, &jobs).await {
-        Ok(opted_out) => jobs.into_iter().for_each(|job| answer(job, Ok(&opted_out))),
+        Ok(written) => jobs.into_iter().for_each(|job| answer(job, Ok(&written))),
         Err(e) if jobs.len() == 1 => {
             if let Some(job) = jobs.into_iter().next() {
                 answer(job, Err(e));
@@ -129,7 +174,7 @@ async fn flush(pool: &PgPool, jobs: Vec<Job>) {
             tracing::warn!(error = %e, jobs = jobs.len(), "batched write failed; writing each alone");
             join_all(jobs.into_iter().map(|job| async move {
                 match write(pool, std::slice::from_ref(&job)).await {
-                    Ok(opted_out) => answer(job, Ok(&opted_out)),
+                    Ok(written) => answer(job, Ok(&written)),
                     Err(e) => answer(job, Err(e)),
                 }
             }))
@@ -138,31 +183,48 @@ async fn flush(pool: &PgPool, jobs: Vec<Job>) {
     }
 }
 
-/// Whether each person touched has opted out.
-type OptedOut = BTreeMap<(Uuid, String), bool>;
+/// What a batch wrote: whether each person touched has opted out, and the actions whose
+/// outcome was recorded (the claim still the attempt's).
+#[derive(Default)]
+struct Written {
+    opted_out: BTreeMap<(Uuid, String), bool>,
+    finished: BTreeSet<(String, String, String)>,
+}
 
-fn answer(job: Job, written: Result<&OptedOut, sqlx::Error>) {
+fn answer(job: Job, written: Result<&Written, sqlx::Error>) {
     // A caller that gave up (its event cancelled at shutdown) no longer needs the answer.
     match job {
         Job::Decide(_, reply) => {
             let _ = reply.send(written.map(|_| ()).map_err(StoreError::Db));
         }
         Job::Touch(t, reply) => {
-            let found = written.and_then(|o| {
-                o.get(&(t.account_id, t.igsid))
+            let found = written.and_then(|w| {
+                w.opted_out
+                    .get(&(t.account_id, t.igsid))
                     .copied()
                     .ok_or(sqlx::Error::RowNotFound)
             });
             let _ = reply.send(found.map_err(StoreError::Db));
         }
+        Job::Finish(f, reply) => {
+            let (account, event, step) = f.key();
+            let key = (account.to_owned(), event.to_owned(), step.to_owned());
+            let _ = reply.send(
+                written
+                    .map(|w| w.finished.contains(&key))
+                    .map_err(StoreError::Db),
+            );
+        }
     }
 }
 
-/// One statement: the decisions inserted (a row already there kept), then the contacts upserted
-/// and their opt-outs returned. Contacts are sent once each and in key order, so two batches
-/// touching the same people lock them in the same order.
-async fn write(pool: &PgPool, jobs: &[Job]) -> Result<OptedOut, sqlx::Error> {
+/// One statement: the decisions inserted (a row already there kept), the outcomes recorded
+/// where the claim is still the attempt's, then the contacts upserted and their opt-outs
+/// returned. Contacts and outcomes are sent once each and in key order, so two batches
+/// touching the same rows lock them in the same order.
+async fn write(pool: &PgPool, jobs: &[Job]) -> Result<Written, sqlx::Error> {
     let mut touched: BTreeMap<(Uuid, &str), Option<&str>> = BTreeMap::new();
+    let mut finishes: BTreeMap<(&str, &str, &str), &Finish> = BTreeMap::new();
     let mut rows = DecisionColumns::default();
     for job in jobs {
         match job {
@@ -171,6 +233,9 @@ async fn write(pool: &PgPool, jobs: &[Job]) -> Result<OptedOut, sqlx::Error> {
                 *username = t.username.as_deref().or(*username);
             }
             Job::Decide(d, _) => rows.push(d),
+            Job::Finish(f, _) => {
+                finishes.insert(f.key(), f);
+            }
         }
     }
     let (mut accounts, mut igsids, mut usernames) = (vec![], vec![], vec![]);
@@ -179,7 +244,9 @@ async fn write(pool: &PgPool, jobs: &[Job]) -> Result<OptedOut, sqlx::Error> {
         igsids.push(igsid);
         usernames.push(username);
     }
-    let found: Vec<(Uuid, String, bool)> = sqlx::query_as(
+    let mut outcomes = FinishColumns::default();
+    finishes.into_values().for_each(|f| outcomes.push(f));
+    let found: Vec<Found> = sqlx::query_as(
         "with decided as (
              insert into activity (tenant_id, ig_user_id, event_id, event_kind, step, campaign_id,
                                    contact_igsid, outcome, detail, excerpt)
@@ -190,13 +257,31 @@ async fn write(pool: &PgPool, jobs: &[Job]) -> Result<OptedOut, sqlx::Error> {
                   as d(tenant_id, ig_user_id, event_id, event_kind, campaign_id, contact, outcome,
                        detail, excerpt)
              on conflict (ig_user_id, event_id, step) do nothing
+         ), finished as (
+             update activity a
+             set outcome = f.outcome, detail = f.detail, graph_status = f.graph_status,
+                 graph_code = f.graph_code, graph_subcode = f.graph_subcode,
+                 response_id = f.response_id, latency_ms = f.latency_ms, updated_at = now(),
+                 lease_until = null
+             from unnest($13::text[], $14::text[], $15::text[], $16::uuid[], $17::text[],
+                         $18::text[], $19::int4[], $20::int4[], $21::int4[], $22::text[],
+                         $23::int4[])
+                  as f(ig_user_id, event_id, step, attempt, outcome, detail, graph_status,
+                       graph_code, graph_subcode, response_id, latency_ms)
+             where a.ig_user_id = f.ig_user_id and a.event_id = f.event_id and a.step = f.step
+               and a.claim_token = f.attempt
+             returning a.ig_user_id, a.event_id, a.step
+         ), touched as (
+             insert into contacts (account_id, igsid, username)
+             select * from unnest($10::uuid[], $11::text[], $12::text[])
+             on conflict (account_id, igsid) do update
+               set last_seen_at = now(),
+                   username = coalesce(excluded.username, contacts.username)
+             returning account_id, igsid, opted_out
          )
-         insert into contacts (account_id, igsid, username)
-         select * from unnest($10::uuid[], $11::text[], $12::text[])
-         on conflict (account_id, igsid) do update
-           set last_seen_at = now(),
-               username = coalesce(excluded.username, contacts.username)
-         returning account_id, igsid, opted_out",
+         select account_id, igsid, opted_out, null::text, null::text, null::text from touched
+         union all
+         select null, null, null, ig_user_id, event_id, step from finished",
     )
     .bind(rows.tenant_ids)
     .bind(rows.ig_user_ids)
@@ -210,12 +295,74 @@ async fn write(pool: &PgPool, jobs: &[Job]) -> Result<OptedOut, sqlx::Error> {
     .bind(accounts)
     .bind(igsids)
     .bind(usernames)
+    .bind(outcomes.ig_user_ids)
+    .bind(outcomes.event_ids)
+    .bind(outcomes.steps)
+    .bind(outcomes.attempts)
+    .bind(outcomes.outcomes)
+    .bind(outcomes.details)
+    .bind(outcomes.graph_statuses)
+    .bind(outcomes.graph_codes)
+    .bind(outcomes.graph_subcodes)
+    .bind(outcomes.response_ids)
+    .bind(outcomes.latencies)
     .fetch_all(pool)
     .await?;
-    Ok(found
-        .into_iter()
-        .map(|(account, igsid, opted_out)| ((account, igsid), opted_out))
-        .collect())
+    let mut written = Written::default();
+    for row in found {
+        match row {
+            (Some(account), Some(igsid), Some(opted_out), ..) => {
+                written.opted_out.insert((account, igsid), opted_out);
+            }
+            (.., Some(account), Some(event), Some(step)) => {
+                written.finished.insert((account, event, step));
+            }
+            _ => {}
+        }
+    }
+    Ok(written)
+}
+
+/// A contact's opt-out (the first three) or a recorded outcome's key (the last three).
+type Found = (
+    Option<Uuid>,
+    Option<String>,
+    Option<bool>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// Outcomes as the statement's arrays, one per column.
+#[derive(Default)]
+struct FinishColumns<'a> {
+    ig_user_ids: Vec<&'a str>,
+    event_ids: Vec<&'a str>,
+    steps: Vec<&'a str>,
+    attempts: Vec<Uuid>,
+    outcomes: Vec<&'a str>,
+    details: Vec<Option<&'a str>>,
+    graph_statuses: Vec<Option<i32>>,
+    graph_codes: Vec<Option<i32>>,
+    graph_subcodes: Vec<Option<i32>>,
+    response_ids: Vec<Option<&'a str>>,
+    latencies: Vec<Option<i32>>,
+}
+
+impl<'a> FinishColumns<'a> {
+    fn push(&mut self, f: &'a Finish) {
+        self.ig_user_ids.push(&f.ig_user_id);
+        self.event_ids.push(&f.event_id);
+        self.steps.push(f.step);
+        self.attempts.push(f.attempt);
+        self.outcomes.push(f.outcome);
+        self.details.push(f.detail.as_deref());
+        self.graph_statuses.push(f.graph_status);
+        self.graph_codes.push(f.graph_code);
+        self.graph_subcodes.push(f.graph_subcode);
+        self.response_ids.push(f.response_id.as_deref());
+        self.latencies.push(f.latency_ms);
+    }
 }
 
 /// Decision rows as the statement's arrays, one per column.
