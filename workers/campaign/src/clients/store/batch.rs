@@ -60,17 +60,11 @@ impl From<&DecisionRecord<'_>> for DecisionRow {
 
 /// How an action ended, for the row this attempt claimed.
 pub(super) struct Finish {
-    pub ig_user_id: String,
-    pub event_id: String,
-    pub step: &'static str,
-    pub attempt: Uuid,
-    pub outcome: &'static str,
-    pub detail: Option<String>,
-    pub graph_status: Option<i32>,
-    pub graph_code: Option<i32>,
-    pub graph_subcode: Option<i32>,
-    pub response_id: Option<String>,
-    pub latency_ms: Option<i32>,
+    ig_user_id: String,
+    event_id: String,
+    step: &'static str,
+    attempt: Uuid,
+    record: ActionRecord,
 }
 
 impl Finish {
@@ -80,13 +74,7 @@ impl Finish {
             event_id: d.event_id.to_owned(),
             step,
             attempt: d.attempt,
-            outcome: r.outcome.as_str(),
-            detail: r.detail.clone(),
-            graph_status: r.graph_status.map(i32::from),
-            graph_code: r.graph_code.and_then(|c| i32::try_from(c).ok()),
-            graph_subcode: r.graph_subcode.and_then(|c| i32::try_from(c).ok()),
-            response_id: r.response_id.clone(),
-            latency_ms: r.latency.and_then(|l| i32::try_from(l.as_millis()).ok()),
+            record: r.clone(),
         }
     }
 
@@ -351,17 +339,21 @@ struct FinishColumns<'a> {
 
 impl<'a> FinishColumns<'a> {
     fn push(&mut self, f: &'a Finish) {
+        let r = &f.record;
         self.ig_user_ids.push(&f.ig_user_id);
         self.event_ids.push(&f.event_id);
         self.steps.push(f.step);
         self.attempts.push(f.attempt);
-        self.outcomes.push(f.outcome);
-        self.details.push(f.detail.as_deref());
-        self.graph_statuses.push(f.graph_status);
-        self.graph_codes.push(f.graph_code);
-        self.graph_subcodes.push(f.graph_subcode);
-        self.response_ids.push(f.response_id.as_deref());
-        self.latencies.push(f.latency_ms);
+        self.outcomes.push(r.outcome.as_str());
+        self.details.push(r.detail.as_deref());
+        self.graph_statuses.push(r.graph_status.map(i32::from));
+        self.graph_codes
+            .push(r.graph_code.and_then(|c| i32::try_from(c).ok()));
+        self.graph_subcodes
+            .push(r.graph_subcode.and_then(|c| i32::try_from(c).ok()));
+        self.response_ids.push(r.response_id.as_deref());
+        self.latencies
+            .push(r.latency.and_then(|l| i32::try_from(l.as_millis()).ok()));
     }
 }
 
