@@ -163,8 +163,8 @@ async fn outcomes_share_statements_and_a_claim_taken_over_keeps_its_new_owner() 
             .unwrap();
         assert_eq!(claim, ActionClaim::Fresh);
     }
-    // Event 7's action was taken over by another copy (its own attempt's claim): this
-    // attempt's outcome must not be written over that one's.
+    // Event 7's action was taken over by another copy (its own attempt's claim), which
+    // records its outcome in the same batch: that one's stands, this attempt's is refused.
     let other = DecisionRecord {
         attempt: Uuid::new_v4(),
         ..decision(tenant, &events[7], "p-1")
@@ -176,7 +176,8 @@ async fn outcomes_share_statements_and_a_claim_taken_over_keeps_its_new_owner() 
         .unwrap();
     let before = proxy.round_trips();
 
-    let finished = join_all(records.iter().enumerate().map(|(i, d)| {
+    let owner = ActionRecord::new(ActionOutcome::Failed);
+    let finishes = join_all(records.iter().enumerate().map(|(i, d)| {
         let store = &store;
         async move {
             let record = ActionRecord {
@@ -189,8 +190,15 @@ async fn outcomes_share_statements_and_a_claim_taken_over_keeps_its_new_owner() 
                 .finish_action(d, ActionKind::PrivateReply, &record)
                 .await
         }
-    }))
-    .await;
+    }));
+    let (finished, owner_finished) = tokio::join!(
+        finishes,
+        store.finish_action(&other, ActionKind::PrivateReply, &owner)
+    );
+    assert!(
+        owner_finished.unwrap(),
+        "the claim's owner records its outcome"
+    );
     let round_trips = proxy.round_trips() - before;
 
     for (i, f) in finished.iter().enumerate() {
@@ -214,7 +222,7 @@ async fn outcomes_share_statements_and_a_claim_taken_over_keeps_its_new_owner() 
     for (event, outcome, response, status, latency) in rows {
         let i: usize = event.trim_start_matches("ev-").parse().unwrap();
         if i == 7 {
-            assert_eq!((outcome.as_str(), response), ("claimed", None), "{event}");
+            assert_eq!((outcome.as_str(), response), ("failed", None), "{event}");
         } else {
             assert_eq!(outcome, "sent", "{event}");
             assert_eq!(response, Some(format!("m-{i}")));

@@ -78,8 +78,10 @@ impl Finish {
         }
     }
 
-    fn key(&self) -> (&str, &str, &str) {
-        (&self.ig_user_id, &self.event_id, self.step)
+    /// The action and the attempt: two attempts at one action (one taken over by the other)
+    /// may share a batch, and only the one holding the claim is recorded.
+    fn key(&self) -> (&str, &str, &str, Uuid) {
+        (&self.ig_user_id, &self.event_id, self.step, self.attempt)
     }
 }
 
@@ -176,7 +178,7 @@ async fn flush(pool: &PgPool, jobs: Vec<Job>) {
 #[derive(Default)]
 struct Written {
     opted_out: BTreeMap<(Uuid, String), bool>,
-    finished: BTreeSet<(String, String, String)>,
+    finished: BTreeSet<(String, String, String, Uuid)>,
 }
 
 fn answer(job: Job, written: Result<&Written, sqlx::Error>) {
@@ -195,8 +197,13 @@ fn answer(job: Job, written: Result<&Written, sqlx::Error>) {
             let _ = reply.send(found.map_err(StoreError::Db));
         }
         Job::Finish(f, reply) => {
-            let (account, event, step) = f.key();
-            let key = (account.to_owned(), event.to_owned(), step.to_owned());
+            let (account, event, step, attempt) = f.key();
+            let key = (
+                account.to_owned(),
+                event.to_owned(),
+                step.to_owned(),
+                attempt,
+            );
             let _ = reply.send(
                 written
                     .map(|w| w.finished.contains(&key))
@@ -212,7 +219,7 @@ fn answer(job: Job, written: Result<&Written, sqlx::Error>) {
 /// touching the same rows lock them in the same order.
 async fn write(pool: &PgPool, jobs: &[Job]) -> Result<Written, sqlx::Error> {
     let mut touched: BTreeMap<(Uuid, &str), Option<&str>> = BTreeMap::new();
-    let mut finishes: BTreeMap<(&str, &str, &str), &Finish> = BTreeMap::new();
+    let mut finishes: BTreeMap<(&str, &str, &str, Uuid), &Finish> = BTreeMap::new();
     let mut rows = DecisionColumns::default();
     for job in jobs {
         match job {
@@ -258,7 +265,7 @@ async fn write(pool: &PgPool, jobs: &[Job]) -> Result<Written, sqlx::Error> {
                        graph_code, graph_subcode, response_id, latency_ms)
              where a.ig_user_id = f.ig_user_id and a.event_id = f.event_id and a.step = f.step
                and a.claim_token = f.attempt
-             returning a.ig_user_id, a.event_id, a.step
+             returning a.ig_user_id, a.event_id, a.step, a.claim_token
          ), touched as (
              insert into contacts (account_id, igsid, username)
              select * from unnest($10::uuid[], $11::text[], $12::text[])
@@ -267,9 +274,10 @@ async fn write(pool: &PgPool, jobs: &[Job]) -> Result<Written, sqlx::Error> {
                    username = coalesce(excluded.username, contacts.username)
              returning account_id, igsid, opted_out
          )
-         select account_id, igsid, opted_out, null::text, null::text, null::text from touched
+         select account_id, igsid, opted_out, null::text, null::text, null::text, null::uuid
+         from touched
          union all
-         select null, null, null, ig_user_id, event_id, step from finished",
+         select null, null, null, ig_user_id, event_id, step, claim_token from finished",
     )
     .bind(rows.tenant_ids)
     .bind(rows.ig_user_ids)
@@ -302,8 +310,8 @@ async fn write(pool: &PgPool, jobs: &[Job]) -> Result<Written, sqlx::Error> {
             (Some(account), Some(igsid), Some(opted_out), ..) => {
                 written.opted_out.insert((account, igsid), opted_out);
             }
-            (.., Some(account), Some(event), Some(step)) => {
-                written.finished.insert((account, event, step));
+            (.., Some(account), Some(event), Some(step), Some(attempt)) => {
+                written.finished.insert((account, event, step, attempt));
             }
             _ => {}
         }
@@ -311,7 +319,8 @@ async fn write(pool: &PgPool, jobs: &[Job]) -> Result<Written, sqlx::Error> {
     Ok(written)
 }
 
-/// A contact's opt-out (the first three) or a recorded outcome's key (the last three).
+/// A contact's opt-out (the first three) or a recorded outcome's action and attempt (the
+/// last four).
 type Found = (
     Option<Uuid>,
     Option<String>,
@@ -319,6 +328,7 @@ type Found = (
     Option<String>,
     Option<String>,
     Option<String>,
+    Option<Uuid>,
 );
 
 /// Outcomes as the statement's arrays, one per column.
