@@ -16,15 +16,15 @@ pub use lifecycle::{LifecycleConfig, ReconcileConfig};
 #[derive(Debug)]
 pub struct StoreConfig {
     pub database_url: SecretString,
-    /// `IGFLOW_DB_CONNECTIONS` (default 16): the pool's size. An action's writes each wait
-    /// for their commit's WAL flush while holding a connection, so under load the pool, not
-    /// the CPU, can bound a worker's events per second; Postgres's (or its pooler's)
+    /// `IGFLOW_DB_CONNECTIONS` (default 16): the pool's size. Each write holds a connection
+    /// through its commit's WAL flush; on the 2-core bench 16 were not the bound (48 were
+    /// slower: more backends competing for the same cores). Postgres's (or its pooler's)
     /// connection limit bounds the sum over the fleet.
     pub connections: u32,
 }
 
 impl StoreConfig {
-    pub const DEFAULT_CONNECTIONS: u32 = 16;
+    const DEFAULT_CONNECTIONS: u32 = 16;
 
     /// This URL, with the default pool.
     pub fn new(database_url: SecretString) -> Self {
@@ -49,13 +49,10 @@ impl StoreConfig {
     /// The owner's connection, for `migrate` and `apply` (schema changes, accounts and
     /// campaigns), which the worker's role may not make.
     pub fn admin_from_env(env: &Env) -> Result<Self, ConfigError> {
-        Ok(Self {
-            database_url: env.secret(
-                "IGFLOW_ADMIN_DATABASE_URL",
-                "set it to the Postgres URL of the tables' owner, e.g. postgres://postgres@127.0.0.1:5432/igflow (DATABASE_URL is the worker's role, which may not migrate or apply)",
-            )?,
-            connections: Self::DEFAULT_CONNECTIONS,
-        })
+        Ok(Self::new(env.secret(
+            "IGFLOW_ADMIN_DATABASE_URL",
+            "set it to the Postgres URL of the tables' owner, e.g. postgres://postgres@127.0.0.1:5432/igflow (DATABASE_URL is the worker's role, which may not migrate or apply)",
+        )?))
     }
 }
 
